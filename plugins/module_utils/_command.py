@@ -1,0 +1,240 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Run a command: argv lists only, never a shell, always a timeout.
+
+PRIVATE to the sysops.fleet collection: no compatibility promise to other
+collections. Pure standard library; the same file runs inside Ansible
+modules and, copied by the watcher role, as a plain package on targets,
+where ``AnsibleModule.run_command`` does not exist. That is why this core
+uses ``subprocess`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+# Which Debian/Ubuntu package provides a program we may need, so that a
+# missing binary can be reported with the fix.
+PACKAGES = {
+    "ping": "iputils-ping",
+    "fping": "fping",
+    "df": "coreutils",
+    "nft": "nftables",
+    "ip": "iproute2",
+    "crontab": "cron",
+}
+
+# sbin directories are often missing from PATH under cron, sudo and Ansible.
+EXTRA_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+# Output of programs we parse must not depend on the caller's locale.
+C_LOCALE = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"}
+
+
+class CommandError(Exception):
+    """A command could not be run as asked."""
+
+
+class MissingBinaryError(CommandError):
+    """The program is not installed (or not executable) on this host."""
+
+    def __init__(self, name: str):
+        package = PACKAGES.get(os.path.basename(name))
+        hint = f"install the package '{package}'" if package else "install it or give its full path"
+        super().__init__(f"'{name}' was not found on PATH or in {', '.join(EXTRA_PATH)}: {hint}")
+        self.name = name
+        self.package = package
+
+
+@dataclass
+class Result:
+    """What a finished (or killed) command did."""
+
+    argv: List[str]
+    rc: Optional[int]
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    timed_out: bool = False
+    started: float = field(default=0.0, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+
+def which(name: str) -> str:
+    """Absolute path of program *name*, or MissingBinaryError saying which package to install."""
+    if os.sep in name:
+        if os.access(name, os.X_OK) and os.path.isfile(name):
+            return name
+        raise MissingBinaryError(name)
+    search = os.pathsep.join([os.environ.get("PATH", "")] + list(EXTRA_PATH))
+    found = shutil.which(name, path=search)
+    if not found:
+        raise MissingBinaryError(name)
+    return found
+
+
+def check_argv(argv: Sequence[str]) -> List[str]:
+    """Refuse anything but a non-empty list of strings: there is no shell to parse a string."""
+    if isinstance(argv, (str, bytes)) or not argv:
+        raise CommandError("a command must be a non-empty argv list, never a shell string")
+    if not all(isinstance(a, str) for a in argv):
+        raise CommandError(f"every argv item must be a string: {argv!r}")
+    if any("\0" in a for a in argv):
+        raise CommandError(f"argv items may not contain NUL bytes: {argv!r}")
+    return list(argv)
+
+
+def command_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment for children: ours, C locale, sbin on PATH."""
+    env = dict(os.environ)
+    env.update(C_LOCALE)
+    env["PATH"] = os.pathsep.join([env.get("PATH", "")] + list(EXTRA_PATH)).strip(os.pathsep)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def resolve(argv: Sequence[str]) -> List[str]:
+    """Validated argv with the program resolved to an absolute path."""
+    argv = check_argv(argv)
+    return [which(argv[0])] + argv[1:]
+
+
+def run(argv: Sequence[str], timeout: float = 30.0, input_text: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None) -> Result:
+    """Run one command to completion (or until *timeout*, then kill it).
+
+    Never raises for a non-zero exit: the caller decides what a failure
+    means. Raises MissingBinaryError before running anything if the program
+    is absent.
+    """
+    argv = resolve(argv)
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(  # noqa: S603 - argv list, no shell
+            argv, input=input_text, capture_output=True, text=True, errors="replace",
+            timeout=timeout, env=command_env(env), cwd=cwd, check=False,
+            stdin=None if input_text is not None else subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        return Result(argv, None, _text(exc.stdout), _text(exc.stderr),
+                      time.monotonic() - started, True, started)
+    return Result(argv, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started, False, started)
+
+
+def _text(data) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data
+
+
+@dataclass
+class _Running:
+    index: int
+    proc: subprocess.Popen
+    started: float
+    chunks: List[bytes] = field(default_factory=list)
+
+
+def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: float = 30.0,
+             rate: float = 0.0, env: Optional[Dict[str, str]] = None) -> Iterator[Tuple[int, Result]]:
+    """Run many commands with up to *concurrency* of them in flight at once.
+
+    Children are started without waiting for each other and reaped as their
+    output pipe closes, so one process keeps many slow commands (a ``ping``
+    waiting for its timeout) busy at the same time. Yields ``(index,
+    Result)`` in completion order; stdout and stderr are merged into
+    ``stdout`` (one pipe per child keeps the fd count low). *rate* caps
+    starts per second (0 = no cap). *timeout* runs from each command's own
+    start, never from when it was queued. Children still running when the
+    caller stops iterating are killed.
+    """
+    if concurrency < 1:
+        raise CommandError(f"concurrency must be at least 1, got {concurrency}")
+    queue: Deque[Tuple[int, List[str]]] = deque((i, resolve(a)) for i, a in enumerate(argvs))
+    environ = command_env(env)
+    running: Dict[int, _Running] = {}
+    interval = 1.0 / rate if rate and rate > 0 else 0.0
+    next_start = time.monotonic()
+    sel = selectors.DefaultSelector()
+    try:
+        while queue or running:
+            now = time.monotonic()
+            while queue and len(running) < concurrency and now >= next_start:
+                index, argv = queue.popleft()
+                proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, env=environ, close_fds=True)
+                os.set_blocking(proc.stdout.fileno(), False)
+                job = _Running(index, proc, time.monotonic())
+                running[proc.stdout.fileno()] = job
+                sel.register(proc.stdout.fileno(), selectors.EVENT_READ, job)
+                if interval:
+                    next_start = max(next_start + interval, now - interval)
+                now = time.monotonic()
+            wait = _next_wait(running.values(), timeout, now)
+            if queue and len(running) < concurrency:
+                wait = min(wait, max(0.0, next_start - now))
+            for key, _ in sel.select(wait):
+                job = key.data
+                finished = _read_some(job)
+                if finished:
+                    sel.unregister(key.fd)
+                    del running[key.fd]
+                    yield job.index, _finish(job, timed_out=False)
+            now = time.monotonic()
+            while running:  # dicts keep start order: oldest first
+                fd, job = next(iter(running.items()))
+                if now - job.started <= timeout:
+                    break
+                job.proc.kill()
+                sel.unregister(fd)
+                del running[fd]
+                yield job.index, _finish(job, timed_out=True)
+    finally:
+        for fd, job in running.items():
+            job.proc.kill()
+            job.proc.wait()
+            job.proc.stdout.close()
+        sel.close()
+
+
+def _next_wait(jobs: Iterable[_Running], timeout: float, now: float) -> float:
+    oldest = next(iter(jobs), None)  # dicts keep start order
+    if oldest is None:
+        return 0.05
+    return max(0.0, min(1.0, oldest.started + timeout - now))
+
+
+def _read_some(job: _Running) -> bool:
+    """Read what the child wrote; True once its pipe is closed (it exited)."""
+    try:
+        while True:
+            data = os.read(job.proc.stdout.fileno(), 65536)
+            if not data:
+                return True
+            job.chunks.append(data)
+    except BlockingIOError:
+        return False
+
+
+def _finish(job: _Running, timed_out: bool) -> Result:
+    rc = job.proc.wait()
+    job.proc.stdout.close()
+    return Result(list(job.proc.args), None if timed_out else rc,
+                  b"".join(job.chunks).decode("utf-8", "replace"), "",
+                  time.monotonic() - job.started, timed_out, job.started)

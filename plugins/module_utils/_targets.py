@@ -1,0 +1,266 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Parse sweep targets: addresses, CIDRs, ranges and host names.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+
+Everything is validated and counted before anything is expanded or
+resolved, so a typo such as ``10.0.0.0/7`` is refused with its size instead
+of eating memory, and nothing reaches a command line unchecked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import re
+import socket
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+DEFAULT_MAX_HOSTS = 65536
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
+_SHELL_CHARS = set(";&|`$<>(){}[]!*?~'\"\\ \t\n\r#=,")
+
+
+class TargetError(ValueError):
+    """A target or exclude entry is malformed or too large."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """An inclusive run of addresses of one family, kept as integers."""
+
+    version: int
+    first: int
+    last: int
+    source: str
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+    def addresses(self) -> Iterator[IPAddress]:
+        make = ipaddress.IPv4Address if self.version == 4 else ipaddress.IPv6Address
+        for value in range(self.first, self.last + 1):
+            yield make(value)
+
+
+@dataclass(frozen=True)
+class Name:
+    """A host name, resolved later."""
+
+    name: str
+
+
+Target = Union[Span, Name]
+
+
+@dataclass
+class Plan:
+    """What a sweep will probe: unique addresses in order, and names that failed."""
+
+    addresses: List[str] = field(default_factory=list)  # sorted, unique, as text
+    names: Dict[str, str] = field(default_factory=dict)  # address -> name it was given as
+    unresolved: Dict[str, str] = field(default_factory=dict)  # name -> why
+
+
+def parse(entry: str, option: str = "targets") -> Target:
+    """Parse one entry; TargetError says what is wrong with it."""
+    if not isinstance(entry, str):
+        raise TargetError(f"{option}: {entry!r} is not a string")
+    text = entry.strip()
+    if not text:
+        raise TargetError(f"{option}: empty entry; give an address, CIDR, range or host name")
+    bad = sorted(set(text) & _SHELL_CHARS)
+    if bad:
+        raise TargetError(f"{option}: {entry!r} contains {''.join(bad)!r}; an entry is one address, "
+                          "CIDR (10.0.0.0/24), range (10.0.0.1-10.0.0.9 or 10.0.0.1-9) or host name")
+    if "/" in text:
+        return _parse_cidr(text, option, hosts_only=option != "exclude")
+    if "-" in text and _looks_like_range(text):
+        return _parse_range(text, option)
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        value = int(address)
+        return Span(address.version, value, value, text)
+    if _looks_numeric(text) or not _HOSTNAME.match(text):
+        raise TargetError(f"{option}: {entry!r} is not a valid address, CIDR, range or host name")
+    return Name(text.rstrip(".").lower())
+
+
+def _looks_like_range(text: str) -> bool:
+    head = text.split("-", 1)[0]
+    try:
+        ipaddress.ip_address(head)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_numeric(text: str) -> bool:
+    """'10.0.0.300' or '1.2.3' is a broken address, not a host name to look up."""
+    return bool(re.fullmatch(r"[0-9.]+", text)) or (":" in text)
+
+
+def _parse_cidr(text: str, option: str, hosts_only: bool = True) -> Span:
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise TargetError(f"{option}: {text!r} is not a valid CIDR ({exc})") from None
+    if network.prefixlen == 0:
+        raise TargetError(f"{option}: {text!r} is the whole address space; give a real network such as 10.0.0.0/24")
+    first, last = int(network.network_address), int(network.broadcast_address)
+    if hosts_only and network.version == 4 and network.prefixlen < 31:
+        first, last = first + 1, last - 1  # like fping -g: no network or broadcast address
+    return Span(network.version, first, last, text)
+
+
+def _parse_range(text: str, option: str) -> Span:
+    head, tail = text.split("-", 1)
+    start = ipaddress.ip_address(head)
+    if start.version == 4 and re.fullmatch(r"[0-9]{1,3}", tail):
+        octet = int(tail)
+        if octet > 255:
+            raise TargetError(f"{option}: {text!r}: the last octet {octet} is larger than 255")
+        end: IPAddress = ipaddress.IPv4Address((int(start) & 0xFFFFFF00) | octet)
+    else:
+        try:
+            end = ipaddress.ip_address(tail)
+        except ValueError:
+            raise TargetError(f"{option}: {text!r} is not a valid range; write 10.0.0.1-10.0.0.9 or 10.0.0.1-9") from None
+    if end.version != start.version:
+        raise TargetError(f"{option}: {text!r} mixes IPv4 and IPv6")
+    if int(end) < int(start):
+        raise TargetError(f"{option}: {text!r} ends before it starts")
+    return Span(start.version, int(start), int(end), text)
+
+
+def parse_all(entries: Sequence[str], option: str, max_hosts: Optional[int] = None) -> List[Target]:
+    """Parse every entry; with *max_hosts*, refuse a sweep larger than that before expanding it."""
+    if isinstance(entries, str):
+        entries = [entries]
+    parsed = [parse(e, option) for e in entries]
+    if max_hosts is not None:
+        total = 0
+        for target in parsed:
+            if isinstance(target, Span) and target.size > max_hosts:
+                raise TargetError(f"{option}: {target.source!r} has {target.size} addresses, "
+                                  f"more than max_hosts={max_hosts}; split it or raise max_hosts")
+            total += target.size if isinstance(target, Span) else 1
+        if total > max_hosts:
+            raise TargetError(f"{option}: {total} addresses in all, more than max_hosts={max_hosts}; "
+                              "split the sweep or raise max_hosts")
+    return parsed
+
+
+def resolve_name(name: str) -> List[IPAddress]:
+    """Addresses of *name*, IPv4 first; an empty list if it does not resolve."""
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return []
+    found = []
+    for family, _, _, _, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        if address not in found:
+            found.append(address)
+    return sorted(found, key=lambda a: a.version)
+
+
+class _Excluded:
+    """Fast membership test against exclude spans without expanding them."""
+
+    def __init__(self, spans: Iterable[Tuple[int, int, int]]):
+        self._by_version: Dict[int, Tuple[List[int], List[int]]] = {}
+        for version in (4, 6):
+            merged: List[Tuple[int, int]] = []
+            for _, first, last in sorted(s for s in spans if s[0] == version):
+                if merged and first <= merged[-1][1] + 1:
+                    merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+                else:
+                    merged.append((first, last))
+            self._by_version[version] = ([m[0] for m in merged], [m[1] for m in merged])
+
+    def has(self, version: int, value: int) -> bool:
+        firsts, lasts = self._by_version[version]
+        i = bisect.bisect_right(firsts, value) - 1
+        return i >= 0 and value <= lasts[i]
+
+    def runs(self, version: int, first: int, last: int) -> Iterator[Tuple[int, int]]:
+        """The inclusive runs of first..last that are not excluded."""
+        firsts, lasts = self._by_version[version]
+        value = first
+        i = max(0, bisect.bisect_right(firsts, value) - 1)
+        while value <= last:
+            if i < len(firsts) and firsts[i] <= value <= lasts[i]:
+                value = lasts[i] + 1
+                i += 1
+                continue
+            if i < len(firsts) and firsts[i] < value:
+                i += 1
+                continue
+            stop = last if i >= len(firsts) else min(last, firsts[i] - 1)
+            yield value, stop
+            value = stop + 1
+
+
+def address_text(version: int, value: int) -> str:
+    """Text form of an address held as an integer (fast path for large sweeps)."""
+    if version == 4:
+        return socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
+
+
+def plan(targets: Sequence[str], exclude: Sequence[str] = (), max_hosts: int = DEFAULT_MAX_HOSTS,
+         resolver: Callable[[str], List[IPAddress]] = resolve_name) -> Plan:
+    """Validate, count, resolve and expand targets minus exclude into a Plan."""
+    if not targets:
+        raise TargetError("targets: give at least one address, CIDR, range or host name")
+    if max_hosts < 1:
+        raise TargetError(f"max_hosts must be at least 1, got {max_hosts}")
+    wanted = parse_all(targets, "targets", max_hosts)
+    unwanted = parse_all(exclude or [], "exclude")
+    result = Plan()
+    spans = [(t.version, t.first, t.last) for t in unwanted if isinstance(t, Span)]
+    for target in unwanted:
+        if isinstance(target, Name):
+            spans.extend((a.version, int(a), int(a)) for a in resolver(target.name))
+    excluded = _Excluded(spans)
+    runs: List[Tuple[int, int, int]] = []
+    for target in wanted:
+        if isinstance(target, Span):
+            runs.extend((target.version, a, b) for a, b in excluded.runs(target.version, target.first, target.last))
+            continue
+        found = resolver(target.name)
+        if not found:
+            result.unresolved[target.name] = "the name does not resolve (check DNS or /etc/hosts)"
+            continue
+        value = int(found[0])
+        if not excluded.has(found[0].version, value):
+            runs.append((found[0].version, value, value))
+            result.names.setdefault(address_text(found[0].version, value), target.name)
+    result.addresses = _expand(runs)
+    return result
+
+
+def _expand(runs: List[Tuple[int, int, int]]) -> List[str]:
+    """Sorted, de-duplicated text addresses of possibly overlapping runs."""
+    out: List[str] = []
+    edge: Dict[int, int] = {4: -1, 6: -1}  # last value emitted per version
+    for version, first, last in sorted(runs):
+        first = max(first, edge[version] + 1)
+        if first > last:
+            continue
+        family, width = (socket.AF_INET, 4) if version == 4 else (socket.AF_INET6, 16)
+        ntop = socket.inet_ntop
+        out.extend(ntop(family, v.to_bytes(width, "big")) for v in range(first, last + 1))
+        edge[version] = last
+    return out
