@@ -38,6 +38,7 @@ import struct
 import threading
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -123,7 +124,12 @@ def _trap_sigterm() -> Callable[[], None]:
 def _hire(func, tasks, pool, sel, pending) -> None:
     parent, child = socket.socketpair()
     try:
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Mitogen runs modules in a threaded interpreter. The worker only
+            # runs our own code (sockets, pickle, subprocess), which takes no
+            # lock another thread could hold across the fork.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
     except OSError as exc:
         parent.close()
         child.close()

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Runs ansible-test (from .venv, see scripts/setup.sh) on this collection,
+# on this machine, without the internet hosts that ansible-test normally needs.
+#
+# Usage:
+#   scripts/ansible_test.sh sanity      [ansible-test sanity args...]
+#   scripts/ansible_test.sh units       [ansible-test units args...]
+#   scripts/ansible_test.sh integration [ansible-test integration args...]
+#   scripts/ansible_test.sh <other ansible-test command> [args...]   (passed through as is)
+#
+# What it does, every run (all idempotent):
+#   1. Copies the git-tracked and untracked-not-ignored files of the checkout
+#      into .build/ansible-test/ansible_collections/<namespace>/<name> (fresh:
+#      the old copy is deleted), because ansible-test wants the collection
+#      physically under ansible_collections/ and resolves symlinks. The copy
+#      gets its own empty git repository: otherwise ansible-test walks up to
+#      the checkout's .git, in whose eyes .build/ is ignored, and skips
+#      every target.
+#   2. Seeds ~/.ansible/test/cache/get_pip_<ver>.py with a small stand-in that
+#      installs pip from a local wheel, since the host ansible-test downloads
+#      get-pip.py from is unreachable. The wheel is fetched from PyPI once
+#      (pip download) into ~/.ansible/test/cache/offline-wheels, falling back
+#      to the pip wheels that the interpreters' ensurepip bundle.
+#   3. Puts the real interpreter directories (python_dirs) first on PATH and
+#      drops pyenv shims, which exit 127 inside ansible-test.
+#   4. Runs ansible-test from inside the copy, with defaults per command:
+#        sanity:      --requirements (ansible-test installs each test's
+#                     requirements from PyPI into its own venvs under
+#                     ~/.ansible/test/venv); without --python, every Python
+#                     ansible-test supports that is on the machine is used and
+#                     missing ones are skipped with a warning.
+#        units:       --venv --requirements (pytest & co. go into ansible-test's
+#                     own venv, not .venv); without --python, every available
+#                     supported Python is used.
+#        integration: runs on this machine from .venv (ansible-test's
+#                     "origin" controller; no containers); runme.sh targets
+#                     run as the calling user (root here).
+#      Pass your own environment options (--venv, --python X.Y, --local, ...)
+#      and these defaults step aside where they would clash.
+#
+# Results (junit, bot, coverage) land under the copy's tests/output/; the
+# path is printed at the end.
+#
+# Environment:
+#   SYSOPS_FLEET_VENV          venv holding ansible-test (default: .venv)
+#   SYSOPS_FLEET_TEST_OVERLAY  a directory whose files are laid over the copy
+#                              after it is made (for trying throwaway targets
+#                              or modules without touching the checkout)
+#   SYSOPS_FLEET_NO_SHELLCHECK=1  do not apt-get install shellcheck for the
+#                              sanity "shellcheck" test when it is missing
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+. "$ROOT/scripts/lib.sh"
+
+[ $# -ge 1 ] || die "usage: scripts/ansible_test.sh sanity|units|integration|<ansible-test command> [args...]"
+COMMAND="$1"
+shift
+
+VENV="${SYSOPS_FLEET_VENV:-$ROOT/.venv}"
+ANSIBLE_TEST="$VENV/bin/ansible-test"
+VENV_PY="$VENV/bin/python"
+[ -x "$ANSIBLE_TEST" ] && [ -x "$VENV_PY" ] || die "no ansible-test in $VENV: run scripts/setup.sh first"
+
+# --- 1. the physical collection copy -----------------------------------------
+galaxy_field() { sed -n "s/^$1:[[:space:]]*['\"]\{0,1\}\([A-Za-z0-9_]*\).*/\1/p" "$ROOT/galaxy.yml" | head -n1; }
+NAMESPACE="$(galaxy_field namespace)"
+NAME="$(galaxy_field name)"
+[ -n "$NAMESPACE" ] && [ -n "$NAME" ] || die "could not read namespace/name from galaxy.yml"
+
+BUILD_ROOT="$ROOT/.build/ansible-test"
+COLLECTION_DIR="$BUILD_ROOT/ansible_collections/$NAMESPACE/$NAME"
+
+list_sources() {
+    # NUL-separated relative paths of the files that make up the collection.
+    if git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+        git -C "$ROOT" ls-files -z -co --exclude-standard
+    else
+        (cd "$ROOT" && find . -path ./.git -prune -o -type f -print0 -o -type l -print0 | sed -z 's|^\./||')
+    fi | while IFS= read -r -d '' f; do
+        case "$f" in .venv/*|.build/*|.git/*|tests/output/*) continue ;; esac
+        # tracked but deleted in the work tree: skip
+        if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+    done
+}
+
+log "copying $NAMESPACE.$NAME into $COLLECTION_DIR"
+rm -rf "$BUILD_ROOT/ansible_collections"
+mkdir -p "$COLLECTION_DIR"
+list_sources | tar --null -T - -cf - | tar -xf - -C "$COLLECTION_DIR"
+if [ -n "${SYSOPS_FLEET_TEST_OVERLAY:-}" ]; then
+    [ -d "$SYSOPS_FLEET_TEST_OVERLAY" ] || die "SYSOPS_FLEET_TEST_OVERLAY=$SYSOPS_FLEET_TEST_OVERLAY is not a directory"
+    log "laying $SYSOPS_FLEET_TEST_OVERLAY over the copy"
+    cp -a "$SYSOPS_FLEET_TEST_OVERLAY/." "$COLLECTION_DIR/"
+fi
+# ansible-test finds its files with git from the nearest .git upwards; give the
+# copy its own (empty) repository so that its files count as untracked, not
+# as ignored by the checkout's .gitignore (.build/).
+git -C "$COLLECTION_DIR" init -q
+log "copied $(find "$COLLECTION_DIR" -path "$COLLECTION_DIR/.git" -prune -o -type f -print | wc -l) files"
+
+# --- 2. offline pip bootstrap for ansible-test's venvs -------------------------
+CACHE_DIR="$HOME/.ansible/test/cache"
+WHEEL_DIR="$CACHE_DIR/offline-wheels"
+mkdir -p "$WHEEL_DIR"
+
+# The pip versions ansible-test pins in the venvs it creates (per Python version).
+PIP_VERSIONS="$("$VENV_PY" - <<'EOF' 2>/dev/null || true
+import types
+from ansible_test._internal.python_requirements import get_venv_packages
+from ansible_test._util.target.common.constants import CONTROLLER_PYTHON_VERSIONS, REMOTE_ONLY_PYTHON_VERSIONS
+print('\n'.join(sorted({get_venv_packages(types.SimpleNamespace(version=v))['pip']
+                        for v in REMOTE_ONLY_PYTHON_VERSIONS + CONTROLLER_PYTHON_VERSIONS})))
+EOF
+)"
+if [ -z "$PIP_VERSIONS" ]; then
+    # Fallback for an ansible-test whose internals moved: the default pin in its source.
+    PIP_VERSIONS="$(grep -rhoE "pip='[0-9][0-9.]*'" "$("$VENV_PY" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" | sed -E "s/pip='(.*)'/\1/" | sort -u)"
+fi
+[ -n "$PIP_VERSIONS" ] || die "could not tell which pip version ansible-test bootstraps"
+
+seed_pip() {
+    local ver="$1" shim tmp
+    if ! compgen -G "$WHEEL_DIR/pip-$ver-*.whl" >/dev/null; then
+        log "fetching the pip $ver wheel into $WHEEL_DIR"
+        if ! "$VENV_PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+                -d "$WHEEL_DIR" "pip==$ver" >&2; then
+            log "WARNING: could not download pip $ver; falling back to the pip wheels bundled with ensurepip"
+        fi
+    fi
+    if ! compgen -G "$WHEEL_DIR/pip-*.whl" >/dev/null; then
+        local d
+        for d in $(python_dirs); do
+            cp -n "$d"/../lib/python3*/ensurepip/_bundled/pip-*.whl "$WHEEL_DIR/" 2>/dev/null || true
+        done
+        compgen -G "$WHEEL_DIR/pip-*.whl" >/dev/null || die "no pip wheel could be found or downloaded for ansible-test's venvs"
+    fi
+    shim="$CACHE_DIR/get_pip_${ver//./_}.py"
+    tmp="$(mktemp "$shim.XXXXXX")"
+    cat > "$tmp" <<EOF
+# Offline stand-in for get-pip.py $ver, written by sysops.fleet's
+# scripts/ansible_test.sh (it is rewritten on every run). ansible-test runs it
+# with pip install arguments (e.g. "pip==$ver --no-setuptools --no-wheel") in a
+# fresh venv without pip; it installs pip from the wheels in WHEEL_DIR.
+import glob
+import os
+import re
+import sys
+
+WHEEL_DIR = '$WHEEL_DIR'
+WANT = '$ver'
+
+
+def _version(path):
+    match = re.match(r'pip-([0-9][0-9.]*)-', os.path.basename(path))
+    return tuple(int(x) for x in match.group(1).rstrip('.').split('.')) if match else ()
+
+
+args = [a for a in sys.argv[1:] if a not in ('--no-setuptools', '--no-wheel', '--no-pip')]
+wheels = glob.glob(os.path.join(WHEEL_DIR, 'pip-%s-*.whl' % WANT))
+if not wheels:
+    # not the pinned version: install the newest wheel there is, unpinned
+    wheels = sorted(glob.glob(os.path.join(WHEEL_DIR, 'pip-*.whl')), key=_version)
+    args = ['pip' if re.match(r'^pip([=<>!~ ].*)?$', a) else a for a in args]
+if not wheels:
+    sys.exit('get-pip stand-in: no pip wheel in %s' % WHEEL_DIR)
+sys.path.insert(0, wheels[-1])
+from pip._internal.cli.main import main  # noqa: E402
+
+sys.exit(main(['install', '--no-index', '--find-links', WHEEL_DIR, '--no-cache-dir', '--quiet'] + args))
+EOF
+    if cmp -s "$tmp" "$shim"; then rm -f "$tmp"; else mv -f "$tmp" "$shim"; log "seeded $shim"; fi
+}
+for v in $PIP_VERSIONS; do seed_pip "$v"; done
+
+# --- 3. PATH: real interpreters first, no pyenv shims ---------------------------
+new_path=""
+add_path() { case ":$new_path:" in *":$1:"*) ;; *) new_path="${new_path:+$new_path:}$1" ;; esac; }
+# newest version first, so that plain python3 is the newest one
+for d in $(python_dirs | grep -E '/versions/[0-9]' | awk -F/ '{print $(NF-1) "\t" $0}' | sort -V -r | cut -f2) \
+         $(python_dirs | grep -vE '/versions/[0-9]'); do
+    add_path "$d"
+done
+IFS=: read -r -a old_path <<< "$PATH"
+for d in "${old_path[@]}"; do
+    [ -n "$d" ] || continue
+    case "$d" in */.pyenv/shims|*/.pyenv/*/shims|*/pyenv-virtualenv/shims) continue ;; esac
+    add_path "$d"
+done
+export PATH="$new_path"
+unset PYENV_VERSION VIRTUAL_ENV PYTHONPATH 2>/dev/null || true
+
+available_pythons() {
+    "$VENV_PY" - <<'EOF'
+import shutil
+from ansible_test._util.target.common.constants import CONTROLLER_PYTHON_VERSIONS, REMOTE_ONLY_PYTHON_VERSIONS
+print(' '.join(v for v in REMOTE_ONLY_PYTHON_VERSIONS + CONTROLLER_PYTHON_VERSIONS if shutil.which('python' + v)))
+EOF
+}
+log "Pythons on PATH that ansible-test supports: $(available_pythons)"
+
+# --- 4. run ---------------------------------------------------------------------
+has_opt() {  # has_opt OPT... -- ARGS...: is any OPT among ARGS (also as OPT=value)?
+    local opts=() a o
+    while [ "$1" != "--" ]; do opts+=("$1"); shift; done
+    shift
+    for a in "$@"; do
+        for o in "${opts[@]}"; do
+            [ "$a" = "$o" ] || [[ "$a" == "$o="* ]] && return 0
+        done
+    done
+    return 1
+}
+ENV_OPTS=(--local --venv --docker --controller --target --python-interpreter --remote)
+
+EXTRA=()
+case "$COMMAND" in
+    sanity)
+        has_opt --requirements -- "$@" || EXTRA+=(--requirements)
+        if ! command -v shellcheck >/dev/null && [ "${SYSOPS_FLEET_NO_SHELLCHECK:-0}" != 1 ]; then
+            log "installing shellcheck for the sanity test of that name"
+            { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1 \
+              || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
+                   && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1; }; } \
+              || log "WARNING: could not install shellcheck; the shellcheck sanity test will be skipped"
+        fi
+        ;;
+    units)
+        has_opt "${ENV_OPTS[@]}" -- "$@" || EXTRA+=(--venv)
+        has_opt --requirements -- "$@" || EXTRA+=(--requirements)
+        ;;
+    integration)
+        ;;
+esac
+
+cd "$COLLECTION_DIR"
+log "running: ansible-test $COMMAND ${EXTRA[*]} $* (in $COLLECTION_DIR)"
+start=$SECONDS
+rc=0
+"$ANSIBLE_TEST" "$COMMAND" "${EXTRA[@]}" "$@" || rc=$?
+log "ansible-test $COMMAND exited $rc after $((SECONDS - start))s; results under $COLLECTION_DIR/tests/output"
+exit "$rc"

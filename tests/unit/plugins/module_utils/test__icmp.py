@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""ICMP packets and the socket prober; real probes go to loopback only."""
+
+import struct
+
+import pytest
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _icmp
+
+needs_sockets = pytest.mark.skipif(not _icmp.available((4,)), reason="this user may not open ICMP sockets")
+
+
+def test_checksum_matches_rfc1071_example():
+    # RFC 1071 section 3 example words: 0001 f203 f4f5 f6f7 -> sum ddf2, checksum 220d
+    assert _icmp.checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
+    assert _icmp.checksum(b"\x01") == _icmp.checksum(b"\x01\x00")
+
+
+@pytest.mark.parametrize("index,attempt", [(0, 0), (1, 2), (65535, 0), (65536, 1), (2 ** 32 - 1, 10)])
+def test_echo_requests_carry_a_valid_checksum_and_our_payload(index, attempt):
+    prober = _icmp.Prober(["127.0.0.1"], ident=0x1234)
+    packet = prober._packet(4, index, attempt)
+    assert _icmp.checksum(packet) == 0
+    kind, code, _, ident, _ = struct.unpack_from("!BBHHH", packet)
+    assert (kind, code, ident) == (8, 0, 0x1234)
+    assert struct.unpack_from("!IIH", packet, 8) == (prober.token, index, attempt)
+
+
+def _reply(prober, index, attempt=0, token=None, kind=0, ident=None):
+    body = struct.pack("!BBHHH", kind, 0, 0, prober.ident if ident is None else ident, 0)
+    return body + struct.pack("!IIH", prober.token if token is None else token, index, attempt) + b"x"
+
+
+def test_replies_are_matched_by_token_and_index_and_raw_ident():
+    prober = _icmp.Prober(["192.0.2.1", "192.0.2.2"], ident=7)
+    prober._sent = {0: (10.0, 0), 1: (10.0, 0)}
+    prober._match(_reply(prober, 0, token=prober.token ^ 1), 4, False, 10.5)  # someone else's
+    prober._match(_reply(prober, 0, kind=8), 4, False, 10.5)  # an echo request, not a reply
+    prober._match(_reply(prober, 0, ident=8), 6, True, 10.5)  # raw socket: other process
+    prober._match(_reply(prober, 5), 4, False, 10.5)  # index out of range
+    assert prober.rtt == {}
+    ip_header = bytes([0x45]) + bytes(19)
+    prober._match(ip_header + _reply(prober, 1), 4, True, 10.25)
+    assert prober.rtt == {1: 250.0}
+    assert 1 not in prober._sent and 0 in prober._sent
+
+
+def test_expiry_retries_then_gives_up():
+    prober = _icmp.Prober(["192.0.2.1"], retries=1, timeout=1.0)
+    prober._todo.clear()
+    prober._sent = {0: (0.0, 0)}
+    prober._expiry.append((0.0, 0, 0))
+    prober._expire()
+    assert list(prober._todo) == [(0, 1)] and prober._sent == {}
+    prober._todo.clear()
+    prober._sent = {0: (0.0, 1)}
+    prober._expiry.append((0.0, 0, 1))
+    prober._expire()
+    assert not prober._todo and not prober._sent
+
+
+@needs_sockets
+def test_loopback_answers_with_a_round_trip_time():
+    rtts, errors = _icmp.probe(["127.0.0.1", "127.0.0.2", "127.0.0.3"], timeout=1.0)
+    assert errors == {}
+    assert set(rtts) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+    assert all(rtt is not None and 0 <= rtt < 1000 for rtt in rtts.values())
+
+
+@needs_sockets
+def test_rate_cap_spaces_the_probes():
+    import time
+    started = time.monotonic()
+    rtts, _ = _icmp.probe(["127.0.0.%d" % i for i in range(1, 12)], timeout=1.0, rate=20)
+    assert time.monotonic() - started >= 0.45, "11 probes at 20/s take at least 0.5 s"
+    assert all(r is not None for r in rtts.values())
+
+
+def test_open_socket_failure_says_what_to_do(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(_icmp.socket, "socket", refuse)
+    with pytest.raises(_icmp.IcmpUnavailable) as err:
+        _icmp.open_socket(4)
+    assert "run as root" in err.value.strerror and "method=ping" in err.value.strerror
+    assert not _icmp.available((4,))

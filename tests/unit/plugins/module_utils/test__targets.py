@@ -1,0 +1,145 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Target parsing and planning: table-driven cases, no network."""
+
+import ipaddress
+
+import pytest
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _targets
+
+VALID = [
+    # entry, version, first, last (as text), size
+    ("192.0.2.7", 4, "192.0.2.7", "192.0.2.7", 1),
+    (" 192.0.2.7 ", 4, "192.0.2.7", "192.0.2.7", 1),
+    ("192.0.2.0/24", 4, "192.0.2.1", "192.0.2.254", 254),
+    ("192.0.2.5/24", 4, "192.0.2.1", "192.0.2.254", 254),
+    ("192.0.2.0/30", 4, "192.0.2.1", "192.0.2.2", 2),
+    ("192.0.2.0/31", 4, "192.0.2.0", "192.0.2.1", 2),
+    ("192.0.2.9/32", 4, "192.0.2.9", "192.0.2.9", 1),
+    ("192.0.2.10-192.0.2.20", 4, "192.0.2.10", "192.0.2.20", 11),
+    ("192.0.2.10-20", 4, "192.0.2.10", "192.0.2.20", 11),
+    ("192.0.2.250-198.51.100.1", 4, "192.0.2.250", "198.51.100.1", None),
+    ("2001:db8::1", 6, "2001:db8::1", "2001:db8::1", 1),
+    ("2001:db8::/126", 6, "2001:db8::", "2001:db8::3", 4),
+    ("2001:db8::1-2001:db8::a", 6, "2001:db8::1", "2001:db8::a", 10),
+]
+
+
+@pytest.mark.parametrize("entry,version,first,last,size", VALID)
+def test_parse_valid_spans(entry, version, first, last, size):
+    span = _targets.parse(entry)
+    assert isinstance(span, _targets.Span)
+    assert span.version == version
+    assert span.first == int(ipaddress.ip_address(first))
+    assert span.last == int(ipaddress.ip_address(last))
+    if size is not None:
+        assert span.size == size
+
+
+@pytest.mark.parametrize("entry,name", [
+    ("web-01.example.com", "web-01.example.com"),
+    ("LOCALHOST", "localhost"),
+    ("db1.example.com.", "db1.example.com"),
+    ("host_with_underscore", "host_with_underscore"),
+])
+def test_parse_names(entry, name):
+    assert _targets.parse(entry) == _targets.Name(name)
+
+
+INVALID = [
+    ("10.0.0.1;rm -rf /", "contains"),
+    ("$(reboot)", "contains"),
+    ("`id`", "contains"),
+    ("a|b", "contains"),
+    ("10.0.0.1 10.0.0.2", "contains"),
+    ("10.0.0.0/0", "whole address space"),
+    ("::/0", "whole address space"),
+    ("10.0.0.0/33", "not a valid CIDR"),
+    ("10.0.0.300", "not a valid address"),
+    ("10.0.0", "not a valid address"),
+    ("10.0.0.9-10.0.0.1", "ends before it starts"),
+    ("10.0.0.1-300", "larger than 255"),
+    ("10.0.0.1-::1", "mixes IPv4 and IPv6"),
+    ("10.0.0.1-foo", "not a valid range"),
+    ("-leading-dash", "not a valid"),
+    ("", "empty entry"),
+    ("fe80::zz", "not a valid"),
+]
+
+
+@pytest.mark.parametrize("entry,message", INVALID)
+def test_parse_invalid_entries_say_why(entry, message):
+    with pytest.raises(_targets.TargetError) as err:
+        _targets.parse(entry)
+    assert message in str(err.value)
+    assert str(err.value).startswith("targets: ")
+
+
+def test_max_hosts_refuses_one_large_entry_with_its_size():
+    with pytest.raises(_targets.TargetError) as err:
+        _targets.parse_all(["10.0.0.0/7"], "targets", max_hosts=65536)
+    assert "'10.0.0.0/7' has 33554430 addresses, more than max_hosts=65536" in str(err.value)
+
+
+def test_max_hosts_counts_all_entries_together():
+    with pytest.raises(_targets.TargetError) as err:
+        _targets.parse_all(["10.0.0.0/24", "10.0.1.0/24"], "targets", max_hosts=300)
+    assert "508 addresses in all, more than max_hosts=300" in str(err.value)
+    assert len(_targets.parse_all(["10.0.0.0/24"], "targets", max_hosts=254)) == 1
+
+
+def fake_dns(table):
+    def resolve(name):
+        return [ipaddress.ip_address(a) for a in table.get(name, [])]
+    return resolve
+
+
+def test_plan_sorts_dedupes_excludes_and_names():
+    dns = fake_dns({"db": ["192.0.2.77"], "gone": [], "web": ["2001:db8::5", "192.0.2.5"]})
+    plan = _targets.plan(
+        ["192.0.2.0/28", "192.0.2.3", "2001:db8::1", "db", "gone", "192.0.2.10-12"],
+        exclude=["192.0.2.0/30", "192.0.2.11", "web"], resolver=dns)
+    # /28 hosts are .1-.14; the /30 is excluded whole (.0-.3); .11 too; an excluded
+    # name drops every address it resolves to (.5 and 2001:db8::5)
+    expected = ["192.0.2.%d" % i for i in range(4, 15) if i not in (5, 11)] + ["192.0.2.77", "2001:db8::1"]
+    assert plan.addresses == expected
+    assert plan.names == {"192.0.2.77": "db"}
+    assert list(plan.unresolved) == ["gone"]
+
+
+def test_plan_excluding_everything_leaves_nothing():
+    plan = _targets.plan(["192.0.2.1-9"], exclude=["192.0.2.0/24"])
+    assert plan.addresses == []
+
+
+def test_plan_overlapping_spans_are_listed_once():
+    plan = _targets.plan(["192.0.2.1-5", "192.0.2.3-8", "192.0.2.4"])
+    assert plan.addresses == ["192.0.2.%d" % i for i in range(1, 9)]
+
+
+def test_plan_needs_targets_and_positive_max_hosts():
+    with pytest.raises(_targets.TargetError, match="at least one"):
+        _targets.plan([])
+    with pytest.raises(_targets.TargetError, match="max_hosts must be at least 1"):
+        _targets.plan(["192.0.2.1"], max_hosts=0)
+
+
+def test_plan_of_a_slash_16_matches_ipaddress_hosts():
+    plan = _targets.plan(["10.9.0.0/16"])
+    hosts = [str(a) for a in ipaddress.ip_network("10.9.0.0/16").hosts()]
+    assert plan.addresses == hosts
+
+
+def test_excluded_runs_skip_whole_excluded_stretches():
+    excluded = _targets._Excluded([(4, 10, 19), (4, 30, 39), (4, 35, 50)])
+    assert list(excluded.runs(4, 0, 60)) == [(0, 9), (20, 29), (51, 60)]
+    assert list(excluded.runs(4, 12, 33)) == [(20, 29)]
+    assert list(excluded.runs(4, 40, 45)) == []
+    assert list(excluded.runs(6, 1, 3)) == [(1, 3)]
+
+
+def test_resolve_name_uses_the_real_resolver_for_localhost():
+    found = _targets.resolve_name("localhost")
+    assert ipaddress.ip_address("127.0.0.1") in found or ipaddress.ip_address("::1") in found
+    assert _targets.resolve_name("no-such-host.invalid") == []
