@@ -60,13 +60,17 @@ shift
 VENV="${SYSOPS_FLEET_VENV:-$ROOT/.venv}"
 ANSIBLE_TEST="$VENV/bin/ansible-test"
 VENV_PY="$VENV/bin/python"
-[ -x "$ANSIBLE_TEST" ] && [ -x "$VENV_PY" ] || die "no ansible-test in $VENV: run scripts/setup.sh first"
+if [ ! -x "$ANSIBLE_TEST" ] || [ ! -x "$VENV_PY" ]; then
+    die "no ansible-test in $VENV: run scripts/setup.sh first"
+fi
 
 # --- 1. the physical collection copy -----------------------------------------
 galaxy_field() { sed -n "s/^$1:[[:space:]]*['\"]\{0,1\}\([A-Za-z0-9_]*\).*/\1/p" "$ROOT/galaxy.yml" | head -n1; }
 NAMESPACE="$(galaxy_field namespace)"
 NAME="$(galaxy_field name)"
-[ -n "$NAMESPACE" ] && [ -n "$NAME" ] || die "could not read namespace/name from galaxy.yml"
+if [ -z "$NAMESPACE" ] || [ -z "$NAME" ]; then
+    die "could not read namespace/name from galaxy.yml"
+fi
 
 BUILD_ROOT="$ROOT/.build/ansible-test"
 COLLECTION_DIR="$BUILD_ROOT/ansible_collections/$NAMESPACE/$NAME"
@@ -206,7 +210,7 @@ has_opt() {  # has_opt OPT... -- ARGS...: is any OPT among ARGS (also as OPT=val
     shift
     for a in "$@"; do
         for o in "${opts[@]}"; do
-            [ "$a" = "$o" ] || [[ "$a" == "$o="* ]] && return 0
+            if [ "$a" = "$o" ] || [[ "$a" == "$o="* ]]; then return 0; fi
         done
     done
     return 1

@@ -89,6 +89,7 @@ def fan_out(func: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
     outcomes: Dict[int, Outcome] = {}
     pending = list(range(len(tasks)))[::-1]
     pool: Dict[int, _Worker] = {}
+    retired: List[int] = []
     sel = selectors.DefaultSelector()
     restore = _trap_sigterm()
     try:
@@ -97,13 +98,15 @@ def fan_out(func: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
         while pool:
             wait = _time_left(pool.values(), timeout)
             for key, _ in sel.select(wait):
-                _collect(key.data, pool, sel, outcomes, pending)
+                _collect(key.data, pool, sel, outcomes, pending, retired)
             _expire(pool, sel, outcomes, timeout)
             while pending and len(pool) < workers:
                 _hire(func, tasks, pool, sel, pending)
     finally:
         for worker in list(pool.values()):
             _fire(worker, pool, sel, kill=True)
+        for pid in retired:
+            _reap(pid, block_for=5.0)
         sel.close()
         restore()
     return [outcomes[i] for i in range(len(tasks))]
@@ -159,7 +162,7 @@ def _assign(worker: _Worker, pending: List[int]) -> None:
         pass  # it died; EOF on its socket reports it
 
 
-def _collect(worker: _Worker, pool, sel, outcomes, pending) -> None:
+def _collect(worker: _Worker, pool, sel, outcomes, pending, retired) -> None:
     message = _recv(worker.sock)
     if message is None:
         if worker.task is not None:
@@ -172,8 +175,9 @@ def _collect(worker: _Worker, pool, sel, outcomes, pending) -> None:
     index, ok, value, error = pickle.loads(message)  # noqa: S301 - our own child, over a private socketpair
     outcomes[index] = Outcome(index, ok, value, error, time.monotonic() - worker.since)
     _assign(worker, pending)
-    if worker.task is None:
-        _fire(worker, pool, sel, kill=False)
+    if worker.task is None:  # told to stop; reaped at the end, without delaying the others
+        _fire(worker, pool, sel, kill=False, reap=False)
+        retired.append(worker.pid)
 
 
 def _expire(pool, sel, outcomes, timeout) -> None:
@@ -197,7 +201,7 @@ def _time_left(workers, timeout) -> Optional[float]:
     return max(0.0, min(started) + timeout - time.monotonic())
 
 
-def _fire(worker: _Worker, pool, sel, kill: bool) -> None:
+def _fire(worker: _Worker, pool, sel, kill: bool, reap: bool = True) -> None:
     """Forget a worker; kill it first if it may still be busy.
 
     A killed worker is reaped without blocking: one stuck in uninterruptible
@@ -215,13 +219,14 @@ def _fire(worker: _Worker, pool, sel, kill: bool) -> None:
         except ProcessLookupError:
             pass
         _reap(worker.pid, block_for=0.5)
-    else:
+    elif reap:
         _reap(worker.pid, block_for=5.0)
 
 
 def _reap(pid: int, block_for: float = 1.0) -> str:
     """Collect a child's exit status, waiting at most *block_for* seconds."""
     deadline = time.monotonic() + block_for
+    pause = 0.0005
     while True:
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
@@ -234,7 +239,8 @@ def _reap(pid: int, block_for: float = 1.0) -> str:
             return f"exited with code {os.WEXITSTATUS(status)}"
         if time.monotonic() >= deadline:
             return "did not exit"
-        time.sleep(0.01)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _recv(sock: socket.socket) -> Optional[bytes]:

@@ -24,6 +24,9 @@ from . import _command, _fanout, _icmp, _targets
 METHODS = ("auto", "socket", "ping")
 DEFAULT_RATE = 1000.0
 DEFAULT_CONCURRENCY = {"socket": 65536, "ping": 256}
+# Addresses one worker handles before another is worth forking: a socket
+# worker sends a /22 in a few milliseconds, a ping worker is bound by fork().
+MIN_SHARE = {"socket": 2048, "ping": 64}
 MAX_TIMEOUT = 60.0
 _RTT = re.compile(r"time[=<]\s*([0-9.]+)\s*ms")
 
@@ -145,7 +148,7 @@ def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 
     check_numbers(float(timeout), int(retries), float(rate), workers, concurrency)
     if chosen == "ping":
         _command.which("ping")
-    hands = deal(addresses, workers)
+    hands = deal(addresses, min(workers, -(-len(addresses) // MIN_SHARE[chosen])))
     share = float(rate) / len(hands) if rate else 0.0
     probe = _PROBES[chosen]
 

@@ -11,6 +11,19 @@ from ansible_collections.sysops.fleet.plugins.module_utils import _command, _icm
 METHODS = ["ping"] + (["socket"] if _icmp.available((4,)) else [])
 
 
+def test_small_sweeps_use_fewer_workers(monkeypatch):
+    seen = []
+    real = _sweep._fanout.fan_out
+
+    def spy(func, tasks, workers, timeout=None):
+        seen.append(len(tasks))
+        return real(func, tasks, workers, timeout)
+    monkeypatch.setattr(_sweep._fanout, "fan_out", spy)
+    _sweep.sweep(["127.0.0.1-3"], method="ping", workers=8)
+    _sweep.sweep(["127.0.1.1-200"], method="ping", workers=8, rate=0)
+    assert seen == [1, 4]
+
+
 def test_deal_spreads_neighbours_over_all_hands():
     assert _sweep.deal(list(range(7)), 3) == [[0, 3, 6], [1, 4], [2, 5]]
     assert _sweep.deal([1], 8) == [[1]]
@@ -87,6 +100,7 @@ def test_a_crashed_worker_marks_its_addresses_dead_with_the_reason(monkeypatch):
             os._exit(5)
         return {a: (0.1, "") for a in addresses}
     monkeypatch.setitem(_sweep._PROBES, "ping", crash)
+    monkeypatch.setitem(_sweep.MIN_SHARE, "ping", 1)
     result = _sweep.sweep(["127.0.0.1-4"], method="ping", workers=2)
     assert result["alive"] == ["127.0.0.1", "127.0.0.3"]
     assert result["dead"] == ["127.0.0.2", "127.0.0.4"]
