@@ -23,20 +23,27 @@
 #      to the pip wheels that the interpreters' ensurepip bundle.
 #   3. Puts the real interpreter directories (python_dirs) first on PATH and
 #      drops pyenv shims, which exit 127 inside ansible-test.
-#   4. Runs ansible-test from inside the copy, with defaults per command:
-#        sanity:      --requirements (ansible-test installs each test's
-#                     requirements from PyPI into its own venvs under
-#                     ~/.ansible/test/venv); without --python, every Python
-#                     ansible-test supports that is on the machine is used and
-#                     missing ones are skipped with a warning.
-#        units:       --venv --requirements (pytest & co. go into ansible-test's
-#                     own venv, not .venv); without --python, every available
-#                     supported Python is used.
-#        integration: runs on this machine from .venv (ansible-test's
-#                     "origin" controller; no containers); runme.sh targets
-#                     run as the calling user (root here).
-#      Pass your own environment options (--venv, --python X.Y, --local, ...)
-#      and these defaults step aside where they would clash.
+#   4. Runs ansible-test from inside the copy, adding per command:
+#        sanity:      nothing (ansible-test installs each test's requirements
+#                     from PyPI into its own venvs under ~/.ansible/test/venv,
+#                     --requirements or not). Without --python, every Python
+#                     that ansible-test supports (3.9-3.14) and that is on the
+#                     machine is used; missing ones are skipped with a warning.
+#                     Installs the shellcheck tool with apt if it is missing
+#                     (ansible-test otherwise just skips that test).
+#        units:       --venv (pytest & co. go into venvs that ansible-test
+#                     manages, kept across runs under the copy's
+#                     tests/output/.tmp/delegation), unless you pass an
+#                     environment option (--local, --venv, --docker,
+#                     --controller, --target, --python-interpreter). Without
+#                     --python, every available supported Python is used.
+#        integration: --allow-destructive (our targets create network
+#                     namespaces; without it ansible-test skips targets with
+#                     the "destructive" alias and exits 0). Runs on this
+#                     machine from .venv ("origin" controller, no containers);
+#                     runme.sh runs as the calling user (root here).
+#      Boolean host flags (--venv, --local, ...) are moved to the end of the
+#      arguments to dodge an ansible-test bug (see below).
 #
 # Results (junit, bot, coverage) land under the copy's tests/output/; the
 # path is printed at the end.
@@ -48,6 +55,7 @@
 #                              or modules without touching the checkout)
 #   SYSOPS_FLEET_NO_SHELLCHECK=1  do not apt-get install shellcheck for the
 #                              sanity "shellcheck" test when it is missing
+#   SYSOPS_FLEET_FRESH_VENVS=1 drop the venvs that --venv made in earlier runs
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -89,9 +97,23 @@ list_sources() {
 }
 
 log "copying $NAMESPACE.$NAME into $COLLECTION_DIR"
+# The venvs that "--venv" makes live in the copy's tests/output/.tmp/delegation;
+# keep them across copies (same absolute path, so they stay valid) unless
+# SYSOPS_FLEET_FRESH_VENVS=1. They hold only pip packages (pytest & co.),
+# never ansible-core or the collection, which ansible-test injects per run.
+DELEGATION_DIR="$COLLECTION_DIR/tests/output/.tmp/delegation"
+DELEGATION_KEEP="$BUILD_ROOT/delegation-venvs"
+rm -rf "$DELEGATION_KEEP"
+if [ -d "$DELEGATION_DIR" ] && [ "${SYSOPS_FLEET_FRESH_VENVS:-0}" != 1 ]; then
+    mv "$DELEGATION_DIR" "$DELEGATION_KEEP"
+fi
 rm -rf "$BUILD_ROOT/ansible_collections"
 mkdir -p "$COLLECTION_DIR"
 list_sources | tar --null -T - -cf - | tar -xf - -C "$COLLECTION_DIR"
+if [ -d "$DELEGATION_KEEP" ]; then
+    mkdir -p "$(dirname "$DELEGATION_DIR")"
+    mv "$DELEGATION_KEEP" "$DELEGATION_DIR"
+fi
 if [ -n "${SYSOPS_FLEET_TEST_OVERLAY:-}" ]; then
     [ -d "$SYSOPS_FLEET_TEST_OVERLAY" ] || die "SYSOPS_FLEET_TEST_OVERLAY=$SYSOPS_FLEET_TEST_OVERLAY is not a directory"
     log "laying $SYSOPS_FLEET_TEST_OVERLAY over the copy"
@@ -101,7 +123,7 @@ fi
 # copy its own (empty) repository so that its files count as untracked, not
 # as ignored by the checkout's .gitignore (.build/).
 git -C "$COLLECTION_DIR" init -q
-log "copied $(find "$COLLECTION_DIR" -path "$COLLECTION_DIR/.git" -prune -o -type f -print | wc -l) files"
+log "copied $(find "$COLLECTION_DIR" \( -path "$COLLECTION_DIR/.git" -o -path "$COLLECTION_DIR/tests/output" \) -prune -o -type f -print | wc -l) files"
 
 # --- 2. offline pip bootstrap for ansible-test's venvs -------------------------
 CACHE_DIR="$HOME/.ansible/test/cache"
@@ -188,7 +210,7 @@ done
 IFS=: read -r -a old_path <<< "$PATH"
 for d in "${old_path[@]}"; do
     [ -n "$d" ] || continue
-    case "$d" in */.pyenv/shims|*/.pyenv/*/shims|*/pyenv-virtualenv/shims) continue ;; esac
+    case "$d" in */.pyenv/shims|*/.pyenv/*/shims|*/pyenv-virtualenv/shims|"$VENV/bin") continue ;; esac
     add_path "$d"
 done
 export PATH="$new_path"
@@ -220,27 +242,56 @@ ENV_OPTS=(--local --venv --docker --controller --target --python-interpreter --r
 EXTRA=()
 case "$COMMAND" in
     sanity)
-        has_opt --requirements -- "$@" || EXTRA+=(--requirements)
+        # No --requirements needed: ansible-test always installs each sanity
+        # test's requirements into its own venv under ~/.ansible/test/venv.
         if ! command -v shellcheck >/dev/null && [ "${SYSOPS_FLEET_NO_SHELLCHECK:-0}" != 1 ]; then
-            log "installing shellcheck for the sanity test of that name"
-            { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1 \
-              || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
-                   && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1; }; } \
-              || log "WARNING: could not install shellcheck; the shellcheck sanity test will be skipped"
+            log "installing shellcheck (apt) for the sanity test of that name"
+            apt_install() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null 2>&1; }
+            apt_install || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 && apt_install; } \
+                || log "WARNING: could not install shellcheck; the shellcheck sanity test will be skipped"
         fi
         ;;
     units)
+        # --venv: pytest & co. go into venvs that ansible-test manages (and
+        # installs requirements into by itself), not into .venv or the pyenv
+        # interpreters.
         has_opt "${ENV_OPTS[@]}" -- "$@" || EXTRA+=(--venv)
-        has_opt --requirements -- "$@" || EXTRA+=(--requirements)
         ;;
     integration)
+        # Our targets create network namespaces as root: they carry the
+        # "destructive" alias, which ansible-test skips on the (unmanaged)
+        # local machine unless told otherwise -- and then exits 0 having run
+        # nothing.
+        has_opt --allow-destructive -- "$@" || EXTRA+=(--allow-destructive)
         ;;
 esac
 
+# ansible-test bug (2.21): when it re-executes itself (--venv, and other
+# delegation), a flag without a value such as --venv swallows the positional
+# argument right after it, e.g. "--venv demo_target" runs *all* targets.
+# Moving such flags behind everything else (but before a "--") is harmless.
+ARGS=() TAIL_FLAGS=() REST=()
+seen_dashdash=0
+for a in "$@"; do
+    if [ $seen_dashdash = 1 ]; then REST+=("$a"); continue; fi
+    case "$a" in
+        --) seen_dashdash=1; REST+=("$a") ;;
+        --venv|--local|--venv-system-site-packages|--docker-privileged) TAIL_FLAGS+=("$a") ;;
+        *) ARGS+=("$a") ;;
+    esac
+done
+for a in "${EXTRA[@]}"; do
+    case "$a" in
+        --venv) TAIL_FLAGS+=("$a") ;;
+        *) ARGS=("$a" "${ARGS[@]}") ;;
+    esac
+done
+FINAL=("${ARGS[@]}" "${TAIL_FLAGS[@]}" "${REST[@]}")
+
 cd "$COLLECTION_DIR"
-log "running: ansible-test $COMMAND ${EXTRA[*]} $* (in $COLLECTION_DIR)"
+log "running: ansible-test $COMMAND ${FINAL[*]} (in $COLLECTION_DIR)"
 start=$SECONDS
 rc=0
-"$ANSIBLE_TEST" "$COMMAND" "${EXTRA[@]}" "$@" || rc=$?
+"$ANSIBLE_TEST" "$COMMAND" "${FINAL[@]}" || rc=$?
 log "ansible-test $COMMAND exited $rc after $((SECONDS - start))s; results under $COLLECTION_DIR/tests/output"
 exit "$rc"

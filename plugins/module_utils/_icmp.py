@@ -18,6 +18,7 @@ replies waiting in the socket are read before any probe is declared lost.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import select
@@ -105,6 +106,40 @@ def _tune(sock: socket.socket, version: int, raw: bool) -> None:
         sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMPV6_FILTER, struct.pack("8I", *blocked))
 
 
+_SO_ATTACH_FILTER = 26  # asm-generic/socket.h
+
+
+def _bpf_only_ident(version: int, ident: int) -> bytes:
+    """A classic BPF program that keeps only ICMP packets with our echo identifier.
+
+    A raw socket gets a copy of every echo reply on the host, including the
+    other workers'; filtering in the kernel saves a wake-up and a read for
+    each of them. IPv4 raw sockets see the IP header first (its length is
+    in the low nibble of byte 0), IPv6 raw sockets start at the ICMPv6 header.
+    """
+    op = struct.Struct("HBBI")
+    if version == 4:
+        load = [op.pack(0xB1, 0, 0, 0),  # ldxb 4*([0]&0xf)
+                op.pack(0x48, 0, 0, 4)]  # ldh [x+4]
+    else:
+        load = [op.pack(0x28, 0, 0, 4)]  # ldh [4]
+    return b"".join(load + [op.pack(0x15, 0, 1, ident),  # jeq #ident, accept, drop
+                            op.pack(0x06, 0, 0, 0xFFFFFFFF),  # ret accept
+                            op.pack(0x06, 0, 0, 0)])  # ret drop
+
+
+def attach_ident_filter(sock: socket.socket, version: int, ident: int) -> bool:
+    """Attach _bpf_only_ident to a raw socket (Linux); False where it cannot be done."""
+    program = _bpf_only_ident(version, ident)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HP", len(program) // 8, ctypes.addressof(buffer))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
+
+
 class Prober:
     """Sends echo requests to a list of addresses and collects round-trip times."""
 
@@ -130,7 +165,10 @@ class Prober:
         """Probe everything; address -> RTT in ms, or None when silent."""
         try:
             for version in sorted(set(self.versions)):
-                self._sockets[version] = open_socket(version)
+                sock, raw = open_socket(version)
+                self._sockets[version] = (sock, raw)
+                if raw:
+                    attach_ident_filter(sock, version, self.ident)
             self._loop()
         finally:
             for sock, _ in self._sockets.values():

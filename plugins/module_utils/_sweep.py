@@ -170,15 +170,20 @@ def _result(addresses: List[str], probed: Probed, plan: _targets.Plan, method: s
             elapsed: float, failures: List[str]) -> Dict[str, Any]:
     hosts: Dict[str, Dict[str, Any]] = {}
     alive, dead = [], []
+    missing = (None, "not probed")
     for address in addresses:
-        rtt, error = probed.get(address, (None, "not probed"))
-        entry: Dict[str, Any] = {"alive": rtt is not None, "rtt_ms": None if rtt is None else round(rtt, 3)}
-        if address in plan.names:
-            entry["name"] = plan.names[address]
+        rtt, error = probed.get(address, missing)
+        if rtt is None:
+            dead.append(address)
+            entry: Dict[str, Any] = {"alive": False, "rtt_ms": None}
+        else:
+            alive.append(address)
+            entry = {"alive": True, "rtt_ms": round(rtt, 3)}
         if error:
             entry["error"] = error
         hosts[address] = entry
-        (alive if rtt is not None else dead).append(address)
+    for address, name in plan.names.items():
+        hosts[address]["name"] = name
     for name, why in plan.unresolved.items():
         hosts[name] = {"alive": False, "rtt_ms": None, "name": name, "error": why}
     return {

@@ -38,13 +38,15 @@ def timed(argv):
 
 def fping(ns, cidr):
     elapsed, out = timed(lab.netns_argv(ns, ["fping", "-a", "-q", "-r", "0", "-t", "1000", "-i", "0", "-g", cidr]))
-    return elapsed, set(out.split())
+    return elapsed, elapsed, set(out.split())
 
 
 def ours(ns, cidr, method):
+    """(sweep seconds as the module reports them, whole command seconds, alive set)."""
     argv = lab.netns_argv(ns, [sys.executable, os.path.join(HERE, "sweep_once.py"), "--method", method, cidr])
     elapsed, out = timed(argv)
-    return elapsed, set(json.loads(out)["alive"])
+    data = json.loads(out)
+    return data["elapsed_s"], elapsed, set(data["alive"])
 
 
 def main() -> int:
@@ -63,27 +65,33 @@ def main() -> int:
             tools = [("fping", lambda c: fping(ns, c)), ("socket", lambda c: ours(ns, c, "socket"))]
             if prefix >= PING_METHOD_MAX_PREFIX:
                 tools.append(("ping", lambda c: ours(ns, c, "ping")))
-            times = {name: [] for name, _ in tools}
+            sweeps = {name: [] for name, _ in tools}
+            commands = {name: [] for name, _ in tools}
             sets = {}
             for _ in range(args.repeat):
                 for name, run in tools:
-                    elapsed, alive = run(cidr)
-                    times[name].append(elapsed)
+                    sweep_s, command_s, alive = run(cidr)
+                    sweeps[name].append(sweep_s)
+                    commands[name].append(command_s)
                     sets[name] = alive
-            base = statistics.median(times["fping"])
+            base = statistics.median(commands["fping"])
             for name, _ in tools:
-                median = statistics.median(times[name])
+                sweep_s, command_s = statistics.median(sweeps[name]), statistics.median(commands[name])
                 rows.append({
                     "size": f"/{prefix}", "hosts": 2 ** (32 - prefix) - 2, "tool": name,
-                    "median_s": round(median, 3), "ratio_vs_fping": round(median / base, 2),
+                    "sweep_s": round(sweep_s, 3), "command_s": round(command_s, 3),
+                    "sweep_x_fping": round(sweep_s / base, 2), "command_x_fping": round(command_s / base, 2),
                     "alive": len(sets[name]), "same_as_fping": sets[name] == sets["fping"],
                     "same_as_lab": sets[name] == expected,
                 })
-    print(f"{'size':>5} {'hosts':>6} {'tool':>7} {'median s':>9} {'x fping':>8} {'alive':>6} {'=fping':>7} {'=lab':>5}")
+    print(f"| size | hosts | tool | sweep s | x fping | command s | x fping | alive | = fping | = lab |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for r in rows:
-        print(f"{r['size']:>5} {r['hosts']:>6} {r['tool']:>7} {r['median_s']:>9.3f} {r['ratio_vs_fping']:>8.2f} "
-              f"{r['alive']:>6} {str(r['same_as_fping']):>7} {str(r['same_as_lab']):>5}")
-    print(json.dumps(rows), file=sys.stderr if os.environ.get("BENCH_JSON") is None else open(os.environ["BENCH_JSON"], "w"))
+        print(f"| {r['size']} | {r['hosts']} | {r['tool']} | {r['sweep_s']:.3f} | {r['sweep_x_fping']:.2f} | "
+              f"{r['command_s']:.3f} | {r['command_x_fping']:.2f} | {r['alive']} | {r['same_as_fping']} | {r['same_as_lab']} |")
+    if os.environ.get("BENCH_JSON"):
+        with open(os.environ["BENCH_JSON"], "w") as out:
+            json.dump(rows, out, indent=1)
     wrong = [r for r in rows if not (r["same_as_fping"] and r["same_as_lab"])]
     return 1 if wrong else 0
 

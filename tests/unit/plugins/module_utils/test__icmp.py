@@ -85,3 +85,35 @@ def test_open_socket_failure_says_what_to_do(monkeypatch):
         _icmp.open_socket(4)
     assert "run as root" in err.value.strerror and "method=ping" in err.value.strerror
     assert not _icmp.available((4,))
+
+
+def _raw_socket_or_skip():
+    try:
+        sock, raw = _icmp.open_socket(4)
+    except _icmp.IcmpUnavailable:
+        pytest.skip("no ICMP socket")
+    if not raw:
+        sock.close()
+        pytest.skip("datagram ICMP socket: the kernel already demultiplexes by identifier")
+    return sock
+
+
+def test_the_kernel_filter_passes_only_replies_with_our_identifier():
+    import select
+    sockets = []
+    try:
+        for ident in (0x1111, 0x2222):
+            sock = _raw_socket_or_skip()
+            sockets.append(sock)
+            assert _icmp.attach_ident_filter(sock, 4, ident)
+        prober = _icmp.Prober(["127.0.0.1"], ident=0x1111)
+        sockets[0].sendto(prober._packet(4, 0, 0), ("127.0.0.1", 0))
+        readable, _, _ = select.select([sockets[0]], [], [], 1.0)
+        assert readable, "the socket filtering for 0x1111 must get its reply"
+        data = sockets[0].recv(2048)
+        assert data[(data[0] & 0x0F) * 4 + 4:][:2] == b"\x11\x11"
+        readable, _, _ = select.select([sockets[1]], [], [], 0.3)
+        assert not readable, "the socket filtering for 0x2222 must not see 0x1111's reply"
+    finally:
+        for sock in sockets:
+            sock.close()
