@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import selectors
 import shutil
+import signal
 import subprocess
 import time
 from collections import deque
@@ -142,12 +143,64 @@ def _text(data) -> str:
     return data
 
 
-@dataclass
 class _Running:
-    index: int
-    proc: subprocess.Popen
-    started: float
-    chunks: List[bytes] = field(default_factory=list)
+    """One child of run_many: its pid, the read end of its output pipe, what it wrote."""
+
+    __slots__ = ("index", "argv", "pid", "fd", "started", "chunks", "status")
+
+    def __init__(self, index: int, argv: List[str], pid: int, fd: int):
+        self.index, self.argv, self.pid, self.fd = index, argv, pid, fd
+        self.started = time.monotonic()
+        self.chunks: List[bytes] = []
+        self.status: Optional[int] = None  # wait status once reaped
+
+    def reaped(self, grace: float = 0.0) -> bool:
+        """Collect the exit status if the child exits within *grace* seconds.
+
+        A child's pipe closes a moment before it becomes reapable, so right
+        after EOF a short grace saves a trip round the event loop.
+        """
+        deadline = time.monotonic() + grace
+        pause = 0.0001
+        while self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+            elif time.monotonic() >= deadline:
+                break
+            else:
+                time.sleep(pause)
+                pause = min(pause * 2, 0.005)
+        return self.status is not None
+
+
+def _spawn(index: int, argv: List[str], env: Dict[str, str]) -> _Running:
+    """Start argv with stdin from /dev/null and stdout+stderr into a new pipe.
+
+    ``os.posix_spawn`` (vfork and exec in one call, no Python in between) is
+    used where it exists: at a few thousand starts per sweep it is a third
+    cheaper than ``subprocess.Popen``. Our other descriptors are not
+    inherited (PEP 446: Python opens them close-on-exec).
+    """
+    read_end, write_end = os.pipe()
+    try:
+        if hasattr(os, "posix_spawn"):
+            pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write_end, 1),
+                (os.POSIX_SPAWN_DUP2, write_end, 2),
+            ])
+        else:  # pragma: no cover - every Linux and BSD Python has posix_spawn
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=write_end,  # noqa: S603
+                                    stderr=write_end, env=env, close_fds=True)
+            pid = proc.pid
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    os.set_blocking(read_end, False)
+    return _Running(index, argv, pid, read_end)
 
 
 def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: float = 30.0,
@@ -167,50 +220,61 @@ def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: flo
         raise CommandError(f"concurrency must be at least 1, got {concurrency}")
     queue: Deque[Tuple[int, List[str]]] = deque((i, resolve(a)) for i, a in enumerate(argvs))
     environ = command_env(env)
-    running: Dict[int, _Running] = {}
+    running: Dict[int, _Running] = {}  # by fd, in start order
+    closed: List[_Running] = []  # output closed, process not yet exited
     interval = 1.0 / rate if rate and rate > 0 else 0.0
     next_start = time.monotonic()
     sel = selectors.DefaultSelector()
     try:
-        while queue or running:
+        while queue or running or closed:
             now = time.monotonic()
             while queue and len(running) < concurrency and now >= next_start:
-                index, argv = queue.popleft()
-                proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, env=environ, close_fds=True)
-                os.set_blocking(proc.stdout.fileno(), False)
-                job = _Running(index, proc, time.monotonic())
-                running[proc.stdout.fileno()] = job
-                sel.register(proc.stdout.fileno(), selectors.EVENT_READ, job)
+                job = _spawn(*queue.popleft(), environ)
+                running[job.fd] = job
+                sel.register(job.fd, selectors.EVENT_READ, job)
                 if interval:
                     next_start = max(next_start + interval, now - interval)
-                now = time.monotonic()
-            wait = _next_wait(running.values(), timeout, now)
+                    now = time.monotonic()
+            wait = _next_wait(running.values(), timeout, now) if not closed else 0.01
             if queue and len(running) < concurrency:
                 wait = min(wait, max(0.0, next_start - now))
             for key, _ in sel.select(wait):
                 job = key.data
-                finished = _read_some(job)
-                if finished:
-                    sel.unregister(key.fd)
-                    del running[key.fd]
-                    yield job.index, _finish(job, timed_out=False)
+                if _read_some(job):
+                    sel.unregister(job.fd)
+                    del running[job.fd]
+                    if job.reaped(grace=0.02):
+                        yield job.index, _finish(job, timed_out=False)
+                    else:
+                        closed.append(job)
             now = time.monotonic()
-            while running:  # dicts keep start order: oldest first
-                fd, job = next(iter(running.items()))
+            for job in list(closed):
+                timed_out = not job.reaped() and now - job.started > timeout
+                if job.status is not None or timed_out:
+                    closed.remove(job)
+                    if timed_out:
+                        _kill(job.pid)
+                    yield job.index, _finish(job, timed_out=timed_out)
+            while running:
+                job = next(iter(running.values()))
                 if now - job.started <= timeout:
                     break
-                job.proc.kill()
-                sel.unregister(fd)
-                del running[fd]
+                _kill(job.pid)
+                sel.unregister(job.fd)
+                del running[job.fd]
                 yield job.index, _finish(job, timed_out=True)
     finally:
-        for fd, job in running.items():
-            job.proc.kill()
-            job.proc.wait()
-            job.proc.stdout.close()
+        for job in list(running.values()) + closed:
+            _kill(job.pid)
+            _finish(job, timed_out=True)
         sel.close()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _next_wait(jobs: Iterable[_Running], timeout: float, now: float) -> float:
@@ -224,7 +288,7 @@ def _read_some(job: _Running) -> bool:
     """Read what the child wrote; True once its pipe is closed (it exited)."""
     try:
         while True:
-            data = os.read(job.proc.stdout.fileno(), 65536)
+            data = os.read(job.fd, 65536)
             if not data:
                 return True
             job.chunks.append(data)
@@ -233,8 +297,13 @@ def _read_some(job: _Running) -> bool:
 
 
 def _finish(job: _Running, timed_out: bool) -> Result:
-    rc = job.proc.wait()
-    job.proc.stdout.close()
-    return Result(list(job.proc.args), None if timed_out else rc,
-                  b"".join(job.chunks).decode("utf-8", "replace"), "",
+    """Reap the child (already exited, or just killed) and close its pipe."""
+    if job.status is None:
+        job.status = os.waitpid(job.pid, 0)[1]
+    try:
+        os.close(job.fd)
+    except OSError:
+        pass
+    rc = None if timed_out else os.waitstatus_to_exitcode(job.status)
+    return Result(job.argv, rc, b"".join(job.chunks).decode("utf-8", "replace"), "",
                   time.monotonic() - job.started, timed_out, job.started)

@@ -109,3 +109,12 @@ def test_run_many_checks_every_argv_before_starting_any(tmp_path):
     with pytest.raises(_command.MissingBinaryError):
         list(_command.run_many([["touch", str(marker)], ["no-such-program-sysops-fleet"]]))
     assert not marker.exists()
+
+
+def test_run_many_does_not_hang_on_a_child_that_closes_its_output_and_lingers():
+    argv = ["sh", "-c", "exec >&- 2>&-; sleep 30"]
+    started = time.monotonic()
+    results = dict(_command.run_many([argv, ["sh", "-c", "exec >&-; exit 4"]], concurrency=2, timeout=0.5))
+    assert time.monotonic() - started < 5
+    assert results[0].timed_out and results[0].rc is None
+    assert results[1].rc == 4 and not results[1].timed_out
