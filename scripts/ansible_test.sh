@@ -122,7 +122,9 @@ fi
 # ansible-test finds its files with git from the nearest .git upwards; give the
 # copy its own (empty) repository so that its files count as untracked, not
 # as ignored by the checkout's .gitignore (.build/).
-git -C "$COLLECTION_DIR" init -q
+if command -v git >/dev/null; then
+    git -C "$COLLECTION_DIR" init -q
+fi
 log "copied $(find "$COLLECTION_DIR" \( -path "$COLLECTION_DIR/.git" -o -path "$COLLECTION_DIR/tests/output" \) -prune -o -type f -print | wc -l) files"
 
 # --- 2. offline pip bootstrap for ansible-test's venvs -------------------------
