@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared shell helpers for scripts/*.sh (sourced, not run).
 log() { printf '[sysops.fleet] %s\n' "$*" >&2; }
 die() { printf '[sysops.fleet] ERROR: %s\n' "$*" >&2; exit 1; }

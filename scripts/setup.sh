@@ -26,7 +26,7 @@ install_apt_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-install_apt_packages "${APT_PACKAGES[@]}" ${EXTRA_APT_PACKAGES:-}
+install_apt_packages "${APT_PACKAGES[@]}"
 
 PY="$(find_controller_python || true)"
 if [ -z "$PY" ]; then
@@ -52,10 +52,10 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(
     "$PY" -m venv "$VENV"
 fi
 STAMP="$VENV/.requirements.sha"
-WANT="$(cat requirements-dev.txt ${EXTRA_REQUIREMENTS:-} | sha256sum | cut -d' ' -f1)"
+WANT="$(sha256sum < requirements-dev.txt | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     log "installing Python requirements into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt ${EXTRA_REQUIREMENTS:+-r $EXTRA_REQUIREMENTS}
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
     echo "$WANT" > "$STAMP"
 fi
 

@@ -12,7 +12,7 @@
 # Usage: scripts/test.sh [step ...]      (default: all steps)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+cd "$ROOT" || exit 1
 . "$ROOT/scripts/lib.sh"
 
 bash "$ROOT/scripts/setup.sh" || die "setup failed"
@@ -40,7 +40,7 @@ step_integration() {
 step_adhoc() {
     local out tmp
     out="$(ansible localhost -m ping_sweep -a 'targets=127.0.0.1' 2>&1)" || { echo "$out"; return 1; }
-    grep -q '"alive": \[' <<<"$out" && grep -q '127.0.0.1' <<<"$out" || { echo "$out"; return 1; }
+    if ! grep -q '"alive": \[' <<<"$out" || ! grep -q '127.0.0.1' <<<"$out"; then echo "$out"; return 1; fi
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' RETURN
     ansible-galaxy collection build --output-path "$tmp" --force >/dev/null || return 1

@@ -238,7 +238,7 @@ def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: flo
             wait = _next_wait(running.values(), timeout, now) if not closed else 0.01
             if queue and len(running) < concurrency:
                 wait = min(wait, max(0.0, next_start - now))
-            for key, _ in sel.select(wait):
+            for key, _events in sel.select(wait):
                 job = key.data
                 if _read_some(job):
                     sel.unregister(job.fd)
@@ -256,7 +256,9 @@ def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: flo
                         _kill(job.pid)
                     yield job.index, _finish(job, timed_out=timed_out)
             while running:
-                job = next(iter(running.values()))
+                job = next(iter(running.values()), None)
+                if job is None:
+                    break
                 if now - job.started <= timeout:
                     break
                 _kill(job.pid)

@@ -93,11 +93,11 @@ def fan_out(func: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
     sel = selectors.DefaultSelector()
     restore = _trap_sigterm()
     try:
-        for _ in range(min(workers, len(tasks))):
+        for _slot in range(min(workers, len(tasks))):
             _hire(func, tasks, pool, sel, pending)
         while pool:
             wait = _time_left(pool.values(), timeout)
-            for key, _ in sel.select(wait):
+            for key, _events in sel.select(wait):
                 _collect(key.data, pool, sel, outcomes, pending, retired)
             _expire(pool, sel, outcomes, timeout)
             while pending and len(pool) < workers:

@@ -26,7 +26,7 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Deque, Dict, Optional, Sequence, Tuple
 
 ECHO_REQUEST = {4: 8, 6: 128}
 ECHO_REPLY = {4: 0, 6: 129}
@@ -79,7 +79,7 @@ def available(versions: Sequence[int] = (4,)) -> bool:
     """True if ICMP sockets can be opened for every IP version given."""
     for version in versions:
         try:
-            sock, _ = open_socket(version)
+            sock = open_socket(version)[0]
         except IcmpUnavailable:
             return False
         sock.close()
@@ -171,13 +171,13 @@ class Prober:
                     attach_ident_filter(sock, version, self.ident)
             self._loop()
         finally:
-            for sock, _ in self._sockets.values():
+            for sock, _raw in self._sockets.values():
                 sock.close()
         return {a: (self.rtt.get(i)) for i, a in enumerate(self.addresses)}
 
     def _loop(self) -> None:
         next_send = time.monotonic()
-        readers = [s for s, _ in self._sockets.values()]
+        readers = [s for s, _raw in self._sockets.values()]
         while self._todo or self._sent:
             now = time.monotonic()
             sent = 0
@@ -218,7 +218,7 @@ class Prober:
 
     def _send(self, index: int, attempt: int) -> bool:
         version = self.versions[index]
-        sock, _ = self._sockets[version]
+        sock = self._sockets[version][0]
         try:
             sock.sendto(self._packet(version, index, attempt), (self.addresses[index], 0))
         except (BlockingIOError, InterruptedError):
@@ -260,7 +260,7 @@ class Prober:
     def _expire(self) -> None:
         now = time.monotonic()
         while self._expiry and self._expiry[0][0] <= now:
-            _, index, attempt = self._expiry.popleft()
+            index, attempt = self._expiry.popleft()[1:]
             sent = self._sent.get(index)
             if sent is None or sent[1] != attempt:
                 continue  # answered, or a newer attempt is out

@@ -68,7 +68,7 @@ def probe_with_ping(addresses: Sequence[str], timeout: float, retries: int, rate
     ping = _command.which("ping")
     results: Probed = {}
     todo = list(addresses)
-    for _ in range(retries + 1):
+    for _attempt in range(retries + 1):
         if not todo:
             break
         silent = []

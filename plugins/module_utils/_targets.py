@@ -168,7 +168,8 @@ def resolve_name(name: str) -> List[IPAddress]:
     except (socket.gaierror, UnicodeError):
         return []
     found = []
-    for family, _, _, _, sockaddr in infos:
+    for info in infos:
+        sockaddr = info[4]
         address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
         if address not in found:
             found.append(address)
@@ -182,7 +183,7 @@ class _Excluded:
         self._by_version: Dict[int, Tuple[List[int], List[int]]] = {}
         for version in (4, 6):
             merged: List[Tuple[int, int]] = []
-            for _, first, last in sorted(s for s in spans if s[0] == version):
+            for first, last in sorted(s[1:] for s in spans if s[0] == version):
                 if merged and first <= merged[-1][1] + 1:
                     merged[-1] = (merged[-1][0], max(merged[-1][1], last))
                 else:

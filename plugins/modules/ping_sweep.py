@@ -21,7 +21,7 @@ description:
   - Read-only; never reports C(changed). Safe in check mode.
   - Runs on the managed host. Use C(delegate_to) to choose the host that sweeps.
 author:
-  - sysops.fleet maintainers
+  - sysops.fleet maintainers (@sysops)
 requirements:
   - Python 3.9 or newer on the managed host (standard library only).
   - For O(method=ping), the iputils C(ping) binary (Debian/Ubuntu package C(iputils-ping)).

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark: ping_sweep (socket and ping methods) against fping, in the loopback lab.
 
@@ -65,17 +64,17 @@ def main() -> int:
             tools = [("fping", lambda c: fping(ns, c)), ("socket", lambda c: ours(ns, c, "socket"))]
             if prefix >= PING_METHOD_MAX_PREFIX:
                 tools.append(("ping", lambda c: ours(ns, c, "ping")))
-            sweeps = {name: [] for name, _ in tools}
-            commands = {name: [] for name, _ in tools}
+            sweeps = {name: [] for name, _run in tools}
+            commands = {name: [] for name, _run in tools}
             sets = {}
-            for _ in range(args.repeat):
+            for _round in range(args.repeat):
                 for name, run in tools:
                     sweep_s, command_s, alive = run(cidr)
                     sweeps[name].append(sweep_s)
                     commands[name].append(command_s)
                     sets[name] = alive
             base = statistics.median(commands["fping"])
-            for name, _ in tools:
+            for name, _run in tools:
                 sweep_s, command_s = statistics.median(sweeps[name]), statistics.median(commands[name])
                 rows.append({
                     "size": f"/{prefix}", "hosts": 2 ** (32 - prefix) - 2, "tool": name,
@@ -84,7 +83,7 @@ def main() -> int:
                     "alive": len(sets[name]), "same_as_fping": sets[name] == sets["fping"],
                     "same_as_lab": sets[name] == expected,
                 })
-    print(f"| size | hosts | tool | sweep s | x fping | command s | x fping | alive | = fping | = lab |")
+    print("| size | hosts | tool | sweep s | x fping | command s | x fping | alive | = fping | = lab |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for r in rows:
         print(f"| {r['size']} | {r['hosts']} | {r['tool']} | {r['sweep_s']:.3f} | {r['sweep_x_fping']:.2f} | "

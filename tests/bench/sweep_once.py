@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """One sweep through the collection's core, as ping_sweep runs it; prints the alive set as JSON.
 

@@ -14,6 +14,6 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
 
 try:
-    import ansible_collections.sysops.fleet  # noqa: F401
+    import ansible_collections.sysops.fleet  # noqa: F401  pylint: disable=unused-import
 except ImportError:
     sys.path.insert(0, COLLECTIONS)

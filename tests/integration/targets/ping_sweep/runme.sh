@@ -5,14 +5,18 @@
 # removed on exit. Needs root, ip (iproute2) and nft (nftables).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-LAB="$HERE/../../../lab.py"
+# From a clone the collection is four levels up; ansible-test copies only
+# this target, so there it is found through ANSIBLE_COLLECTIONS_PATH.
+COLL="$(cd "$HERE/../../../.." && pwd)"
+[ -f "$COLL/galaxy.yml" ] || COLL="${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/sysops/fleet"
+LAB="$COLL/tests/lab.py"
 NS="fleet-it-$$"
 python3 "$LAB" up "$NS"
 trap 'python3 "$LAB" down "$NS"' EXIT
 
 in_lab() { ip netns exec "$NS" "$@"; }
 cd "$HERE"
-export ANSIBLE_ROLES_PATH="$HERE/../../../../roles"
+export ANSIBLE_ROLES_PATH="$COLL/roles"
 
 for method in socket ping; do
     echo "=== ping_sweep method=$method (linear strategy)"

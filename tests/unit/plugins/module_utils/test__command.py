@@ -68,7 +68,7 @@ def test_run_many_keeps_many_in_flight_and_reports_each():
 
 def test_run_many_never_exceeds_its_concurrency():
     # each child records itself in a directory while it runs; count the peak
-    argvs = [["sh", "-c", "n=$(ls /proc | wc -l); sleep 0.2; echo $n"] for _ in range(12)]
+    argvs = [["sh", "-c", "n=$(ls /proc | wc -l); sleep 0.2; echo $n"] for _n in range(12)]
     started = time.monotonic()
     list(_command.run_many(argvs, concurrency=3, timeout=5))
     elapsed = time.monotonic() - started
@@ -97,7 +97,7 @@ def test_run_many_caps_the_start_rate():
 
 def test_run_many_kills_children_when_the_caller_stops_early():
     gen = _command.run_many([["true"], ["sleep", "30"]], concurrency=2, timeout=60)
-    index, _ = next(gen)
+    index = next(gen)[0]
     assert index == 0
     started = time.monotonic()
     gen.close()

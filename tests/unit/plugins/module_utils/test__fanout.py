@@ -27,7 +27,7 @@ def test_results_come_back_in_task_order():
 
 
 def test_work_runs_in_at_most_the_given_number_of_other_processes():
-    def whoami(_):
+    def whoami(task):  # pylint: disable=unused-argument
         time.sleep(0.02)
         return os.getpid()
     pids = {o.value for o in _fanout.fan_out(whoami, list(range(30)), workers=3)}
@@ -136,7 +136,7 @@ def test_sigterm_or_ctrl_c_in_the_parent_stops_every_worker(sig, code, word):
                             stdout=subprocess.PIPE, text=True)
     pids = [int(proc.stdout.readline()), int(proc.stdout.readline())]
     proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=20)
+    out = proc.communicate(timeout=20)[0]
     assert proc.returncode == code and word in out
     deadline = time.monotonic() + 5
     while not all(_gone(p) for p in pids) and time.monotonic() < deadline:

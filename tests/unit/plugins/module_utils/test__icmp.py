@@ -22,7 +22,7 @@ def test_echo_requests_carry_a_valid_checksum_and_our_payload(index, attempt):
     prober = _icmp.Prober(["127.0.0.1"], ident=0x1234)
     packet = prober._packet(4, index, attempt)
     assert _icmp.checksum(packet) == 0
-    kind, code, _, ident, _ = struct.unpack_from("!BBHHH", packet)
+    kind, code, ident = [struct.unpack_from("!BBHHH", packet)[i] for i in (0, 1, 3)]
     assert (kind, code, ident) == (8, 0, 0x1234)
     assert struct.unpack_from("!IIH", packet, 8) == (prober.token, index, attempt)
 
@@ -72,7 +72,7 @@ def test_loopback_answers_with_a_round_trip_time():
 def test_rate_cap_spaces_the_probes():
     import time
     started = time.monotonic()
-    rtts, _ = _icmp.probe(["127.0.0.%d" % i for i in range(1, 12)], timeout=1.0, rate=20)
+    rtts = _icmp.probe(["127.0.0.%d" % i for i in range(1, 12)], timeout=1.0, rate=20)[0]
     assert time.monotonic() - started >= 0.45, "11 probes at 20/s take at least 0.5 s"
     assert all(r is not None for r in rtts.values())
 
@@ -108,11 +108,11 @@ def test_the_kernel_filter_passes_only_replies_with_our_identifier():
             assert _icmp.attach_ident_filter(sock, 4, ident)
         prober = _icmp.Prober(["127.0.0.1"], ident=0x1111)
         sockets[0].sendto(prober._packet(4, 0, 0), ("127.0.0.1", 0))
-        readable, _, _ = select.select([sockets[0]], [], [], 1.0)
+        readable = select.select([sockets[0]], [], [], 1.0)[0]
         assert readable, "the socket filtering for 0x1111 must get its reply"
         data = sockets[0].recv(2048)
         assert data[(data[0] & 0x0F) * 4 + 4:][:2] == b"\x11\x11"
-        readable, _, _ = select.select([sockets[1]], [], [], 0.3)
+        readable = select.select([sockets[1]], [], [], 0.3)[0]
         assert not readable, "the socket filtering for 0x2222 must not see 0x1111's reply"
     finally:
         for sock in sockets:

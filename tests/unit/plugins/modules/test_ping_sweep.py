@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-import ansible_collections.sysops.fleet.plugins.modules.ping_sweep as ping_sweep
+from ansible_collections.sysops.fleet.plugins.modules import ping_sweep
 
 COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(list(
     __import__("ansible_collections.sysops.fleet", fromlist=["x"]).__path__)[0])))
