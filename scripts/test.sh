@@ -4,8 +4,9 @@
 #                that this machine has (scripts/ansible_test.sh)
 #   lint         ansible-lint, production profile
 #   unit         pytest tests/unit (real processes, real ping to loopback)
-#   integration  tests/integration/targets/*/runme.sh: real sweeps inside a
-#                network namespace made and removed by the test (needs root)
+#   integration  ansible-test integration: every target under
+#                tests/integration/targets (real sweeps inside a network
+#                namespace made and removed by the test; needs root)
 #   adhoc        the short module name from the repo root, and the built
 #                collection tarball installed and used by its FQCN
 # Prints one line per step and ends with "N passed, N failed".
@@ -28,13 +29,7 @@ step_unit() { python -m pytest -q -p no:cacheprovider tests/unit; }
 
 step_integration() {
     [ "$(id -u)" -eq 0 ] || { log "integration tests need root (network namespaces)"; return 1; }
-    local target rc=0
-    for target in tests/integration/targets/*/; do
-        [ -x "$target/runme.sh" ] || continue
-        log "integration target $(basename "$target")"
-        (cd "$target" && ./runme.sh) || rc=1
-    done
-    return $rc
+    bash "$ROOT/scripts/ansible_test.sh" integration
 }
 
 step_adhoc() {
