@@ -23,6 +23,15 @@ for method in socket ping; do
     in_lab ansible-playbook -i inventory.yml sweep.yml -e "method=$method" "$@"
 done
 
+echo "=== ping_sweep with every CPU saturated by busy loops"
+busy=()
+for _cpu in $(seq $(( $(nproc) * 2 ))); do
+    python3 -c 'while True: pass' &
+    busy+=($!)
+done
+in_lab ansible-playbook -i inventory.yml busy.yml "$@" || { kill "${busy[@]}"; exit 1; }
+kill "${busy[@]}"
+
 echo "=== ping_sweep under the mitogen strategy (modules run in-process)"
 MITOGEN_DIR="$(python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))')"
 for method in socket ping; do
