@@ -179,16 +179,13 @@ class Prober:
         next_send = time.monotonic()
         readers = [s for s, _raw in self._sockets.values()]
         while self._todo or self._sent:
-            now = time.monotonic()
-            sent = 0
-            while (self._todo and len(self._sent) < self.concurrency and now >= next_send and sent < _BATCH):
-                if not self._send(*self._todo[0]):
-                    break  # the kernel's queue is full: read replies, then go on
-                self._todo.popleft()
-                sent += 1
-                if self.interval:
+            room = min(_BATCH, self.concurrency - len(self._sent))
+            if self.interval:
+                now = time.monotonic()
+                room = min(room, 1 if now >= next_send else 0)
+                if room:
                     next_send = max(next_send + self.interval, now - self.interval)
-                    now = time.monotonic()
+            sent = self._send_some(room) if self._todo and room > 0 else 0
             self._drain()
             self._expire()
             if not self._sent and not self._todo:
@@ -196,6 +193,35 @@ class Prober:
             wait = self._wait(next_send, sent)
             if wait > 0:
                 select.select(readers, [], [], wait)
+
+    def _send_some(self, budget: int) -> int:
+        """Send up to *budget* queued probes; stop early when the kernel's queue is full.
+
+        The hot loop of a large sweep, so attributes are bound to locals.
+        """
+        todo, sent_at, expiry, timeout = self._todo, self._sent, self._expiry, self.timeout
+        versions, sockets, addresses = self.versions, self._sockets, self.addresses
+        monotonic, packet = time.monotonic, self._packet
+        count = 0
+        while todo and count < budget:
+            index, attempt = todo[0]
+            version = versions[index]
+            try:
+                sockets[version][0].sendto(packet(version, index, attempt), (addresses[index], 0))
+            except (BlockingIOError, InterruptedError):
+                break  # read replies, then go on
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    break
+                self.errors[index] = exc.strerror or str(exc)  # unreachable network, refused by a local firewall
+                todo.popleft()
+                continue
+            now = monotonic()
+            sent_at[index] = (now, attempt)
+            expiry.append((now + timeout, index, attempt))
+            todo.popleft()
+            count += 1
+        return count
 
     def _wait(self, next_send: float, sent: int) -> float:
         now = time.monotonic()
@@ -215,23 +241,6 @@ class Prober:
             total = (total >> 16) + (total & 0xFFFF)
             csum = ~(total + (total >> 16)) & 0xFFFF
         return _PACKET.pack(ECHO_REQUEST[version], 0, csum, self.ident, seq, self.token, index, attempt) + _TAIL
-
-    def _send(self, index: int, attempt: int) -> bool:
-        version = self.versions[index]
-        sock = self._sockets[version][0]
-        try:
-            sock.sendto(self._packet(version, index, attempt), (self.addresses[index], 0))
-        except (BlockingIOError, InterruptedError):
-            return False
-        except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                return False
-            self.errors[index] = exc.strerror or str(exc)  # unreachable network, refused by a local firewall
-            return True
-        sent_at = time.monotonic()
-        self._sent[index] = (sent_at, attempt)
-        self._expiry.append((sent_at + self.timeout, index, attempt))
-        return True
 
     def _drain(self) -> None:
         """Read every reply the kernel holds for us (before anything may expire)."""
