@@ -214,13 +214,22 @@ def _fire(worker: _Worker, pool, sel, kill: bool, reap: bool = True) -> None:
         pass
     worker.sock.close()
     if kill:
-        try:
-            os.kill(worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _reap(worker.pid, block_for=0.5)
+        # SIGTERM first: the worker's handler raises SystemExit, so its own
+        # children (run_many's pings) are killed on the way out. SIGKILL if
+        # it has not gone in a moment (stuck in a hung mount, say).
+        _signal(worker.pid, signal.SIGTERM)
+        if _reap(worker.pid, block_for=0.3) == "did not exit":
+            _signal(worker.pid, signal.SIGKILL)
+            _reap(worker.pid, block_for=0.5)
     elif reap:
         _reap(worker.pid, block_for=5.0)
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _reap(pid: int, block_for: float = 1.0) -> str:

@@ -142,3 +142,34 @@ def test_sigterm_or_ctrl_c_in_the_parent_stops_every_worker(sig, code, word):
     while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(_gone(p) for p in pids), "workers must not outlive an interrupted parent"
+
+
+GRANDPARENT = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {path!r})
+    from ansible_collections.sysops.fleet.plugins.module_utils import _command, _fanout
+    def work(x):
+        for index, result in _command.run_many([["sh", "-c", "echo $$; exec sleep 61.7"]] * 2, concurrency=2, timeout=120):
+            pass
+    try:
+        _fanout.fan_out(work, [1], workers=1)
+    except _fanout.Interrupted:
+        sys.exit(3)
+""")
+
+
+def test_sigterm_in_the_parent_also_stops_what_the_workers_started():
+    proc = subprocess.Popen([sys.executable, "-c", GRANDPARENT.format(path=_collections_root())])
+    deadline = time.monotonic() + 10
+    sleepers = []
+    while len(sleepers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        out = subprocess.run(["pgrep", "-f", "^sleep 61.7$"], capture_output=True, text=True, check=False).stdout
+        sleepers = [int(p) for p in out.split()]
+    assert len(sleepers) >= 2, "the worker's children did not start"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 3
+    deadline = time.monotonic() + 5
+    while not all(_gone(p) for p in sleepers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(p) for p in sleepers), "grandchildren must not outlive an interrupted sweep"
