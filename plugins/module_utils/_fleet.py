@@ -1,0 +1,259 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The fleet report: every sweeper's sweep and every host's disk report, merged.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+
+Runs once, on the controller, after the fleet has been swept and reported
+on. It answers what an operator asks first thing in the morning: which
+hosts are down, which addresses are new or gone since the last run, which
+filesystems are fullest across the fleet, and which will fill first. The
+addresses seen alive are kept in a small JSON state file between runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+import os
+import tempfile
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from . import _targets
+
+STATE_VERSION = 1
+
+
+class FleetError(ValueError):
+    """The inputs to the fleet report are not what the play should pass."""
+
+
+def _address_key(address: str):
+    """Sort addresses numerically (IPv4 before IPv6), names last."""
+    try:
+        parsed = _targets.parse(address)
+    except _targets.TargetError:
+        return (9, 0, address)
+    if isinstance(parsed, _targets.Span):
+        return (parsed.version, parsed.first, address)
+    return (9, 0, address)
+
+
+def merge_sweeps(sweeps: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
+    """One view of several sweepers' results: an address answering any sweeper is alive."""
+    alive: Dict[str, str] = {}
+    dead: Dict[str, str] = {}
+    names: Dict[str, str] = {}
+    for sweeper, result in sorted(sweeps.items()):
+        if not isinstance(result, Mapping) or "alive" not in result:
+            raise FleetError(f"sweeps[{sweeper!r}] is not a ping_sweep result (no 'alive' list)")
+        for address in result.get("alive", []):
+            alive.setdefault(address, sweeper)
+        for address in result.get("dead", []):
+            dead.setdefault(address, sweeper)
+        for address, host in (result.get("hosts") or {}).items():
+            if isinstance(host, Mapping) and host.get("name"):
+                names[address] = host["name"]
+    down = {a: s for a, s in dead.items() if a not in alive}
+    return {
+        "alive": sorted(alive, key=_address_key),
+        "down": sorted(down, key=_address_key),
+        "swept_by": {**down, **alive},
+        "names": names,
+    }
+
+
+def flatten_filesystems(disks: Mapping[str, Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """Every host's filesystems as one list, each tagged with its host."""
+    rows = []
+    for host, report in sorted(disks.items()):
+        if not isinstance(report, Mapping) or not isinstance(report.get("filesystems"), list):
+            raise FleetError(f"disk_reports[{host!r}] is not a disk_report result (no 'filesystems' list)")
+        for fs in report["filesystems"]:
+            row = {"host": host}
+            row.update({k: fs.get(k) for k in ("mount", "device", "fstype", "size_bytes", "used_bytes",
+                                                "avail_bytes", "use_pct", "inode_pct", "status")})
+            forecast = fs.get("forecast") or {}
+            row["days_to_full"] = forecast.get("days_to_full", fs.get("days_to_full"))
+            row["fill_rate_bytes_per_day"] = forecast.get("bytes_per_day", fs.get("fill_rate_bytes_per_day"))
+            rows.append(row)
+    return rows
+
+
+def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[str, Any]],
+          hosts: Sequence[str], unreachable: Sequence[str] = (), previous: Optional[Mapping[str, Any]] = None,
+          top: int = 10, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
+    """The merged fleet report, and the state to keep for the next run."""
+    if top < 1:
+        raise FleetError(f"top must be at least 1, got {top}")
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    swept = merge_sweeps(sweeps)
+    filesystems = flatten_filesystems(disks)
+    previously_alive = set((previous or {}).get("alive", []))
+    first_run = previous is None
+    alive = set(swept["alive"])
+    unreachable_set = set(unreachable)
+    host_rows = []
+    for host in sorted(set(hosts) | set(disks) | unreachable_set):
+        statuses = [f["status"] for f in filesystems if f["host"] == host and f.get("status")]
+        worst = max(statuses, key=("ok", "warn", "crit").index, default=None)
+        host_rows.append({"host": host, "reachable": host not in unreachable_set,
+                          "disk_status": worst, "reported": host in disks})
+    fullest = sorted((f for f in filesystems if f.get("use_pct") is not None),
+                     key=lambda f: (-float(f["use_pct"]), f["host"], f["mount"] or ""))[:top]
+    forecasts = sorted((f for f in filesystems if f.get("days_to_full") is not None),
+                       key=lambda f: (float(f["days_to_full"]), f["host"], f["mount"] or ""))[:top]
+    report = {
+        "generated": now.isoformat(timespec="seconds"),
+        "hosts": host_rows,
+        "unreachable": sorted(unreachable_set),
+        "alive": swept["alive"],
+        "down": swept["down"],
+        "names": swept["names"],
+        "new": [] if first_run else sorted(alive - previously_alive, key=_address_key),
+        "vanished": [] if first_run else sorted(previously_alive - alive, key=_address_key),
+        "first_run": first_run,
+        "alerts": [f for f in filesystems if f.get("status") not in (None, "ok")],
+        "fullest": fullest,
+        "forecasts": forecasts,
+    }
+    report["summary"] = {
+        "hosts": len(host_rows), "unreachable": len(unreachable_set), "addresses_alive": len(swept["alive"]),
+        "addresses_down": len(swept["down"]), "new": len(report["new"]), "vanished": len(report["vanished"]),
+        "alerts": len(report["alerts"]),
+    }
+    state = {"version": STATE_VERSION, "generated": report["generated"], "alive": swept["alive"]}
+    return {"report": report, "state": state}
+
+
+def _human(size: Optional[float]) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in "BKMGTP":
+        if abs(value) < 1024 or unit == "P":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return str(size)
+
+
+def _label(address: str, names: Mapping[str, str]) -> str:
+    return f"{address} ({names[address]})" if address in names else address
+
+
+def _fs_line(f: Mapping[str, Any]) -> str:
+    days = f.get("days_to_full")
+    eta = "" if days is None else f"  full in {float(days):.1f} days"
+    return (f"  {f['host']:<20} {str(f['mount']):<24} {float(f['use_pct']):5.1f}%  "
+            f"{_human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
+
+
+def render_text(report: Mapping[str, Any]) -> str:
+    """The plain-text fleet report."""
+    s = report["summary"]
+    lines = [f"Fleet report {report['generated']}",
+             f"{s['hosts']} hosts ({s['unreachable']} unreachable), {s['addresses_alive']} addresses alive, "
+             f"{s['addresses_down']} down, {s['new']} new, {s['vanished']} vanished, {s['alerts']} disk alerts", ""]
+
+    def section(title: str, items: Iterable[str], empty: str = "none") -> None:
+        items = list(items)
+        lines.append(f"{title}:")
+        lines.extend(items or [f"  {empty}"])
+        lines.append("")
+
+    section("Hosts", (f"  {h['host']:<24} {'reachable' if h['reachable'] else 'UNREACHABLE':<12} "
+                      f"disks {h['disk_status'] or 'not reported'}" for h in report["hosts"]))
+    section("Addresses down", (f"  {_label(a, report['names'])}" for a in report["down"]))
+    if report["first_run"]:
+        lines.extend(["New / vanished addresses:", "  first run: every alive address is the baseline", ""])
+    else:
+        section("New addresses", (f"  {_label(a, report['names'])}" for a in report["new"]))
+        section("Vanished addresses", (f"  {_label(a, report['names'])}" for a in report["vanished"]))
+    section("Fullest filesystems", (_fs_line(f) for f in report["fullest"]))
+    section("Filling fastest (days until full at the current rate)", (_fs_line(f) for f in report["forecasts"]),
+            empty="no filesystem is filling (or not enough history yet)")
+    return "\n".join(lines)
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """The same report as a small self-contained HTML page."""
+    esc = html.escape
+    colours = {"ok": "#2e7d32", "warn": "#f9a825", "crit": "#c62828", None: "#757575"}
+
+    def fs_rows(rows: Iterable[Mapping[str, Any]]) -> str:
+        out = []
+        for f in rows:
+            pct = max(0.0, min(100.0, float(f["use_pct"])))
+            colour = colours.get(f.get("status"), "#757575")
+            days = "" if f.get("days_to_full") is None else f"{float(f['days_to_full']):.1f}"
+            out.append(
+                f"<tr><td>{esc(f['host'])}</td><td>{esc(str(f['mount']))}</td>"
+                f"<td><div style='width:200px;background:#eee'><div style='width:{pct:.0f}%;"
+                f"background:{colour};color:#fff;padding:0 4px'>{pct:.1f}%</div></div></td>"
+                f"<td>{esc(_human(f.get('avail_bytes')))}</td><td>{esc(str(f.get('status') or '-'))}</td>"
+                f"<td>{esc(days)}</td></tr>")
+        return "".join(out) or "<tr><td colspan='6'>none</td></tr>"
+
+    def address_list(addresses: Sequence[str]) -> str:
+        return "".join(f"<li>{esc(_label(a, report['names']))}</li>" for a in addresses) or "<li>none</li>"
+
+    s = report["summary"]
+    hosts = "".join(
+        f"<tr><td>{esc(h['host'])}</td><td>{'reachable' if h['reachable'] else '<b>UNREACHABLE</b>'}</td>"
+        f"<td style='color:{colours.get(h['disk_status'], '#757575')}'>{esc(str(h['disk_status'] or 'not reported'))}"
+        f"</td></tr>" for h in report["hosts"])
+    head = "<tr><th>host</th><th>mount</th><th>use</th><th>free</th><th>status</th><th>days to full</th></tr>"
+    changes = ("<p>First run: every alive address is the baseline.</p>" if report["first_run"] else
+               f"<h2>New addresses</h2><ul>{address_list(report['new'])}</ul>"
+               f"<h2>Vanished addresses</h2><ul>{address_list(report['vanished'])}</ul>")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fleet report</title></head>"
+        "<body style='font-family:sans-serif'>"
+        f"<h1>Fleet report {esc(report['generated'])}</h1>"
+        f"<p>{s['hosts']} hosts ({s['unreachable']} unreachable), {s['addresses_alive']} addresses alive, "
+        f"{s['addresses_down']} down, {s['new']} new, {s['vanished']} vanished, {s['alerts']} disk alerts</p>"
+        f"<h2>Hosts</h2><table>{hosts}</table>"
+        f"<h2>Addresses down</h2><ul>{address_list(report['down'])}</ul>{changes}"
+        f"<h2>Fullest filesystems</h2><table>{head}{fs_rows(report['fullest'])}</table>"
+        f"<h2>Filling fastest</h2><table>{head}{fs_rows(report['forecasts'])}</table>"
+        "</body></html>")
+
+
+def load_state(path: str) -> Optional[Dict[str, Any]]:
+    """The previous run's state, or None on the first run; a corrupt file is an error, not a reset."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise FleetError(f"state_file {path!r} cannot be read ({exc}); fix or remove it") from None
+    if not isinstance(state, dict) or not isinstance(state.get("alive"), list):
+        raise FleetError(f"state_file {path!r} is not a fleet report state (no 'alive' list); fix or remove it")
+    return state
+
+
+def write_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
+    """Write *text* atomically unless the file already holds it; True if written."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fleet-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return True
