@@ -1,0 +1,385 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Disk usage: read every mounted filesystem's size, use and inode use.
+
+PRIVATE to the sysops.fleet collection. Pure standard library; Linux.
+
+The numbers are the ones ``df -P`` and ``df -Pi`` print, taken the same way
+(``statvfs``), without running ``df``:
+
+* The mount table comes from ``/proc/self/mountinfo``, which never touches
+  a filesystem, so a hung network mount cannot block reading it.
+* Each mount point is probed (``stat`` + ``statvfs``) in a worker process
+  of ``_fanout`` with a timeout; a probe stuck on a stale NFS or dead FUSE
+  server gets its worker killed and the mount reported as timed out. The
+  parent process never touches a mount point itself.
+* Pseudo filesystems are skipped by type; a mount point that is a file
+  (a bind mount of ``/etc/hosts`` in a container) is dropped; several views
+  of one device (bind mounts, btrfs subvolumes) are reported once.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import functools
+import os
+import re
+import stat
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import _fanout
+
+MOUNTINFO = "/proc/self/mountinfo"
+MOUNTS = "/proc/self/mounts"
+
+# Types that hold no user data or only mirror another filesystem. tmpfs and
+# devtmpfs are here too, as they are memory, not disk; list them in
+# include_mounts (or clear exclude_fstypes) to watch them.
+PSEUDO_FSTYPES = (
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts",
+    "devtmpfs", "efivarfs", "fusectl", "fuse.gvfsd-fuse", "fuse.lxcfs", "fuse.portal",
+    "hugetlbfs", "mqueue", "nsfs", "overlay", "proc", "pstore", "ramfs", "rpc_pipefs",
+    "securityfs", "selinuxfs", "squashfs", "sysfs", "tmpfs", "tracefs",
+)
+# Types whose probe waits on a server (or a user process) and so may hang.
+NETWORK_FSTYPES = ("9p", "afs", "beegfs", "ceph", "cifs", "fuse", "fuse.*", "fuseblk", "glusterfs", "gpfs",
+                   "lustre", "ncpfs", "nfs", "nfs4", "smb3", "smbfs", "sshfs", "virtiofs")
+DEFAULT_PROBE_TIMEOUT = 5.0
+MAX_PROBE_TIMEOUT = 600.0
+DEFAULT_MAX_WORKERS = 4
+
+Probe = Dict[str, int]  # what one worker learnt about one mount point (or an errno)
+Prober = Callable[[str], Probe]
+
+
+class DiskError(ValueError):
+    """The mount table cannot be read or the selection is malformed; nothing was probed."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One line of the mount table."""
+
+    device: str          # the source: /dev/sda1, server:/export, tmpfs
+    fstype: str
+    mount: str           # where it is mounted
+    root: str = "/"      # the directory of the filesystem seen there ("/" unless a bind mount)
+    dev: str = ""        # major:minor, the identity of the filesystem
+
+
+@dataclass
+class Filesystem:
+    """One reported filesystem: ``df -P`` and ``df -Pi`` numbers, or the error that replaced them."""
+
+    device: str
+    fstype: str
+    mount: str
+    size_bytes: Optional[int] = None
+    used_bytes: Optional[int] = None
+    avail_bytes: Optional[int] = None
+    use_pct: Optional[int] = None
+    inodes_total: Optional[int] = None
+    inodes_used: Optional[int] = None
+    inode_pct: Optional[int] = None
+    error: Optional[str] = None
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which mounts to report: glob patterns on mount points and filesystem types.
+
+    A mount point matched by ``include_mounts`` is reported whatever its
+    type, so ``include_mounts: [/dev/shm]`` watches a tmpfs without editing
+    ``exclude_fstypes``; ``exclude_mounts`` always wins.
+    """
+
+    include_mounts: Sequence[str] = ()
+    exclude_mounts: Sequence[str] = ()
+    exclude_fstypes: Sequence[str] = PSEUDO_FSTYPES
+
+    def check(self) -> None:
+        for name in ("include_mounts", "exclude_mounts", "exclude_fstypes"):
+            for pattern in getattr(self, name):
+                if not isinstance(pattern, str) or not pattern.strip():
+                    raise DiskError(f"{name}: every entry must be a non-empty string, got {pattern!r}")
+
+    def wanted(self, mount: Mount) -> bool:
+        if _matches(mount.mount, self.exclude_mounts):
+            return False
+        if self.include_mounts:
+            return _matches(mount.mount, self.include_mounts)
+        return not _matches(mount.fstype, self.exclude_fstypes)
+
+
+def _matches(value: str, patterns: Sequence[str]) -> bool:
+    return bool(patterns) and _compiled(tuple(patterns))(value) is not None
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(patterns: Tuple[str, ...]) -> Callable[[str], Any]:
+    """One regular expression for a list of globs: the default list is matched against every mount."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
+
+
+def unescape(field_text: str) -> str:
+    r"""Undo the kernel's octal escapes in mount table fields (``\040`` is a space)."""
+    if "\\" not in field_text:
+        return field_text
+    out, i = [], 0
+    while i < len(field_text):
+        chunk = field_text[i:i + 4]
+        if len(chunk) == 4 and chunk[0] == "\\" and chunk[1:].isdigit():
+            out.append(chr(int(chunk[1:], 8)))
+            i += 4
+        else:
+            out.append(field_text[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text: str) -> List[Mount]:
+    """Mounts from ``/proc/self/mountinfo`` text, in mount order (see proc(5))."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        try:
+            sep = fields.index("-", 6)
+            mounts.append(Mount(device=unescape(fields[sep + 2]), fstype=fields[sep + 1],
+                                mount=unescape(fields[4]), root=unescape(fields[3]), dev=fields[2]))
+        except (ValueError, IndexError):
+            continue  # a line we do not understand is not worth failing the report for
+    return mounts
+
+
+def parse_mounts(text: str) -> List[Mount]:
+    """Mounts from ``/proc/mounts`` text: the fallback without device numbers."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            mounts.append(Mount(device=unescape(fields[0]), fstype=fields[2], mount=unescape(fields[1]),
+                                dev=unescape(fields[0])))
+    return mounts
+
+
+def read_mounts(mountinfo: str = MOUNTINFO, mounts: str = MOUNTS) -> List[Mount]:
+    """The mount table of this process; reading it never touches a mounted filesystem."""
+    for path, parse in ((mountinfo, parse_mountinfo), (mounts, parse_mounts)):
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+                return parse(handle.read())
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise DiskError(f"cannot read the mount table {path}: {exc.strerror}") from exc
+    raise DiskError(f"cannot read the mount table: neither {mountinfo} nor {mounts} exists "
+                    "(disk_report reads the Linux mount table)")
+
+
+def visible(mounts: Sequence[Mount]) -> List[Mount]:
+    """Drop mounts hidden under a later mount on the same mount point.
+
+    ``statvfs(path)`` sees only the top mount, so reporting the ones below
+    would repeat its numbers under another device name.
+    """
+    top = {m.mount: i for i, m in enumerate(mounts)}
+    return [m for i, m in enumerate(mounts) if top[m.mount] == i]
+
+
+def probe(path: str) -> Probe:
+    """``stat`` and ``statvfs`` of one mount point; runs in a worker because it may never return."""
+    try:
+        st = os.stat(path)
+        vfs = os.statvfs(path)
+    except OSError as exc:
+        return {"errno": exc.errno or 0}
+    return {"is_dir": int(stat.S_ISDIR(st.st_mode)), "frsize": vfs.f_frsize or vfs.f_bsize,
+            "blocks": vfs.f_blocks, "bfree": vfs.f_bfree, "bavail": vfs.f_bavail,
+            "files": vfs.f_files, "ffree": vfs.f_ffree}
+
+
+def ceil_pct(part: int, whole: int) -> Optional[int]:
+    """Percentage rounded up, as df rounds it: 80.1% is 81%, so a threshold is never missed."""
+    if whole <= 0:
+        return None
+    return -(-part * 100 // whole)
+
+
+def usage(mount: Mount, got: Probe) -> Filesystem:
+    """The numbers df -P and df -Pi print, in bytes, from one probe.
+
+    Use % is used / (used + available), not used / size: blocks reserved
+    for root count neither as used nor as available, exactly as in df.
+    """
+    frsize = got["frsize"]
+    used_blocks = max(0, got["blocks"] - got["bfree"])
+    avail_blocks = max(0, got["bavail"]) if got["bavail"] < 1 << 63 else 0
+    inodes_used = max(0, got["files"] - got["ffree"])
+    return Filesystem(
+        device=mount.device, fstype=mount.fstype, mount=mount.mount,
+        size_bytes=got["blocks"] * frsize, used_bytes=used_blocks * frsize,
+        avail_bytes=avail_blocks * frsize, use_pct=ceil_pct(used_blocks, used_blocks + avail_blocks),
+        inodes_total=got["files"], inodes_used=inodes_used, inode_pct=ceil_pct(inodes_used, got["files"]),
+    )
+
+
+def _keys(mount: Mount) -> List[str]:
+    """What makes two mount entries one filesystem: the device number, or the same /dev path.
+
+    btrfs subvolumes get a device number each but share the /dev path and
+    every number; they are one filesystem in a disk report.
+    """
+    keys = [mount.dev or mount.device]
+    if mount.device.startswith("/dev/"):
+        keys.append(mount.device)
+    return keys
+
+
+def _preference(mount: Mount, fs: Filesystem) -> Tuple[bool, bool, int]:
+    """Sort key choosing the view of a device to report: probed, whole filesystem, shortest path."""
+    return (fs.error is not None, mount.root != "/", len(mount.mount))
+
+
+def keep(probed: Sequence[Tuple[Mount, Optional[Probe], Optional[str]]]) -> List[Filesystem]:
+    """Turn probe results into the reported filesystems, one per device, in mount order.
+
+    Dropped: mount points that are files (bind mounts of single files),
+    mounts that vanished while probed, and filesystems with no blocks
+    (``df`` hides those too).
+    """
+    groups: Dict[str, int] = {}
+    best: Dict[int, Tuple[int, Mount, Filesystem]] = {}
+    for order, (mount, got, failure) in enumerate(probed):
+        fs = _to_filesystem(mount, got, failure)
+        if fs is None:
+            continue
+        keys = _keys(mount)
+        group = next((groups[k] for k in keys if k in groups), order)
+        groups.update({k: group for k in keys})
+        held = best.get(group)
+        if held is None:
+            best[group] = (order, mount, fs)
+        elif _preference(mount, fs) < _preference(held[1], held[2]):
+            best[group] = (held[0], mount, fs)
+    return [held[2] for held in sorted(best.values(), key=lambda held: held[0])]
+
+
+def _to_filesystem(mount: Mount, got: Optional[Probe], failure: Optional[str]) -> Optional[Filesystem]:
+    if failure is not None:
+        return Filesystem(device=mount.device, fstype=mount.fstype, mount=mount.mount, error=failure)
+    if got is None:
+        return None
+    if "errno" in got:
+        if got["errno"] in (errno.ENOENT, errno.ENOTDIR):
+            return None  # unmounted while we looked
+        return Filesystem(device=mount.device, fstype=mount.fstype, mount=mount.mount,
+                          error=f"cannot read usage: {os.strerror(got['errno'])}")
+    if not got["is_dir"] or got["blocks"] == 0:
+        return None
+    return usage(mount, got)
+
+
+def batches(mounts: Sequence[Mount]) -> List[List[int]]:
+    """Probe tasks as lists of indices: all local filesystems in one, each network mount alone.
+
+    A probe takes microseconds but a task costs a round trip to a worker,
+    so local filesystems (hundreds of bind mounts on a container host) go
+    together; network mounts, the ones that hang, get a task and so a
+    worker of their own, and hang in parallel.
+    """
+    local = [i for i, m in enumerate(mounts) if not _matches(m.fstype, NETWORK_FSTYPES)]
+    remote = [[i] for i, m in enumerate(mounts) if _matches(m.fstype, NETWORK_FSTYPES)]
+    return ([local] if local else []) + remote
+
+
+def default_workers(tasks: int) -> int:
+    """One worker per task, at most 4: each costs a fork, and a hung mount holds one for the whole timeout."""
+    return max(1, min(tasks, DEFAULT_MAX_WORKERS))
+
+
+def probe_mounts(mounts: Sequence[Mount], timeout: float, workers: Optional[int] = None,
+                 prober: Prober = probe) -> List[Tuple[Optional[Probe], Optional[str]]]:
+    """(probe, None) or (None, error) per mount, each probe in a worker process with a timeout.
+
+    A batch of local filesystems that fails (one of them hung, or a
+    crash) is probed again one mount per task, so only the culprit is
+    reported: a hung local disk costs at most two timeouts.
+    """
+    results: List[Tuple[Optional[Probe], Optional[str]]] = [(None, None)] * len(mounts)
+
+    def run(task: List[int]) -> List[Probe]:
+        return [prober(mounts[i].mount) for i in task]
+
+    retry = _probe_round(batches(mounts), run, results, timeout, workers)
+    if retry:
+        _probe_round([[i] for i in retry], run, results, timeout, workers)
+    return results
+
+
+def _probe_round(tasks: List[List[int]], run: Callable[[List[int]], List[Probe]],
+                 results: List[Tuple[Optional[Probe], Optional[str]]], timeout: float,
+                 workers: Optional[int]) -> List[int]:
+    """One fan-out over *tasks*, filling *results*; returns the mounts of failed multi-mount tasks."""
+    count = default_workers(len(tasks)) if workers is None else min(workers, len(tasks))
+    retry: List[int] = []
+    for task, outcome in zip(tasks, _fanout.fan_out(run, tasks, count, timeout=timeout)):
+        if outcome.ok:
+            for i, got in zip(task, outcome.value):
+                results[i] = (got, None)
+        elif len(task) > 1:
+            retry.extend(task)
+        else:
+            results[task[0]] = (None, _describe(outcome.error, timeout))
+    return retry
+
+
+def check_workers(workers: Optional[int]) -> Optional[int]:
+    """None (choose per run) or a worker count fan_out accepts."""
+    if workers is None:
+        return None
+    if isinstance(workers, bool) or not 1 <= int(workers) <= _fanout.MAX_WORKERS:
+        raise DiskError(f"workers must be between 1 and {_fanout.MAX_WORKERS}, got {workers}")
+    return int(workers)
+
+
+def check_timeout(timeout: float) -> float:
+    timeout = float(timeout)
+    if not 0 < timeout <= MAX_PROBE_TIMEOUT:
+        raise DiskError(f"probe_timeout must be more than 0 and at most {MAX_PROBE_TIMEOUT:g} seconds, got {timeout:g}")
+    return timeout
+
+
+def read_filesystems(selection: Selection = Selection(), timeout: float = DEFAULT_PROBE_TIMEOUT,
+                     workers: Optional[int] = None, mounts: Optional[Sequence[Mount]] = None,
+                     prober: Prober = probe) -> List[Filesystem]:
+    """Every selected filesystem with its usage, each device once, in mount order.
+
+    A mount whose probe does not finish within *timeout* seconds is
+    reported with ``error`` set and no numbers. *mounts* and *prober*
+    replace the mount table and the probe (tests, other platforms).
+    Raises DiskError for bad input and _fanout.FanOutError if no worker
+    process can be started.
+    """
+    selection.check()
+    timeout = check_timeout(timeout)
+    workers = check_workers(workers)
+    table = read_mounts() if mounts is None else list(mounts)
+    chosen = [m for m in visible(table) if selection.wanted(m)]
+    if not chosen:
+        return []
+    results = probe_mounts(chosen, timeout, workers, prober)
+    return keep([(mount, got, error) for mount, (got, error) in zip(chosen, results)])
+
+
+def _describe(error: str, timeout: float) -> str:
+    first = error.splitlines()[0] if error else "the probe failed"
+    if first.startswith("timed out"):
+        return f"probe timed out after {timeout:g}s: the mount is hung (stale NFS or dead FUSE server?)"
+    return f"probe failed: {first}"

@@ -1,0 +1,408 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The disk usage report: thresholds, statuses, and the text and HTML renderings.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+
+``build()`` turns the filesystems read by ``_disk`` into a Report: each
+filesystem gets a status (ok, warn, crit) with the reasons, ``alerts``
+lists the ones that are not ok, ``text`` is a ``df -h``-style table and
+``html`` the same table with a usage bar per filesystem coloured by status.
+``run()`` is one whole report: read (``_disk``), assess and render, then
+mail or spool (``_mail``). The module and the watcher's ``report``
+command both call it with a Config from ``config_from_options()``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import getpass
+import html
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import _disk, _mail
+
+STATUSES = ("ok", "warn", "crit")
+COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "crit": "#c62828"}
+_UNITS = "KMGTPE"
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]?)(?:I?B)?\s*$", re.IGNORECASE)
+
+Size = Union[int, float, str, None]
+
+
+class ReportError(ValueError):
+    """A threshold or report option is out of range; nothing was read or sent."""
+
+
+def parse_size(value: Size, name: str) -> Optional[int]:
+    """Bytes from ``10G``, ``512M``, ``1.5T`` or a plain number of bytes (units are powers of 1024)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {value!r}")
+    if isinstance(value, (int, float)):
+        number, unit = float(value), ""
+    else:
+        match = _SIZE.match(str(value))
+        if not match:
+            raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {value!r}")
+        number, unit = float(match.group(1)), match.group(2).upper()
+    if number < 0:
+        raise ReportError(f"{name} must not be negative, got {value!r}")
+    return int(number * 1024 ** (_UNITS.index(unit) + 1 if unit else 0))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a filesystem is warn or crit: use % and inode use % at or above, free bytes below."""
+
+    warn: int = 80
+    crit: int = 90
+    inode_warn: int = 80
+    inode_crit: int = 90
+    free_warn: Optional[int] = None
+    free_crit: Optional[int] = None
+
+    def check(self) -> "Thresholds":
+        for low, high in (("warn", "crit"), ("inode_warn", "inode_crit")):
+            for name in (low, high):
+                value = getattr(self, name)
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+                    raise ReportError(f"{name} must be a whole percentage between 1 and 100, got {value!r}")
+            if getattr(self, low) > getattr(self, high):
+                raise ReportError(f"{low} ({getattr(self, low)}%) must not be above {high} ({getattr(self, high)}%): "
+                                  f"a filesystem would turn crit before it warns")
+        if self.free_warn is not None and self.free_crit is not None and self.free_warn < self.free_crit:
+            raise ReportError(f"free_warn ({human(self.free_warn)}) must not be below free_crit "
+                              f"({human(self.free_crit)}): the warning floor is the larger one")
+        return self
+
+
+def assess(fs: _disk.Filesystem, limits: Thresholds) -> Tuple[str, List[str]]:
+    """The status of one filesystem and why; a filesystem that could not be probed is crit."""
+    if fs.error:
+        return "crit", [fs.error]
+    found: List[Tuple[int, str]] = []
+    for pct, warn, crit, what in ((fs.use_pct, limits.warn, limits.crit, "use"),
+                                  (fs.inode_pct, limits.inode_warn, limits.inode_crit, "inode use")):
+        if pct is not None and pct >= crit:
+            found.append((2, f"{what} {pct}% is at or above crit {crit}%"))
+        elif pct is not None and pct >= warn:
+            found.append((1, f"{what} {pct}% is at or above warn {warn}%"))
+    avail = fs.avail_bytes
+    if avail is not None and limits.free_crit is not None and avail < limits.free_crit:
+        found.append((2, f"{human(avail)} free is below free_crit {human(limits.free_crit)}"))
+    elif avail is not None and limits.free_warn is not None and avail < limits.free_warn:
+        found.append((1, f"{human(avail)} free is below free_warn {human(limits.free_warn)}"))
+    level = max((item[0] for item in found), default=0)
+    return STATUSES[level], [item[1] for item in found]
+
+
+@dataclass
+class Report:
+    """One run's report: what the module returns and what the mail says."""
+
+    host: str
+    generated: datetime.datetime
+    title: str
+    filesystems: List[Dict[str, Any]] = field(default_factory=list)
+    text: str = ""
+    html: str = ""
+
+    @property
+    def alerts(self) -> List[Dict[str, Any]]:
+        return [fs for fs in self.filesystems if fs["status"] != "ok"]
+
+    @property
+    def status(self) -> str:
+        return max((fs["status"] for fs in self.filesystems), key=STATUSES.index, default="ok")
+
+
+def build(filesystems: Sequence[_disk.Filesystem], limits: Thresholds, host: str,
+          title: Optional[str] = None, now: Optional[datetime.datetime] = None) -> Report:
+    """Assess every filesystem and render the report as text and HTML."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).astimezone()
+    rows = []
+    for fs in filesystems:
+        status, reasons = assess(fs, limits)
+        row = fs.as_dict()
+        row.update(status=status, reasons=reasons)
+        rows.append(row)
+    report = Report(host=host, generated=now, title=title or default_title(host), filesystems=rows)
+    report.text = render_text(report)
+    report.html = render_html(report)
+    return report
+
+
+def default_title(host: str) -> str:
+    return f"Nightly Disk Usage Report for {host}"
+
+
+def human(value: Optional[int]) -> str:
+    """A byte or inode count the way ``df -h`` prints it: powers of 1024, rounded up."""
+    if value is None:
+        return "-"
+    if value < 1024:
+        return str(value)
+    amount, unit = float(value), -1
+    while amount >= 1024 and unit < len(_UNITS) - 1:
+        amount, unit = amount / 1024, unit + 1
+    if amount < 10:
+        shown = -(-int(amount * 10 * 1000) // 1000) / 10  # ceil to one decimal, tolerant of float noise
+        if shown < 10:
+            return f"{shown:.1f}{_UNITS[unit]}"
+    shown = -(-int(amount * 1000) // 1000)
+    if shown >= 1024 and unit < len(_UNITS) - 1:
+        return f"1.0{_UNITS[unit + 1]}"
+    return f"{shown}{_UNITS[unit]}"
+
+
+def _pct(value: Optional[int]) -> str:
+    return "-" if value is None else f"{value}%"
+
+
+TEXT_COLUMNS = ("Filesystem", "Type", "Size", "Used", "Avail", "Use%", "Inodes", "IUse%", "Status", "Mounted on")
+_LEFT = {"Filesystem", "Type", "Status", "Mounted on"}
+
+
+def _cells(fs: Dict[str, Any]) -> List[str]:
+    return [fs["device"], fs["fstype"], human(fs["size_bytes"]), human(fs["used_bytes"]),
+            human(fs["avail_bytes"]), _pct(fs["use_pct"]), human(fs["inodes_total"]),
+            _pct(fs["inode_pct"]), fs["status"], fs["mount"]]
+
+
+def render_table(filesystems: Sequence[Dict[str, Any]]) -> str:
+    """The ``df -h``-style table: text columns left-aligned, numbers right-aligned."""
+    rows = [list(TEXT_COLUMNS)] + [_cells(fs) for fs in filesystems]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TEXT_COLUMNS))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(w) if name in _LEFT else cell.rjust(w)
+                 for cell, w, name in zip(row, widths, TEXT_COLUMNS)]
+        cells[-1] = row[-1]  # no trailing blanks after the mount point
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def render_text(report: Report) -> str:
+    """The plain part of the mail and the module's ``report``: title, table, alerts."""
+    lines = [report.title, f"Generated {report.generated:%Y-%m-%d %H:%M:%S %Z}".rstrip(), ""]
+    if report.filesystems:
+        lines.append(render_table(report.filesystems))
+    else:
+        lines.append("No filesystem matched the selection.")
+    lines.append("")
+    if report.alerts:
+        lines.append(f"Alerts ({len(report.alerts)}):")
+        lines += [f"  {fs['status'].upper():4} {fs['mount']}: {'; '.join(fs['reasons'])}" for fs in report.alerts]
+    else:
+        lines.append("No alerts: every filesystem is below its thresholds.")
+    return "\n".join(lines) + "\n"
+
+
+def _bar(fs: Dict[str, Any]) -> str:
+    """A usage bar as nested block elements with inline styles: what mail clients render."""
+    pct = fs["use_pct"] if fs["use_pct"] is not None else 100
+    colour = COLOURS[fs["status"]]
+    return (f'<div style="width:160px;height:12px;background:#e0e0e0;border:1px solid #9e9e9e">'
+            f'<div class="bar bar-{fs["status"]}" style="width:{min(pct, 100)}%;height:12px;'
+            f'background:{colour}"></div></div>')
+
+
+def render_html(report: Report) -> str:
+    """The HTML part: the same table, a usage bar per filesystem, status in colour."""
+    esc = html.escape
+    head = "".join(f"<th align=\"left\">{esc(name)}</th>" for name in
+                   ("Filesystem", "Type", "Size", "Used", "Avail", "Use%", "Usage", "Inodes", "IUse%",
+                    "Status", "Mounted on"))
+    body = []
+    for fs in report.filesystems:
+        cells = _cells(fs)
+        colour = COLOURS[fs["status"]]
+        title = esc("; ".join(fs["reasons"]), quote=True)
+        body.append(
+            f'<tr data-status="{fs["status"]}" title="{title}">'
+            + "".join(f"<td>{esc(c)}</td>" for c in cells[:6])
+            + f"<td>{_bar(fs)}</td>"
+            + "".join(f"<td>{esc(c)}</td>" for c in cells[6:8])
+            + f'<td style="color:{colour};font-weight:bold">{esc(cells[8])}</td><td>{esc(cells[9])}</td></tr>')
+    alerts = "".join(f'<li style="color:{COLOURS[fs["status"]]}">{esc(fs["status"].upper())} '
+                     f'{esc(fs["mount"])}: {esc("; ".join(fs["reasons"]))}</li>' for fs in report.alerts)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        f"<title>{esc(report.title)}</title></head>\n"
+        "<body style=\"font-family:Arial,Helvetica,sans-serif;font-size:13px\">\n"
+        f"<h2>{esc(report.title)}</h2>\n<p>Generated {esc(f'{report.generated:%Y-%m-%d %H:%M:%S %Z}')}</p>\n"
+        "<table cellpadding=\"4\" cellspacing=\"0\" border=\"1\" style=\"border-collapse:collapse\">\n"
+        f"<tr>{head}</tr>\n" + "\n".join(body) + "\n</table>\n"
+        + (f"<h3>Alerts</h3>\n<ul>{alerts}</ul>\n" if alerts else "<p>No alerts: every filesystem is below its thresholds.</p>\n")
+        + "</body></html>\n"
+    )
+
+
+# ---- one run: read, assess, render, mail -------------------------------------------------------
+
+@dataclass
+class Config:
+    """Everything one report run needs, validated: built by ``config_from_options``."""
+
+    host: str
+    selection: _disk.Selection = _disk.Selection()
+    limits: Thresholds = Thresholds()
+    probe_timeout: float = _disk.DEFAULT_PROBE_TIMEOUT
+    workers: Optional[int] = None
+    mail_to: List[Any] = field(default_factory=list)
+    mail_from: Any = None
+    subject: str = ""
+    smtp: _mail.SmtpSettings = field(default_factory=_mail.SmtpSettings)
+    send: str = "auto"
+    spool_dir: str = ""
+
+
+def _get(options: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    value = options.get(name)
+    return default if value is None else value
+
+
+def config_from_options(options: Mapping[str, Any], host: Optional[str] = None) -> Config:
+    """Validate options named as the module's (missing or None = default) into a Config.
+
+    Raises ValueError (ReportError, DiskError, MailConfigError) naming the
+    option and what is wrong, before anything is read or sent.
+    """
+    host = host or socket.gethostname() or "localhost"
+    selection = _disk.Selection(
+        include_mounts=tuple(_get(options, "include_mounts", ())),
+        exclude_mounts=tuple(_get(options, "exclude_mounts", ())),
+        exclude_fstypes=tuple(_get(options, "exclude_fstypes", _disk.PSEUDO_FSTYPES)))
+    selection.check()
+    limits = Thresholds(
+        warn=_get(options, "warn", 80), crit=_get(options, "crit", 90),
+        inode_warn=_get(options, "inode_warn", 80), inode_crit=_get(options, "inode_crit", 90),
+        free_warn=parse_size(options.get("free_warn"), "free_warn"),
+        free_crit=parse_size(options.get("free_crit"), "free_crit")).check()
+    smtp = _mail.SmtpSettings(
+        host=_get(options, "smtp_host", "localhost"), port=options.get("smtp_port"),
+        security=_get(options, "smtp_security", "none"), username=options.get("smtp_username") or None,
+        password=options.get("smtp_password") or None, timeout=float(_get(options, "smtp_timeout", 30.0)),
+        validate_certs=bool(_get(options, "smtp_validate_certs", True)), ca_file=options.get("smtp_ca_file") or None,
+        allow_plaintext_auth=bool(_get(options, "smtp_allow_plaintext_auth", False)), local_hostname=host).check()
+    mail_to = [_mail.parse_address(a, "mail_to") for a in _get(options, "mail_to", [])]
+    config = Config(
+        host=host, selection=selection, limits=limits,
+        probe_timeout=_disk.check_timeout(_get(options, "probe_timeout", _disk.DEFAULT_PROBE_TIMEOUT)),
+        workers=_disk.check_workers(options.get("workers")), mail_to=mail_to,
+        mail_from=_sender(options.get("mail_from"), host),
+        subject=_mail.check_header(options.get("subject") or default_title(host), "subject"),
+        smtp=smtp, send=_get(options, "send", "auto"),
+        spool_dir=options.get("spool_dir") or _mail.default_spool_dir())
+    _mail.decide(config.send, config.mail_to, alerting=False)  # refuses send=always without mail_to now
+    return config
+
+
+def _sender(mail_from: Optional[str], host: str) -> Any:
+    """The From address: as given, or user@host, which must then be a valid address too."""
+    if mail_from:
+        return _mail.parse_address(mail_from, "mail_from")
+    default = f"{_user()}@{host}"
+    try:
+        return _mail.parse_address(default, "mail_from")
+    except _mail.MailConfigError:
+        raise _mail.MailConfigError(f"cannot make a sender address from this user and host name ({default!r} "
+                                    f"is not a valid address); set mail_from") from None
+
+
+def _pending(spool_dir: str) -> int:
+    """Messages waiting in the spool; an unreadable spool is for delivery to report, not for a report."""
+    try:
+        return len(_mail.spooled(spool_dir))
+    except _mail.MailError:
+        return 0
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "root" if os.geteuid() == 0 else "nobody"
+
+
+@dataclass
+class Outcome:
+    """The result of one run: module return values, whether mail went out, the error if mail failed."""
+
+    result: Dict[str, Any]
+    changed: bool = False
+    error: str = ""
+    warnings: List[str] = field(default_factory=list)
+
+
+Amend = Callable[[Report], Dict[str, Any]]
+
+
+def run(config: Config, check_mode: bool = False, now: Optional[datetime.datetime] = None,
+        amend: Optional[Amend] = None) -> Outcome:
+    """Read the filesystems, build the report and mail it (or spool it) as ``config.send`` says.
+
+    *amend* may add to the report's text and HTML before it is mailed (the
+    watcher adds fill rates) and returns extra result keys. Check mode
+    reads and reports as usual but never connects to a mail server nor
+    writes the spool.
+    """
+    filesystems = _disk.read_filesystems(config.selection, config.probe_timeout, config.workers)
+    report = build(filesystems, config.limits, config.host, title=config.subject, now=now)
+    extra = amend(report) if amend else {}
+    outcome = mail_report(config, report, check_mode, extra)
+    if not filesystems:
+        outcome.warnings.append("no filesystem matched include_mounts, exclude_mounts and exclude_fstypes")
+    return outcome
+
+
+def mail_report(config: Config, report: Report, check_mode: bool = False,
+                extra: Optional[Dict[str, Any]] = None) -> Outcome:
+    """Mail a built report as ``config.send`` says, spooled earlier messages first; never raises for mail."""
+    wanted, reason = _mail.decide(config.send, config.mail_to, alerting=bool(report.alerts))
+    mail: Dict[str, Any] = {"sent": False, "recipients": [str(a) for a in config.mail_to], "message_id": None,
+                            "spooled": None, "spool_sent": 0, "spool_pending": 0, "refused": {}, "reason": reason}
+    outcome = Outcome(result={"filesystems": report.filesystems, "alerts": report.alerts,
+                              "report": report.text, "status": report.status, "mail": mail, **(extra or {})})
+    if check_mode or config.send == "never" or not config.mail_to:
+        mail["spool_pending"] = _pending(config.spool_dir)
+        if check_mode:
+            mail["reason"] = "check mode: nothing sent" + (f" (would send to {len(config.mail_to)} recipient(s))"
+                                                           if wanted else f" ({reason})")
+        return outcome
+    raw = None
+    if wanted:
+        message = _mail.build_message(config.mail_from, config.mail_to, config.subject, report.text, report.html,
+                                      domain=config.host, when=report.generated.timestamp())
+        raw = message.as_bytes(policy=_mail.POLICY)
+        mail["message_id"] = message["Message-ID"]
+    delivery = _mail.deliver(raw, config.smtp, config.spool_dir)
+    mail.update(sent=delivery.sent, spooled=delivery.spooled, spool_sent=len(delivery.spool_sent),
+                spool_pending=delivery.pending, refused=delivery.refused,
+                reason=delivery.error or reason or "sent")
+    outcome.changed = delivery.changed
+    if delivery.refused:
+        outcome.warnings.append("some recipients were refused: " + "; ".join(
+            f"{rcpt}: {why}" for rcpt, why in delivery.refused.items()))
+    if delivery.error:
+        outcome.error = _failure(delivery, config)
+    return outcome
+
+
+def _failure(delivery: "_mail.Delivery", config: Config) -> str:
+    """The module's failure message: what went wrong, and that nothing was lost (or what was)."""
+    text = f"the disk report could not be mailed: {delivery.error}"
+    if delivery.spooled:
+        text += (f". The message was spooled to {delivery.spooled}; the next run that reaches the mail "
+                 f"server sends the {delivery.pending} spooled message(s) first")
+    elif delivery.pending:
+        text += f". {delivery.pending} message(s) stay in {config.spool_dir} for the next run"
+    return text

@@ -1,0 +1,424 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: disk_report
+short_description: Report disk and inode usage of every filesystem, with thresholds, and mail it
+version_added: "0.1.0"
+description:
+  - Reads size, used, available, use % and inode use of every mounted filesystem, the same numbers
+    C(df -P) and C(df -Pi) print, and gives each filesystem a status V(ok), V(warn) or V(crit) from
+    O(warn), O(crit), O(inode_warn), O(inode_crit), O(free_warn) and O(free_crit).
+  - Pseudo filesystems (O(exclude_fstypes)), bind mounts of single files (C(/etc/hosts) in a container)
+    and extra views of one device (bind mounts, btrfs subvolumes) are left out; each device appears once.
+  - Each filesystem is probed in a worker process with a timeout (O(probe_timeout)), so a hung network
+    mount (stale NFS, dead FUSE server) cannot hang the report; it is reported as timed out, with
+    status V(crit).
+  - Mails the report (a C(df -h)-style plain table and an HTML table with a usage bar per filesystem)
+    over SMTP when O(send) says so. TLS is verified by default; V(starttls) never falls back to plain
+    text; a password is never sent unencrypted unless O(smtp_allow_plaintext_auth=true).
+  - If sending fails for any reason the task fails with the reason, and the complete message is
+    written to O(spool_dir). The next run that can send delivers the spooled messages first, oldest
+    first. Nothing is lost.
+  - C(changed) is true only when a mail went out. Check mode reads and reports but never sends mail
+    nor writes the spool.
+author:
+  - sysops.fleet maintainers (@sysops)
+requirements:
+  - Python 3.9 or newer on the managed host (standard library only).
+  - Linux (the mount table is read from C(/proc/self/mountinfo)).
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Check mode reads and reports as usual but never connects to a mail server nor writes the spool.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  include_mounts:
+    description:
+      - Report only mount points matching one of these shell-style patterns (V(*) also matches V(/)).
+      - A mount point matched here is reported whatever its type, so V([/dev/shm]) watches a tmpfs
+        without editing O(exclude_fstypes). O(exclude_mounts) still wins.
+      - Empty means every mount point.
+    type: list
+    elements: str
+    default: []
+  exclude_mounts:
+    description:
+      - Mount points not to report, as shell-style patterns such as V(/mnt/backup*).
+    type: list
+    elements: str
+    default: []
+  exclude_fstypes:
+    description:
+      - Filesystem types not to report, as shell-style patterns such as V(fuse.*).
+      - The default lists the pseudo and memory filesystems. Setting this replaces the list;
+        V([]) reports every type, like C(df).
+    type: list
+    elements: str
+    default: [autofs, binfmt_misc, bpf, cgroup, cgroup2, configfs, debugfs, devpts, devtmpfs, efivarfs,
+              fusectl, fuse.gvfsd-fuse, fuse.lxcfs, fuse.portal, hugetlbfs, mqueue, nsfs, overlay, proc,
+              pstore, ramfs, rpc_pipefs, securityfs, selinuxfs, squashfs, sysfs, tmpfs, tracefs]
+  probe_timeout:
+    description:
+      - Seconds each filesystem's probe may take before its worker is killed and the filesystem
+        is reported as timed out. More than 0, at most 600.
+    type: float
+    default: 5.0
+  workers:
+    description:
+      - Worker processes probing filesystems at once; each hung mount holds one for O(probe_timeout).
+      - Defaults to one for the local filesystems plus one per network filesystem (NFS, CIFS, FUSE...),
+        at most 4. Between 1 and 256.
+    type: int
+  warn:
+    description:
+      - Use % at or above which a filesystem is V(warn). Use % is used / (used + available), as in
+        C(df), rounded up. A whole number between 1 and 100, not above O(crit).
+    type: int
+    default: 80
+  crit:
+    description:
+      - Use % at or above which a filesystem is V(crit). Between 1 and 100.
+    type: int
+    default: 90
+  inode_warn:
+    description:
+      - Inode use % at or above which a filesystem is V(warn). Between 1 and 100, not above O(inode_crit).
+    type: int
+    default: 80
+  inode_crit:
+    description:
+      - Inode use % at or above which a filesystem is V(crit). Between 1 and 100.
+    type: int
+    default: 90
+  free_warn:
+    description:
+      - An absolute floor, like C(check_disk -w 10G) - a filesystem with less available space than
+        this is V(warn), whatever its use %.
+      - A size with an optional unit (powers of 1024) such as V(10G), V(500M), V(1.5T), or a number of bytes.
+    type: str
+  free_crit:
+    description:
+      - Like O(free_warn), for V(crit). Not larger than O(free_warn).
+    type: str
+  send:
+    description:
+      - When to mail the report.
+      - V(auto) mails it when O(mail_to) is set.
+      - V(always) mails it on every run and fails when O(mail_to) is empty.
+      - V(on_alert) mails it only when some filesystem is V(warn) or V(crit).
+      - V(never) only reports (and leaves the spool alone).
+      - Whenever O(mail_to) is set and O(send) is not V(never), spooled messages from earlier failed
+        runs are delivered, even when this run's report is not mailed.
+    type: str
+    choices: [auto, always, on_alert, never]
+    default: auto
+  mail_to:
+    description:
+      - Recipients, one address per entry, as V(ops@example.com) or V(Ops <ops@example.com>).
+    type: list
+    elements: str
+    default: []
+  mail_from:
+    description:
+      - The sender address. Defaults to the remote user at the managed host's name, for example
+        V(root@web1).
+    type: str
+  subject:
+    description:
+      - The subject of the mail and the title of the report.
+      - Defaults to V(Nightly Disk Usage Report for HOST), with the managed host's name.
+    type: str
+  smtp_host:
+    description:
+      - The mail server, as seen from the managed host.
+    type: str
+    default: localhost
+  smtp_port:
+    description:
+      - The mail server's port. Defaults to 25 for O(smtp_security=none), 587 for V(starttls) and
+        465 for V(ssl). Between 1 and 65535.
+    type: int
+  smtp_security:
+    description:
+      - V(none) talks plain SMTP (the usual local mail server on port 25).
+      - V(starttls) connects in plain text and upgrades with STARTTLS; if the server does not offer
+        it the task fails and nothing is sent in plain text.
+      - V(ssl) speaks TLS from the first byte (SMTPS, port 465).
+    type: str
+    choices: [none, starttls, ssl]
+    default: none
+  smtp_username:
+    description:
+      - Log in with this user name (SMTP AUTH). Needs O(smtp_password).
+    type: str
+  smtp_password:
+    description:
+      - The password for O(smtp_username). Refused with O(smtp_security=none) unless
+        O(smtp_allow_plaintext_auth=true).
+    type: str
+  smtp_allow_plaintext_auth:
+    description:
+      - Allow sending O(smtp_password) over an unencrypted connection. Only for a trusted path,
+        such as a mail server on the same host.
+    type: bool
+    default: false
+  smtp_validate_certs:
+    description:
+      - Verify the server's TLS certificate and host name (C(ssl.create_default_context())).
+      - Set to V(false) only for a server whose certificate you cannot fix; the connection is then
+        encrypted but not authenticated.
+    type: bool
+    default: true
+  smtp_ca_file:
+    description:
+      - A PEM file of CA certificates to trust for the server's certificate, instead of the
+        system's. The C(SSL_CERT_FILE) environment variable is honoured too.
+    type: path
+  smtp_timeout:
+    description:
+      - Seconds to wait for the mail server at each step (connect, TLS, every command).
+    type: float
+    default: 30
+  spool_dir:
+    description:
+      - Where messages that could not be sent are kept until a later run sends them.
+      - Defaults to V(/var/lib/sysops-fleet/spool) for root and to
+        C($XDG_STATE_HOME/sysops-fleet/spool) (C(~/.local/state/sysops-fleet/spool)) for other users.
+      - Created with mode 0700 when first needed; each message is a complete C(.eml) file.
+    type: path
+notes:
+  - Thresholds compare the rounded-up percentages that C(df) prints, so a filesystem at 80.1% is 81% and
+    warns at O(warn=81).
+  - A filesystem that cannot be probed (timeout, permission denied, stale file handle) is reported with
+    an C(error), no numbers and status V(crit).
+  - Delivery is at least once; a spooled message whose delivery is interrupted after the server accepted
+    it may be sent again.
+  - The watcher daemon of this collection runs the same report from cron without Ansible.
+seealso:
+  - name: df(1)
+    description: The numbers this module reports.
+    link: https://www.gnu.org/software/coreutils/manual/html_node/df-invocation.html
+"""
+
+EXAMPLES = r"""
+- name: Mail the nightly disk report through the local mail server
+  sysops.fleet.disk_report:
+    mail_to:
+      - ops@example.com
+
+- name: Warn at 70%, go critical below 5G free, mail only when something is wrong
+  sysops.fleet.disk_report:
+    warn: 70
+    crit: 85
+    free_crit: 5G
+    send: on_alert
+    mail_to: [ops@example.com]
+    mail_from: disk-report@example.com
+    smtp_host: smtp.example.com
+    smtp_security: starttls
+    smtp_username: reports
+    smtp_password: "{{ vault_smtp_password }}"
+
+- name: Only report, for a dashboard; probe NFS mounts for at most 2 seconds
+  sysops.fleet.disk_report:
+    exclude_mounts: [/mnt/scratch*]
+    probe_timeout: 2
+  register: disks
+
+- name: Fail the play when a filesystem is critical
+  ansible.builtin.assert:
+    that: disks.alerts | selectattr('status', 'eq', 'crit') | list | length == 0
+    fail_msg: "{{ disks.report }}"
+"""
+
+RETURN = r"""
+filesystems:
+  description:
+    - One entry per reported filesystem, in mount order. Sizes are bytes; percentages are rounded up as
+      C(df) rounds them. Numbers are null when the filesystem could not be probed (see C(error)), and
+      inode numbers are null percentages when the filesystem has no inode count (btrfs, vfat).
+  returned: success or when mailing failed
+  type: list
+  elements: dict
+  contains:
+    device:
+      description: The mounted device or source.
+      type: str
+      sample: /dev/sda1
+    fstype:
+      description: The filesystem type.
+      type: str
+      sample: ext4
+    mount:
+      description: The mount point.
+      type: str
+      sample: /
+    size_bytes:
+      description: Total size.
+      type: int
+      sample: 105089261568
+    used_bytes:
+      description: Used space.
+      type: int
+      sample: 52544630784
+    avail_bytes:
+      description: Space available to ordinary users (root's reserve excluded).
+      type: int
+      sample: 47171284992
+    use_pct:
+      description: Used / (used + available) in percent, rounded up; C(df)'s Capacity.
+      type: int
+      sample: 53
+    inodes_total:
+      description: Inodes.
+      type: int
+      sample: 6553600
+    inodes_used:
+      description: Inodes in use.
+      type: int
+      sample: 412345
+    inode_pct:
+      description: Inode use in percent, rounded up; C(df -i)'s IUse%.
+      type: int
+      sample: 7
+    status:
+      description: V(ok), V(warn) or V(crit).
+      type: str
+      sample: ok
+    reasons:
+      description: Why the status is not V(ok); empty when it is.
+      type: list
+      elements: str
+      sample: ["use 93% is at or above crit 90%"]
+    error:
+      description: Why the filesystem could not be probed (for example a timeout); null when it was.
+      type: str
+      sample: null
+alerts:
+  description: The entries of RV(filesystems) whose status is not V(ok).
+  returned: success or when mailing failed
+  type: list
+  elements: dict
+  sample:
+    - {device: "nfs1:/export", fstype: nfs4, mount: /mnt/data, status: crit, size_bytes: null,
+       error: "probe timed out after 5s: the mount is hung (stale NFS or dead FUSE server?)"}
+status:
+  description: The worst status of all filesystems.
+  returned: success or when mailing failed
+  type: str
+  sample: warn
+report:
+  description: The report as text, the plain part of the mail - a title, a C(df -h)-style table and the alerts.
+  returned: success or when mailing failed
+  type: str
+  sample: |
+    Nightly Disk Usage Report for web1
+    Generated 2024-05-01 03:00:01 UTC
+
+    Filesystem Type Size Used Avail Use% Inodes IUse% Status Mounted on
+    /dev/sda1  ext4  98G  49G   44G  53%   6.3M    7% ok     /
+
+    No alerts: every filesystem is below its thresholds.
+mail:
+  description: What happened to the mail.
+  returned: success or when mailing failed
+  type: dict
+  contains:
+    sent:
+      description: Whether this run's report went out.
+      type: bool
+      sample: true
+    recipients:
+      description: The recipients of this run's report.
+      type: list
+      elements: str
+      sample: ["ops@example.com"]
+    message_id:
+      description: The Message-ID of this run's report; null when no message was built.
+      type: str
+      sample: "<171453240112.4242.123456789@web1>"
+    spooled:
+      description: The spool file this run's report was written to because sending failed; null otherwise.
+      type: str
+      sample: null
+    spool_sent:
+      description: Messages from earlier failed runs delivered by this run.
+      type: int
+      sample: 0
+    spool_pending:
+      description: Messages left in the spool after this run.
+      type: int
+      sample: 0
+    refused:
+      description: Recipients the server refused while it accepted others, with its answer.
+      type: dict
+      sample: {}
+    reason:
+      description: Why no mail was sent (V(send=never), check mode, no alerts, or the error); V(sent) when it was.
+      type: str
+      sample: sent
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fanout, _mail, _report
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            include_mounts=dict(type="list", elements="str", default=[]),
+            exclude_mounts=dict(type="list", elements="str", default=[]),
+            exclude_fstypes=dict(type="list", elements="str", default=list(_disk.PSEUDO_FSTYPES)),
+            probe_timeout=dict(type="float", default=_disk.DEFAULT_PROBE_TIMEOUT),
+            workers=dict(type="int"),
+            warn=dict(type="int", default=80),
+            crit=dict(type="int", default=90),
+            inode_warn=dict(type="int", default=80),
+            inode_crit=dict(type="int", default=90),
+            free_warn=dict(type="str"),
+            free_crit=dict(type="str"),
+            send=dict(type="str", default="auto", choices=list(_mail.SEND_MODES)),
+            mail_to=dict(type="list", elements="str", default=[]),
+            mail_from=dict(type="str"),
+            subject=dict(type="str"),
+            smtp_host=dict(type="str", default="localhost"),
+            smtp_port=dict(type="int"),
+            smtp_security=dict(type="str", default="none", choices=list(_mail.SECURITY)),
+            smtp_username=dict(type="str"),
+            smtp_password=dict(type="str", no_log=True),
+            smtp_allow_plaintext_auth=dict(type="bool", default=False),
+            smtp_validate_certs=dict(type="bool", default=True),
+            smtp_ca_file=dict(type="path"),
+            smtp_timeout=dict(type="float", default=30.0),
+            spool_dir=dict(type="path"),
+        ),
+        required_together=[("smtp_username", "smtp_password")],
+        supports_check_mode=True,
+    )
+    try:
+        config = _report.config_from_options(module.params)
+        outcome = _report.run(config, check_mode=module.check_mode)
+    except (ValueError, _fanout.FanOutError, _mail.MailError) as exc:
+        module.fail_json(msg=str(exc))
+    for warning in outcome.warnings:
+        module.warn(warning)
+    if outcome.error:
+        module.fail_json(msg=outcome.error, changed=outcome.changed, **outcome.result)
+    module.exit_json(changed=outcome.changed, **outcome.result)
+
+
+if __name__ == "__main__":
+    main()

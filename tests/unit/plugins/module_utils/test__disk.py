@@ -1,0 +1,301 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""_disk: the mount table, selection, one view per device, df's numbers, and hung mounts."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fanout
+from ansible_collections.sysops.fleet.plugins.module_utils._disk import Mount
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HUNG_MOUNT = os.path.join(HERE, "hung_mount.py")
+COLLECTIONS = os.path.dirname(os.path.dirname(os.path.dirname(list(
+    __import__("ansible_collections.sysops.fleet", fromlist=["x"]).__path__)[0])))
+
+MOUNTINFO = r"""22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+42 27 254:0 /run/netns /run/netns rw,relatime shared:1 master:4 - ext4 /dev/vda rw
+50 27 0:45 / /mnt/my\040disk rw - xfs /dev/mapper/vg-my\134lv rw
+51 27 0:46 / /srv rw - nfs4 nfs1:/export rw,vers=4.2
+"""
+
+
+def ceil_kib(n):
+    return -(-n // 1024)
+
+
+def df_mismatches(fs, blocks, inodes):
+    """How a reported filesystem differs from df -P / df -Pi (empty when it is the same)."""
+    wrong = []
+    fstype, size, used, avail, pct = blocks[fs.mount][1:]
+    if fstype != fs.fstype:
+        wrong.append(f"type {fs.fstype} != {fstype}")
+    for name, ours, theirs in (("size", ceil_kib(fs.size_bytes), size), ("used", ceil_kib(fs.used_bytes), used),
+                               ("avail", ceil_kib(fs.avail_bytes), avail)):
+        if str(ours) != theirs:
+            wrong.append(f"{name} {ours} != {theirs}")
+    if f"{fs.use_pct}%" != pct:
+        wrong.append(f"use {fs.use_pct}% != {pct}")
+    itotal, iused, ipct = (inodes[fs.mount][i] for i in (2, 3, 5))
+    if (str(fs.inodes_total), str(fs.inodes_used)) != (itotal, iused):
+        wrong.append(f"inodes {fs.inodes_total}/{fs.inodes_used} != {itotal}/{iused}")
+    if ("-" if fs.inode_pct is None else f"{fs.inode_pct}%") != ipct:
+        wrong.append(f"inode use {fs.inode_pct} != {ipct}")
+    return wrong
+
+
+# ---- the mount table ---------------------------------------------------------------------------
+
+def test_mountinfo_is_parsed_with_escapes_optional_fields_and_bind_roots():
+    mounts = _disk.parse_mountinfo(MOUNTINFO + "garbage line\n")
+    assert [m.mount for m in mounts] == ["/proc", "/", "/run/netns", "/mnt/my disk", "/srv"]
+    disk = mounts[3]
+    assert (disk.device, disk.fstype, disk.dev, disk.root) == ("/dev/mapper/vg-my\\lv", "xfs", "0:45", "/")
+    assert mounts[2].root == "/run/netns" and mounts[2].dev == "254:0"
+
+
+def test_proc_mounts_is_the_fallback(tmp_path):
+    mounts_file = tmp_path / "mounts"
+    mounts_file.write_text("/dev/sda1 / ext4 rw 0 0\nsrv:/x /mnt/a\\040b nfs rw 0 0\n")
+    mounts = _disk.read_mounts(mountinfo=str(tmp_path / "missing"), mounts=str(mounts_file))
+    assert [(m.device, m.mount, m.fstype) for m in mounts] == [("/dev/sda1", "/", "ext4"), ("srv:/x", "/mnt/a b", "nfs")]
+
+
+def test_no_mount_table_is_a_clear_error(tmp_path):
+    with pytest.raises(_disk.DiskError, match="cannot read the mount table"):
+        _disk.read_mounts(mountinfo=str(tmp_path / "a"), mounts=str(tmp_path / "b"))
+
+
+def test_the_real_mount_table_has_the_root_filesystem():
+    assert "/" in [m.mount for m in _disk.read_mounts()]
+
+
+# ---- selection ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("selection,expected", [
+    (_disk.Selection(), ["/", "/run/netns", "/mnt/my disk", "/srv"]),
+    (_disk.Selection(exclude_fstypes=()), ["/proc", "/", "/run/netns", "/mnt/my disk", "/srv"]),
+    (_disk.Selection(exclude_fstypes=("nfs*", "proc")), ["/", "/run/netns", "/mnt/my disk"]),
+    (_disk.Selection(exclude_mounts=("/mnt/*", "/run/*")), ["/", "/srv"]),
+    (_disk.Selection(include_mounts=("/proc", "/srv")), ["/proc", "/srv"]),  # named: shown whatever the type
+    (_disk.Selection(include_mounts=("/*",), exclude_mounts=("/srv",)), ["/proc", "/", "/run/netns", "/mnt/my disk"]),
+])
+def test_selection_by_mount_and_type_patterns(selection, expected):
+    mounts = _disk.parse_mountinfo(MOUNTINFO)
+    assert [m.mount for m in mounts if selection.wanted(m)] == expected
+
+
+def test_default_selection_skips_pseudo_and_memory_filesystems():
+    for fstype in ("tmpfs", "devtmpfs", "proc", "sysfs", "overlay", "squashfs", "cgroup2", "devpts", "nsfs"):
+        assert not _disk.Selection().wanted(Mount("x", fstype, "/x")), fstype
+    for fstype in ("ext4", "xfs", "btrfs", "zfs", "nfs4", "cifs", "fuse.sshfs", "vfat"):
+        assert _disk.Selection().wanted(Mount("x", fstype, "/x")), fstype
+
+
+def test_empty_patterns_are_refused():
+    with pytest.raises(_disk.DiskError, match="exclude_mounts: every entry must be a non-empty string"):
+        _disk.read_filesystems(_disk.Selection(exclude_mounts=("",)), mounts=[])
+
+
+def test_an_overmounted_mount_point_is_reported_once_as_its_top_mount():
+    mounts = [Mount("tmpfs", "tmpfs", "/mnt", dev="0:50"), Mount("/dev/sdb", "ext4", "/mnt", dev="8:16")]
+    assert _disk.visible(mounts) == [mounts[1]]
+
+
+# ---- one view per device, files and vanished mounts dropped -------------------------------------
+
+def vfs(blocks=1000, bfree=400, bavail=300, files=100, ffree=60, is_dir=1, frsize=4096):
+    return {"is_dir": is_dir, "frsize": frsize, "blocks": blocks, "bfree": bfree, "bavail": bavail,
+            "files": files, "ffree": ffree}
+
+
+def test_file_bind_mounts_and_duplicate_views_of_a_device_are_dropped():
+    probed = [
+        (Mount("/dev/vda", "ext4", "/run/netns", root="/run/netns", dev="254:0"), vfs(), None),
+        (Mount("/dev/vda", "ext4", "/", dev="254:0"), vfs(), None),
+        (Mount("/dev/vdb", "ext4", "/etc/hosts", root="/containers/1/hosts", dev="254:16"), vfs(is_dir=0), None),
+        (Mount("/dev/vdb", "ext4", "/etc/resolv.conf", root="/containers/1/resolv", dev="254:16"), vfs(is_dir=0), None),
+        (Mount("/dev/vdc", "xfs", "/data", root="/volumes/x/_data", dev="254:32"), vfs(), None),
+        (Mount("/dev/sda2", "btrfs", "/home", root="/@home", dev="0:33"), vfs(), None),
+        (Mount("/dev/sda2", "btrfs", "/h", root="/@", dev="0:32"), vfs(), None),
+    ]
+    kept = _disk.keep(probed)
+    assert [(fs.device, fs.mount) for fs in kept] == [("/dev/vda", "/"), ("/dev/vdc", "/data"), ("/dev/sda2", "/h")]
+
+
+def test_a_probed_view_wins_over_one_that_timed_out():
+    probed = [(Mount("srv:/a", "nfs", "/a", dev="0:60"), None, "probe timed out after 1s"),
+              (Mount("srv:/a", "nfs", "/mnt/a/long", dev="0:60"), vfs(), None)]
+    assert [fs.mount for fs in _disk.keep(probed)] == ["/mnt/a/long"]
+
+
+def test_vanished_and_empty_filesystems_are_dropped_and_other_errors_reported():
+    probed = [(Mount("a", "ext4", "/gone", dev="1:1"), {"errno": errno.ENOENT}, None),
+              (Mount("b", "ext4", "/empty", dev="1:2"), vfs(blocks=0, bfree=0, bavail=0), None),
+              (Mount("c", "nfs", "/stale", dev="1:3"), {"errno": errno.ESTALE}, None),
+              (Mount("d", "ext4", "/secret", dev="1:4"), {"errno": errno.EACCES}, None)]
+    kept = _disk.keep(probed)
+    assert [(fs.mount, fs.error) for fs in kept] == [
+        ("/stale", "cannot read usage: Stale file handle"), ("/secret", "cannot read usage: Permission denied")]
+    assert kept[0].size_bytes is None and kept[0].use_pct is None
+
+
+# ---- the numbers -------------------------------------------------------------------------------
+
+def test_usage_follows_df_reserved_blocks_and_rounding_up():
+    fs = _disk.usage(Mount("/dev/x", "ext4", "/x"), vfs(blocks=1000, bfree=400, bavail=350, files=1000, ffree=999))
+    assert (fs.size_bytes, fs.used_bytes, fs.avail_bytes) == (4096000, 2457600, 1433600)
+    assert fs.use_pct == 64  # 600 / (600 + 350) = 63.2 -> 64, as df: reserved blocks count for nobody
+    assert (fs.inodes_total, fs.inodes_used, fs.inode_pct) == (1000, 1, 1)
+
+
+def test_a_filesystem_without_inode_counts_has_no_inode_percentage():
+    fs = _disk.usage(Mount("/dev/x", "btrfs", "/x"), vfs(files=0, ffree=0))
+    assert fs.inodes_total == 0 and fs.inode_pct is None
+
+
+@pytest.mark.parametrize("part,whole,pct", [(0, 100, 0), (1, 1000, 1), (800, 1000, 80), (801, 1000, 81),
+                                            (1000, 1000, 100), (5, 0, None)])
+def test_percentages_round_up(part, whole, pct):
+    assert _disk.ceil_pct(part, whole) == pct
+
+
+def test_numbers_are_the_ones_df_prints_on_this_machine(df):
+    """Every filesystem df -P shows (all types), with our numbers, compared when the disk is quiet."""
+    for attempt in range(20):
+        before, ibefore = df(), df(inodes=True)
+        ours = _disk.read_filesystems(_disk.Selection(exclude_fstypes=()))
+        after, iafter = df(), df(inodes=True)
+        if (before, ibefore) == (after, iafter):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("df's numbers changed during every one of 20 attempts")
+    assert ours and "/" in [fs.mount for fs in ours]
+    for fs in ours:
+        assert fs.mount in before, f"{fs.mount} is reported but df -P does not show it"
+        assert fs.error is None
+        assert df_mismatches(fs, before, ibefore) == [], fs.mount
+    reported = {os.stat(fs.mount).st_dev for fs in ours}
+    for mount in set(before) - {fs.mount for fs in ours}:
+        st = os.stat(mount)
+        assert not os.path.isdir(mount) or st.st_dev in reported, f"df shows {mount}, we do not"
+
+
+def test_default_report_is_dfs_non_pseudo_filesystems(df):
+    ours = {fs.mount for fs in _disk.read_filesystems()}
+    wanted = {m for m, row in df().items() if _disk.Selection().wanted(Mount(row[0], row[1], m))}
+    assert ours <= wanted and "/" in ours
+
+
+# ---- hung mounts -------------------------------------------------------------------------------
+
+def blocking_prober(hung):
+    def prober(path):
+        if path in hung:
+            time.sleep(3600)  # a stale NFS server: the probe never returns
+        return vfs()
+    return prober
+
+
+def test_a_probe_that_never_returns_is_reported_as_timed_out_in_bounded_time():
+    mounts = [Mount("/dev/vda", "ext4", "/", dev="254:0"), Mount("nfs1:/a", "nfs4", "/mnt/a", dev="0:70"),
+              Mount("nfs1:/b", "nfs4", "/mnt/b", dev="0:71"), Mount("/dev/vdb", "xfs", "/srv", dev="254:16")]
+    started = time.monotonic()
+    result = _disk.read_filesystems(timeout=0.5, mounts=mounts, prober=blocking_prober({"/mnt/a", "/mnt/b"}))
+    elapsed = time.monotonic() - started
+    assert elapsed < 3, f"took {elapsed:.1f}s"  # both hung mounts wait in parallel: one worker each
+    by_mount = {fs.mount: fs for fs in result}
+    assert list(by_mount) == ["/", "/mnt/a", "/mnt/b", "/srv"]
+    for hung in ("/mnt/a", "/mnt/b"):
+        assert "timed out after 0.5s" in by_mount[hung].error and by_mount[hung].size_bytes is None
+    assert by_mount["/srv"].error is None and by_mount["/srv"].size_bytes == 4096000
+
+
+def test_a_probe_that_crashes_is_reported_not_raised():
+    def prober(path):
+        if path == "/bad":
+            os._exit(3)
+        return vfs()
+    result = _disk.read_filesystems(mounts=[Mount("a", "ext4", "/bad", dev="1:1"), Mount("b", "ext4", "/ok", dev="1:2")],
+                                    prober=prober, workers=1)
+    assert "probe failed: worker process exited with code 3" in result[0].error
+    assert result[1].error is None
+
+
+def test_local_filesystems_share_one_task_network_mounts_get_their_own():
+    mounts = [Mount("a", "ext4", "/", dev="1:1"), Mount("s:/x", "nfs4", "/x", dev="0:2"),
+              Mount("b", "xfs", "/srv", dev="1:2"), Mount("h", "fuse.sshfs", "/h", dev="0:3")]
+    assert _disk.batches(mounts) == [[0, 2], [1], [3]]
+    assert [_disk.default_workers(n) for n in (1, 3, 9)] == [1, 3, 4]
+
+
+def test_a_hung_local_filesystem_is_found_by_probing_the_batch_again_one_by_one():
+    mounts = [Mount("/dev/vda", "ext4", "/", dev="254:0"), Mount("/dev/vdb", "ext4", "/dying", dev="254:16"),
+              Mount("/dev/vdc", "xfs", "/srv", dev="254:32")]
+    started = time.monotonic()
+    result = _disk.read_filesystems(timeout=0.5, mounts=mounts, prober=blocking_prober({"/dying"}))
+    assert time.monotonic() - started < 3  # the batch's timeout, then the lone retry's
+    assert [(fs.mount, fs.error is None) for fs in result] == [("/", True), ("/dying", False), ("/srv", True)]
+    assert "timed out after 0.5s" in result[1].error
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"timeout": 0}, "probe_timeout must be more than 0"),
+    ({"timeout": 601}, "at most 600 seconds"),
+    ({"workers": 0}, "workers must be between 1 and 256"),
+])
+def test_bad_numbers_are_refused(kwargs, message):
+    with pytest.raises(_disk.DiskError, match=message):
+        _disk.read_filesystems(mounts=[Mount("a", "ext4", "/", dev="1:1")], **kwargs)
+
+
+def run_with_hung_mounts(tmp_path, count, code):
+    """Run *code* in a child that sees *count* real hung FUSE mounts; skip where they cannot be made."""
+    argv = [sys.executable, HUNG_MOUNT, "--count", str(count), "--dir", str(tmp_path), "--",
+            sys.executable, "-c", code]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS] + sys.path))
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env, check=False)
+    if proc.returncode == 77:
+        pytest.skip(proc.stderr.strip())
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), time.monotonic() - started
+
+
+REPORT_CODE = """
+import json, os, time
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk
+started = time.monotonic()
+found = _disk.read_filesystems(timeout=1)
+print(json.dumps({"elapsed": time.monotonic() - started, "hung": os.environ["HUNG_MOUNTS"].split(":"),
+                  "filesystems": [fs.as_dict() for fs in found]}))
+"""
+
+
+def test_real_hung_fuse_mounts_do_not_hang_the_report(tmp_path):
+    """Three FUSE mounts whose server never answers: statvfs blocks in the kernel, like stale NFS."""
+    out, wall = run_with_hung_mounts(tmp_path, 3, REPORT_CODE)
+    assert out["elapsed"] < 3, out["elapsed"]  # one timeout of 1 s, the three waited in parallel
+    assert wall < 20
+    by_mount = {fs["mount"]: fs for fs in out["filesystems"]}
+    for hung in out["hung"]:
+        assert by_mount[hung]["error"].startswith("probe timed out after 1s"), by_mount[hung]
+        assert by_mount[hung]["fstype"] == "fuse.hung" and by_mount[hung]["size_bytes"] is None
+    assert by_mount["/"]["error"] is None and by_mount["/"]["size_bytes"] > 0
+    assert os.listdir(tmp_path) == []  # the helper removed its mount points
+
+
+def test_fan_out_error_is_raised_for_no_workers(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise _fanout.FanOutError("cannot start a worker process")
+    monkeypatch.setattr(_fanout, "fan_out", refuse)
+    with pytest.raises(_fanout.FanOutError):
+        _disk.read_filesystems(mounts=[Mount("a", "ext4", "/", dev="1:1")])

@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""disk_report as Ansible runs it: a separate Python process reading its args as JSON, mailing a real server."""
+
+import email
+import email.policy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import smtp_server
+import yaml
+
+from ansible_collections.sysops.fleet.plugins.modules import disk_report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _report
+
+COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(list(
+    __import__("ansible_collections.sysops.fleet", fromlist=["x"]).__path__)[0])))
+HUNG_MOUNT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", "hung_mount.py")
+
+
+def run_module(tmp_path, wrapper=(), **args):
+    """(exit code, parsed JSON result) of one module run."""
+    rc, out, unused_raw = run_module_raw(tmp_path, wrapper, **args)
+    return rc, out
+
+
+def run_module_raw(tmp_path, wrapper=(), env=None, **args):
+    """(exit code, parsed JSON result, raw stdout) of one module run, optionally under *wrapper*."""
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    environ = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS_ROOT] + sys.path), **(env or {}))
+    proc = subprocess.run(list(wrapper) + [sys.executable, disk_report.__file__, str(args_file)],
+                          capture_output=True, text=True, env=environ, timeout=120, check=False)
+    if proc.returncode == 77 and wrapper:
+        pytest.skip(proc.stderr.strip())
+    return proc.returncode, json.loads(proc.stdout), proc.stdout
+
+
+def mail_args(tmp_path, server, **extra):
+    args = {"mail_to": ["Ops <ops@example.com>"], "mail_from": "disk-report@web1.example.com",
+            "smtp_host": "127.0.0.1", "smtp_port": server.port, "smtp_timeout": 5,
+            "spool_dir": str(tmp_path / "spool")}
+    args.update(extra)
+    return args
+
+
+def received(server, n=0):
+    return email.message_from_bytes(server.messages[n].data, policy=email.policy.default)
+
+
+def test_report_without_mail_is_never_changed_and_matches_df(tmp_path, df):
+    rc, out = run_module(tmp_path)
+    assert rc == 0, out
+    assert out["changed"] is False and out["mail"]["sent"] is False
+    table = df()
+    root = next(fs for fs in out["filesystems"] if fs["mount"] == "/")
+    assert root["device"] == table["/"][0] and root["fstype"] == table["/"][1]
+    assert -(-root["size_bytes"] // 1024) == int(table["/"][2])
+    assert abs(root["use_pct"] - int(table["/"][5].rstrip("%"))) <= 1
+    assert set(root) >= {"device", "fstype", "mount", "size_bytes", "used_bytes", "avail_bytes", "use_pct",
+                         "inodes_total", "inodes_used", "inode_pct", "status"}
+    assert out["report"].startswith("Nightly Disk Usage Report for ")
+
+
+def test_the_report_is_mailed_and_read_back(tmp_path, smtpd, df):
+    server = smtpd()
+    rc, out = run_module(tmp_path, warn=1, **mail_args(tmp_path, server))
+    assert rc == 0, out
+    assert out["changed"] is True
+    assert out["mail"]["sent"] is True and out["mail"]["recipients"] == ["Ops <ops@example.com>"]
+    assert out["mail"]["spooled"] is None and out["mail"]["reason"] == "sent"
+    msg = received(server)
+    assert msg["Message-ID"] == out["mail"]["message_id"] and msg["Date"]
+    assert msg["Subject"].startswith("Nightly Disk Usage Report for ")
+    assert server.messages[0].rcpt_tos == ["ops@example.com"]
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    page = msg.get_body(("html",)).get_content()
+    assert text == out["report"]
+    root = next(fs for fs in out["filesystems"] if fs["mount"] == "/")
+    row = next(line.split() for line in text.splitlines() if line.endswith(" /"))
+    assert row[:3] == [root["device"], root["fstype"], _report.human(root["size_bytes"])]
+    assert row[5] == f"{root['use_pct']}%" and row[8] == "warn"  # warn=1: everything warns
+    assert abs(root["use_pct"] - int(df()["/"][5].rstrip("%"))) <= 1
+    assert f"width:{root['use_pct']}%" in page and "#f9a825" in page
+
+
+def test_check_mode_never_sends_nor_spools(tmp_path, smtpd):
+    server = smtpd()
+    rc, out = run_module(tmp_path, _ansible_check_mode=True, send="always", **mail_args(tmp_path, server))
+    assert rc == 0 and out["changed"] is False, out
+    assert out["mail"]["sent"] is False and out["mail"]["reason"].startswith("check mode: nothing sent")
+    assert server.messages == [] and not (tmp_path / "spool").exists()
+
+
+def test_a_failed_send_fails_spools_and_the_next_run_delivers_it_first(tmp_path, smtpd):
+    server = smtpd()
+    port = server.port
+    server.stop()
+    rc, out = run_module(tmp_path, **mail_args(tmp_path, server))
+    assert rc == 1 and out["failed"] is True and out["changed"] is False
+    assert "the disk report could not be mailed: cannot connect to 127.0.0.1:" in out["msg"]
+    assert "connection refused" in out["msg"] and "spooled to" in out["msg"]
+    spooled = out["mail"]["spooled"]
+    assert os.path.isfile(spooled) and out["mail"]["spool_pending"] == 1
+    assert out["filesystems"] and out["report"]  # the report is in the output all the same
+
+    back = smtpd(port=port)
+    rc, again = run_module(tmp_path, **mail_args(tmp_path, back))
+    assert rc == 0 and again["changed"] is True, again
+    assert again["mail"]["spool_sent"] == 1 and again["mail"]["spool_pending"] == 0
+    assert [received(back, n)["Message-ID"] for n in range(2)] == [out["mail"]["message_id"],
+                                                                   again["mail"]["message_id"]]
+    assert not os.path.exists(spooled)
+
+
+def test_password_is_never_in_the_output(tmp_path, smtpd, certs):
+    server = smtpd(tls="starttls", auth=("reports", "Very-Secret-42"))
+    rc, out, stdout = run_module_raw(tmp_path, smtp_security="starttls", smtp_username="reports",
+                                     smtp_password="Very-Secret-42", smtp_ca_file=certs.ca,
+                                     **mail_args(tmp_path, server))
+    assert rc == 0 and out["changed"] is True, out
+    assert server.messages[0].login == "reports" and server.messages[0].tls
+    assert "Very-Secret-42" not in stdout
+
+
+def test_a_hung_mount_is_reported_and_the_task_finishes(tmp_path):
+    wrapper = [sys.executable, HUNG_MOUNT, "--dir", str(tmp_path / "m"), "--"]
+    rc, out = run_module(tmp_path, wrapper=wrapper, probe_timeout=1)
+    assert rc == 0, out
+    hung = [fs for fs in out["filesystems"] if fs["fstype"] == "fuse.hung"]
+    assert len(hung) == 1 and hung[0]["status"] == "crit" and "timed out after 1s" in hung[0]["error"]
+    assert hung[0] in out["alerts"] and out["status"] == "crit"
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"warn": 150}, "warn must be a whole percentage between 1 and 100, got 150"),
+    ({"warn": 95, "crit": 90}, "warn (95%) must not be above crit (90%)"),
+    ({"inode_warn": 0}, "inode_warn must be a whole percentage"),
+    ({"free_warn": "1G", "free_crit": "2G"}, "free_warn (1.0G) must not be below free_crit (2.0G)"),
+    ({"smtp_port": 99999, "mail_to": ["a@example.com"]}, "smtp_port must be between 1 and 65535, got 99999"),
+    ({"mail_to": ["ops at example.com"]}, "mail_to: 'ops at example.com' is not a mail address"),
+    ({"mail_from": "x@example.com\nBcc: y@example.com"}, "line breaks"),
+    ({"send": "always"}, "send=always needs mail_to"),
+    ({"send": "weekly"}, "value of send must be one of"),
+    ({"smtp_security": "tls"}, "value of smtp_security must be one of"),
+    ({"smtp_username": "u", "smtp_password": "hunter2-pw", "mail_to": ["a@example.com"]},
+     "refusing to send smtp_password over an unencrypted connection"),
+    ({"smtp_username": "u"}, "parameters are required together: smtp_username, smtp_password"),
+    ({"probe_timeout": 0}, "probe_timeout must be more than 0"),
+])
+def test_bad_input_fails_with_a_clear_message(tmp_path, args, message):
+    rc, out = run_module(tmp_path, **args)
+    assert rc == 1 and out["failed"] is True
+    assert message in out["msg"]
+    assert "filesystems" not in out
+
+
+def test_documentation_matches_the_argument_spec():
+    doc = yaml.safe_load(disk_report.DOCUMENTATION)
+    assert set(doc["options"]) == {
+        "include_mounts", "exclude_mounts", "exclude_fstypes", "probe_timeout", "workers", "warn", "crit",
+        "inode_warn", "inode_crit", "free_warn", "free_crit", "send", "mail_to", "mail_from", "subject",
+        "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_allow_plaintext_auth",
+        "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir"}
+    assert doc["options"]["exclude_fstypes"]["default"] == list(_disk.PSEUDO_FSTYPES)
+    returned = yaml.safe_load(disk_report.RETURN)
+    assert {"filesystems", "alerts", "report", "mail", "status"} <= set(returned)
+    assert {"sent", "recipients", "message_id", "spooled"} <= set(returned["mail"]["contains"])
+    assert {"device", "fstype", "mount", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inodes_total",
+            "inodes_used", "inode_pct", "status"} <= set(returned["filesystems"]["contains"])
+    yaml.safe_load(disk_report.EXAMPLES)
+
+
+def test_smtp_server_helper_is_loopback_only():
+    assert smtp_server.LOOPBACK == "127.0.0.1"
