@@ -301,13 +301,17 @@ def _read_some(job: _Running) -> bool:
 
 
 def _finish(job: _Running, timed_out: bool) -> Result:
-    """Reap the child (already exited, or just killed) and close its pipe."""
+    """Reap the child (already exited, or just killed) and close its pipe.
+
+    A killed child stuck in uninterruptible sleep (a hung mount) is given a
+    second, then left to init: waiting for it would hang us with it.
+    """
     if job.status is None:
-        job.status = os.waitpid(job.pid, 0)[1]
+        job.reaped(grace=1.0 if timed_out else 3600.0)
     try:
         os.close(job.fd)
     except OSError:
         pass
-    rc = None if timed_out else os.waitstatus_to_exitcode(job.status)
+    rc = None if timed_out or job.status is None else os.waitstatus_to_exitcode(job.status)
     return Result(job.argv, rc, b"".join(job.chunks).decode("utf-8", "replace"), "",
                   time.monotonic() - job.started, timed_out, job.started)

@@ -105,8 +105,11 @@ def fan_out(func: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
     finally:
         for worker in list(pool.values()):
             _fire(worker, pool, sel, kill=True)
-        for pid in retired:
-            _reap(pid, block_for=5.0)
+        for pid in retired:  # told to stop and exiting: a blocking wait returns at once
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
         sel.close()
         restore()
     return [outcomes[i] for i in range(len(tasks))]
