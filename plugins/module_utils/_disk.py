@@ -6,15 +6,27 @@
 
 PRIVATE to the sysops.fleet collection. Pure standard library; Linux.
 
-The numbers are the ones ``df -P`` and ``df -Pi`` print, taken the same way
-(``statvfs``), without running ``df``:
+The numbers are the ones ``df -P`` and ``df -Pi`` print, because ``df``
+gives them:
 
 * The mount table comes from ``/proc/self/mountinfo``, which never touches
   a filesystem, so a hung network mount cannot block reading it.
-* Each mount point is probed (``stat`` + ``statvfs``) in a worker process
-  of ``_fanout`` with a timeout; a probe stuck on a stale NFS or dead FUSE
-  server gets its worker killed and the mount reported as timed out. The
-  parent process never touches a mount point itself.
+* The mount points are probed by GNU ``df`` itself, run through
+  ``_command.run_many`` (``posix_spawn``, many children in flight, each
+  killed at its own timeout, a killed child stuck in the kernel never
+  waited for): ``df -B1 --output=size,used,avail,itotal,iused -- M/. ...``
+  gives blocks and inodes of many mounts in one call. All local
+  filesystems go in one call, each network/FUSE mount in a call of its
+  own, all at once; a call that times out or fails is repeated one mount
+  per call, so one bad mount cannot hide the others. A probe stuck on a
+  stale NFS or dead FUSE server gets its ``df`` killed and the mount
+  reported as timed out. The parent process never touches a mount point
+  itself. (Spawning ``df`` costs far less than forking a Python worker:
+  the report takes about as long as ``df -P``.)
+* Without GNU ``df`` (not installed, or a ``df`` whose answer we do not
+  understand, such as busybox's), and whenever a *prober* is given, each
+  mount point is probed (``stat`` + ``statvfs``) in a worker process of
+  ``_fanout`` with the same timeouts and batching.
 * Pseudo filesystems are skipped by type; a mount point that is a file
   (a bind mount of ``/etc/hosts`` in a container) is dropped; several views
   of one device (bind mounts, btrfs subvolumes) are reported once.
@@ -31,7 +43,7 @@ import stat
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import _fanout
+from . import _command, _fanout
 
 MOUNTINFO = "/proc/self/mountinfo"
 MOUNTS = "/proc/self/mounts"
@@ -50,10 +62,18 @@ NETWORK_FSTYPES = ("9p", "afs", "beegfs", "ceph", "cifs", "fuse", "fuse.*", "fus
                    "lustre", "ncpfs", "nfs", "nfs4", "smb3", "smbfs", "sshfs", "virtiofs")
 DEFAULT_PROBE_TIMEOUT = 5.0
 MAX_PROBE_TIMEOUT = 600.0
-DEFAULT_MAX_WORKERS = 4
+DEFAULT_MAX_WORKERS = 4  # forked statvfs workers; df children are cheap and all run at once
 
-Probe = Dict[str, int]  # what one worker learnt about one mount point (or an errno)
+# One df call prints blocks (in bytes) and inodes of every mount point given.
+DF_OPTIONS = ("-B1", "--output=size,used,avail,itotal,iused")
+DF_HEADER = ["1B-blocks", "Used", "Avail", "Inodes", "IUsed"]  # LC_ALL=C is forced by _command
+_DF_ROW = re.compile(r"\s*" + r"\s+".join([r"(-?\d+|-)"] * 5) + r"\s*")
+# strerror text (C locale) -> errno, to turn df's messages back into the errno a statvfs probe gives.
+_ERRNOS = {os.strerror(code): code for code in sorted(errno.errorcode, reverse=True)}
+
+Probe = Dict[str, int]  # what one probe learnt about one mount point (or an errno)
 Prober = Callable[[str], Probe]
+Outcome = Tuple[Optional[Probe], Optional[str]]  # (probe, None) or (None, error)
 
 
 class DiskError(ValueError):
@@ -305,14 +325,17 @@ def default_workers(tasks: int) -> int:
 
 
 def probe_mounts(mounts: Sequence[Mount], timeout: float, workers: Optional[int] = None,
-                 prober: Prober = probe) -> List[Tuple[Optional[Probe], Optional[str]]]:
-    """(probe, None) or (None, error) per mount, each probe in a worker process with a timeout.
+                 prober: Prober = probe) -> List[Outcome]:
+    """(probe, None) or (None, error) per mount, *prober* run in worker processes with a timeout.
+
+    The alternative to ``df_probe_mounts``: used when a *prober* is given
+    (tests, other platforms) or when there is no ``df`` we understand.
 
     A batch of local filesystems that fails (one of them hung, or a
     crash) is probed again one mount per task, so only the culprit is
     reported: a hung local disk costs at most two timeouts.
     """
-    results: List[Tuple[Optional[Probe], Optional[str]]] = [(None, None)] * len(mounts)
+    results: List[Outcome] = [(None, None)] * len(mounts)
 
     def run(task: List[int]) -> List[Probe]:
         return [prober(mounts[i].mount) for i in task]
@@ -324,7 +347,7 @@ def probe_mounts(mounts: Sequence[Mount], timeout: float, workers: Optional[int]
 
 
 def _probe_round(tasks: List[List[int]], run: Callable[[List[int]], List[Probe]],
-                 results: List[Tuple[Optional[Probe], Optional[str]]], timeout: float,
+                 results: List[Outcome], timeout: float,
                  workers: Optional[int]) -> List[int]:
     """One fan-out over *tasks*, filling *results*; returns the mounts of failed multi-mount tasks."""
     count = default_workers(len(tasks)) if workers is None else min(workers, len(tasks))
@@ -337,6 +360,115 @@ def _probe_round(tasks: List[List[int]], run: Callable[[List[int]], List[Probe]]
             retry.extend(task)
         else:
             results[task[0]] = (None, _describe(outcome.error, timeout))
+    return retry
+
+
+def df_argv(df: str, paths: Sequence[str]) -> List[str]:
+    """The df call for *paths*: ``M/.`` so that a mount point that is a file fails (ENOTDIR) and is dropped."""
+    return [df, *DF_OPTIONS, "--"] + [path.rstrip("/") + "/." for path in paths]
+
+
+def _df_row(columns: Sequence[str]) -> Probe:
+    """df's five numbers as a probe with 1-byte blocks: usage() then gives df's numbers back.
+
+    df prints a negative used or available count for the values statvfs
+    gives as "negative"; they map back to what usage() clamps to 0.
+    """
+    size, used, avail, itotal, iused = (0 if c == "-" else int(c) for c in columns)
+    return {"is_dir": 1, "frsize": 1, "blocks": size, "bfree": size - used,
+            "bavail": avail if avail >= 0 else avail + (1 << 64), "files": itotal, "ffree": itotal - iused}
+
+
+def _df_error(text: str, args: Sequence[str], taken: Dict[int, Probe]) -> Optional[Tuple[int, Probe]]:
+    """Which argument a df error line (program name stripped) is about, and its errno; None if unclear."""
+    for i, arg in enumerate(args):
+        if i in taken:
+            continue
+        for quoted in (arg, f"'{arg}'"):
+            if text.startswith(quoted + ": ") and text[len(quoted) + 2:] in _ERRNOS:
+                return i, {"errno": _ERRNOS[text[len(quoted) + 2:]]}
+    if len(args) == 1 and not taken:  # one argument, oddly quoted: the message alone says enough
+        message = text.rsplit(": ", 1)[-1]
+        if ": " in text and message in _ERRNOS:
+            return 0, {"errno": _ERRNOS[message]}
+    return None
+
+
+def parse_df(output: str, argv: Sequence[str], rc: Optional[int]) -> Optional[List[Probe]]:
+    """One probe per mount point of a df call from its output (stdout and stderr merged), or None.
+
+    df prints one row per argument it could read, in argument order, and
+    an error line ``df: ARG: MESSAGE`` (exit code 1) for each it could
+    not. None when the output cannot be matched to the arguments line by
+    line (a crash, an unknown message, a df without ``--output``): the
+    caller asks again one mount per call, then falls back to statvfs.
+    """
+    args = list(argv[argv.index("--") + 1:])
+    programs = (f"{argv[0]}: ", f"{os.path.basename(argv[0])}: ")
+    rows: List[Probe] = []
+    failed: Dict[int, Probe] = {}
+    for line in output.splitlines():
+        match = _DF_ROW.fullmatch(line)
+        if match:
+            rows.append(_df_row(match.groups()))
+            continue
+        if not line.strip() or line.split() == DF_HEADER:
+            continue
+        program = next((p for p in programs if line.startswith(p)), None)
+        found = _df_error(line[len(program):], args, failed) if program else None
+        if found is None:
+            return None
+        failed[found[0]] = found[1]
+    clean = (rc == 0 and not failed) or (rc == 1 and bool(failed))  # df exits 1 when an argument failed
+    if not clean or len(rows) + len(failed) != len(args):
+        return None
+    answers = iter(rows)
+    return [failed[i] if i in failed else next(answers) for i in range(len(args))]
+
+
+def df_probe_mounts(mounts: Sequence[Mount], timeout: float, workers: Optional[int] = None,
+                    df: str = "df") -> List[Outcome]:
+    """(probe, None) or (None, error) per mount, read by df calls each killed after *timeout* seconds.
+
+    Tasks as in batches(): local filesystems in one df call, each network
+    mount in its own, up to *workers* calls at once (default: all). A
+    multi-mount call that times out or fails is repeated one mount per
+    call, so a hung local disk costs at most two timeouts. Mounts whose
+    lone df call gives an answer we do not understand (a df without
+    ``--output``, an unknown message) are probed by statvfs workers
+    (probe_mounts) instead. Raises MissingBinaryError without df.
+    """
+    df = _command.which(df)
+    results: List[Outcome] = [(None, None)] * len(mounts)
+    unclear: List[int] = []
+    retry = _df_round(batches(mounts), mounts, df, results, unclear, timeout, workers)
+    if retry:
+        _df_round([[i] for i in retry], mounts, df, results, unclear, timeout, workers)
+    if unclear:
+        again = probe_mounts([mounts[i] for i in unclear], timeout, workers)
+        for i, outcome in zip(unclear, again):
+            results[i] = outcome
+    return results
+
+
+def _df_round(tasks: List[List[int]], mounts: Sequence[Mount], df: str, results: List[Outcome],
+              unclear: List[int], timeout: float, workers: Optional[int]) -> List[int]:
+    """One run_many over *tasks*, filling *results*; returns the mounts of failed multi-mount tasks."""
+    argvs = [df_argv(df, [mounts[i].mount for i in task]) for task in tasks]
+    count = min(len(tasks), _fanout.MAX_WORKERS if workers is None else workers)
+    retry: List[int] = []
+    for index, result in _command.run_many(argvs, concurrency=count, timeout=timeout):
+        task = tasks[index]
+        probes = None if result.timed_out else parse_df(result.stdout, argvs[index], result.rc)
+        if probes is not None:
+            for i, got in zip(task, probes):
+                results[i] = (got, None)
+        elif len(task) > 1:
+            retry.extend(task)
+        elif result.timed_out:
+            results[task[0]] = (None, _describe("timed out", timeout))
+        else:
+            unclear.append(task[0])
     return retry
 
 
@@ -358,14 +490,17 @@ def check_timeout(timeout: float) -> float:
 
 def read_filesystems(selection: Selection = Selection(), timeout: float = DEFAULT_PROBE_TIMEOUT,
                      workers: Optional[int] = None, mounts: Optional[Sequence[Mount]] = None,
-                     prober: Prober = probe) -> List[Filesystem]:
+                     prober: Optional[Prober] = None) -> List[Filesystem]:
     """Every selected filesystem with its usage, each device once, in mount order.
 
     A mount whose probe does not finish within *timeout* seconds is
-    reported with ``error`` set and no numbers. *mounts* and *prober*
-    replace the mount table and the probe (tests, other platforms).
+    reported with ``error`` set and no numbers. The probe is GNU ``df``
+    (df_probe_mounts), *workers* calls at once (default: all); without
+    ``df``, or when *prober* is given (tests, other platforms), *prober*
+    (default: ``probe``, statvfs) runs in *workers* worker processes
+    (default: at most 4). *mounts* replaces the mount table.
     Raises DiskError for bad input and _fanout.FanOutError if no worker
-    process can be started.
+    process can be started (OSError if no df process can be).
     """
     selection.check()
     timeout = check_timeout(timeout)
@@ -374,7 +509,14 @@ def read_filesystems(selection: Selection = Selection(), timeout: float = DEFAUL
     chosen = [m for m in visible(table) if selection.wanted(m)]
     if not chosen:
         return []
-    results = probe_mounts(chosen, timeout, workers, prober)
+    results = None
+    if prober is None:
+        try:
+            results = df_probe_mounts(chosen, timeout, workers)
+        except _command.MissingBinaryError:
+            pass  # no df (a minimal image without coreutils): statvfs in workers gives the same numbers
+    if results is None:
+        results = probe_mounts(chosen, timeout, workers, probe if prober is None else prober)
     return keep([(mount, got, error) for mount, (got, error) in zip(chosen, results)])
 
 

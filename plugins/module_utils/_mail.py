@@ -41,6 +41,24 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 SECURITY = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 SEND_MODES = ("auto", "always", "on_alert", "never")
+
+# The mail options of every module that mails a report, in AnsibleModule's
+# argument_spec format (plain data: the core imports nothing from Ansible).
+# Documented once, in plugins/doc_fragments/mail.py.
+MAIL_ARGUMENT_SPEC = {
+    "mail_to": {"type": "list", "elements": "str", "default": []},
+    "mail_from": {"type": "str"},
+    "smtp_host": {"type": "str", "default": "localhost"},
+    "smtp_port": {"type": "int"},
+    "smtp_security": {"type": "str", "default": "none", "choices": list(SECURITY)},
+    "smtp_username": {"type": "str"},
+    "smtp_password": {"type": "str", "no_log": True},
+    "smtp_allow_plaintext_auth": {"type": "bool", "default": False},
+    "smtp_validate_certs": {"type": "bool", "default": True},
+    "smtp_ca_file": {"type": "path"},
+    "smtp_timeout": {"type": "float", "default": 30.0},
+    "spool_dir": {"type": "path"},
+}
 SYSTEM_SPOOL = "/var/lib/sysops-fleet/spool"
 USER_SPOOL = os.path.join("sysops-fleet", "spool")  # under $XDG_STATE_HOME or ~/.local/state
 SPOOL_SUFFIX = ".eml"

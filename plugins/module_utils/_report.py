@@ -367,39 +367,65 @@ def run(config: Config, check_mode: bool = False, now: Optional[datetime.datetim
 def mail_report(config: Config, report: Report, check_mode: bool = False,
                 extra: Optional[Dict[str, Any]] = None) -> Outcome:
     """Mail a built report as ``config.send`` says, spooled earlier messages first; never raises for mail."""
-    wanted, reason = _mail.decide(config.send, config.mail_to, alerting=bool(report.alerts))
+    outcome = Outcome(result={"filesystems": report.filesystems, "alerts": report.alerts,
+                              "report": report.text, "status": report.status, **(extra or {})})
+    mailing = mail_document(config, report.text, report.html, alerting=bool(report.alerts),
+                            when=report.generated.timestamp(), check_mode=check_mode)
+    outcome.result["mail"] = mailing.mail
+    outcome.changed, outcome.error = mailing.changed, mailing.error
+    outcome.warnings.extend(mailing.warnings)
+    return outcome
+
+
+@dataclass
+class Mailing:
+    """What mailing one document did: the module's ``mail`` return value, changed, warnings, error."""
+
+    mail: Dict[str, Any]
+    changed: bool = False
+    warnings: List[str] = field(default_factory=list)
+    error: str = ""
+
+
+def mail_document(config: Config, text: str, html_body: str, alerting: bool, when: Optional[float] = None,
+                  check_mode: bool = False, what: str = "the disk report") -> Mailing:
+    """Mail any report (text and HTML parts) as ``config.send`` says, spooled messages first.
+
+    Shared by the disk report and the fleet report; never raises for mail:
+    a failure is in ``error`` and the message is in the spool.
+    """
+    wanted, reason = _mail.decide(config.send, config.mail_to, alerting=alerting)
     mail: Dict[str, Any] = {"sent": False, "recipients": [str(a) for a in config.mail_to], "message_id": None,
                             "spooled": None, "spool_sent": 0, "spool_pending": 0, "refused": {}, "reason": reason}
-    outcome = Outcome(result={"filesystems": report.filesystems, "alerts": report.alerts,
-                              "report": report.text, "status": report.status, "mail": mail, **(extra or {})})
+    mailing = Mailing(mail)
     if check_mode or config.send == "never" or not config.mail_to:
         mail["spool_pending"] = _pending(config.spool_dir)
         if check_mode:
             mail["reason"] = "check mode: nothing sent" + (f" (would send to {len(config.mail_to)} recipient(s))"
                                                            if wanted else f" ({reason})")
-        return outcome
+        return mailing
     raw = None
     if wanted:
-        message = _mail.build_message(config.mail_from, config.mail_to, config.subject, report.text, report.html,
-                                      domain=config.host, when=report.generated.timestamp())
+        message = _mail.build_message(config.mail_from, config.mail_to, config.subject, text, html_body,
+                                      domain=config.host, when=when)
         raw = message.as_bytes(policy=_mail.POLICY)
         mail["message_id"] = message["Message-ID"]
     delivery = _mail.deliver(raw, config.smtp, config.spool_dir)
     mail.update(sent=delivery.sent, spooled=delivery.spooled, spool_sent=len(delivery.spool_sent),
                 spool_pending=delivery.pending, refused=delivery.refused,
                 reason=delivery.error or reason or "sent")
-    outcome.changed = delivery.changed
+    mailing.changed = delivery.changed
     if delivery.refused:
-        outcome.warnings.append("some recipients were refused: " + "; ".join(
+        mailing.warnings.append("some recipients were refused: " + "; ".join(
             f"{rcpt}: {why}" for rcpt, why in delivery.refused.items()))
     if delivery.error:
-        outcome.error = _failure(delivery, config)
-    return outcome
+        mailing.error = _failure(delivery, config, what)
+    return mailing
 
 
-def _failure(delivery: "_mail.Delivery", config: Config) -> str:
+def _failure(delivery: "_mail.Delivery", config: Config, what: str) -> str:
     """The module's failure message: what went wrong, and that nothing was lost (or what was)."""
-    text = f"the disk report could not be mailed: {delivery.error}"
+    text = f"{what} could not be mailed: {delivery.error}"
     if delivery.spooled:
         text += (f". The message was spooled to {delivery.spooled}; the next run that reaches the mail "
                  f"server sends the {delivery.pending} spooled message(s) first")

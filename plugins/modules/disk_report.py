@@ -17,9 +17,10 @@ description:
     O(warn), O(crit), O(inode_warn), O(inode_crit), O(free_warn) and O(free_crit).
   - Pseudo filesystems (O(exclude_fstypes)), bind mounts of single files (C(/etc/hosts) in a container)
     and extra views of one device (bind mounts, btrfs subvolumes) are left out; each device appears once.
-  - Each filesystem is probed in a worker process with a timeout (O(probe_timeout)), so a hung network
-    mount (stale NFS, dead FUSE server) cannot hang the report; it is reported as timed out, with
-    status V(crit).
+  - Each filesystem is read by C(df) (GNU coreutils) with a timeout (O(probe_timeout)); the local
+    filesystems in one C(df) call, each network or FUSE filesystem in its own, all at once. A hung
+    network mount (stale NFS, dead FUSE server) cannot hang the report; it is reported as timed out,
+    with status V(crit). Without C(df), each filesystem is probed with statvfs in a worker process instead.
   - Mails the report (a C(df -h)-style plain table and an HTML table with a usage bar per filesystem)
     over SMTP when O(send) says so. TLS is verified by default; V(starttls) never falls back to plain
     text; a password is never sent unencrypted unless O(smtp_allow_plaintext_auth=true).
@@ -35,6 +36,7 @@ requirements:
   - Linux (the mount table is read from C(/proc/self/mountinfo)).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sysops.fleet.mail
 attributes:
   check_mode:
     support: full
@@ -71,15 +73,15 @@ options:
               pstore, ramfs, rpc_pipefs, securityfs, selinuxfs, squashfs, sysfs, tmpfs, tracefs]
   probe_timeout:
     description:
-      - Seconds each filesystem's probe may take before its worker is killed and the filesystem
-        is reported as timed out. More than 0, at most 600.
+      - Seconds each probe (a C(df) call, or a worker process) may take before it is killed; a
+        filesystem still unread is reported as timed out. More than 0, at most 600.
     type: float
     default: 5.0
   workers:
     description:
-      - Worker processes probing filesystems at once; each hung mount holds one for O(probe_timeout).
-      - Defaults to one for the local filesystems plus one per network filesystem (NFS, CIFS, FUSE...),
-        at most 4. Between 1 and 256.
+      - How many probes run at once; each hung mount holds one for O(probe_timeout).
+      - Defaults to all at once when C(df) is used (one for the local filesystems plus one per network
+        filesystem, at most 256), and to at most 4 worker processes without C(df). Between 1 and 256.
     type: int
   warn:
     description:
@@ -124,80 +126,11 @@ options:
     type: str
     choices: [auto, always, on_alert, never]
     default: auto
-  mail_to:
-    description:
-      - Recipients, one address per entry, as V(ops@example.com) or V(Ops <ops@example.com>).
-    type: list
-    elements: str
-    default: []
-  mail_from:
-    description:
-      - The sender address. Defaults to the remote user at the managed host's name, for example
-        V(root@web1).
-    type: str
   subject:
     description:
       - The subject of the mail and the title of the report.
       - Defaults to V(Nightly Disk Usage Report for HOST), with the managed host's name.
     type: str
-  smtp_host:
-    description:
-      - The mail server, as seen from the managed host.
-    type: str
-    default: localhost
-  smtp_port:
-    description:
-      - The mail server's port. Defaults to 25 for O(smtp_security=none), 587 for V(starttls) and
-        465 for V(ssl). Between 1 and 65535.
-    type: int
-  smtp_security:
-    description:
-      - V(none) talks plain SMTP (the usual local mail server on port 25).
-      - V(starttls) connects in plain text and upgrades with STARTTLS; if the server does not offer
-        it the task fails and nothing is sent in plain text.
-      - V(ssl) speaks TLS from the first byte (SMTPS, port 465).
-    type: str
-    choices: [none, starttls, ssl]
-    default: none
-  smtp_username:
-    description:
-      - Log in with this user name (SMTP AUTH). Needs O(smtp_password).
-    type: str
-  smtp_password:
-    description:
-      - The password for O(smtp_username). Refused with O(smtp_security=none) unless
-        O(smtp_allow_plaintext_auth=true).
-    type: str
-  smtp_allow_plaintext_auth:
-    description:
-      - Allow sending O(smtp_password) over an unencrypted connection. Only for a trusted path,
-        such as a mail server on the same host.
-    type: bool
-    default: false
-  smtp_validate_certs:
-    description:
-      - Verify the server's TLS certificate and host name (C(ssl.create_default_context())).
-      - Set to V(false) only for a server whose certificate you cannot fix; the connection is then
-        encrypted but not authenticated.
-    type: bool
-    default: true
-  smtp_ca_file:
-    description:
-      - A PEM file of CA certificates to trust for the server's certificate, instead of the
-        system's. The C(SSL_CERT_FILE) environment variable is honoured too.
-    type: path
-  smtp_timeout:
-    description:
-      - Seconds to wait for the mail server at each step (connect, TLS, every command).
-    type: float
-    default: 30
-  spool_dir:
-    description:
-      - Where messages that could not be sent are kept until a later run sends them.
-      - Defaults to V(/var/lib/sysops-fleet/spool) for root and to
-        C($XDG_STATE_HOME/sysops-fleet/spool) (C(~/.local/state/sysops-fleet/spool)) for other users.
-      - Created with mode 0700 when first needed; each message is a complete C(.eml) file.
-    type: path
 notes:
   - Thresholds compare the rounded-up percentages that C(df) prints, so a filesystem at 80.1% is 81% and
     warns at O(warn=81).
@@ -391,19 +324,8 @@ def main():
             free_warn=dict(type="str"),
             free_crit=dict(type="str"),
             send=dict(type="str", default="auto", choices=list(_mail.SEND_MODES)),
-            mail_to=dict(type="list", elements="str", default=[]),
-            mail_from=dict(type="str"),
             subject=dict(type="str"),
-            smtp_host=dict(type="str", default="localhost"),
-            smtp_port=dict(type="int"),
-            smtp_security=dict(type="str", default="none", choices=list(_mail.SECURITY)),
-            smtp_username=dict(type="str"),
-            smtp_password=dict(type="str", no_log=True),
-            smtp_allow_plaintext_auth=dict(type="bool", default=False),
-            smtp_validate_certs=dict(type="bool", default=True),
-            smtp_ca_file=dict(type="path"),
-            smtp_timeout=dict(type="float", default=30.0),
-            spool_dir=dict(type="path"),
+            **_mail.MAIL_ARGUMENT_SPEC,
         ),
         required_together=[("smtp_username", "smtp_password")],
         supports_check_mode=True,

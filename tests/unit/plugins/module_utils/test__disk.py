@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fanout
+from ansible_collections.sysops.fleet.plugins.module_utils import _command, _disk, _fanout
 from ansible_collections.sysops.fleet.plugins.module_utils._disk import Mount
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -298,4 +298,116 @@ def test_fan_out_error_is_raised_for_no_workers(monkeypatch):
         raise _fanout.FanOutError("cannot start a worker process")
     monkeypatch.setattr(_fanout, "fan_out", refuse)
     with pytest.raises(_fanout.FanOutError):
-        _disk.read_filesystems(mounts=[Mount("a", "ext4", "/", dev="1:1")])
+        _disk.read_filesystems(mounts=[Mount("a", "ext4", "/", dev="1:1")], prober=_disk.probe)
+
+
+# ---- the df probe ------------------------------------------------------------------------------
+
+DF = ["/usr/bin/df", "-B1", "--output=size,used,avail,itotal,iused", "--", "/.", "/etc/hosts/.", "/srv/."]
+HEADER = "   1B-blocks        Used       Avail   Inodes  IUsed"
+
+
+def test_df_rows_and_error_lines_are_matched_to_their_mount_points():
+    output = ("/usr/bin/df: /etc/hosts/.: Not a directory\n" + HEADER + "\n"
+              "409600 245760 143360 1000 1\n4096000 0 4096000 - -\n")
+    got = _disk.parse_df(output, DF, 1)
+    assert got[1] == {"errno": errno.ENOTDIR}
+    fs = _disk.usage(Mount("/dev/x", "ext4", "/"), got[0])
+    assert (fs.size_bytes, fs.used_bytes, fs.avail_bytes, fs.use_pct) == (409600, 245760, 143360, 64)
+    assert (fs.inodes_total, fs.inodes_used, fs.inode_pct) == (1000, 1, 1)
+    srv = _disk.usage(Mount("/dev/y", "xfs", "/srv"), got[2])
+    assert (srv.size_bytes, srv.inodes_total, srv.inode_pct) == (4096000, 0, None)
+
+
+def test_df_negative_counts_are_clamped_as_statvfs_ones_are():
+    got = _disk.parse_df(HEADER + "\n1000 -5 -20 10 3\n", DF[:5], 0)[0]
+    fs = _disk.usage(Mount("/dev/x", "ext4", "/"), got)
+    assert (fs.size_bytes, fs.used_bytes, fs.avail_bytes, fs.use_pct) == (1000, 0, 0, None)
+
+
+@pytest.mark.parametrize("output,rc", [
+    (HEADER + "\n1 0 1 1 0\n1 0 1 1 0\n", 0),                       # a row missing
+    (HEADER + "\n1 0 1 1 0\n1 0 1 1 0\n1 0 1 1 0\n", 1),           # exit 1 and no error line
+    ("df: /srv/.: Transport endpoint is not connected\n" + HEADER + "\n1 0 1 1 0\n1 0 1 1 0\n", 0),
+    ("/usr/bin/df: /srv/.: something df made up\n1 0 1 1 0\n1 0 1 1 0\n", 1),
+    ("/usr/bin/df: unrecognized option '--output=size'\nBusyBox v1.36 multi-call binary.\n", 1),
+    ("1 0 1 1 0\n1 0 1\n", None),                                    # killed half-way
+])
+def test_df_output_that_cannot_be_matched_line_by_line_is_refused(output, rc):
+    assert _disk.parse_df(output, DF, rc) is None
+
+
+def test_one_mount_df_errors_are_understood_however_the_name_is_quoted():
+    argv = DF[:4] + ["/mnt/a\nb/."]
+    got = _disk.parse_df("df: '/mnt/a'$'\\n''b/.': Permission denied\n", argv, 1)
+    assert got == [{"errno": errno.EACCES}]
+
+
+FAKE_DF = """#!{python}
+import sys, time
+paths = sys.argv[sys.argv.index("--") + 1:]
+print("   1B-blocks        Used       Avail   Inodes  IUsed")
+for path in paths:
+    if "hung" in path:
+        time.sleep(3600)
+    if "odd" in path:
+        sys.exit("df: cannot read table of mounted file systems")
+for path in paths:
+    print("4096000 2457600 1433600 1000 1")
+"""
+
+
+@pytest.fixture
+def fake_df(tmp_path):
+    script = tmp_path / "df"
+    script.write_text(FAKE_DF.format(python=sys.executable))
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_df_probe_batches_local_mounts_and_retries_a_hung_batch_one_mount_per_call(fake_df, monkeypatch):
+    calls = []
+    real = _command.run_many
+
+    def recording(argvs, **kwargs):
+        argvs = list(argvs)
+        calls.append([a[a.index("--") + 1:] for a in argvs])
+        return real(argvs, **kwargs)
+    monkeypatch.setattr(_command, "run_many", recording)
+    mounts = [Mount("/dev/vda", "ext4", "/", dev="254:0"), Mount("/dev/vdb", "ext4", "/hung", dev="254:16"),
+              Mount("s:/x", "nfs4", "/x", dev="0:2"), Mount("/dev/vdc", "xfs", "/srv", dev="254:32")]
+    started = time.monotonic()
+    results = _disk.df_probe_mounts(mounts, 0.5, df=fake_df)
+    assert time.monotonic() - started < 4  # the batch's timeout, then the lone retry's
+    assert calls == [[["/.", "/hung/.", "/srv/."], ["/x/."]], [["/."], ["/hung/."], ["/srv/."]]]
+    assert results[1] == (None, _disk._describe("timed out", 0.5))
+    for i in (0, 2, 3):
+        assert results[i] == (_disk._df_row(["4096000", "2457600", "1433600", "1000", "1"]), None)
+
+
+def test_a_df_answer_we_do_not_understand_falls_back_to_statvfs_workers(fake_df, tmp_path):
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    mounts = [Mount("/dev/vda", "ext4", "/", dev="254:0"), Mount("/dev/vdb", "ext4", str(odd), dev="254:16")]
+    results = _disk.df_probe_mounts(mounts, 5, df=fake_df)
+    assert results[0][0]["blocks"] == 4096000  # from df
+    assert results[1][1] is None and results[1][0]["frsize"] > 1  # from statvfs (df's rows have frsize 1)
+
+
+def test_without_df_the_report_uses_statvfs_workers(monkeypatch):
+    def missing(name):
+        raise _command.MissingBinaryError(name)
+    monkeypatch.setattr(_command, "which", missing)
+    used = []
+    real = _fanout.fan_out
+    monkeypatch.setattr(_fanout, "fan_out", lambda *args, **kwargs: used.append(1) or real(*args, **kwargs))
+    result = _disk.read_filesystems(mounts=[Mount("/dev/vda", "ext4", "/", dev="254:0")])
+    assert used and result[0].mount == "/" and result[0].size_bytes > 0
+
+
+def test_the_default_probe_is_df_and_forks_no_python_worker(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("fan_out was called")
+    monkeypatch.setattr(_fanout, "fan_out", refuse)
+    result = _disk.read_filesystems(mounts=[Mount("/dev/vda", "ext4", "/", dev="254:0")])
+    assert result[0].error is None and result[0].size_bytes > 0

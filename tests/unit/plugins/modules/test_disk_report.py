@@ -14,7 +14,7 @@ import smtp_server
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.modules import disk_report
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _mail, _report
 
 COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(list(
     __import__("ansible_collections.sysops.fleet", fromlist=["x"]).__path__)[0])))
@@ -159,12 +159,16 @@ def test_bad_input_fails_with_a_clear_message(tmp_path, args, message):
 
 
 def test_documentation_matches_the_argument_spec():
+    from ansible_collections.sysops.fleet.plugins.doc_fragments.mail import ModuleDocFragment
     doc = yaml.safe_load(disk_report.DOCUMENTATION)
-    assert set(doc["options"]) == {
+    shared = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+    assert "sysops.fleet.mail" in doc["extends_documentation_fragment"]
+    assert set(doc["options"]) | set(shared) == {
         "include_mounts", "exclude_mounts", "exclude_fstypes", "probe_timeout", "workers", "warn", "crit",
         "inode_warn", "inode_crit", "free_warn", "free_crit", "send", "mail_to", "mail_from", "subject",
         "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_allow_plaintext_auth",
         "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir"}
+    assert set(shared) == set(_mail.MAIL_ARGUMENT_SPEC)
     assert doc["options"]["exclude_fstypes"]["default"] == list(_disk.PSEUDO_FSTYPES)
     returned = yaml.safe_load(disk_report.RETURN)
     assert {"filesystems", "alerts", "report", "mail", "status"} <= set(returned)

@@ -1,0 +1,83 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Mail options shared by every module that mails a report (disk_report, fleet_report)."""
+
+    DOCUMENTATION = r"""
+options:
+  mail_to:
+    description:
+      - Recipients, one address per entry, as V(ops@example.com) or V(Ops <ops@example.com>).
+    type: list
+    elements: str
+    default: []
+  mail_from:
+    description:
+      - The sender address. Defaults to the remote user at the managed host's name, for example
+        V(root@web1).
+    type: str
+  smtp_host:
+    description:
+      - The mail server, as seen from the managed host.
+    type: str
+    default: localhost
+  smtp_port:
+    description:
+      - The mail server's port. Defaults to 25 for O(smtp_security=none), 587 for V(starttls) and
+        465 for V(ssl). Between 1 and 65535.
+    type: int
+  smtp_security:
+    description:
+      - V(none) talks plain SMTP (the usual local mail server on port 25).
+      - V(starttls) connects in plain text and upgrades with STARTTLS; if the server does not offer
+        it the task fails and nothing is sent in plain text.
+      - V(ssl) speaks TLS from the first byte (SMTPS, port 465).
+    type: str
+    choices: [none, starttls, ssl]
+    default: none
+  smtp_username:
+    description:
+      - Log in with this user name (SMTP AUTH). Needs O(smtp_password).
+    type: str
+  smtp_password:
+    description:
+      - The password for O(smtp_username). Refused with O(smtp_security=none) unless
+        O(smtp_allow_plaintext_auth=true).
+    type: str
+  smtp_allow_plaintext_auth:
+    description:
+      - Allow sending O(smtp_password) over an unencrypted connection. Only for a trusted path,
+        such as a mail server on the same host.
+    type: bool
+    default: false
+  smtp_validate_certs:
+    description:
+      - Verify the server's TLS certificate and host name (C(ssl.create_default_context())).
+      - Set to V(false) only for a server whose certificate you cannot fix; the connection is then
+        encrypted but not authenticated.
+    type: bool
+    default: true
+  smtp_ca_file:
+    description:
+      - A PEM file of CA certificates to trust for the server's certificate, instead of the
+        system's. The C(SSL_CERT_FILE) environment variable is honoured too.
+    type: path
+  smtp_timeout:
+    description:
+      - Seconds to wait for the mail server at each step (connect, TLS, every command).
+    type: float
+    default: 30
+  spool_dir:
+    description:
+      - Where messages that could not be sent are kept until a later run sends them.
+      - Defaults to V(/var/lib/sysops-fleet/spool) for root and to
+        C($XDG_STATE_HOME/sysops-fleet/spool) (C(~/.local/state/sysops-fleet/spool)) for other users.
+      - Created with mode 0700 when first needed; each message is a complete C(.eml) file.
+    type: path
+"""
