@@ -22,9 +22,10 @@ import os
 import tempfile
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import _targets
+from . import _mail, _report, _targets
 
 STATE_VERSION = 1
+_FS_KEYS = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inode_pct", "status")
 
 
 class FleetError(ValueError):
@@ -74,8 +75,7 @@ def flatten_filesystems(disks: Mapping[str, Mapping[str, Any]]) -> List[Dict[str
             raise FleetError(f"disk_reports[{host!r}] is not a disk_report result (no 'filesystems' list)")
         for fs in report["filesystems"]:
             row = {"host": host}
-            row.update({k: fs.get(k) for k in ("mount", "device", "fstype", "size_bytes", "used_bytes",
-                                                "avail_bytes", "use_pct", "inode_pct", "status")})
+            row.update({k: fs.get(k) for k in _FS_KEYS})
             forecast = fs.get("forecast") or {}
             row["days_to_full"] = forecast.get("days_to_full", fs.get("days_to_full"))
             row["fill_rate_bytes_per_day"] = forecast.get("bytes_per_day", fs.get("fill_rate_bytes_per_day"))
@@ -129,17 +129,6 @@ def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[s
     return {"report": report, "state": state}
 
 
-def _human(size: Optional[float]) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in "BKMGTP":
-        if abs(value) < 1024 or unit == "P":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    return str(size)
-
-
 def _label(address: str, names: Mapping[str, str]) -> str:
     return f"{address} ({names[address]})" if address in names else address
 
@@ -148,7 +137,7 @@ def _fs_line(f: Mapping[str, Any]) -> str:
     days = f.get("days_to_full")
     eta = "" if days is None else f"  full in {float(days):.1f} days"
     return (f"  {f['host']:<20} {str(f['mount']):<24} {float(f['use_pct']):5.1f}%  "
-            f"{_human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
+            f"{_report.human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
 
 
 def render_text(report: Mapping[str, Any]) -> str:
@@ -193,7 +182,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                 f"<tr><td>{esc(f['host'])}</td><td>{esc(str(f['mount']))}</td>"
                 f"<td><div style='width:200px;background:#eee'><div style='width:{pct:.0f}%;"
                 f"background:{colour};color:#fff;padding:0 4px'>{pct:.1f}%</div></div></td>"
-                f"<td>{esc(_human(f.get('avail_bytes')))}</td><td>{esc(str(f.get('status') or '-'))}</td>"
+                f"<td>{esc(_report.human(f.get('avail_bytes')))}</td><td>{esc(str(f.get('status') or '-'))}</td>"
                 f"<td>{esc(days)}</td></tr>")
         return "".join(out) or "<tr><td colspan='6'>none</td></tr>"
 
@@ -257,3 +246,36 @@ def write_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
             os.unlink(tmp)
         raise
     return True
+
+
+def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
+    """One fleet report run with the module's options: build, write, keep state, mail.
+
+    Returns the module result plus ``mailing`` (a ``_report.Mailing``).
+    Nothing is written or sent in check mode.
+    """
+    report_dir = options["report_dir"]
+    state_file = options.get("state_file") or os.path.join(report_dir, "fleet-state.json")
+    mail_options = {k: v for k, v in options.items() if k in _report_mail_keys()}
+    config = _report.config_from_options(mail_options)
+    built = build(options.get("sweeps") or {}, options.get("disk_reports") or {}, options.get("hosts") or [],
+                  options.get("unreachable") or [], load_state(state_file), int(options.get("top") or 10))
+    report = built["report"]
+    text, page = render_text(report), render_html(report)
+    files = {"text": os.path.join(report_dir, "fleet-report.txt"),
+             "html": os.path.join(report_dir, "fleet-report.html"), "state": state_file}
+    changed = False
+    if not check_mode:
+        changed = write_if_changed(files["text"], text + "\n")
+        changed = write_if_changed(files["html"], page + "\n") or changed
+        changed = write_if_changed(state_file, json.dumps(built["state"], indent=1) + "\n", 0o600) or changed
+    s = report["summary"]
+    alerting = bool(s["addresses_down"] or s["unreachable"] or s["alerts"])
+    mailing = _report.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
+                                    what="the fleet report")
+    return {"changed": changed or mailing.changed, "report": report, "text": text, "files": files,
+            "mailing": mailing}
+
+
+def _report_mail_keys() -> List[str]:
+    return list(_mail.MAIL_ARGUMENT_SPEC) + ["send", "subject"]

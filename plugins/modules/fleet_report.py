@@ -1,0 +1,164 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: fleet_report
+short_description: Merge a fleet's sweeps and disk reports into one report, kept and mailed
+version_added: "0.1.0"
+description:
+  - Takes the results of M(sysops.fleet.ping_sweep) from every sweeper and of M(sysops.fleet.disk_report)
+    from every host, and writes one fleet report as text and HTML to O(report_dir).
+  - The report lists every host (reachable or not, worst disk status), the addresses that are down
+    (silent for every sweeper that swept them), the addresses that are new or vanished since the
+    previous run, the fullest filesystems across the fleet and those that will fill first.
+  - The addresses seen alive are kept in O(state_file) for the next run; the first run is the baseline.
+  - Mails the text and HTML report as O(send) says, with the same mail options, TLS rules and spool as
+    M(sysops.fleet.disk_report).
+  - Meant to run once on the controller, for example with C(run_once) and C(delegate_to=localhost).
+author:
+  - sysops.fleet maintainers (@sysops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - sysops.fleet.mail
+attributes:
+  check_mode:
+    support: full
+    details: Builds the report and returns it, but writes no file, sends no mail and leaves the state alone.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  sweeps:
+    description:
+      - Results of M(sysops.fleet.ping_sweep), keyed by the sweeper that produced each.
+      - An address answering any sweeper is alive; it is down when every sweeper that swept it found it silent.
+    type: dict
+    default: {}
+  disk_reports:
+    description:
+      - Results of M(sysops.fleet.disk_report), keyed by host.
+    type: dict
+    default: {}
+  hosts:
+    description:
+      - Every host of the play, so that hosts without a disk report are listed too.
+    type: list
+    elements: str
+    default: []
+  unreachable:
+    description:
+      - Hosts that could not be reached or failed; listed as unreachable.
+    type: list
+    elements: str
+    default: []
+  report_dir:
+    description:
+      - Directory for C(fleet-report.txt) and C(fleet-report.html); created if missing.
+    type: path
+    required: true
+  state_file:
+    description:
+      - JSON file holding the addresses alive at the previous run. Defaults to C(fleet-state.json)
+        in O(report_dir). A file that cannot be read fails the task (fix or remove it) rather than
+        silently starting a new baseline.
+    type: path
+  top:
+    description:
+      - How many filesystems the fullest and filling-fastest lists show.
+    type: int
+    default: 10
+  send:
+    description:
+      - When to mail the report. V(auto) mails it when O(mail_to) is set, V(always) every run,
+        V(on_alert) only when some address is down, some host unreachable or some filesystem is
+        not V(ok), V(never) not at all.
+    type: str
+    choices: [auto, always, on_alert, never]
+    default: auto
+  subject:
+    description:
+      - Subject of the mail.
+    type: str
+    default: Fleet report
+"""
+
+EXAMPLES = r"""
+- name: Merge the fleet report on the controller
+  sysops.fleet.fleet_report:
+    sweeps: "{{ fleet_sweeps }}"  # sweeper name -> its ping_sweep result
+    disk_reports: "{{ fleet_disk_reports }}"  # host -> its disk_report result
+    hosts: "{{ ansible_play_hosts_all }}"
+    unreachable: "{{ ansible_play_hosts_all | difference(ansible_play_hosts) }}"
+    report_dir: "{{ playbook_dir }}/reports"
+    mail_to: [ops@example.com]
+  run_once: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+report:
+  description: The merged report (hosts, unreachable, alive, down, new, vanished, alerts, fullest, forecasts, summary).
+  returned: success
+  type: dict
+  sample: {summary: {hosts: 4, unreachable: 0, addresses_alive: 3, addresses_down: 1, new: 0, vanished: 0, alerts: 0}}
+text:
+  description: The report as plain text, as written to C(fleet-report.txt).
+  returned: success
+  type: str
+  sample: "Fleet report 2026-11-27T06:00:00+00:00 ..."
+files:
+  description: Paths of the report files and the state file.
+  returned: success
+  type: dict
+  sample: {text: /srv/reports/fleet-report.txt, html: /srv/reports/fleet-report.html, state: /srv/reports/fleet-state.json}
+mail:
+  description: What mailing did, as in M(sysops.fleet.disk_report) (sent, recipients, message_id, spooled, reason).
+  returned: success
+  type: dict
+  sample: {sent: false, recipients: [], message_id: null, spooled: null, reason: mail_to is empty}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _mail
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sweeps=dict(type="dict", default={}),
+            disk_reports=dict(type="dict", default={}),
+            hosts=dict(type="list", elements="str", default=[]),
+            unreachable=dict(type="list", elements="str", default=[]),
+            report_dir=dict(type="path", required=True),
+            state_file=dict(type="path"),
+            top=dict(type="int", default=10),
+            send=dict(type="str", default="auto", choices=list(_mail.SEND_MODES)),
+            subject=dict(type="str", default="Fleet report"),
+            **_mail.MAIL_ARGUMENT_SPEC,
+        ),
+        required_together=[("smtp_username", "smtp_password")],
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        result = _fleet.run(p, check_mode=module.check_mode)
+    except (ValueError, OSError, _mail.MailError) as exc:
+        module.fail_json(msg=str(exc))
+    mailing = result.pop("mailing")
+    for warning in mailing.warnings:
+        module.warn(warning)
+    if mailing.error:
+        module.fail_json(msg=mailing.error, mail=mailing.mail, **result)
+    module.exit_json(mail=mailing.mail, **result)
+
+
+if __name__ == "__main__":
+    main()
