@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the collection's demo and tests need on a Debian/Ubuntu
 # machine, idempotently:
-#   - Debian packages (ping, fping, nftables, iproute2),
+#   - Debian packages (ping, fping, nftables, iproute2, cron, podman, debootstrap),
 #   - a Python >= 3.12 for the controller (ansible-core 2.20+ needs it),
 #     found on the machine or installed from the distribution,
 #   - .venv with ansible-core, ansible-lint and the test tools,
@@ -13,7 +13,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . "$ROOT/scripts/lib.sh"
 
-APT_PACKAGES=(iputils-ping fping nftables iproute2 procps)
+# ping/fping/nftables/iproute2: the sweep and its loopback lab; cron: the
+# watcher's entries; podman/runc/catatonit/debootstrap: the molecule scenarios
+# (image built locally, no registry).
+APT_PACKAGES=(iputils-ping fping nftables iproute2 procps cron podman runc catatonit conmon netavark aardvark-dns debootstrap)
 
 install_apt_packages() {
     local missing=()

@@ -9,6 +9,8 @@
 #                namespace made and removed by the test; needs root)
 #   adhoc        the short module name from the repo root, and the built
 #                collection tarball installed and used by its FQCN
+#   molecule     the watcher role's scenarios (default: cron keepalive,
+#                systemd: the unit) in podman, image built with debootstrap
 # Prints one line per step and ends with "N passed, N failed".
 # Usage: scripts/test.sh [step ...]      (default: all steps)
 set -uo pipefail
@@ -32,6 +34,11 @@ step_integration() {
     bash "$ROOT/scripts/ansible_test.sh" integration
 }
 
+step_molecule() {
+    [ "$(id -u)" -eq 0 ] || { log "the molecule scenarios need root (rootful podman)"; return 1; }
+    bash "$ROOT/scripts/molecule.sh"
+}
+
 step_adhoc() {
     local out tmp
     out="$(ansible localhost -m ping_sweep -a 'targets=127.0.0.1' 2>&1)" || { echo "$out"; return 1; }
@@ -47,7 +54,7 @@ step_adhoc() {
 }
 
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(unit integration adhoc lint sanity)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(unit integration adhoc lint sanity molecule)
 passed=0 failed=0 failures=()
 for step in "${STEPS[@]}"; do
     log "---- $step"

@@ -1,0 +1,174 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Disk filling history: small samples of use over time, the fill rate, and when a disk is full.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+
+The watcher records one sample per filesystem every ``sample_every``
+seconds (not every check), keeps ``keep_days`` of them, and the daily
+report turns them into "+1.2G/day, full in about 12 days". The rate is the
+least-squares slope of used bytes over the last ``window`` seconds, so one
+big temporary file does not dominate it the way a first-to-last difference
+would.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+DAY = 86400.0
+DEFAULT_SAMPLE_EVERY = 900.0
+DEFAULT_KEEP_DAYS = 14.0
+DEFAULT_WINDOW = 3 * DAY
+MIN_SPAN = 600.0  # a rate from samples closer together than this is noise
+
+Sample = Tuple[float, int, int]  # (unix time, used bytes, available bytes)
+History = Dict[str, List[Sample]]  # mount point -> samples, oldest first
+
+
+def load(path: str) -> History:
+    """The history file's samples; an empty history if it is missing or unreadable (it is only a cache)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    history: History = {}
+    if not isinstance(data, dict):
+        return history
+    for mount, samples in data.get("filesystems", {}).items():
+        try:
+            history[mount] = [(float(s[0]), int(s[1]), int(s[2])) for s in samples]
+        except (TypeError, ValueError, IndexError):
+            continue
+    return history
+
+
+def save(path: str, history: History) -> None:
+    """Write atomically (temp file + rename), so a crash never leaves half a file."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".history-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"version": 1, "filesystems": history}, handle, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def record(history: History, filesystems: Sequence[Mapping[str, Any]], now: float,
+           sample_every: float = DEFAULT_SAMPLE_EVERY, keep_days: float = DEFAULT_KEEP_DAYS) -> bool:
+    """Add a sample per filesystem if its last one is older than *sample_every*; drop old ones.
+
+    *filesystems* are report rows (``mount``, ``used_bytes``, ``avail_bytes``).
+    Returns whether the history changed (so the caller knows to save it).
+    """
+    changed = False
+    horizon = now - keep_days * DAY
+    for fs in filesystems:
+        used, avail = fs.get("used_bytes"), fs.get("avail_bytes")
+        mount = fs.get("mount")
+        if mount is None or used is None or avail is None:
+            continue
+        samples = history.setdefault(mount, [])
+        if not samples or now - samples[-1][0] >= sample_every or now < samples[-1][0]:
+            samples.append((now, int(used), int(avail)))
+            changed = True
+    for mount in list(history):
+        kept = [s for s in history[mount] if s[0] >= horizon]
+        if len(kept) != len(history[mount]):
+            changed = True
+        if kept:
+            history[mount] = kept
+        else:
+            del history[mount]
+    return changed
+
+
+def slope(samples: Sequence[Sample]) -> Optional[float]:
+    """Least-squares slope of used bytes over time, in bytes per second; None if undefined."""
+    if len(samples) < 2:
+        return None
+    count = float(len(samples))
+    mean_t = sum(s[0] for s in samples) / count
+    mean_u = sum(s[1] for s in samples) / count
+    var = sum((s[0] - mean_t) ** 2 for s in samples)
+    if var == 0:
+        return None
+    return sum((s[0] - mean_t) * (s[1] - mean_u) for s in samples) / var
+
+
+@dataclass
+class Forecast:
+    """How fast one filesystem fills, and when it would be full at that rate."""
+
+    mount: str
+    rate_per_day: Optional[float]         # bytes/day; negative when it shrinks; None without enough history
+    avail_bytes: int
+    days_to_full: Optional[float] = None  # None when not filling (or unknown)
+    full_at: Optional[float] = None       # unix time
+    span_s: float = 0.0                   # how much history the rate is based on
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {"mount": self.mount, "rate_per_day": self.rate_per_day, "avail_bytes": self.avail_bytes,
+                "days_to_full": self.days_to_full, "full_at": self.full_at, "span_s": self.span_s}
+
+
+def forecast(history: History, now: float, window: float = DEFAULT_WINDOW) -> List[Forecast]:
+    """A forecast per filesystem in *history*, from the samples of the last *window* seconds."""
+    result = []
+    for mount in sorted(history):
+        samples = [s for s in history[mount] if s[0] >= now - window] or history[mount][-1:]
+        last = samples[-1]
+        span = samples[-1][0] - samples[0][0]
+        rate = slope(samples) if span >= MIN_SPAN else None
+        item = Forecast(mount=mount, rate_per_day=None if rate is None else rate * DAY,
+                        avail_bytes=last[2], span_s=span)
+        if rate is not None and rate > 0:
+            item.days_to_full = last[2] / rate / DAY
+            item.full_at = last[0] + last[2] / rate
+        result.append(item)
+    return result
+
+
+def _size(value: float) -> str:
+    units = "BKMGTPE"
+    amount, unit = abs(value), 0
+    while amount >= 1024 and unit < len(units) - 1:
+        amount, unit = amount / 1024, unit + 1
+    text = f"{amount:.1f}{units[unit]}" if unit and amount < 10 else f"{amount:.0f}{units[unit]}"
+    return text
+
+
+def describe(item: Forecast) -> str:
+    """One line of the report: ``/var: +1.2G/day, full in about 12 days (2025-06-01)``."""
+    if item.rate_per_day is None:
+        return f"{item.mount}: not enough history yet for a fill rate"
+    if item.days_to_full is None:
+        if item.rate_per_day == 0:
+            return f"{item.mount}: steady"
+        return f"{item.mount}: shrinking by {_size(-item.rate_per_day)}/day"
+    when = datetime.datetime.fromtimestamp(item.full_at or 0).strftime("%Y-%m-%d")
+    days = item.days_to_full
+    soon = f"{days * 24:.0f} hours" if days < 2 else f"{days:.0f} days"
+    return f"{item.mount}: +{_size(item.rate_per_day)}/day, full in about {soon} ({when}) at this rate"
+
+
+def render_text(items: Sequence[Forecast]) -> str:
+    if not items:
+        return ""
+    hours = max((i.span_s for i in items), default=0.0) / 3600
+    lines = [f"Fill rate (from {hours:.1f} hours of history):"]
+    lines += [f"  {describe(i)}" for i in items]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,486 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The watch loop: settings, disk and host checks, state changes, alerts, history.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+
+Every ``interval`` seconds the watcher reads the disks (``_disk``, assessed
+by ``_report.assess``), probes the watched hosts (``_sweep.sweep``),
+compares with the state it saved last time and mails an alert only for
+what *changed* (ok -> warn, warn -> crit, crit -> ok, up -> down, down ->
+up). The state survives restarts, so restarting the daemon does not repeat
+alerts. Each round also delivers mail left in the spool once the server
+answers again, and records a disk-use sample for the daily report's fill
+rate (``_history``).
+
+Settings come from an INI file (``watcher.ini``) whose mail and disk
+options are named as the ``disk_report`` module's, and are validated by
+the same function (``_report.config_from_options``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime
+import html
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import _disk, _fanout, _history, _mail, _report, _sweep
+
+LOG = logging.getLogger("fleet-watcher")
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 86400.0
+STATE_FILE = "state.json"
+HISTORY_FILE = "history.json"
+SEVERITY = {"ok": 0, "warn": 1, "crit": 2}
+
+
+class WatcherConfigError(ValueError):
+    """The watcher's settings file is missing, unreadable or wrong; the message names the option."""
+
+
+@dataclass
+class Settings:
+    """Everything the watcher needs, validated."""
+
+    path: str
+    interval: float = 60.0
+    pidfile: str = "/run/sysops-fleet/watcher.pid"
+    log_file: str = "/var/log/sysops-fleet/watcher.log"
+    state_dir: str = "/var/lib/sysops-fleet"
+    user: Optional[str] = None
+    umask: int = 0o022
+    hosts: List[str] = field(default_factory=list)
+    host_timeout: float = 1.0
+    host_retries: int = 1
+    host_method: str = "auto"
+    sample_every: float = _history.DEFAULT_SAMPLE_EVERY
+    keep_days: float = _history.DEFAULT_KEEP_DAYS
+    rate_window: float = _history.DEFAULT_WINDOW
+    report: _report.Config = field(default_factory=lambda: _report.config_from_options({}))
+
+    @property
+    def state_file(self) -> str:
+        return os.path.join(self.state_dir, STATE_FILE)
+
+    @property
+    def history_file(self) -> str:
+        return os.path.join(self.state_dir, HISTORY_FILE)
+
+
+def _words(text: str) -> List[str]:
+    """A list option: entries separated by commas, blanks or new lines."""
+    return [w for w in re.split(r"[\s,]+", text.strip()) if w]
+
+
+def _lines(text: str) -> List[str]:
+    """A list option whose entries may hold blanks (mail addresses with names): one per line or comma."""
+    return [w.strip() for w in re.split(r"[\n,]+", text) if w.strip()]
+
+
+def _number(section: configparser.SectionProxy, name: str, default: float, low: float, high: float) -> float:
+    raw = section.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise WatcherConfigError(f"[{section.name}] {name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise WatcherConfigError(f"[{section.name}] {name} must be between {low:g} and {high:g}, got {raw}")
+    return value
+
+
+def _boolean(section: configparser.SectionProxy, name: str, default: bool) -> bool:
+    if not section.get(name, "").strip():
+        return default
+    try:
+        return section.getboolean(name)
+    except ValueError:
+        raise WatcherConfigError(f"[{section.name}] {name} must be true or false, got {section.get(name)!r}") from None
+
+
+def load_settings(path: str) -> Settings:
+    """Read and validate ``watcher.ini``; WatcherConfigError says which option is wrong."""
+    parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise WatcherConfigError(f"settings file {path} does not exist (give --config PATH)") from None
+    except PermissionError:
+        raise WatcherConfigError(f"settings file {path} is not readable by this user "
+                                 f"(it holds secrets: mode 0640, group of the watcher's user)") from None
+    except (OSError, configparser.Error) as exc:
+        raise WatcherConfigError(f"cannot read settings file {path}: {exc}") from None
+    for name in ("watcher", "disk", "hosts", "mail", "history"):
+        if not parser.has_section(name):
+            parser.add_section(name)
+    unknown = set(parser.sections()) - {"watcher", "disk", "hosts", "mail", "history"}
+    if unknown:
+        raise WatcherConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+    main, disk, hosts, mail, hist = (parser[n] for n in ("watcher", "disk", "hosts", "mail", "history"))
+    umask_text = main.get("umask", "022").strip() or "022"
+    try:
+        umask = int(umask_text, 8)
+    except ValueError:
+        raise WatcherConfigError(f"[watcher] umask must be octal such as 022, got {umask_text!r}") from None
+    if not 0 <= umask <= 0o777:
+        raise WatcherConfigError(f"[watcher] umask must be between 000 and 777, got {umask_text!r}")
+    settings = Settings(
+        path=os.path.abspath(path),
+        interval=_number(main, "interval", 60.0, MIN_INTERVAL, MAX_INTERVAL),
+        pidfile=_absolute(main, "pidfile", Settings.pidfile),
+        log_file=_absolute(main, "log_file", Settings.log_file),
+        state_dir=_absolute(main, "state_dir", Settings.state_dir),
+        user=main.get("user", "").strip() or None,
+        umask=umask,
+        hosts=_words(hosts.get("watch", "")),
+        host_timeout=_number(hosts, "timeout", 1.0, 0.05, _sweep.MAX_TIMEOUT),
+        host_retries=int(_number(hosts, "retries", 1, 0, 10)),
+        host_method=hosts.get("method", "auto").strip() or "auto",
+        sample_every=_number(hist, "sample_every", _history.DEFAULT_SAMPLE_EVERY, 1, _history.DAY),
+        keep_days=_number(hist, "keep_days", _history.DEFAULT_KEEP_DAYS, 1, 366),
+        rate_window=_number(hist, "window", _history.DEFAULT_WINDOW, 600, 366 * _history.DAY),
+    )
+    if settings.host_method not in _sweep.METHODS:
+        raise WatcherConfigError(f"[hosts] method must be one of {', '.join(_sweep.METHODS)}, got {settings.host_method!r}")
+    settings.report = _report_config(disk, mail, settings.state_dir)
+    return settings
+
+
+def _absolute(section: configparser.SectionProxy, name: str, default: str) -> str:
+    value = section.get(name, "").strip() or default
+    if not os.path.isabs(value):
+        raise WatcherConfigError(f"[{section.name}] {name} must be an absolute path, got {value!r}")
+    return value
+
+
+def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionProxy, state_dir: str) -> _report.Config:
+    """The disk_report Config from the [disk] and [mail] sections, validated by the module's own code."""
+    options: Dict[str, Any] = {}
+    for name in ("warn", "crit", "inode_warn", "inode_crit"):
+        if disk.get(name, "").strip():
+            options[name] = int(_number(disk, name, 0, 1, 100))
+    for name in ("free_warn", "free_crit"):
+        options[name] = disk.get(name, "").strip() or None
+    for name in ("include_mounts", "exclude_mounts", "exclude_fstypes"):
+        if disk.get(name, "").strip():
+            options[name] = _words(disk[name])
+    options["probe_timeout"] = _number(disk, "probe_timeout", _disk.DEFAULT_PROBE_TIMEOUT, 0.1, _disk.MAX_PROBE_TIMEOUT)
+    options["mail_to"] = _lines(mail.get("to", ""))
+    for option, key in (("mail_from", "from"), ("subject", "subject"), ("send", "send"), ("smtp_host", "smtp_host"),
+                        ("smtp_security", "smtp_security"), ("smtp_username", "smtp_username"),
+                        ("smtp_password", "smtp_password"), ("smtp_ca_file", "smtp_ca_file")):
+        value = mail.get(key, "").strip()
+        if value:
+            options[option] = value
+    if mail.get("smtp_port", "").strip():
+        options["smtp_port"] = int(_number(mail, "smtp_port", 25, 1, 65535))
+    options["smtp_timeout"] = _number(mail, "smtp_timeout", 30.0, 0.1, 3600)
+    options["smtp_validate_certs"] = _boolean(mail, "smtp_validate_certs", True)
+    options["smtp_allow_plaintext_auth"] = _boolean(mail, "smtp_allow_plaintext_auth", False)
+    options["spool_dir"] = mail.get("spool_dir", "").strip() or os.path.join(state_dir, "spool")
+    try:
+        return _report.config_from_options(options)
+    except ValueError as exc:
+        raise WatcherConfigError(f"[disk]/[mail]: {exc}") from None
+
+
+# ---- state -------------------------------------------------------------------------------------
+
+def load_state(path: str) -> Dict[str, Any]:
+    """The state saved by the last round; empty if there is none (first start) or it is unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return {"disks": {}, "hosts": {}}
+    if not isinstance(data, dict):
+        return {"disks": {}, "hosts": {}}
+    data.setdefault("disks", {})
+    data.setdefault("hosts", {})
+    return data
+
+
+def save_json(path: str, data: Any) -> None:
+    """Atomically: a reader (``status --json``) never sees half a file."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+@dataclass
+class Change:
+    """One state change worth an alert."""
+
+    kind: str   # "disk" or "host"
+    name: str   # mount point or address
+    old: str
+    new: str
+    detail: str = ""
+
+    @property
+    def worse(self) -> bool:
+        order = {"up": 0, "down": 2}
+        order.update(SEVERITY)
+        return order.get(self.new, 0) > order.get(self.old, 0)
+
+    def line(self) -> str:
+        what = f"filesystem {self.name}" if self.kind == "disk" else f"host {self.name}"
+        text = f"{what}: {self.old} -> {self.new}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+Sweeper = Callable[..., Dict[str, Any]]
+Reader = Callable[..., List[_disk.Filesystem]]
+
+
+class Watcher:
+    """One watcher: its settings, its saved state, and what one round does."""
+
+    def __init__(self, settings: Settings, sweeper: Sweeper = _sweep.sweep, reader: Reader = _disk.read_filesystems,
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.sweeper = sweeper
+        self.reader = reader
+        self.clock = clock
+        self.state = load_state(settings.state_file)
+
+    # ---- checks -------------------------------------------------------------------------------
+
+    def check_disks(self, now: float) -> List[Change]:
+        """Assess every filesystem; a change of status (ok/warn/crit) is a Change."""
+        config = self.settings.report
+        filesystems = self.reader(config.selection, config.probe_timeout, config.workers)
+        rows = []
+        changes = []
+        known = self.state["disks"]
+        current = {}
+        for fs in filesystems:
+            status, reasons = _report.assess(fs, config.limits)
+            row = fs.as_dict()
+            row.update(status=status, reasons=reasons)
+            rows.append(row)
+            old = known.get(fs.mount, {}).get("status", "ok")
+            since = known.get(fs.mount, {}).get("since", now) if old == status else now
+            current[fs.mount] = {"status": status, "since": since, "use_pct": fs.use_pct,
+                                 "inode_pct": fs.inode_pct, "reasons": reasons}
+            if old != status:
+                changes.append(Change("disk", fs.mount, old, status, "; ".join(reasons) or "back below its thresholds"))
+        self.state["disks"] = current
+        self._record_history(rows, now)
+        return changes
+
+    def check_hosts(self, now: float) -> List[Change]:
+        """Probe the watched hosts; up -> down and down -> up are Changes."""
+        if not self.settings.hosts:
+            self.state["hosts"] = {}
+            return []
+        result = self.sweeper(self.settings.hosts, timeout=self.settings.host_timeout,
+                              retries=self.settings.host_retries, method=self.settings.host_method)
+        changes = []
+        known = self.state["hosts"]
+        current = {}
+        for address, entry in result["hosts"].items():
+            key = entry.get("name") or address
+            status = "up" if entry.get("alive") else "down"
+            old = known.get(key, {}).get("status", "up")
+            since = known.get(key, {}).get("since", now) if old == status else now
+            current[key] = {"status": status, "since": since, "address": address, "rtt_ms": entry.get("rtt_ms")}
+            if entry.get("error"):
+                current[key]["error"] = entry["error"]
+            if old != status:
+                detail = entry.get("error") or ("answers ping again" if status == "up" else "no answer to ping")
+                changes.append(Change("host", key, old, status, detail))
+        self.state["hosts"] = current
+        return changes
+
+    def _record_history(self, rows: Sequence[Dict[str, Any]], now: float) -> None:
+        history = _history.load(self.settings.history_file)
+        if _history.record(history, rows, now, self.settings.sample_every, self.settings.keep_days):
+            try:
+                _history.save(self.settings.history_file, history)
+            except OSError as exc:
+                LOG.warning("cannot save the disk history %s: %s", self.settings.history_file, exc.strerror)
+
+    # ---- one round ----------------------------------------------------------------------------
+
+    def check_once(self) -> List[Change]:
+        """Check disks and hosts, alert on changes, deliver the spool, save the state.
+
+        A failing check is logged and does not stop the others; the
+        SIGTERM that ``_fanout`` turns into Interrupted is re-raised.
+        """
+        now = self.clock()
+        changes: List[Change] = []
+        for name, check in (("disk", self.check_disks), ("host", self.check_hosts)):
+            try:
+                changes += check(now)
+            except _fanout.Interrupted:
+                raise
+            except (ValueError, OSError, _fanout.FanOutError) as exc:
+                LOG.error("%s check failed: %s", name, exc)
+        for change in changes:
+            (LOG.warning if change.worse else LOG.info)("%s", change.line())
+        self.state["last_check"] = now
+        self.state["pid"] = os.getpid()
+        delivery = self.alert(changes, now) if changes else self.flush_spool()
+        self.state["spool_pending"] = delivery.pending if delivery else len(self._spooled())
+        try:
+            save_json(self.settings.state_file, self.state)
+        except OSError as exc:
+            LOG.error("cannot save the state %s: %s", self.settings.state_file, exc.strerror)
+        return changes
+
+    def _spooled(self) -> List[str]:
+        try:
+            return _mail.spooled(self.settings.report.spool_dir)
+        except _mail.MailError:
+            return []
+
+    def alert(self, changes: Sequence[Change], now: float) -> Optional[_mail.Delivery]:
+        """Mail the changes (spooled first, then this alert); spooled if the server is away."""
+        config = self.settings.report
+        if not config.mail_to or config.send == "never":
+            return None
+        worst = "problem" if any(c.worse for c in changes) else "recovery"
+        subject = f"[fleet-watcher] {config.host}: {worst}: " + ", ".join(f"{c.name} {c.new}" for c in changes[:4])
+        if len(changes) > 4:
+            subject += f" and {len(changes) - 4} more"
+        when = datetime.datetime.fromtimestamp(now).strftime("%Y-%m-%d %H:%M:%S")
+        text = f"fleet-watcher on {config.host} saw {len(changes)} change(s) at {when}:\n\n"
+        text += "".join(f"  {c.line()}\n" for c in changes)
+        body = "".join(f"<li>{html.escape(c.line())}</li>" for c in changes)
+        html_body = (f"<!DOCTYPE html>\n<html><body><p>fleet-watcher on {html.escape(config.host)} saw "
+                     f"{len(changes)} change(s) at {when}:</p><ul>{body}</ul></body></html>\n")
+        message = _mail.build_message(config.mail_from, config.mail_to, _mail.check_header(subject[:200], "subject"),
+                                      text, html_body, domain=config.host, when=now)
+        delivery = _mail.deliver(message.as_bytes(policy=_mail.POLICY), config.smtp, config.spool_dir)
+        self._log_delivery(delivery, "alert")
+        return delivery
+
+    def flush_spool(self) -> Optional[_mail.Delivery]:
+        """Send what the spool holds, if anything, now that the server may be back."""
+        config = self.settings.report
+        if not config.mail_to or not self._spooled():
+            return None
+        delivery = _mail.deliver(None, config.smtp, config.spool_dir)
+        self._log_delivery(delivery, "spool")
+        return delivery
+
+    @staticmethod
+    def _log_delivery(delivery: _mail.Delivery, what: str) -> None:
+        if delivery.spool_sent:
+            LOG.info("delivered %d spooled message(s)", len(delivery.spool_sent))
+        if delivery.sent:
+            LOG.info("%s mailed", what)
+        if delivery.error:
+            LOG.warning("%s not mailed: %s%s", what, delivery.error,
+                        f"; spooled to {delivery.spooled}" if delivery.spooled else "")
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def run(self, daemon, reload_settings: Optional[Callable[[], Settings]] = None) -> None:
+        """Check every ``interval`` seconds until the daemon is asked to stop; reload on SIGHUP."""
+        LOG.info("started: pid %d, every %gs, %d watched host(s), settings %s", os.getpid(),
+                 self.settings.interval, len(self.settings.hosts), self.settings.path)
+        while not daemon.stop_requested:
+            if daemon.take_reload() and reload_settings is not None:
+                self._reload(reload_settings)
+            started = time.monotonic()
+            try:
+                self.check_once()
+            except _fanout.Interrupted:
+                daemon.stop_requested = True
+                break
+            except Exception as exc:  # noqa: BLE001 - one bad round must not kill the daemon
+                LOG.exception("check failed: %s", exc)
+            daemon.wait(max(0.0, self.settings.interval - (time.monotonic() - started)))
+        LOG.info("stopping (signal %s)", daemon.stop_signal)
+
+    def _reload(self, reload_settings: Callable[[], Settings]) -> None:
+        try:
+            fresh = reload_settings()
+        except WatcherConfigError as exc:
+            LOG.error("reload failed, keeping the old settings: %s", exc)
+            return
+        moved = [n for n in ("pidfile", "log_file", "user", "umask") if getattr(fresh, n) != getattr(self.settings, n)]
+        if moved:
+            LOG.warning("reloaded, but %s only take(s) effect on restart", ", ".join(moved))
+        if fresh.state_dir != self.settings.state_dir:
+            self.state = load_state(fresh.state_file)
+        self.settings = fresh
+        LOG.info("reloaded settings from %s (logs reopened)", fresh.path)
+
+
+# ---- the daily report --------------------------------------------------------------------------
+
+def daily_report(settings: Settings, check_mode: bool = False, now: Optional[datetime.datetime] = None) -> _report.Outcome:
+    """The disk_report module's report plus the fill rate of every filesystem, mailed or spooled.
+
+    Same steps as ``_report.run`` (read with ``_disk``, assess and render
+    with ``_report``, decide and deliver with ``_mail``), with a "Fill rate"
+    section from the history added to the text and HTML before sending.
+    """
+    config = settings.report
+    now = now or datetime.datetime.now(datetime.timezone.utc).astimezone()
+    filesystems = _disk.read_filesystems(config.selection, config.probe_timeout, config.workers)
+    report = _report.build(filesystems, config.limits, config.host, title=config.subject, now=now)
+    history = _history.load(settings.history_file)
+    if not check_mode and _history.record(history, report.filesystems, now.timestamp(), settings.sample_every,
+                                          settings.keep_days):
+        try:
+            _history.save(settings.history_file, history)
+        except OSError as exc:
+            LOG.warning("cannot save the disk history %s: %s", settings.history_file, exc.strerror)
+    mounts = {fs["mount"] for fs in report.filesystems}
+    forecasts = [f for f in _history.forecast(history, now.timestamp(), settings.rate_window) if f.mount in mounts]
+    fill = _history.render_text(forecasts)
+    if fill:
+        report.text += "\n" + fill
+        items = "".join(f"<li>{html.escape(_history.describe(f))}</li>" for f in forecasts)
+        report.html = report.html.replace("</body>", f"<h3>Fill rate</h3>\n<ul>{items}</ul>\n</body>")
+    wanted, reason = _mail.decide(config.send, config.mail_to, alerting=bool(report.alerts))
+    mail: Dict[str, Any] = {"sent": False, "recipients": [str(a) for a in config.mail_to], "message_id": None,
+                            "spooled": None, "spool_sent": 0, "spool_pending": 0, "refused": {}, "reason": reason}
+    outcome = _report.Outcome(result={"filesystems": report.filesystems, "alerts": report.alerts,
+                                      "report": report.text, "status": report.status, "mail": mail,
+                                      "fill_rate": [f.as_dict() for f in forecasts]})
+    if check_mode or config.send == "never" or not config.mail_to:
+        mail["spool_pending"] = len(_mail.spooled(config.spool_dir))
+        if check_mode:
+            mail["reason"] = "check mode: nothing sent"
+        return outcome
+    raw = None
+    if wanted:
+        message = _mail.build_message(config.mail_from, config.mail_to, config.subject, report.text, report.html,
+                                      domain=config.host, when=report.generated.timestamp())
+        raw = message.as_bytes(policy=_mail.POLICY)
+        mail["message_id"] = message["Message-ID"]
+    delivery = _mail.deliver(raw, config.smtp, config.spool_dir)
+    mail.update(sent=delivery.sent, spooled=delivery.spooled, spool_sent=len(delivery.spool_sent),
+                spool_pending=delivery.pending, refused=delivery.refused, reason=delivery.error or reason or "sent")
+    outcome.changed = delivery.changed
+    if delivery.error:
+        outcome.error = f"the disk report could not be mailed: {delivery.error}" + (
+            f"; it was spooled to {delivery.spooled} and goes out with the next delivery" if delivery.spooled else "")
+    return outcome

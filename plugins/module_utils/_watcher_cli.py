@@ -1,0 +1,356 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``fleet-watcher`` command: start, stop, status, run, check, report, sweep.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+
+The watcher role installs the core as a plain package next to a tiny entry
+script that calls ``main()``; everything the command does lives here and
+in the core it calls (``_daemon``, ``_watcher``, ``_sweep``, ``_report``).
+
+Exit codes follow the LSB init-script conventions: ``status`` exits 0
+when running, 1 when dead with a pidfile left behind, 3 when not running
+and 4 when it cannot tell; ``start`` exits 6 when the settings are wrong
+and 1 when the daemon is already running (0 with ``--if-not-running``);
+``reload`` exits 7 when nothing runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pwd
+import signal
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import _command, _daemon, _fanout, _sweep, _watcher
+
+DEFAULT_CONFIG = "/etc/sysops-fleet/watcher.ini"
+CONFIG_ENV = "FLEET_WATCHER_CONFIG"
+PROG = "fleet-watcher"
+LOG_FORMAT = "%(asctime)s " + PROG + "[%(process)d] %(levelname)s %(message)s"
+
+EXIT_RUNNING, EXIT_DEAD_PIDFILE, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 3, 4
+EXIT_NOT_CONFIGURED, EXIT_RELOAD_NOT_RUNNING = 6, 7
+
+
+def _say(text: str) -> None:
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # "fleet-watcher status --json | head"
+        pass
+
+
+def _complain(text: str) -> None:
+    sys.stderr.write(f"{PROG}: {text}\n")
+    sys.stderr.flush()
+
+
+def _logging(stream=None) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, "%Y-%m-%d %H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _user_entry(settings: _watcher.Settings) -> Optional[pwd.struct_passwd]:
+    """The account to run as: the settings' ``user`` when we are root, else nobody to switch to."""
+    if os.geteuid() != 0 or not settings.user:
+        return None
+    try:
+        return pwd.getpwnam(settings.user)
+    except KeyError:
+        raise _watcher.WatcherConfigError(f"[watcher] user {settings.user!r} does not exist") from None
+
+
+def _prepare_dirs(settings: _watcher.Settings, entry: Optional[pwd.struct_passwd]) -> None:
+    """Make the state, spool and log directories if missing, owned by the watcher's user."""
+    for directory in (settings.state_dir, settings.report.spool_dir, os.path.dirname(settings.log_file)):
+        if os.path.isdir(directory):
+            continue
+        os.makedirs(directory, mode=0o750 if directory != settings.report.spool_dir else 0o700, exist_ok=True)
+        if entry is not None:
+            os.chown(directory, entry.pw_uid, entry.pw_gid)
+
+
+def _drop_privileges(settings: _watcher.Settings) -> None:
+    entry = _user_entry(settings)
+    if entry is not None:
+        _prepare_dirs(settings, entry)
+        _daemon.Daemon.change_process_owner(entry)
+
+
+# ---- daemon control --------------------------------------------------------------------------
+
+def cmd_start(args, settings: _watcher.Settings) -> int:
+    if args.if_not_running and _daemon.running_pid(settings.pidfile) is not None:
+        return 0
+    entry = _user_entry(settings)
+    _prepare_dirs(settings, entry)
+    daemon = _daemon.Daemon(settings.pidfile, log_file=settings.log_file, umask=settings.umask,
+                            user=settings.user if entry else None, detach=True)
+    try:
+        pid = daemon.open()
+    except _daemon.AlreadyRunning as exc:
+        if args.if_not_running:
+            return 0
+        _complain(f"not started: {exc}")
+        return 1
+    if pid:
+        if not args.quiet:
+            _say(f"{PROG} started (pid {pid}, log {settings.log_file})")
+        return 0
+    return _serve(daemon, settings, args.config)
+
+
+def cmd_run(args, settings: _watcher.Settings) -> int:
+    """The foreground daemon for systemd (Type=simple) and containers."""
+    entry = _user_entry(settings)
+    _prepare_dirs(settings, entry)
+    log_file = None if args.log_file == "-" else (args.log_file or settings.log_file)
+    daemon = _daemon.Daemon(settings.pidfile, log_file=log_file, umask=settings.umask,
+                            user=settings.user if entry else None, detach=False)
+    try:
+        daemon.open()
+    except _daemon.AlreadyRunning as exc:
+        _complain(f"not started: {exc}")
+        return 1
+    return _serve(daemon, settings, args.config)
+
+
+def _serve(daemon: _daemon.Daemon, settings: _watcher.Settings, config_path: str) -> int:
+    _logging()
+    log = logging.getLogger(PROG)
+    if daemon.pidfile.stale_pid:
+        log.info("took over the stale pidfile %s of pid %d", settings.pidfile, daemon.pidfile.stale_pid)
+    try:
+        watcher = _watcher.Watcher(settings)
+        watcher.run(daemon, reload_settings=lambda: _watcher.load_settings(config_path))
+    except Exception:  # noqa: BLE001 - the log is the daemon's only voice
+        log.exception("the watcher died")
+        return 1
+    finally:
+        daemon.close()
+    log.info("stopped")
+    return 0
+
+
+def cmd_stop(args, settings: _watcher.Settings) -> int:
+    try:
+        pid = _daemon.stop(settings.pidfile, timeout=args.timeout)
+    except _daemon.DaemonError as exc:
+        _complain(str(exc))
+        return 1
+    if not args.quiet:
+        _say(f"{PROG} stopped (pid {pid})" if pid else f"{PROG} is not running")
+    return 0
+
+
+def cmd_restart(args, settings: _watcher.Settings) -> int:
+    code = cmd_stop(args, settings)
+    if code:
+        return code
+    args.if_not_running = False
+    return cmd_start(args, settings)
+
+
+def cmd_reload(args, settings: _watcher.Settings) -> int:
+    try:
+        pid = _daemon.signal_daemon(settings.pidfile, signal.SIGHUP)
+    except _daemon.DaemonError as exc:
+        _complain(str(exc))
+        return 1
+    if pid is None:
+        _complain("not running, nothing to reload")
+        return EXIT_RELOAD_NOT_RUNNING
+    if not args.quiet:
+        _say(f"{PROG} (pid {pid}) reloads its settings and reopens its log")
+    return 0
+
+
+def status_of(settings: _watcher.Settings) -> Dict[str, Any]:
+    """What ``status`` reports, as data: running or not, and the last round's results."""
+    pid = _daemon.running_pid(settings.pidfile)
+    stale = pid is None and os.path.exists(settings.pidfile)
+    code = EXIT_RUNNING if pid is not None else (EXIT_DEAD_PIDFILE if stale else EXIT_NOT_RUNNING)
+    state = _watcher.load_state(settings.state_file)
+    last = state.get("last_check")
+    return {"running": pid is not None, "pid": pid or None, "pidfile": settings.pidfile, "stale_pidfile": stale,
+            "code": code, "settings": settings.path, "log_file": settings.log_file,
+            "last_check": last, "last_check_age_s": round(time.time() - last, 1) if last else None,
+            "disks": state.get("disks", {}), "hosts": state.get("hosts", {}),
+            "spool_pending": state.get("spool_pending", 0)}
+
+
+def cmd_status(args, settings: _watcher.Settings) -> int:
+    try:
+        status = status_of(settings)
+    except _daemon.DaemonError as exc:
+        if args.json:
+            _say(json.dumps({"running": None, "code": EXIT_UNKNOWN, "error": str(exc)}))
+        else:
+            _complain(f"status unknown: {exc}")
+        return EXIT_UNKNOWN
+    if args.json:
+        _say(json.dumps(status, indent=1, sort_keys=True))
+        return status["code"]
+    if status["running"]:
+        line = f"{PROG} is running (pid {status['pid']})"
+    elif status["stale_pidfile"]:
+        line = f"{PROG} is not running, but its pidfile {settings.pidfile} is left (a crash? the next start takes it over)"
+    else:
+        line = f"{PROG} is not running"
+    _say(line)
+    if status["last_check"]:
+        disks = status["disks"]
+        hosts = status["hosts"]
+        _say(f"last check {status['last_check_age_s']:g}s ago: "
+             f"{_counts(d['status'] for d in disks.values())} filesystem(s), "
+             f"{_counts(h['status'] for h in hosts.values())} host(s), {status['spool_pending']} mail(s) spooled")
+    return status["code"]
+
+
+def _counts(statuses) -> str:
+    found: Dict[str, int] = {}
+    for status in statuses:
+        found[status] = found.get(status, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(found.items())) or "0"
+
+
+# ---- one-shot commands ---------------------------------------------------------------------
+
+def cmd_check(args, settings: _watcher.Settings) -> int:
+    """One round now, in the foreground (it shares the daemon's state, so alerts are not repeated)."""
+    _drop_privileges(settings)
+    _logging()
+    watcher = _watcher.Watcher(settings)
+    changes = watcher.check_once()
+    if args.json:
+        _say(json.dumps({"changes": [c.__dict__ for c in changes], "state": watcher.state}, indent=1, sort_keys=True))
+    else:
+        for change in changes:
+            _say(change.line())
+        _say(f"{len(changes)} change(s)")
+    return 0
+
+
+def cmd_report(args, settings: _watcher.Settings) -> int:
+    """The daily disk report (the disk_report module's code), mailed or spooled, with fill rates."""
+    _drop_privileges(settings)
+    _logging()
+    outcome = _watcher.daily_report(settings, check_mode=args.check)
+    if args.json:
+        _say(json.dumps(dict(outcome.result, changed=outcome.changed, error=outcome.error), indent=1, default=str))
+    elif not args.quiet:
+        _say(outcome.result["report"].rstrip("\n"))
+        _say(f"mail: {outcome.result['mail']['reason']}")
+    for warning in outcome.warnings:
+        _complain(warning)
+    if outcome.error:
+        _complain(outcome.error)
+        return 1
+    return 0
+
+
+def cmd_sweep(args, settings: Optional[_watcher.Settings]) -> int:
+    """The ping sweep (the ping_sweep module's code), printed the seed's way."""
+    targets = args.targets or (settings.hosts if settings else [])
+    if not targets:
+        _complain("nothing to sweep: give targets, or watch hosts in the settings file")
+        return 2
+    if settings is not None:
+        _drop_privileges(settings)
+    result = _sweep.sweep(targets, exclude=args.exclude, timeout=args.timeout, retries=args.retries,
+                          method=args.method, workers=args.workers)
+    if args.json:
+        _say(json.dumps(result, indent=1, sort_keys=True))
+    else:
+        for address, entry in result["hosts"].items():
+            _say(f"{address} is alive" if entry["alive"] else f"{address} didn't find a response")
+        summary = result["summary"]
+        _say(f"swept {summary['total']} address(es) in {summary['elapsed_s']:g}s: "
+             f"{summary['alive']} alive, {summary['dead']} silent ({summary['method']})")
+    return 0
+
+
+# ---- the command line ------------------------------------------------------------------------
+
+def parser(default_config: str = DEFAULT_CONFIG) -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog=PROG, description="The sysops.fleet watcher: disk and host alerts, "
+                                  "the daily disk report, and the ping sweep.")
+    top.add_argument("--config", "-c", default=os.environ.get(CONFIG_ENV) or default_config,
+                     help=f"settings file (default: ${CONFIG_ENV} or {default_config})")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    start = sub.add_parser("start", help="start the daemon in the background")
+    start.add_argument("--if-not-running", action="store_true",
+                       help="do nothing, quietly and successfully, when it already runs (for cron)")
+    start.add_argument("--quiet", "-q", action="store_true")
+    stop = sub.add_parser("stop", help="stop the daemon (SIGTERM; SIGKILL after --timeout)")
+    stop.add_argument("--timeout", type=float, default=10.0)
+    stop.add_argument("--quiet", "-q", action="store_true")
+    restart = sub.add_parser("restart", help="stop, then start")
+    restart.add_argument("--timeout", type=float, default=10.0)
+    restart.add_argument("--quiet", "-q", action="store_true")
+    reload_ = sub.add_parser("reload", help="reload the settings and reopen the log (SIGHUP)")
+    reload_.add_argument("--quiet", "-q", action="store_true")
+    status = sub.add_parser("status", help="is it running? exit 0 running, 1 dead with pidfile, 3 stopped, 4 unknown")
+    status.add_argument("--json", action="store_true")
+    run = sub.add_parser("run", help="run in the foreground (systemd Type=simple, containers)")
+    run.add_argument("--log-file", help="log here instead of the settings' log_file; '-' keeps stderr")
+    check = sub.add_parser("check", help="one round of checks now, in the foreground")
+    check.add_argument("--json", action="store_true")
+    report = sub.add_parser("report", help="the daily disk report: mail it (or spool it) and print it")
+    report.add_argument("--check", action="store_true", help="build and print it, send nothing, write nothing")
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--quiet", "-q", action="store_true", help="print nothing unless it fails (for cron)")
+    sweep = sub.add_parser("sweep", help="ping sweep TARGETS (default: the watched hosts)")
+    sweep.add_argument("targets", nargs="*", help="addresses, CIDRs, ranges (10.0.0.1-20) or host names")
+    sweep.add_argument("--exclude", action="append", default=[])
+    sweep.add_argument("--timeout", type=float, default=1.0)
+    sweep.add_argument("--retries", type=int, default=1)
+    sweep.add_argument("--method", choices=_sweep.METHODS, default="auto")
+    sweep.add_argument("--workers", type=int)
+    sweep.add_argument("--json", action="store_true")
+    return top
+
+
+COMMANDS = {"start": cmd_start, "stop": cmd_stop, "restart": cmd_restart, "reload": cmd_reload,
+            "status": cmd_status, "run": cmd_run, "check": cmd_check, "report": cmd_report, "sweep": cmd_sweep}
+
+
+def main(argv: Optional[Sequence[str]] = None, default_config: str = DEFAULT_CONFIG) -> int:
+    args = parser(default_config).parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        settings = _watcher.load_settings(args.config)
+    except _watcher.WatcherConfigError as exc:
+        if args.command == "sweep" and not os.path.exists(args.config):
+            settings = None
+        else:
+            _complain(str(exc))
+            return EXIT_UNKNOWN if args.command == "status" else EXIT_NOT_CONFIGURED
+    try:
+        return COMMANDS[args.command](args, settings)
+    except (_daemon.DaemonError, _watcher.WatcherConfigError) as exc:
+        _complain(str(exc))
+        return 1
+    except (ValueError, _command.CommandError, _fanout.FanOutError, OSError) as exc:
+        _complain(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry_point(argv: Optional[List[str]] = None, default_config: str = DEFAULT_CONFIG) -> None:
+    """What the installed ``fleet-watcher`` script calls: run and exit with the command's code."""
+    raise SystemExit(main(argv, default_config))
