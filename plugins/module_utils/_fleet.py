@@ -19,10 +19,9 @@ import datetime
 import html
 import json
 import os
-import tempfile
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import _mail, _report, _targets
+from . import _files, _mail, _report, _targets
 
 STATE_VERSION = 1
 _FS_KEYS = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inode_pct", "status")
@@ -225,29 +224,6 @@ def load_state(path: str) -> Optional[Dict[str, Any]]:
     return state
 
 
-def write_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
-    """Write *text* atomically unless the file already holds it; True if written."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            if handle.read() == text:
-                return False
-    except FileNotFoundError:
-        pass
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fleet-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return True
-
-
 def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     """One fleet report run with the module's options: build, write, keep state, mail.
 
@@ -266,9 +242,9 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
              "html": os.path.join(report_dir, "fleet-report.html"), "state": state_file}
     changed = False
     if not check_mode:
-        changed = write_if_changed(files["text"], text + "\n")
-        changed = write_if_changed(files["html"], page + "\n") or changed
-        changed = write_if_changed(state_file, json.dumps(built["state"], indent=1) + "\n", 0o600) or changed
+        changed = _files.write_if_changed(files["text"], text + "\n")
+        changed = _files.write_if_changed(files["html"], page + "\n") or changed
+        changed = _files.write_if_changed(state_file, json.dumps(built["state"], indent=1) + "\n", 0o600) or changed
     s = report["summary"]
     alerting = bool(s["addresses_down"] or s["unreachable"] or s["alerts"])
     mailing = _report.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,

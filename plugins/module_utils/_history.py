@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from . import _files
 
 DAY = 86400.0
 DEFAULT_SAMPLE_EVERY = 900.0
@@ -52,19 +52,8 @@ def load(path: str) -> History:
 
 
 def save(path: str, history: History) -> None:
-    """Write atomically (temp file + rename), so a crash never leaves half a file."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".history-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"version": 1, "filesystems": history}, handle, separators=(",", ":"))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write atomically, so a crash never leaves half a file."""
+    _files.write_atomic(path, json.dumps({"version": 1, "filesystems": history}, separators=(",", ":")))
 
 
 def record(history: History, filesystems: Sequence[Mapping[str, Any]], now: float,

@@ -29,12 +29,11 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import _disk, _fanout, _history, _mail, _report, _sweep
+from . import _disk, _fanout, _files, _history, _mail, _report, _sweep
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -214,18 +213,7 @@ def load_state(path: str) -> Dict[str, Any]:
 
 def save_json(path: str, data: Any) -> None:
     """Atomically: a reader (``status --json``) never sees half a file."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    _files.write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 @dataclass

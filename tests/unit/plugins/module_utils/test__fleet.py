@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _fleet
+from ansible_collections.sysops.fleet.plugins.module_utils import _files, _fleet
 
 NOW = datetime.datetime(2026, 11, 27, 6, 0, tzinfo=datetime.timezone.utc)
 
@@ -93,8 +93,8 @@ def test_wrong_inputs_are_named(sweeps, disks, message):
 def test_state_file_round_trip_and_corruption(tmp_path):
     path = tmp_path / "state.json"
     assert _fleet.load_state(str(path)) is None
-    assert _fleet.write_if_changed(str(path), json.dumps({"alive": ["10.0.0.1"]}))
-    assert not _fleet.write_if_changed(str(path), json.dumps({"alive": ["10.0.0.1"]}))
+    assert _files.write_if_changed(str(path), json.dumps({"alive": ["10.0.0.1"]}))
+    assert not _files.write_if_changed(str(path), json.dumps({"alive": ["10.0.0.1"]}))
     assert _fleet.load_state(str(path)) == {"alive": ["10.0.0.1"]}
     path.write_text("{broken")
     with pytest.raises(_fleet.FleetError, match="cannot be read"):

@@ -1,0 +1,49 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Write files atomically: state, history and reports are never seen half written.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Optional
+
+
+def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
+    """Write *text* to a temp file beside *path*, then rename it over *path*.
+
+    A crash or a concurrent reader (``fleet-watcher status --json``) sees
+    the old file or the new one, never half of either.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path) + "-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_if_changed(path: str, text: str, mode: Optional[int] = 0o644) -> bool:
+    """write_atomic unless the file already holds *text*; True if written."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, text, mode)
+    return True
