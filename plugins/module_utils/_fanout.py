@@ -121,9 +121,12 @@ def _trap_sigterm() -> Callable[[], None]:
         return lambda: None
 
     def on_term(signum, frame):
+        if callable(previous):  # a daemon's own handler records the stop request first
+            previous(signum, frame)
         raise Interrupted("terminated by SIGTERM; worker processes were stopped")
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, on_term)
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
