@@ -11,6 +11,9 @@
 #                collection tarball installed and used by its FQCN
 #   molecule     the watcher role's scenarios (default: cron keepalive,
 #                systemd: the unit) in podman, image built with debootstrap
+#   fleet        playbooks/site.yml over 4 podman containers on an internal
+#                network made by the test, one stopped (scripts/fleet.sh;
+#                after molecule, which unpacks containers.podman)
 # Prints one line per step and ends with "N passed, N failed".
 # Usage: scripts/test.sh [step ...]      (default: all steps)
 set -uo pipefail
@@ -39,6 +42,11 @@ step_molecule() {
     bash "$ROOT/scripts/molecule.sh"
 }
 
+step_fleet() {
+    [ "$(id -u)" -eq 0 ] || { log "the fleet scenario needs root (rootful podman)"; return 1; }
+    bash "$ROOT/scripts/fleet.sh"
+}
+
 step_adhoc() {
     local out tmp
     out="$(ansible localhost -m ping_sweep -a 'targets=127.0.0.1' 2>&1)" || { echo "$out"; return 1; }
@@ -54,7 +62,7 @@ step_adhoc() {
 }
 
 STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(unit integration adhoc lint sanity molecule)
+[ ${#STEPS[@]} -gt 0 ] || STEPS=(unit integration adhoc lint sanity molecule fleet)
 passed=0 failed=0 failures=()
 for step in "${STEPS[@]}"; do
     log "---- $step"

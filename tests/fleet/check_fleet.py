@@ -1,0 +1,113 @@
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Checks one run of playbooks/site.yml over the podman fleet of scripts/fleet.sh.
+
+Usage: check_fleet.py first|second RECORD_JSON REPORT_DIR STATE_FILE HOST=IP[,down] ...
+  RECORD_JSON  written by tests/fleet/callback_plugins/fleet_record.py
+  HOST=IP      every container and its address; ",down" marks the stopped one(s)
+Prints one line per check; exits 1 when any check fails.
+"""
+import json
+import sys
+
+REPORT_TASK = "Merge everything into one fleet report on the controller"
+
+
+def main(argv):
+    run, record_path, report_dir, state_file = argv[1:5]
+    hosts, down_hosts = {}, set()
+    for spec in argv[5:]:
+        name, _, rest = spec.partition("=")
+        ip, _, flag = rest.partition(",")
+        hosts[name] = ip
+        if flag == "down":
+            down_hosts.add(name)
+    live = sorted(h for h in hosts if h not in down_hosts)
+
+    def key(address):
+        return tuple(int(p) for p in address.split("."))
+
+    live_ips = sorted((hosts[h] for h in live), key=key)
+    down_ips = sorted((hosts[h] for h in down_hosts), key=key)
+
+    with open(record_path, encoding="utf-8") as handle:
+        record = json.load(handle)
+    results, stats = record["results"], record["stats"]
+    failures = []
+
+    def check(ok, what, detail=""):
+        print(f"  [{'ok' if ok else 'FAIL'}] {what}" + (f": {detail}" if detail and not ok else ""))
+        if not ok:
+            failures.append(what)
+
+    # --- hosts: the live ones ran, the stopped ones are unreachable ---------------
+    for h in live:
+        s = stats.get(h, {})
+        check(s.get("failures", 1) == 0 and s.get("unreachable", 1) == 0,
+              f"{h} ran the play without failure", json.dumps(s))
+    for h in sorted(down_hosts):
+        s = stats.get(h, {})
+        check(s.get("unreachable", 0) + s.get("failures", 0) >= 1 and s.get("ok", 0) == 0,
+              f"{h} (stopped) was unreachable", json.dumps(s))
+    bad = [r for r in results if r["status"] in ("failed", "unreachable") and r["host"] not in down_hosts]
+    check(not bad, "no failed or unreachable result on a live host",
+          "; ".join(f"{r['host']}: {r['task']}: {r.get('msg', '')}" for r in bad))
+
+    # --- the sweep ----------------------------------------------------------------
+    sweeps = [r for r in results if r["action"].endswith("ping_sweep") and r["status"] == "ok"]
+    check(len(sweeps) == 1 and sweeps[0]["host"] == "fleettest-1", "exactly one sweep, by fleettest-1",
+          str([(r["host"], r["status"]) for r in sweeps]))
+    if sweeps:
+        sw = sweeps[0]
+        check(sw.get("alive") == live_ips, "sweep: alive == the live containers' addresses",
+              f"alive={sw.get('alive')} expected={live_ips}")
+        check(sw.get("dead") == down_ips, "sweep: dead == the stopped container's address",
+              f"dead={sw.get('dead')} expected={down_ips}")
+        probed = sorted(sw.get("hosts", {}), key=key)
+        check(probed == sorted(hosts.values(), key=key), "sweep probed exactly the containers' addresses",
+              f"probed={probed}")
+
+    # --- the merged report ----------------------------------------------------------
+    reports = [r for r in results if r["task"] == REPORT_TASK and r["status"] == "ok"]
+    check(len(reports) == 1, "the fleet report task ran once", str(len(reports)))
+    if reports:
+        rep = reports[0].get("report", {})
+        rows = {row["host"]: row for row in rep.get("hosts", [])}
+        check(sorted(rows) == sorted(hosts), "report lists every host", f"listed={sorted(rows)}")
+        wrong = [h for h, row in rows.items() if row.get("reachable") != (h not in down_hosts)]
+        check(not wrong, "report rows: reachable exactly for the live hosts", f"wrong={wrong}")
+        unreported = [h for h in live if not rows.get(h, {}).get("reported") or not rows.get(h, {}).get("disk_status")]
+        check(not unreported, "every live host has a disk report with a status", f"missing={unreported}")
+        check(sorted(rep.get("unreachable", [])) == sorted(down_hosts), "report marks the stopped host unreachable",
+              f"unreachable={rep.get('unreachable')}")
+        check(rep.get("alive") == live_ips, "report: alive addresses", f"{rep.get('alive')}")
+        check(rep.get("down") == down_ips, "report: down addresses", f"{rep.get('down')}")
+        if run == "second":
+            check(rep.get("new") == [] and rep.get("vanished") == [], "second run: no new or vanished address",
+                  f"new={rep.get('new')} vanished={rep.get('vanished')}")
+    with open(f"{report_dir}/fleet-report.txt", encoding="utf-8") as handle:
+        text = handle.read()
+    missing = [h for h in hosts if h not in text]
+    check(not missing, "fleet-report.txt names every host", f"missing={missing}")
+    with open(state_file, encoding="utf-8") as handle:
+        state = json.load(handle)
+    check(state.get("alive") == live_ips, "state file keeps the live addresses", f"{state.get('alive')}")
+
+    # --- idempotence ------------------------------------------------------------------
+    if run == "second":
+        changed = [r for r in results if r["changed"] and r["task"] != REPORT_TASK]
+        check(not changed, "second run: nothing changed except the fleet report task",
+              "; ".join(f"{r['host']}: {r['task']}" for r in changed))
+        total = sum(s.get("changed", 0) for s in stats.values())
+        check(total == 1, "second run: PLAY RECAP changed total is exactly 1 (the report)", f"changed={total}")
+
+    if failures:
+        print(f"{len(failures)} check(s) failed ({run} run)")
+        return 1
+    print(f"all checks passed ({run} run)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
