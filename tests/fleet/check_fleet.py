@@ -18,8 +18,8 @@ def main(argv):
     run, record_path, report_dir, state_file = argv[1:5]
     hosts, down_hosts = {}, set()
     for spec in argv[5:]:
-        name, _, rest = spec.partition("=")
-        ip, _, flag = rest.partition(",")
+        name, rest = spec.split("=", 1)
+        ip, flag = (rest.split(",", 1) + [""])[:2]
         hosts[name] = ip
         if flag == "down":
             down_hosts.add(name)
