@@ -57,25 +57,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-nofile="$(ulimit -Hn)"; [ "$nofile" = unlimited ] && nofile=1048576
-nproc="$(ulimit -Hu)"
-if [ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ]; then nproc=4096; fi
-if [ "$nofile" -gt 65536 ]; then nofile=65536; fi
-catatonit="$(command -v catatonit || true)"
-for candidate in /usr/libexec/podman/catatonit /usr/bin/catatonit; do
-    [ -z "$catatonit" ] && [ -x "$candidate" ] && catatonit="$candidate"
-done
-[ -n "$catatonit" ] || die "catatonit is missing (podman --init needs it): apt-get install catatonit"
-cat > "$TMP/containers.conf" <<CONF
-# Written by scripts/fleet.sh; used through CONTAINERS_CONF only.
-[containers]
-default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
-init_path = "$catatonit"
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-CONF
+write_podman_conf "$TMP/containers.conf" scripts/fleet.sh
 export CONTAINERS_CONF="$TMP/containers.conf"
 
 # --- the image -------------------------------------------------------------------------

@@ -31,3 +31,32 @@ find_controller_python() {
     done
     return 1
 }
+
+# Podman settings for this kind of machine, written to $1 and used only through
+# CONTAINERS_CONF (the machine's own podman configuration is not touched): runc,
+# the cgroupfs manager, ulimits within the host's hard limits (podman cannot
+# raise a container's process limit above what its own helpers got), and
+# catatonit as the --init binary. $2 names the caller in the file's header.
+write_podman_conf() {
+    local conf="$1" who="$2" nofile nproc catatonit candidate
+    nofile="$(ulimit -Hn)"
+    [ "$nofile" = unlimited ] && nofile=1048576
+    nproc="$(ulimit -Hu)"
+    if [ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ]; then nproc=4096; fi
+    if [ "$nofile" -gt 65536 ]; then nofile=65536; fi
+    catatonit="$(command -v catatonit || true)"
+    for candidate in /usr/libexec/podman/catatonit /usr/bin/catatonit; do
+        [ -z "$catatonit" ] && [ -x "$candidate" ] && catatonit="$candidate"
+    done
+    [ -n "$catatonit" ] || die "catatonit is missing (podman --init needs it): apt-get install catatonit"
+    cat > "$conf" <<CONF
+# Written by $who; used through CONTAINERS_CONF only.
+[containers]
+default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
+init_path = "$catatonit"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+CONF
+}

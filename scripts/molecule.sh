@@ -37,28 +37,7 @@ WORK="$ROOT/.build/molecule"
 mkdir -p "$WORK"
 
 # --- 1. podman settings ----------------------------------------------------------
-nofile="$(ulimit -Hn)"
-[ "$nofile" = unlimited ] && nofile=1048576
-# podman cannot raise a container's process limit above what its own
-# helpers got (pid_max-bound here); the daemon needs a handful.
-nproc="$(ulimit -Hu)"
-if [ "$nproc" = unlimited ] || [ "$nproc" -gt 4096 ]; then nproc=4096; fi
-if [ "$nofile" -gt 65536 ]; then nofile=65536; fi
-catatonit="$(command -v catatonit || true)"
-for candidate in /usr/libexec/podman/catatonit /usr/bin/catatonit; do
-    [ -z "$catatonit" ] && [ -x "$candidate" ] && catatonit="$candidate"
-done
-[ -n "$catatonit" ] || die "catatonit is missing (podman --init needs it): apt-get install catatonit"
-cat > "$WORK/containers.conf" <<EOF
-# Written by scripts/molecule.sh; used through CONTAINERS_CONF only.
-[containers]
-default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
-init_path = "$catatonit"
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-EOF
+write_podman_conf "$WORK/containers.conf" scripts/molecule.sh
 export CONTAINERS_CONF="$WORK/containers.conf"
 
 # --- 2. the image ---------------------------------------------------------------

@@ -426,7 +426,7 @@ def daily_report(settings: Settings, check_mode: bool = False, now: Optional[dat
     """The disk_report module's report plus the fill rate of every filesystem, mailed or spooled.
 
     Same steps as ``_report.run`` (read with ``_disk``, assess and render
-    with ``_report``, decide and deliver with ``_mail``), with a "Fill rate"
+    with ``_report``, mail with ``_report.mail_report``), with a "Fill rate"
     section from the history added to the text and HTML before sending.
     """
     config = settings.report
@@ -447,28 +447,4 @@ def daily_report(settings: Settings, check_mode: bool = False, now: Optional[dat
         report.text += "\n" + fill
         items = "".join(f"<li>{html.escape(_history.describe(f))}</li>" for f in forecasts)
         report.html = report.html.replace("</body>", f"<h3>Fill rate</h3>\n<ul>{items}</ul>\n</body>")
-    wanted, reason = _mail.decide(config.send, config.mail_to, alerting=bool(report.alerts))
-    mail: Dict[str, Any] = {"sent": False, "recipients": [str(a) for a in config.mail_to], "message_id": None,
-                            "spooled": None, "spool_sent": 0, "spool_pending": 0, "refused": {}, "reason": reason}
-    outcome = _report.Outcome(result={"filesystems": report.filesystems, "alerts": report.alerts,
-                                      "report": report.text, "status": report.status, "mail": mail,
-                                      "fill_rate": [f.as_dict() for f in forecasts]})
-    if check_mode or config.send == "never" or not config.mail_to:
-        mail["spool_pending"] = len(_mail.spooled(config.spool_dir))
-        if check_mode:
-            mail["reason"] = "check mode: nothing sent"
-        return outcome
-    raw = None
-    if wanted:
-        message = _mail.build_message(config.mail_from, config.mail_to, config.subject, report.text, report.html,
-                                      domain=config.host, when=report.generated.timestamp())
-        raw = message.as_bytes(policy=_mail.POLICY)
-        mail["message_id"] = message["Message-ID"]
-    delivery = _mail.deliver(raw, config.smtp, config.spool_dir)
-    mail.update(sent=delivery.sent, spooled=delivery.spooled, spool_sent=len(delivery.spool_sent),
-                spool_pending=delivery.pending, refused=delivery.refused, reason=delivery.error or reason or "sent")
-    outcome.changed = delivery.changed
-    if delivery.error:
-        outcome.error = f"the disk report could not be mailed: {delivery.error}" + (
-            f"; it was spooled to {delivery.spooled} and goes out with the next delivery" if delivery.spooled else "")
-    return outcome
+    return _report.mail_report(config, report, check_mode, extra={"fill_rate": [f.as_dict() for f in forecasts]})
