@@ -10,6 +10,7 @@ PRIVATE to the sysops.fleet collection. Pure standard library.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from typing import Optional
 
@@ -18,16 +19,28 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
     """Write *text* to a temp file beside *path*, then rename it over *path*.
 
     A crash or a concurrent reader (``fleet-watcher status --json``) sees
-    the old file or the new one, never half of either.
+    the old file or the new one, never half of either. A file that exists
+    keeps its mode (unless *mode* is given) and, when we are root, its
+    owner: a root Ansible run that updates the watcher's history must not
+    take the file away from the watcher's own user. A new file gets *mode*,
+    or 0600.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    try:
+        old: Optional[os.stat_result] = os.stat(path)
+    except OSError:
+        old = None
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path) + "-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        if mode is None and old is not None:
+            mode = stat.S_IMODE(old.st_mode)
         if mode is not None:
             os.chmod(tmp, mode)
+        if old is not None and os.geteuid() == 0 and (old.st_uid, old.st_gid) != (0, 0):
+            os.chown(tmp, old.st_uid, old.st_gid)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -17,9 +17,15 @@ would.
 from __future__ import annotations
 
 import datetime
+import errno
+import fcntl
+import html
 import json
+import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _files
 
@@ -28,6 +34,7 @@ DEFAULT_SAMPLE_EVERY = 900.0
 DEFAULT_KEEP_DAYS = 14.0
 DEFAULT_WINDOW = 3 * DAY
 MIN_SPAN = 600.0  # a rate from samples closer together than this is noise
+LOCK_WAIT = 10.0
 
 Sample = Tuple[float, int, int]  # (unix time, used bytes, available bytes)
 History = Dict[str, List[Sample]]  # mount point -> samples, oldest first
@@ -52,8 +59,64 @@ def load(path: str) -> History:
 
 
 def save(path: str, history: History) -> None:
-    """Write atomically, so a crash never leaves half a file."""
-    _files.write_atomic(path, json.dumps({"version": 1, "filesystems": history}, separators=(",", ":")))
+    """Write atomically, so a crash never leaves half a file.
+
+    Mode 0644 (disk use is no secret), so a history first written by root
+    (disk_report with become) can be read by the watcher's own user.
+    """
+    _files.write_atomic(path, json.dumps({"version": 1, "filesystems": history}, separators=(",", ":")), 0o644)
+
+
+@contextmanager
+def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """Hold ``PATH.lock`` while reading, adding to and saving the history at *path*.
+
+    The watcher daemon and the disk_report module may update one history
+    file at the same moment; without the lock one of the two samples would
+    be lost. Readers need no lock (saves are atomic renames). The lock file
+    is opened read-only, so a lock file made by root still serves the
+    watcher's own user. Raises OSError when the lock cannot be had.
+    """
+    fd = os.open(path + ".lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise OSError(errno.EAGAIN, f"another process holds {path}.lock for more than {wait:g}s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def update(path: str, filesystems: Sequence[Mapping[str, Any]], now: float,
+           sample_every: float = DEFAULT_SAMPLE_EVERY, keep_days: float = DEFAULT_KEEP_DAYS,
+           write: bool = True) -> Tuple[History, Optional[str]]:
+    """Add this reading to the history file at *path* (under its lock) and return the history.
+
+    With ``write=False`` (check mode) the sample is added in memory only.
+    The history is a cache: when it cannot be saved the reading still
+    counts for this run, and the second value says why it was not kept.
+    """
+    if not write:
+        history = load(path)
+        record(history, filesystems, now, sample_every, keep_days)
+        return history, None
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with locked(path):
+            history = load(path)
+            if record(history, filesystems, now, sample_every, keep_days):
+                save(path, history)
+    except OSError as exc:
+        history = load(path)
+        record(history, filesystems, now, sample_every, keep_days)
+        return history, f"cannot keep the disk history in {path}: {exc.strerror or exc}"
+    return history, None
 
 
 def record(history: History, filesystems: Sequence[Mapping[str, Any]], now: float,
@@ -161,3 +224,11 @@ def render_text(items: Sequence[Forecast]) -> str:
     lines = [f"Fill rate (from {hours:.1f} hours of history):"]
     lines += [f"  {describe(i)}" for i in items]
     return "\n".join(lines) + "\n"
+
+
+def render_html(items: Sequence[Forecast]) -> str:
+    """The same section for the HTML part of the mail."""
+    if not items:
+        return ""
+    lines = "".join(f"<li>{html.escape(describe(i))}</li>" for i in items)
+    return f"<h3>Fill rate</h3>\n<ul>{lines}</ul>\n"

@@ -10,9 +10,11 @@ PRIVATE to the sysops.fleet collection. Pure standard library.
 filesystem gets a status (ok, warn, crit) with the reasons, ``alerts``
 lists the ones that are not ok, ``text`` is a ``df -h``-style table and
 ``html`` the same table with a usage bar per filesystem coloured by status.
-``run()`` is one whole report: read (``_disk``), assess and render, then
-mail or spool (``_mail``). The module and the watcher's ``report``
-command both call it with a Config from ``config_from_options()``.
+``run()`` is one whole report: read (``_disk``), assess and render, add
+the fill rate of every filesystem from a history file (``_history``) when
+the Config names one, then mail or spool (``_mail``). The module and the
+watcher's ``report`` command both call it with a Config from
+``config_from_options()``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ import os
 import re
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _disk, _mail
+from . import _disk, _history, _mail
 
 STATUSES = ("ok", "warn", "crit")
 COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "crit": "#c62828"}
@@ -263,6 +265,10 @@ class Config:
     smtp: _mail.SmtpSettings = field(default_factory=_mail.SmtpSettings)
     send: str = "auto"
     spool_dir: str = ""
+    history_file: str = ""  # empty: no history, no fill rates
+    sample_every: float = _history.DEFAULT_SAMPLE_EVERY
+    keep_days: float = _history.DEFAULT_KEEP_DAYS
+    rate_window: float = _history.DEFAULT_WINDOW
 
 
 def _get(options: Mapping[str, Any], name: str, default: Any = None) -> Any:
@@ -301,7 +307,8 @@ def config_from_options(options: Mapping[str, Any], host: Optional[str] = None) 
         mail_from=_sender(options.get("mail_from"), host),
         subject=_mail.check_header(options.get("subject") or default_title(host), "subject"),
         smtp=smtp, send=_get(options, "send", "auto"),
-        spool_dir=options.get("spool_dir") or _mail.default_spool_dir())
+        spool_dir=options.get("spool_dir") or _mail.default_spool_dir(),
+        history_file=options.get("history_file") or "")
     _mail.decide(config.send, config.mail_to, alerting=False)  # refuses send=always without mail_to now
     return config
 
@@ -343,25 +350,52 @@ class Outcome:
     warnings: List[str] = field(default_factory=list)
 
 
-Amend = Callable[[Report], Dict[str, Any]]
-
-
-def run(config: Config, check_mode: bool = False, now: Optional[datetime.datetime] = None,
-        amend: Optional[Amend] = None) -> Outcome:
+def run(config: Config, check_mode: bool = False, now: Optional[datetime.datetime] = None) -> Outcome:
     """Read the filesystems, build the report and mail it (or spool it) as ``config.send`` says.
 
-    *amend* may add to the report's text and HTML before it is mailed (the
-    watcher adds fill rates) and returns extra result keys. Check mode
-    reads and reports as usual but never connects to a mail server nor
-    writes the spool.
+    With ``config.history_file`` this reading is added to the history and
+    every filesystem gets its fill rate (see ``add_fill_rates``). Check
+    mode reads and reports as usual but never connects to a mail server
+    nor writes the spool or the history.
     """
     filesystems = _disk.read_filesystems(config.selection, config.probe_timeout, config.workers)
     report = build(filesystems, config.limits, config.host, title=config.subject, now=now)
-    extra = amend(report) if amend else {}
+    extra: Dict[str, Any] = {}
+    warnings: List[str] = []
+    if config.history_file:
+        extra, warning = add_fill_rates(report, config, write=not check_mode)
+        warnings += [warning] if warning else []
     outcome = mail_report(config, report, check_mode, extra)
+    outcome.warnings[:0] = warnings
     if not filesystems:
         outcome.warnings.append("no filesystem matched include_mounts, exclude_mounts and exclude_fstypes")
     return outcome
+
+
+def add_fill_rates(report: Report, config: Config, write: bool = True) -> Tuple[Dict[str, Any], Optional[str]]:
+    """Add this reading to ``config.history_file``; give every filesystem its ``forecast``.
+
+    Each row of ``report.filesystems`` gets ``forecast`` (fill rate in bytes
+    per day, days to full, when, and how much history that rests on; the
+    rate is null until there is enough history). A "Fill rate" section is
+    added to the text and HTML. Returns the extra result keys
+    (``fill_rate``) and a warning when the history could not be saved.
+    """
+    now = report.generated.timestamp()
+    history, warning = _history.update(config.history_file, report.filesystems, now, config.sample_every,
+                                       config.keep_days, write=write)
+    forecasts = {f.mount: f for f in _history.forecast(history, now, config.rate_window)}
+    items = []
+    for fs in report.filesystems:
+        item = forecasts.get(fs["mount"])
+        fs["forecast"] = None
+        if item is not None:
+            items.append(item)
+            fs["forecast"] = {k: v for k, v in item.as_dict().items() if k not in ("mount", "avail_bytes")}
+    if items:
+        report.text += "\n" + _history.render_text(items)
+        report.html = report.html.replace("</body>", _history.render_html(items) + "</body>")
+    return {"fill_rate": [i.as_dict() for i in items]}, warning
 
 
 def mail_report(config: Config, report: Report, check_mode: bool = False,

@@ -23,6 +23,7 @@ the same function (``_report.config_from_options``).
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import datetime
 import html
 import json
@@ -303,12 +304,10 @@ class Watcher:
         return changes
 
     def _record_history(self, rows: Sequence[Dict[str, Any]], now: float) -> None:
-        history = _history.load(self.settings.history_file)
-        if _history.record(history, rows, now, self.settings.sample_every, self.settings.keep_days):
-            try:
-                _history.save(self.settings.history_file, history)
-            except OSError as exc:
-                LOG.warning("cannot save the disk history %s: %s", self.settings.history_file, exc.strerror)
+        warning = _history.update(self.settings.history_file, rows, now, self.settings.sample_every,
+                                  self.settings.keep_days)[1]
+        if warning:
+            LOG.warning("%s", warning)
 
     # ---- one round ----------------------------------------------------------------------------
 
@@ -423,28 +422,13 @@ class Watcher:
 # ---- the daily report --------------------------------------------------------------------------
 
 def daily_report(settings: Settings, check_mode: bool = False, now: Optional[datetime.datetime] = None) -> _report.Outcome:
-    """The disk_report module's report plus the fill rate of every filesystem, mailed or spooled.
+    """The disk_report module's report with the fill rate of every filesystem, mailed or spooled.
 
-    Same steps as ``_report.run`` (read with ``_disk``, assess and render
-    with ``_report``, mail with ``_report.mail_report``), with a "Fill rate"
-    section from the history added to the text and HTML before sending.
+    ``_report.run`` with the watcher's history file and history settings:
+    the same report the module sends with ``history_file`` set.
     """
-    config = settings.report
-    now = now or datetime.datetime.now(datetime.timezone.utc).astimezone()
-    filesystems = _disk.read_filesystems(config.selection, config.probe_timeout, config.workers)
-    report = _report.build(filesystems, config.limits, config.host, title=config.subject, now=now)
-    history = _history.load(settings.history_file)
-    if not check_mode and _history.record(history, report.filesystems, now.timestamp(), settings.sample_every,
-                                          settings.keep_days):
-        try:
-            _history.save(settings.history_file, history)
-        except OSError as exc:
-            LOG.warning("cannot save the disk history %s: %s", settings.history_file, exc.strerror)
-    mounts = {fs["mount"] for fs in report.filesystems}
-    forecasts = [f for f in _history.forecast(history, now.timestamp(), settings.rate_window) if f.mount in mounts]
-    fill = _history.render_text(forecasts)
-    if fill:
-        report.text += "\n" + fill
-        items = "".join(f"<li>{html.escape(_history.describe(f))}</li>" for f in forecasts)
-        report.html = report.html.replace("</body>", f"<h3>Fill rate</h3>\n<ul>{items}</ul>\n</body>")
-    return _report.mail_report(config, report, check_mode, extra={"fill_rate": [f.as_dict() for f in forecasts]})
+    config = dataclasses.replace(settings.report, history_file=settings.history_file,
+                                 sample_every=settings.sample_every, keep_days=settings.keep_days,
+                                 rate_window=settings.rate_window)
+    return _report.run(config, check_mode=check_mode,
+                       now=now or datetime.datetime.now(datetime.timezone.utc).astimezone())

@@ -28,7 +28,7 @@ description:
     written to O(spool_dir). The next run that can send delivers the spooled messages first, oldest
     first. Nothing is lost.
   - C(changed) is true only when a mail went out. Check mode reads and reports but never sends mail
-    nor writes the spool.
+    nor writes the spool or O(history_file).
 author:
   - sysops.fleet maintainers (@sysops)
 requirements:
@@ -40,7 +40,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Check mode reads and reports as usual but never connects to a mail server nor writes the spool.
+    details: Check mode reads and reports as usual but never connects to a mail server nor writes the spool or
+      the history.
   diff_mode:
     support: none
   platform:
@@ -131,6 +132,20 @@ options:
       - The subject of the mail and the title of the report.
       - Defaults to V(Nightly Disk Usage Report for HOST), with the managed host's name.
     type: str
+  history_file:
+    description:
+      - A disk-use history on the managed host (JSON). When set, this reading is added to it (at most one
+        sample per filesystem every 15 minutes, 14 days kept) and every filesystem gets a
+        RV(filesystems[].forecast) - its fill rate and when it would be full at that rate - which also goes
+        into the report and the mail as a "Fill rate" section.
+      - The rate is the least-squares slope of used space over the last 3 days of samples; it needs samples
+        at least 10 minutes apart, so a first run has no rate yet.
+      - Point it at the watcher's history (V(/var/lib/sysops-fleet/history.json) for a system install of the
+        P(sysops.fleet.watcher#role) role) to use the samples the watcher daemon takes every 15 minutes;
+        the two share the file under a lock (C(PATH.lock)). Writing it keeps its owner and mode.
+      - The history is a cache - when it cannot be written the task warns and still reports, and writing it
+        does not count as a change. Check mode reads it but does not write it.
+    type: path
 notes:
   - Thresholds compare the rounded-up percentages that C(df) prints, so a filesystem at 80.1% is 81% and
     warns at O(warn=81).
@@ -138,7 +153,8 @@ notes:
     an C(error), no numbers and status V(crit).
   - Delivery is at least once; a spooled message whose delivery is interrupted after the server accepted
     it may be sent again.
-  - The watcher daemon of this collection runs the same report from cron without Ansible.
+  - The watcher daemon of this collection runs the same report from cron without Ansible, with its own
+    history file.
 seealso:
   - name: df(1)
     description: The numbers this module reports.
@@ -169,6 +185,18 @@ EXAMPLES = r"""
     exclude_mounts: [/mnt/scratch*]
     probe_timeout: 2
   register: disks
+
+- name: Report with fill rates from the watcher's history (and add tonight's reading to it)
+  sysops.fleet.disk_report:
+    history_file: /var/lib/sysops-fleet/history.json
+    send: never
+  register: disks
+
+- name: Warn about filesystems full within a week at their current rate
+  ansible.builtin.debug:
+    msg: "{{ item.mount }} is full in {{ item.forecast.days_to_full | round(1) }} days"
+  loop: "{{ disks.filesystems | selectattr('forecast') | selectattr('forecast.days_to_full') | list }}"
+  when: item.forecast.days_to_full < 7
 
 - name: Fail the play when a filesystem is critical
   ansible.builtin.assert:
@@ -239,6 +267,37 @@ filesystems:
       description: Why the filesystem could not be probed (for example a timeout); null when it was.
       type: str
       sample: null
+    forecast:
+      description:
+        - How fast the filesystem fills, from O(history_file); null when the history has no sample of it.
+      returned: when O(history_file) is set
+      type: dict
+      contains:
+        rate_per_day:
+          description: Growth of used space in bytes per day (negative when it shrinks); null until the
+            history spans 10 minutes.
+          type: float
+          sample: 1288490188.8
+        days_to_full:
+          description: Days until no space is available at that rate; null when it does not grow.
+          type: float
+          sample: 36.6
+        full_at:
+          description: When that is, as a Unix time; null when it does not grow.
+          type: float
+          sample: 1717200000.0
+        span_s:
+          description: Seconds of history the rate rests on.
+          type: float
+          sample: 259200.0
+fill_rate:
+  description: The forecast of every reported filesystem that has history, with its C(mount) and C(avail_bytes).
+  returned: when O(history_file) is set
+  type: list
+  elements: dict
+  sample:
+    - {mount: /var, rate_per_day: 1288490188.8, avail_bytes: 47171284992, days_to_full: 36.6,
+       full_at: 1717200000.0, span_s: 259200.0}
 alerts:
   description: The entries of RV(filesystems) whose status is not V(ok).
   returned: success or when mailing failed
@@ -325,6 +384,7 @@ def main():
             free_crit=dict(type="str"),
             send=dict(type="str", default="auto", choices=list(_mail.SEND_MODES)),
             subject=dict(type="str"),
+            history_file=dict(type="path"),
             **_mail.MAIL_ARGUMENT_SPEC,
         ),
         required_together=[("smtp_username", "smtp_password")],

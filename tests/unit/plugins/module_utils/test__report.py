@@ -3,13 +3,15 @@
 """_report: sizes, thresholds and statuses, the text and HTML renderings, options and one whole run."""
 
 import datetime
+import email
+import email.policy
 import html.parser
 import os
 import subprocess
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _mail, _report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _report
 from ansible_collections.sysops.fleet.plugins.module_utils._disk import Filesystem
 from ansible_collections.sysops.fleet.plugins.module_utils._report import Thresholds
 
@@ -275,16 +277,60 @@ def test_send_on_alert_mails_only_when_something_is_wrong(tmp_path, smtpd):
     assert loud.result["mail"]["sent"] is True and loud.result["status"] == "warn"
 
 
-def test_amend_adds_to_the_mailed_report_and_the_result(tmp_path, smtpd):
+def seed_history(path, now, less):
+    """A history with one sample a day ago, when every filesystem had *less* bytes in use."""
+    before = now.timestamp() - _history.DAY
+    _history.save(path, {f.mount: [(before, f.used_bytes - less, f.avail_bytes + less)]
+                         for f in _disk.read_filesystems() if f.used_bytes is not None})
+    return before
+
+
+def test_history_file_gives_every_filesystem_its_fill_rate_in_the_result_and_the_mail(tmp_path, smtpd):
     server = smtpd()
+    history_file = str(tmp_path / "state" / "history.json")
+    now = datetime.datetime.now(datetime.timezone.utc).astimezone()
+    before = seed_history(history_file, now, less=24 << 20)
+    seeded = _history.load(history_file)
     config = _report.config_from_options({"mail_to": ["ops@example.com"], "smtp_host": "127.0.0.1",
-                                          "smtp_port": server.port, "spool_dir": str(tmp_path)}, host="web1")
+                                          "smtp_port": server.port, "spool_dir": str(tmp_path / "spool"),
+                                          "history_file": history_file}, host="web1")
+    outcome = _report.run(config, now=now)
+    assert not outcome.error and outcome.changed
+    rows = [f for f in outcome.result["filesystems"] if f["mount"] in seeded and f["used_bytes"] is not None]
+    assert rows
+    for row in rows:
+        unused_t, used_then, unused_avail = seeded[row["mount"]][0]
+        rate = (row["used_bytes"] - used_then) / (now.timestamp() - before) * _history.DAY
+        forecast = row["forecast"]
+        assert forecast["rate_per_day"] == pytest.approx(rate, rel=1e-9)
+        assert forecast["span_s"] == pytest.approx(_history.DAY)
+        if rate > 0:
+            assert forecast["days_to_full"] == pytest.approx(row["avail_bytes"] / rate, rel=1e-9)
+        else:
+            assert forecast["days_to_full"] is None
+    assert {f["mount"] for f in outcome.result["fill_rate"]} == {r["mount"] for r in outcome.result["filesystems"]
+                                                                 if r["forecast"]}
+    assert "Fill rate (from 24.0 hours of history):" in outcome.result["report"]
+    message = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
+    assert "Fill rate (from 24.0 hours" in message.get_body(("plain",)).get_content()
+    assert "<h3>Fill rate</h3>" in message.get_body(("html",)).get_content()
+    # this reading was added: two samples per filesystem now
+    assert all(len(_history.load(history_file)[row["mount"]]) == 2 for row in rows)
 
-    def amend(report):
-        report.text += "Fill rate: none\n"
-        return {"fill_rate": []}
 
-    outcome = _report.run(config, amend=amend)
-    assert outcome.changed and outcome.result["fill_rate"] == []
-    assert outcome.result["report"].endswith("Fill rate: none\n")
-    assert b"Fill rate: none" in server.messages[0].data
+def test_history_in_check_mode_and_when_it_cannot_be_written(tmp_path):
+    history_file = str(tmp_path / "history.json")
+    now = datetime.datetime.now(datetime.timezone.utc).astimezone()
+    seed_history(history_file, now, less=1 << 20)
+    seeded = _history.load(history_file)
+    config = _report.config_from_options({"history_file": history_file, "send": "never"}, host="web1")
+    checked = _report.run(config, check_mode=True, now=now)
+    assert any(f["forecast"] and f["forecast"]["rate_per_day"] is not None for f in checked.result["filesystems"])
+    assert _history.load(history_file) == seeded, "check mode must not write the history"
+    (tmp_path / "file").write_text("")
+    config = _report.config_from_options({"history_file": str(tmp_path / "file" / "h.json"), "send": "never"})
+    broken = _report.run(config, now=now)
+    assert not broken.error and broken.result["filesystems"]
+    assert any(w.startswith("cannot keep the disk history in ") for w in broken.warnings)
+    assert all(f["forecast"]["rate_per_day"] is None for f in broken.result["filesystems"] if f["forecast"])
+    assert "not enough history yet" in broken.result["report"]

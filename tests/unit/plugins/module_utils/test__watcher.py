@@ -222,43 +222,7 @@ def test_no_recipients_means_log_only(tmp_path):
     assert not (tmp_path / "lib" / "spool").exists()
 
 
-# ---- history and the fill rate -----------------------------------------------------------------
-
-def test_history_keeps_one_sample_per_period_and_forgets_old_ones():
-    history = {}
-    rows = [{"mount": "/", "used_bytes": 10, "avail_bytes": 90}]
-    assert _history.record(history, rows, 1000.0, sample_every=900)
-    assert not _history.record(history, rows, 1500.0, sample_every=900), "too soon for another sample"
-    assert _history.record(history, rows, 1900.0, sample_every=900)
-    assert len(history["/"]) == 2
-    assert _history.record(history, rows, 1900.0 + 15 * _history.DAY, sample_every=900, keep_days=14)
-    assert len(history["/"]) == 1
-
-
-def test_fill_rate_and_time_to_full():
-    day = _history.DAY
-    # 1 GiB more every day, 10 GiB left
-    gib = 1024 ** 3
-    history = {"/var": [(t * day / 4, int(t * gib / 4), 10 * gib - int(t * gib / 4)) for t in range(9)],
-               "/srv": [(0.0, 500, 500), (day, 400, 600)],
-               "/new": [(2 * day, 1, 1)]}
-    now = 2 * day
-    found = {f.mount: f for f in _history.forecast(history, now)}
-    var = found["/var"]
-    assert var.rate_per_day == pytest.approx(gib, rel=1e-6)
-    assert var.days_to_full == pytest.approx(8.0, rel=1e-6)
-    assert "+1.0G/day, full in about 8 days" in _history.describe(var)
-    assert _history.describe(found["/srv"]) == "/srv: shrinking by 100B/day"
-    assert "not enough history" in _history.describe(found["/new"])
-
-
-def test_history_file_round_trip_and_garbage(tmp_path):
-    path = str(tmp_path / "history.json")
-    _history.save(path, {"/": [(1.0, 2, 3)]})
-    assert _history.load(path) == {"/": [(1.0, 2, 3)]}
-    (tmp_path / "history.json").write_text("{not json")
-    assert _history.load(path) == {}
-
+# ---- the daily report with the fill rate ------------------------------------------------------
 
 def test_the_daily_report_adds_the_fill_rate_and_mails_it(tmp_path):
     with SmtpServer() as server:

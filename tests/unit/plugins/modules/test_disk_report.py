@@ -14,7 +14,7 @@ import smtp_server
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.modules import disk_report
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _mail, _report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fleet, _mail, _report
 
 COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(list(
     __import__("ansible_collections.sysops.fleet", fromlist=["x"]).__path__)[0])))
@@ -126,6 +126,33 @@ def test_password_is_never_in_the_output(tmp_path, smtpd, certs):
     assert "Very-Secret-42" not in stdout
 
 
+def test_history_file_adds_a_forecast_that_the_fleet_report_lists(tmp_path):
+    """A first run starts the history; a day later (the first sample moved back a day, with 1 GiB less
+    in use) every filesystem has a fill rate, and the fleet report lists the ones filling up."""
+    history_file = tmp_path / "lib" / "history.json"
+    rc, first = run_module(tmp_path, history_file=str(history_file), send="never")
+    assert rc == 0 and first["changed"] is False, first
+    assert all(fs["forecast"]["rate_per_day"] is None for fs in first["filesystems"] if fs["forecast"])
+    assert "not enough history yet" in first["report"]
+    saved = json.loads(history_file.read_text())
+    assert sorted(saved["filesystems"]) == sorted(fs["mount"] for fs in first["filesystems"] if fs["used_bytes"] is not None)
+    for samples in saved["filesystems"].values():
+        samples[0] = [samples[0][0] - 86400, samples[0][1] - (1 << 30), samples[0][2] + (1 << 30)]
+    history_file.write_text(json.dumps(saved))
+
+    rc, second = run_module(tmp_path, history_file=str(history_file), send="never")
+    assert rc == 0 and second["changed"] is False, second
+    growing = [fs for fs in second["filesystems"] if fs["forecast"] and (fs["forecast"]["rate_per_day"] or 0) > 0]
+    assert growing, second["filesystems"]
+    for fs in growing:
+        assert fs["forecast"]["days_to_full"] == pytest.approx(fs["avail_bytes"] / fs["forecast"]["rate_per_day"])
+    assert "Fill rate (from 24.0 hours of history):" in second["report"]
+    fleet = _fleet.build({}, {"web1": second}, ["web1"])["report"]
+    assert len(fleet["forecasts"]) == min(10, len(growing))
+    assert {f["mount"] for f in fleet["forecasts"]} <= {fs["mount"] for fs in growing}
+    assert "full in" in _fleet.render_text(fleet).split("Filling fastest")[1]
+
+
 def test_a_hung_mount_is_reported_and_the_task_finishes(tmp_path):
     wrapper = [sys.executable, HUNG_MOUNT, "--dir", str(tmp_path / "m"), "--"]
     rc, out = run_module(tmp_path, wrapper=wrapper, probe_timeout=1)
@@ -167,7 +194,7 @@ def test_documentation_matches_the_argument_spec():
         "include_mounts", "exclude_mounts", "exclude_fstypes", "probe_timeout", "workers", "warn", "crit",
         "inode_warn", "inode_crit", "free_warn", "free_crit", "send", "mail_to", "mail_from", "subject",
         "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_allow_plaintext_auth",
-        "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir"}
+        "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir", "history_file"}
     assert set(shared) == set(_mail.MAIL_ARGUMENT_SPEC)
     assert doc["options"]["exclude_fstypes"]["default"] == list(_disk.PSEUDO_FSTYPES)
     returned = yaml.safe_load(disk_report.RETURN)
