@@ -9,8 +9,13 @@
 #            before the play. Run 1 checks: the watcher runs on fleettest-1..3,
 #            the sweep by fleettest-1 found exactly the 3 live addresses alive
 #            and fleettest-4's down, the merged report lists all 4 hosts and
-#            marks fleettest-4 unreachable. Run 2 checks: no new or vanished
-#            address, nothing changed but the fleet report task.
+#            marks fleettest-4 unreachable, and the fleet report's "filling
+#            fastest" forecasts: each live container's /srv/fleet-data (a 64 MiB
+#            tmpfs) was seeded with a sample dated a day ago and then really
+#            grew by 8, 16 or 24 MiB (fleettest-1, -2, -3), so its fill rate is
+#            that a day, it is full in available / rate days, and fleettest-3
+#            fills fastest. Run 2 checks: no new or vanished address, the same
+#            forecasts, nothing changed but the fleet report task.
 #   bench    wall time of one play over 1, 4 and 8 live containers at
 #            --forks ${FLEET_FORKS:-8} (fresh containers each, first run;
 #            FLEET_BENCH_AGAIN=1 adds a second, converged run).
@@ -30,6 +35,7 @@ NET=fleettest-net
 SUBNET="${FLEET_SUBNET:-10.89.77.0/28}"
 FORKS="${FLEET_FORKS:-8}"
 PREFIX=fleettest-
+DATA=/srv/fleet-data
 
 [ "$(id -u)" -eq 0 ] || die "the fleet test needs root (rootful podman, debootstrap)"
 for tool in podman runc python3; do
@@ -82,12 +88,12 @@ start_fleet() {
         name="${PREFIX}$i"
         podman container exists "$name" && die "container $name exists already: podman rm -f $name"
         CONTAINERS_STARTED+=("$name")
-        # /srv/fleet-data: a real (host) filesystem, so that disk_report has something to report;
-        # the container's own root is overlay and its other mounts tmpfs, which it skips as pseudo.
-        mkdir -p "$TMP/data-$name"
+        # $DATA: a small filesystem of the container's own for disk_report to report and forecast
+        # (the inventory includes it by name: tmpfs is skipped by default as pseudo, and so is the
+        # container's overlay root). Nothing else writes to it, so its growth is exactly ours.
         podman run -d --name "$name" --hostname "$name" --network "$NET" --init \
             --sysctl 'net.ipv4.ping_group_range=0 2147483647' \
-            --volume "$TMP/data-$name:/srv/fleet-data" \
+            --mount "type=tmpfs,destination=$DATA,tmpfs-size=64m" \
             "$IMAGE" /usr/sbin/cron -f >/dev/null
     done
     for i in $(seq 1 "$n"); do
@@ -122,6 +128,7 @@ write_inventory() {
         echo "    watcher_service_manager: cron"
         echo "    watcher_watch_hosts: []"
         echo "    fleet_disk_send: never"
+        echo "    fleet_disk_include_mounts: [$DATA]"
         echo "    fleet_report_dir: \"$TMP/reports\""
         echo "    fleet_state_file: \"$TMP/reports/fleet-state.json\""
         echo "  children:"
@@ -154,13 +161,19 @@ run_play() {
 show_recap() { sed -n '/PLAY RECAP/,$p' "$TMP/$1.log" >&2; }
 
 scenario() {
-    local failed=0 i name hostspecs=()
+    local failed=0 i name grow hostspecs=()
     make_network
     start_fleet 4
     write_inventory 4 "$TMP/inventory.yml"
     log "stopping ${PREFIX}4 before the play"
     podman stop -t 0 "${PREFIX}4" >/dev/null
-    for i in 1 2 3; do hostspecs+=("${PREFIX}$i=${IPS[${PREFIX}$i]}"); done
+    for i in 1 2 3; do
+        grow=$((i * 8 << 20))
+        hostspecs+=("${PREFIX}$i=${IPS[${PREFIX}$i]},grow=$grow")
+        # the watcher's history (where site.yml's disk_report reads and adds samples)
+        podman exec -i "${PREFIX}$i" python3 - "$DATA" /var/lib/sysops-fleet/history.json "$grow" \
+            < "$ROOT/tests/fleet/seed_history.py" | sed "s/^/  ${PREFIX}$i: /"
+    done
     hostspecs+=("${PREFIX}4=${IPS[${PREFIX}4]},down")
 
     for run in first second; do
@@ -188,7 +201,7 @@ scenario() {
             done
         fi
         python3 "$ROOT/tests/fleet/check_fleet.py" "$run" "$TMP/$run.json" "$TMP/reports" \
-            "$TMP/reports/fleet-state.json" "${hostspecs[@]}" || failed=1
+            "$TMP/reports/fleet-state.json" "$DATA" "${hostspecs[@]}" || failed=1
     done
     echo "--- fleet-report.txt (second run) ---"
     cat "$TMP/reports/fleet-report.txt"

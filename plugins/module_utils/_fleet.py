@@ -75,9 +75,9 @@ def flatten_filesystems(disks: Mapping[str, Mapping[str, Any]]) -> List[Dict[str
         for fs in report["filesystems"]:
             row = {"host": host}
             row.update({k: fs.get(k) for k in _FS_KEYS})
-            forecast = fs.get("forecast") or {}
-            row["days_to_full"] = forecast.get("days_to_full", fs.get("days_to_full"))
-            row["fill_rate_bytes_per_day"] = forecast.get("bytes_per_day", fs.get("fill_rate_bytes_per_day"))
+            forecast = fs.get("forecast") or {}  # disk_report's, with history_file set
+            row["days_to_full"] = forecast.get("days_to_full")
+            row["rate_per_day"] = forecast.get("rate_per_day")
             rows.append(row)
     return rows
 
@@ -132,9 +132,18 @@ def _label(address: str, names: Mapping[str, str]) -> str:
     return f"{address} ({names[address]})" if address in names else address
 
 
+def _eta(f: Mapping[str, Any]) -> str:
+    """``+1.2G/day, full in 3.4 days`` for a filling filesystem; empty otherwise."""
+    days, rate = f.get("days_to_full"), f.get("rate_per_day")
+    if days is None:
+        return ""
+    growth = "" if rate is None else f"+{_report.human(int(rate))}/day, "
+    return f"{growth}full in {float(days):.1f} days"
+
+
 def _fs_line(f: Mapping[str, Any]) -> str:
-    days = f.get("days_to_full")
-    eta = "" if days is None else f"  full in {float(days):.1f} days"
+    eta = _eta(f)
+    eta = f"  {eta}" if eta else ""
     return (f"  {f['host']:<20} {str(f['mount']):<24} {float(f['use_pct']):5.1f}%  "
             f"{_report.human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
 
@@ -176,7 +185,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         for f in rows:
             pct = max(0.0, min(100.0, float(f["use_pct"])))
             colour = colours.get(f.get("status"), "#757575")
-            days = "" if f.get("days_to_full") is None else f"{float(f['days_to_full']):.1f}"
+            days = _eta(f)
             out.append(
                 f"<tr><td>{esc(f['host'])}</td><td>{esc(str(f['mount']))}</td>"
                 f"<td><div style='width:200px;background:#eee'><div style='width:{pct:.0f}%;"
@@ -193,7 +202,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f"<tr><td>{esc(h['host'])}</td><td>{'reachable' if h['reachable'] else '<b>UNREACHABLE</b>'}</td>"
         f"<td style='color:{colours.get(h['disk_status'], '#757575')}'>{esc(str(h['disk_status'] or 'not reported'))}"
         f"</td></tr>" for h in report["hosts"])
-    head = "<tr><th>host</th><th>mount</th><th>use</th><th>free</th><th>status</th><th>days to full</th></tr>"
+    head = "<tr><th>host</th><th>mount</th><th>use</th><th>free</th><th>status</th><th>fill rate</th></tr>"
     changes = ("<p>First run: every alive address is the baseline.</p>" if report["first_run"] else
                f"<h2>New addresses</h2><ul>{address_list(report['new'])}</ul>"
                f"<h2>Vanished addresses</h2><ul>{address_list(report['vanished'])}</ul>")

@@ -44,6 +44,8 @@ options:
   disk_reports:
     description:
       - Results of M(sysops.fleet.disk_report), keyed by host.
+      - Filesystems with a C(forecast) (disk_report run with O(sysops.fleet.disk_report#module:history_file))
+        are ranked in the report's "Filling fastest" section by days until full.
     type: dict
     default: {}
   hosts:

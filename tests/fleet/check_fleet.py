@@ -3,9 +3,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Checks one run of playbooks/site.yml over the podman fleet of scripts/fleet.sh.
 
-Usage: check_fleet.py first|second RECORD_JSON REPORT_DIR STATE_FILE HOST=IP[,down] ...
+Usage: check_fleet.py first|second RECORD_JSON REPORT_DIR STATE_FILE MOUNT HOST=IP[,down|,grow=N] ...
   RECORD_JSON  written by tests/fleet/callback_plugins/fleet_record.py
-  HOST=IP      every container and its address; ",down" marks the stopped one(s)
+  MOUNT        the filesystem seeded with a day-old sample in every live container
+               (tests/fleet/seed_history.py)
+  HOST=IP      every container and its address; ",down" marks the stopped one(s), ",grow=N" the
+               bytes written to MOUNT of a live one since its day-old sample
 Prints one line per check; exits 1 when any check fails.
 """
 import json
@@ -16,13 +19,16 @@ REPORT_TASK = "Merge everything into one fleet report on the controller"
 
 def main(argv):
     run, record_path, report_dir, state_file = argv[1:5]
-    hosts, down_hosts = {}, set()
-    for spec in argv[5:]:
+    data_mount = argv[5]
+    hosts, down_hosts, grown = {}, set(), {}
+    for spec in argv[6:]:
         name, rest = spec.split("=", 1)
         ip, flag = (rest.split(",", 1) + [""])[:2]
         hosts[name] = ip
         if flag == "down":
             down_hosts.add(name)
+        elif flag.startswith("grow="):
+            grown[name] = int(flag[5:])
     live = sorted(h for h in hosts if h not in down_hosts)
 
     def key(address):
@@ -86,10 +92,15 @@ def main(argv):
         if run == "second":
             check(rep.get("new") == [] and rep.get("vanished") == [], "second run: no new or vanished address",
                   f"new={rep.get('new')} vanished={rep.get('vanished')}")
+        check_forecasts(check, rep.get("forecasts", []), data_mount, grown)
     with open(f"{report_dir}/fleet-report.txt", encoding="utf-8") as handle:
         text = handle.read()
     missing = [h for h in hosts if h not in text]
     check(not missing, "fleet-report.txt names every host", f"missing={missing}")
+    filling = text.split("Filling fastest", 1)[-1]
+    missing = [h for h in live if f"{h} " not in filling or "full in" not in filling]
+    check(not missing, "fleet-report.txt: every live host under 'Filling fastest' with 'full in'",
+          f"missing={missing}")
     with open(state_file, encoding="utf-8") as handle:
         state = json.load(handle)
     check(state.get("alive") == live_ips, "state file keeps the live addresses", f"{state.get('alive')}")
@@ -107,6 +118,24 @@ def main(argv):
         return 1
     print(f"all checks passed ({run} run)")
     return 0
+
+
+def check_forecasts(check, forecasts, mount, grown):
+    """Each live host's MOUNT grew by grown[host] bytes since a sample dated a day ago."""
+    rows = {f["host"]: f for f in forecasts if f.get("mount") == mount}
+    check(sorted(rows) == sorted(grown), f"report forecasts: {mount} of every live host", f"forecasts for {sorted(rows)}")
+    for host, row in sorted(rows.items()):
+        rate, days, avail = row.get("rate_per_day"), row.get("days_to_full"), row.get("avail_bytes")
+        # the day-old sample and today's are a day plus the minutes of the play apart (and a run later
+        # than 15 minutes adds a third sample): the rate is what was written, a day, or a little less
+        check(rate is not None and 0.97 * grown[host] <= rate <= 1.001 * grown[host],
+              f"{host}: fill rate of {mount} is ~{grown[host] >> 20} MiB/day", f"rate={rate}")
+        check(days is not None and avail is not None and rate and abs(days - avail / rate) <= 1e-6 * days,
+              f"{host}: days to full = available / fill rate", f"days={days} avail={avail} rate={rate}")
+    # the same size everywhere, so the fastest growth is the first to be full
+    order = [f["host"] for f in forecasts if f.get("mount") == mount]
+    expected = sorted(grown, key=lambda h: -grown[h])
+    check(order == expected, "report forecasts: the fastest-growing filesystem first", f"order={order}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def fs(mount, use_pct, status="ok", days=None, avail=1 << 30):
     entry = {"mount": mount, "device": "/dev/x", "fstype": "ext4", "size_bytes": 10 << 30,
              "used_bytes": 1, "avail_bytes": avail, "use_pct": use_pct, "inode_pct": 1.0, "status": status}
     if days is not None:
-        entry["forecast"] = {"days_to_full": days, "bytes_per_day": 1 << 20}
+        entry["forecast"] = {"days_to_full": days, "rate_per_day": float(1 << 20)}
     return entry
 
 
@@ -75,7 +75,7 @@ def test_text_and_html_say_the_same_things():
                          ["a", "b"], unreachable=["b"], now=NOW, previous={"alive": ["10.0.0.7"]})
     text = _fleet.render_text(built["report"])
     page = _fleet.render_html(built["report"])
-    assert "10.0.0.7 (<db>)" in text and "UNREACHABLE" in text and "full in 3.5 days" in text
+    assert "10.0.0.7 (<db>)" in text and "UNREACHABLE" in text and "+1.0M/day, full in 3.5 days" in text
     assert "Vanished addresses:\n  10.0.0.7" in text and "New addresses:\n  10.0.0.1" in text
     assert "10.0.0.7 (&lt;db&gt;)" in page and "<db>" not in page
     assert "width:91%" in page and "#c62828" in page
