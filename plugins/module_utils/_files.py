@@ -4,15 +4,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Write files atomically: state, history and reports are never seen half written.
 
+And lock files, so two processes that update one file take turns.
+
 PRIVATE to the sysops.fleet collection. Pure standard library.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import tempfile
-from typing import Optional
+import time
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 
 def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
@@ -60,3 +65,27 @@ def write_if_changed(path: str, text: str, mode: Optional[int] = 0o644) -> bool:
         pass
     write_atomic(path, text, mode)
     return True
+
+
+@contextmanager
+def locked(path: str, wait: float, mode: int = 0o600) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the lock file *path* (made with *mode* if missing).
+
+    Waits up to *wait* seconds for another holder, then raises
+    TimeoutError (an OSError). The file is opened read-only: a lock file
+    made by root with mode 0644 still serves another user.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, mode)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another process holds {path} for more than {wait:g}s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)

@@ -17,15 +17,11 @@ would.
 from __future__ import annotations
 
 import datetime
-import errno
-import fcntl
 import html
 import json
 import os
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import _files
 
@@ -67,30 +63,15 @@ def save(path: str, history: History) -> None:
     _files.write_atomic(path, json.dumps({"version": 1, "filesystems": history}, separators=(",", ":")), 0o644)
 
 
-@contextmanager
-def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[None]:
+def locked(path: str, wait: float = LOCK_WAIT) -> ContextManager[None]:
     """Hold ``PATH.lock`` while reading, adding to and saving the history at *path*.
 
     The watcher daemon and the disk_report module may update one history
     file at the same moment; without the lock one of the two samples would
-    be lost. Readers need no lock (saves are atomic renames). The lock file
-    is opened read-only, so a lock file made by root still serves the
-    watcher's own user. Raises OSError when the lock cannot be had.
+    be lost. Readers need no lock (saves are atomic renames). Mode 0644, so
+    a lock file made by root still serves the watcher's own user.
     """
-    fd = os.open(path + ".lock", os.O_RDONLY | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise OSError(errno.EAGAIN, f"another process holds {path}.lock for more than {wait:g}s") from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
+    return _files.locked(path + ".lock", wait, 0o644)
 
 
 def update(path: str, filesystems: Sequence[Mapping[str, Any]], now: float,

@@ -20,15 +20,13 @@ PRIVATE to the sysops.fleet collection. Pure standard library.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import smtplib
 import socket
 import ssl
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from email import policy as email_policy
 from email.errors import HeaderParseError
@@ -37,6 +35,8 @@ from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import formatdate, getaddresses, make_msgid, parseaddr
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from . import _files
 
 SECURITY = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
@@ -258,21 +258,13 @@ def spool_lock(spool_dir: str, wait: float = LOCK_WAIT) -> Iterator[None]:
     if not os.path.isdir(spool_dir):
         yield  # nothing spooled, nothing to share
         return
-    fd = os.open(os.path.join(spool_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    raise MailError(f"another run holds the lock of spool_dir {spool_dir} for more than "
-                                    f"{wait:g}s; try again later") from exc
-                time.sleep(0.1)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(_files.locked(os.path.join(spool_dir, ".lock"), wait))
+        except TimeoutError:
+            raise MailError(f"another run holds the lock of spool_dir {spool_dir} for more than "
+                            f"{wait:g}s; try again later") from None
         yield
-    finally:
-        os.close(fd)
 
 
 # ---- SMTP ----------------------------------------------------------------------------------------
