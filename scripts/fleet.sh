@@ -15,7 +15,9 @@
 #            grew by 8, 16 or 24 MiB (fleettest-1, -2, -3), so its fill rate is
 #            that a day, it is full in available / rate days, and fleettest-3
 #            fills fastest. Run 2 checks: no new or vanished address, the same
-#            forecasts, nothing changed but the fleet report task.
+#            forecasts, nothing changed but the fleet report task. Run 3 makes
+#            disk_report fail on fleettest-3 (thresholds it refuses): the report
+#            must list fleettest-3 as FAILED and fleettest-4 as UNREACHABLE.
 #   bench    wall time of one play over 1, 4 and 8 live containers at
 #            --forks ${FLEET_FORKS:-8} (fresh containers each, first run;
 #            FLEET_BENCH_AGAIN=1 adds a second, converged run).
@@ -111,9 +113,10 @@ remove_fleet() {
     IPS=()
 }
 
-# write_inventory N FILE: all N hosts; fleettest-1 sweeps exactly their addresses
+# write_inventory N FILE [FAILING]: all N hosts; fleettest-1 sweeps exactly their addresses;
+# host FAILING gets thresholds that disk_report refuses (warn above crit), so a task fails there
 write_inventory() {
-    local n=$1 file=$2 i name targets=""
+    local n=$1 file=$2 failing=${3:-} i name targets=""
     for i in $(seq 1 "$n"); do targets+="${targets:+, }\"${IPS[${PREFIX}$i]}\""; done
     {
         echo "# Written by scripts/fleet.sh"
@@ -123,6 +126,10 @@ write_inventory() {
             echo "    ${PREFIX}$i:"
             echo "      ansible_connection: containers.podman.podman"
             echo "      ansible_python_interpreter: /usr/bin/python3"
+            if [ "${PREFIX}$i" = "$failing" ]; then
+                echo "      fleet_disk_warn: 95"
+                echo "      fleet_disk_crit: 90"
+            fi
         done
         echo "  vars:"
         echo "    watcher_service_manager: cron"
@@ -205,6 +212,22 @@ scenario() {
     done
     echo "--- fleet-report.txt (second run) ---"
     cat "$TMP/reports/fleet-report.txt"
+
+    # third run: fleettest-3 is reached but its disk report fails: FAILED in the report, not UNREACHABLE
+    log "site.yml, failing run: ${PREFIX}3 gets thresholds disk_report refuses"
+    write_inventory 4 "$TMP/inventory.yml" "${PREFIX}3"
+    hostspecs=("${hostspecs[0]}" "${hostspecs[1]}" "${PREFIX}3=${IPS[${PREFIX}3]},fail" "${hostspecs[3]}")
+    run_play failing
+    log "failing run: ansible-playbook rc=$PLAY_RC in ${PLAY_SECS}s"
+    show_recap failing
+    if [ "$PLAY_RC" -ne 2 ]; then
+        tail -n 60 "$TMP/failing.log" >&2
+        log "FAIL: failing run: ansible-playbook exited $PLAY_RC (expected 2: a task failed)"
+        failed=1
+    fi
+    python3 "$ROOT/tests/fleet/check_fleet.py" failing "$TMP/failing.json" "$TMP/reports" \
+        "$TMP/reports/fleet-state.json" "$DATA" "${hostspecs[@]}" || failed=1
+    sed -n '/^Hosts:/,/^$/p' "$TMP/reports/fleet-report.txt"
     [ "$failed" -eq 0 ] || die "the fleet scenario FAILED (see the [FAIL] lines above)"
     log "the fleet scenario passed"
 }

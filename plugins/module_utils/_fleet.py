@@ -84,8 +84,12 @@ def flatten_filesystems(disks: Mapping[str, Mapping[str, Any]]) -> List[Dict[str
 
 def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[str, Any]],
           hosts: Sequence[str], unreachable: Sequence[str] = (), previous: Optional[Mapping[str, Any]] = None,
-          top: int = 10, now: Optional[datetime.datetime] = None) -> Dict[str, Any]:
-    """The merged fleet report, and the state to keep for the next run."""
+          top: int = 10, now: Optional[datetime.datetime] = None, failed: Sequence[str] = ()) -> Dict[str, Any]:
+    """The merged fleet report, and the state to keep for the next run.
+
+    *unreachable* hosts could not be reached at all; *failed* ones were
+    reached but a task failed on them (a host in both is unreachable).
+    """
     if top < 1:
         raise FleetError(f"top must be at least 1, got {top}")
     now = now or datetime.datetime.now(datetime.timezone.utc)
@@ -95,11 +99,12 @@ def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[s
     first_run = previous is None
     alive = set(swept["alive"])
     unreachable_set = set(unreachable)
+    failed_set = set(failed) - unreachable_set
     host_rows = []
-    for host in sorted(set(hosts) | set(disks) | unreachable_set):
+    for host in sorted(set(hosts) | set(disks) | unreachable_set | failed_set):
         statuses = [f["status"] for f in filesystems if f["host"] == host and f.get("status")]
         worst = max(statuses, key=("ok", "warn", "crit").index, default=None)
-        host_rows.append({"host": host, "reachable": host not in unreachable_set,
+        host_rows.append({"host": host, "reachable": host not in unreachable_set, "failed": host in failed_set,
                           "disk_status": worst, "reported": host in disks})
     fullest = sorted((f for f in filesystems if f.get("use_pct") is not None),
                      key=lambda f: (-float(f["use_pct"]), f["host"], f["mount"] or ""))[:top]
@@ -109,6 +114,7 @@ def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[s
         "generated": now.isoformat(timespec="seconds"),
         "hosts": host_rows,
         "unreachable": sorted(unreachable_set),
+        "failed": sorted(failed_set),
         "alive": swept["alive"],
         "down": swept["down"],
         "names": swept["names"],
@@ -120,7 +126,8 @@ def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[s
         "forecasts": forecasts,
     }
     report["summary"] = {
-        "hosts": len(host_rows), "unreachable": len(unreachable_set), "addresses_alive": len(swept["alive"]),
+        "hosts": len(host_rows), "unreachable": len(unreachable_set), "failed": len(failed_set),
+        "addresses_alive": len(swept["alive"]),
         "addresses_down": len(swept["down"]), "new": len(report["new"]), "vanished": len(report["vanished"]),
         "alerts": len(report["alerts"]),
     }
@@ -148,12 +155,22 @@ def _fs_line(f: Mapping[str, Any]) -> str:
             f"{_report.human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
 
 
+def _summary(s: Mapping[str, Any]) -> str:
+    return (f"{s['hosts']} hosts ({s['unreachable']} unreachable, {s['failed']} failed), "
+            f"{s['addresses_alive']} addresses alive, {s['addresses_down']} down, {s['new']} new, "
+            f"{s['vanished']} vanished, {s['alerts']} disk alerts")
+
+
+def _host_state(h: Mapping[str, Any]) -> str:
+    """How the play went on a host: reached, UNREACHABLE, or reached but FAILED (a task failed)."""
+    if not h["reachable"]:
+        return "UNREACHABLE"
+    return "FAILED" if h.get("failed") else "reachable"
+
+
 def render_text(report: Mapping[str, Any]) -> str:
     """The plain-text fleet report."""
-    s = report["summary"]
-    lines = [f"Fleet report {report['generated']}",
-             f"{s['hosts']} hosts ({s['unreachable']} unreachable), {s['addresses_alive']} addresses alive, "
-             f"{s['addresses_down']} down, {s['new']} new, {s['vanished']} vanished, {s['alerts']} disk alerts", ""]
+    lines = [f"Fleet report {report['generated']}", _summary(report["summary"]), ""]
 
     def section(title: str, items: Iterable[str], empty: str = "none") -> None:
         items = list(items)
@@ -161,7 +178,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         lines.extend(items or [f"  {empty}"])
         lines.append("")
 
-    section("Hosts", (f"  {h['host']:<24} {'reachable' if h['reachable'] else 'UNREACHABLE':<12} "
+    section("Hosts", (f"  {h['host']:<24} {_host_state(h):<12} "
                       f"disks {h['disk_status'] or 'not reported'}" for h in report["hosts"]))
     section("Addresses down", (f"  {_label(a, report['names'])}" for a in report["down"]))
     if report["first_run"]:
@@ -197,11 +214,14 @@ def render_html(report: Mapping[str, Any]) -> str:
     def address_list(addresses: Sequence[str]) -> str:
         return "".join(f"<li>{esc(_label(a, report['names']))}</li>" for a in addresses) or "<li>none</li>"
 
-    s = report["summary"]
-    hosts = "".join(
-        f"<tr><td>{esc(h['host'])}</td><td>{'reachable' if h['reachable'] else '<b>UNREACHABLE</b>'}</td>"
-        f"<td style='color:{colours.get(h['disk_status'], '#757575')}'>{esc(str(h['disk_status'] or 'not reported'))}"
-        f"</td></tr>" for h in report["hosts"])
+    def host_row(h: Mapping[str, Any]) -> str:
+        state = _host_state(h)
+        shown = state if state == "reachable" else f"<b>{state}</b>"
+        colour = colours.get(h["disk_status"], "#757575")
+        return (f"<tr><td>{esc(h['host'])}</td><td>{shown}</td>"
+                f"<td style='color:{colour}'>{esc(str(h['disk_status'] or 'not reported'))}</td></tr>")
+
+    hosts = "".join(host_row(h) for h in report["hosts"])
     head = "<tr><th>host</th><th>mount</th><th>use</th><th>free</th><th>status</th><th>fill rate</th></tr>"
     changes = ("<p>First run: every alive address is the baseline.</p>" if report["first_run"] else
                f"<h2>New addresses</h2><ul>{address_list(report['new'])}</ul>"
@@ -210,8 +230,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fleet report</title></head>"
         "<body style='font-family:sans-serif'>"
         f"<h1>Fleet report {esc(report['generated'])}</h1>"
-        f"<p>{s['hosts']} hosts ({s['unreachable']} unreachable), {s['addresses_alive']} addresses alive, "
-        f"{s['addresses_down']} down, {s['new']} new, {s['vanished']} vanished, {s['alerts']} disk alerts</p>"
+        f"<p>{esc(_summary(report['summary']))}</p>"
         f"<h2>Hosts</h2><table>{hosts}</table>"
         f"<h2>Addresses down</h2><ul>{address_list(report['down'])}</ul>{changes}"
         f"<h2>Fullest filesystems</h2><table>{head}{fs_rows(report['fullest'])}</table>"
@@ -244,7 +263,8 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     mail_options = {k: v for k, v in options.items() if k in _report_mail_keys()}
     config = _report.config_from_options(mail_options)
     built = build(options.get("sweeps") or {}, options.get("disk_reports") or {}, options.get("hosts") or [],
-                  options.get("unreachable") or [], load_state(state_file), int(options.get("top") or 10))
+                  options.get("unreachable") or [], load_state(state_file), int(options.get("top") or 10),
+                  failed=options.get("failed") or [])
     report = built["report"]
     text, page = render_text(report), render_html(report)
     files = {"text": os.path.join(report_dir, "fleet-report.txt"),
@@ -255,7 +275,7 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
         changed = _files.write_if_changed(files["html"], page + "\n") or changed
         changed = _files.write_if_changed(state_file, json.dumps(built["state"], indent=1) + "\n", 0o600) or changed
     s = report["summary"]
-    alerting = bool(s["addresses_down"] or s["unreachable"] or s["alerts"])
+    alerting = bool(s["addresses_down"] or s["unreachable"] or s["failed"] or s["alerts"])
     mailing = _report.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
                                     what="the fleet report")
     return {"changed": changed or mailing.changed, "report": report, "text": text, "files": files,

@@ -56,7 +56,15 @@ options:
     default: []
   unreachable:
     description:
-      - Hosts that could not be reached or failed; listed as unreachable.
+      - Hosts that could not be reached; listed as V(UNREACHABLE).
+    type: list
+    elements: str
+    default: []
+  failed:
+    description:
+      - Hosts that were reached but where a task failed; listed as V(FAILED). A host also in
+        O(unreachable) is unreachable.
+      - C(playbooks/site.yml) tells the two apart by whether the host got past fact gathering.
     type: list
     elements: str
     default: []
@@ -79,8 +87,8 @@ options:
   send:
     description:
       - When to mail the report. V(auto) mails it when O(mail_to) is set, V(always) every run,
-        V(on_alert) only when some address is down, some host unreachable or some filesystem is
-        not V(ok), V(never) not at all.
+        V(on_alert) only when some address is down, some host unreachable or failed, or some
+        filesystem is not V(ok), V(never) not at all.
     type: str
     choices: [auto, always, on_alert, never]
     default: auto
@@ -97,7 +105,8 @@ EXAMPLES = r"""
     sweeps: "{{ fleet_sweeps }}"  # sweeper name -> its ping_sweep result
     disk_reports: "{{ fleet_disk_reports }}"  # host -> its disk_report result
     hosts: "{{ ansible_play_hosts_all }}"
-    unreachable: "{{ ansible_play_hosts_all | difference(ansible_play_hosts) }}"
+    unreachable: "{{ fleet_unreachable }}"  # hosts Ansible could not reach
+    failed: "{{ fleet_failed }}"  # hosts reached, where a task failed
     report_dir: "{{ playbook_dir }}/reports"
     mail_to: [ops@example.com]
   run_once: true
@@ -106,10 +115,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 report:
-  description: The merged report (hosts, unreachable, alive, down, new, vanished, alerts, fullest, forecasts, summary).
+  description:
+    - The merged report (hosts, unreachable, failed, alive, down, new, vanished, alerts, fullest, forecasts, summary).
+    - Each entry of C(hosts) has C(host), C(reachable), C(failed), C(disk_status) and C(reported).
   returned: success
   type: dict
-  sample: {summary: {hosts: 4, unreachable: 0, addresses_alive: 3, addresses_down: 1, new: 0, vanished: 0, alerts: 0}}
+  sample: {summary: {hosts: 4, unreachable: 0, failed: 0, addresses_alive: 3, addresses_down: 1, new: 0, vanished: 0,
+                     alerts: 0}}
 text:
   description: The report as plain text, as written to C(fleet-report.txt).
   returned: success
@@ -139,6 +151,7 @@ def main():
             disk_reports=dict(type="dict", default={}),
             hosts=dict(type="list", elements="str", default=[]),
             unreachable=dict(type="list", elements="str", default=[]),
+            failed=dict(type="list", elements="str", default=[]),
             report_dir=dict(type="path", required=True),
             state_file=dict(type="path"),
             top=dict(type="int", default=10),

@@ -3,12 +3,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Checks one run of playbooks/site.yml over the podman fleet of scripts/fleet.sh.
 
-Usage: check_fleet.py first|second RECORD_JSON REPORT_DIR STATE_FILE MOUNT HOST=IP[,down|,grow=N] ...
+Usage: check_fleet.py first|second|failing RECORD_JSON REPORT_DIR STATE_FILE MOUNT HOST=IP[,down|,fail|,grow=N] ...
   RECORD_JSON  written by tests/fleet/callback_plugins/fleet_record.py
   MOUNT        the filesystem seeded with a day-old sample in every live container
                (tests/fleet/seed_history.py)
-  HOST=IP      every container and its address; ",down" marks the stopped one(s), ",grow=N" the
-               bytes written to MOUNT of a live one since its day-old sample
+  HOST=IP      every container and its address; ",down" marks the stopped one(s), ",fail" a running
+               one made to fail a task, ",grow=N" the bytes written to MOUNT of a live one since its
+               day-old sample
 Prints one line per check; exits 1 when any check fails.
 """
 import json
@@ -20,16 +21,19 @@ REPORT_TASK = "Merge everything into one fleet report on the controller"
 def main(argv):
     run, record_path, report_dir, state_file = argv[1:5]
     data_mount = argv[5]
-    hosts, down_hosts, grown = {}, set(), {}
+    hosts, down_hosts, failing, grown = {}, set(), set(), {}
     for spec in argv[6:]:
         name, rest = spec.split("=", 1)
         ip, flag = (rest.split(",", 1) + [""])[:2]
         hosts[name] = ip
         if flag == "down":
             down_hosts.add(name)
+        elif flag == "fail":
+            failing.add(name)
         elif flag.startswith("grow="):
             grown[name] = int(flag[5:])
-    live = sorted(h for h in hosts if h not in down_hosts)
+    live = sorted(h for h in hosts if h not in down_hosts)  # running containers: they answer ping
+    sound = [h for h in live if h not in failing]  # ... and run the play through
 
     def key(address):
         return tuple(int(p) for p in address.split("."))
@@ -48,7 +52,11 @@ def main(argv):
             failures.append(what)
 
     # --- hosts: the live ones ran, the stopped ones are unreachable ---------------
-    for h in live:
+    for h in sorted(failing):
+        s = stats.get(h, {})
+        check(s.get("failures", 0) >= 1 and s.get("unreachable", 1) == 0 and s.get("ok", 0) >= 1,
+              f"{h} was reached and failed a task", json.dumps(s))
+    for h in sound:
         s = stats.get(h, {})
         check(s.get("failures", 1) == 0 and s.get("unreachable", 1) == 0,
               f"{h} ran the play without failure", json.dumps(s))
@@ -56,8 +64,8 @@ def main(argv):
         s = stats.get(h, {})
         check(s.get("unreachable", 0) + s.get("failures", 0) >= 1 and s.get("ok", 0) == 0,
               f"{h} (stopped) was unreachable", json.dumps(s))
-    bad = [r for r in results if r["status"] in ("failed", "unreachable") and r["host"] not in down_hosts]
-    check(not bad, "no failed or unreachable result on a live host",
+    bad = [r for r in results if r["status"] in ("failed", "unreachable") and r["host"] in sound]
+    check(not bad, "no failed or unreachable result on a sound host",
           "; ".join(f"{r['host']}: {r['task']}: {r.get('msg', '')}" for r in bad))
 
     # --- the sweep ----------------------------------------------------------------
@@ -83,8 +91,11 @@ def main(argv):
         check(sorted(rows) == sorted(hosts), "report lists every host", f"listed={sorted(rows)}")
         wrong = [h for h, row in rows.items() if row.get("reachable") != (h not in down_hosts)]
         check(not wrong, "report rows: reachable exactly for the live hosts", f"wrong={wrong}")
-        unreported = [h for h in live if not rows.get(h, {}).get("reported") or not rows.get(h, {}).get("disk_status")]
-        check(not unreported, "every live host has a disk report with a status", f"missing={unreported}")
+        wrong = [h for h, row in rows.items() if row.get("failed") != (h in failing)]
+        check(not wrong, "report rows: failed exactly for the host made to fail", f"wrong={wrong}")
+        check(rep.get("failed") == sorted(failing), "report: failed hosts", f"failed={rep.get('failed')}")
+        unreported = [h for h in sound if not rows.get(h, {}).get("reported") or not rows.get(h, {}).get("disk_status")]
+        check(not unreported, "every sound host has a disk report with a status", f"missing={unreported}")
         check(sorted(rep.get("unreachable", [])) == sorted(down_hosts), "report marks the stopped host unreachable",
               f"unreachable={rep.get('unreachable')}")
         check(rep.get("alive") == live_ips, "report: alive addresses", f"{rep.get('alive')}")
@@ -98,9 +109,11 @@ def main(argv):
     missing = [h for h in hosts if h not in text]
     check(not missing, "fleet-report.txt names every host", f"missing={missing}")
     filling = text.split("Filling fastest", 1)[-1]
-    missing = [h for h in live if f"{h} " not in filling or "full in" not in filling]
-    check(not missing, "fleet-report.txt: every live host under 'Filling fastest' with 'full in'",
+    missing = [h for h in grown if f"{h} " not in filling or "full in" not in filling]
+    check(not missing, "fleet-report.txt: every growing host under 'Filling fastest' with 'full in'",
           f"missing={missing}")
+    marked = [h for h in failing if not any(line.split()[:2] == [h, "FAILED"] for line in text.splitlines())]
+    check(not marked, "fleet-report.txt marks the failed host FAILED", f"not marked={marked}")
     with open(state_file, encoding="utf-8") as handle:
         state = json.load(handle)
     check(state.get("alive") == live_ips, "state file keeps the live addresses", f"{state.get('alive')}")
@@ -123,7 +136,7 @@ def main(argv):
 def check_forecasts(check, forecasts, mount, grown):
     """Each live host's MOUNT grew by grown[host] bytes since a sample dated a day ago."""
     rows = {f["host"]: f for f in forecasts if f.get("mount") == mount}
-    check(sorted(rows) == sorted(grown), f"report forecasts: {mount} of every live host", f"forecasts for {sorted(rows)}")
+    check(sorted(rows) == sorted(grown), f"report forecasts: {mount} of every growing host", f"forecasts for {sorted(rows)}")
     for host, row in sorted(rows.items()):
         rate, days, avail = row.get("rate_per_day"), row.get("days_to_full"), row.get("avail_bytes")
         # the day-old sample and today's are a day plus the minutes of the play apart (and a run later

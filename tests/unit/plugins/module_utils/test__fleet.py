@@ -81,6 +81,24 @@ def test_text_and_html_say_the_same_things():
     assert "width:91%" in page and "#c62828" in page
 
 
+def test_a_host_that_failed_a_task_is_failed_not_unreachable():
+    disks = {"a": {"filesystems": [fs("/", 50.0)]}}
+    report = _fleet.build({}, disks, ["a", "b", "c", "d"], unreachable=["c", "d"], failed=["b", "d"], now=NOW)["report"]
+    rows = {h["host"]: h for h in report["hosts"]}
+    assert [(h, rows[h]["reachable"], rows[h]["failed"]) for h in "abcd"] == [
+        ("a", True, False), ("b", True, True), ("c", False, False), ("d", False, False)]
+    assert report["failed"] == ["b"] and report["unreachable"] == ["c", "d"], "unreachable wins over failed"
+    assert report["summary"]["failed"] == 1 and report["summary"]["unreachable"] == 2
+    text = _fleet.render_text(report)
+    assert "4 hosts (2 unreachable, 1 failed)" in text
+    hosts = text.split("Hosts:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[:2] for line in hosts] == [["a", "reachable"], ["b", "FAILED"], ["c", "UNREACHABLE"],
+                                                    ["d", "UNREACHABLE"]]
+    page = _fleet.render_html(report)
+    assert "<td>b</td><td><b>FAILED</b></td>" in page and "<td>a</td><td>reachable</td>" in page
+    assert "4 hosts (2 unreachable, 1 failed)" in page
+
+
 @pytest.mark.parametrize("sweeps,disks,message", [
     ({"s": {"nope": 1}}, {}, "is not a ping_sweep result"),
     ({}, {"h": {"filesystems": "x"}}, "is not a disk_report result"),

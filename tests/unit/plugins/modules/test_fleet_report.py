@@ -71,6 +71,18 @@ def test_mailed_to_a_real_smtp_server_on_alert(tmp_path, smtpd):
     assert "127.0.0.9" in message.get_body(("html",)).get_content()
 
 
+def test_on_alert_mails_when_a_host_failed_and_not_when_all_is_well(tmp_path, smtpd):
+    server = smtpd()
+    mail = {"mail_to": ["ops@example.com"], "mail_from": "fleet@example.com", "send": "on_alert",
+            "smtp_host": "127.0.0.1", "smtp_port": server.port, "spool_dir": str(tmp_path / "spool")}
+    quiet = _fleet.run(options(tmp_path, hosts=["h1", "h2"], disk_reports={"h1": disks(40), "h2": disks(40)}, **mail))
+    assert not quiet["mailing"].mail["sent"] and server.messages == []
+    loud = _fleet.run(options(tmp_path, hosts=["h1", "h2"], disk_reports={"h1": disks(40)}, failed=["h2"], **mail))
+    assert loud["mailing"].mail["sent"] and len(server.messages) == 1
+    plain = email.message_from_bytes(server.messages[0].data, policy=email.policy.default).get_body(("plain",))
+    assert "h2                       FAILED" in plain.get_content()
+
+
 def test_mail_failure_spools_the_report(tmp_path, smtpd):
     server = smtpd()
     port = server.port
@@ -87,6 +99,6 @@ def test_documentation_matches_the_argument_spec():
     shared = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
     assert "sysops.fleet.mail" in doc["extends_documentation_fragment"]
     assert set(shared) == set(_mail.MAIL_ARGUMENT_SPEC)
-    assert set(doc["options"]) == {"sweeps", "disk_reports", "hosts", "unreachable", "report_dir", "state_file",
+    assert set(doc["options"]) == {"sweeps", "disk_reports", "hosts", "unreachable", "failed", "report_dir", "state_file",
                                    "top", "send", "subject"}
     yaml.safe_load(fleet_report.EXAMPLES)
