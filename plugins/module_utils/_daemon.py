@@ -238,6 +238,15 @@ def close_open_files(keep: Iterable[int]) -> None:
                 pass
 
 
+def flush_std_streams() -> None:
+    """Flush Python's stdout and stderr before their descriptors fork, move or close."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def sanitized_environment(environ: Dict[str, str], keep: Sequence[str] = ()) -> Dict[str, str]:
     """Only what a daemon needs (daemon(7)): PATH, HOME, user, locale, TZ, TMPDIR and *keep*."""
     clean = {k: v for k, v in environ.items() if k in KEEP_ENV or k.startswith("LC_") or k in keep}
@@ -365,11 +374,7 @@ class Daemon:
 
     def _detach_process_context(self) -> int:
         """fork, setsid, fork. Returns the daemon's pid in the caller, 0 in the daemon."""
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+        flush_std_streams()
         ready_r, ready_w = os.pipe()
         first = os.fork()
         if first:
@@ -509,11 +514,7 @@ class Daemon:
     # ---- step 8: standard streams, and their reopening after logrotate --------------------
 
     def _redirect_streams(self) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+        flush_std_streams()
         if self.detach:
             null = os.open(os.devnull, os.O_RDWR)
             os.dup2(null, 0)
@@ -539,11 +540,7 @@ class Daemon:
     def reopen_logs(self) -> None:
         """Point stdout/stderr at the log files' current paths (after logrotate moved them)."""
         targets = [(self.log_file, 1), (self.error_log, 2)]
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+        flush_std_streams()
         for path, std in targets:
             if not path:
                 continue

@@ -83,21 +83,20 @@ def update(path: str, filesystems: Sequence[Mapping[str, Any]], now: float,
     The history is a cache: when it cannot be saved the reading still
     counts for this run, and the second value says why it was not kept.
     """
-    if not write:
-        history = load(path)
-        record(history, filesystems, now, sample_every, keep_days)
-        return history, None
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with locked(path):
-            history = load(path)
-            if record(history, filesystems, now, sample_every, keep_days):
-                save(path, history)
-    except OSError as exc:
-        history = load(path)
-        record(history, filesystems, now, sample_every, keep_days)
-        return history, f"cannot keep the disk history in {path}: {exc.strerror or exc}"
-    return history, None
+    warning = None
+    if write:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with locked(path):
+                history = load(path)
+                if record(history, filesystems, now, sample_every, keep_days):
+                    save(path, history)
+            return history, None
+        except OSError as exc:
+            warning = f"cannot keep the disk history in {path}: {exc.strerror or exc}"
+    history = load(path)
+    record(history, filesystems, now, sample_every, keep_days)
+    return history, warning
 
 
 def record(history: History, filesystems: Sequence[Mapping[str, Any]], now: float,

@@ -126,17 +126,23 @@ class Report:
         return max((fs["status"] for fs in self.filesystems), key=STATUSES.index, default="ok")
 
 
-def build(filesystems: Sequence[_disk.Filesystem], limits: Thresholds, host: str,
-          title: Optional[str] = None, now: Optional[datetime.datetime] = None) -> Report:
-    """Assess every filesystem and render the report as text and HTML."""
-    now = now or datetime.datetime.now(datetime.timezone.utc).astimezone()
+def assessed(filesystems: Sequence[_disk.Filesystem], limits: Thresholds) -> List[Dict[str, Any]]:
+    """Each filesystem as a report row: its numbers plus ``status`` and ``reasons``."""
     rows = []
     for fs in filesystems:
         status, reasons = assess(fs, limits)
         row = fs.as_dict()
         row.update(status=status, reasons=reasons)
         rows.append(row)
-    report = Report(host=host, generated=now, title=title or default_title(host), filesystems=rows)
+    return rows
+
+
+def build(filesystems: Sequence[_disk.Filesystem], limits: Thresholds, host: str,
+          title: Optional[str] = None, now: Optional[datetime.datetime] = None) -> Report:
+    """Assess every filesystem and render the report as text and HTML."""
+    now = now or datetime.datetime.now(datetime.timezone.utc).astimezone()
+    report = Report(host=host, generated=now, title=title or default_title(host),
+                    filesystems=assessed(filesystems, limits))
     report.text = render_text(report)
     report.html = render_html(report)
     return report

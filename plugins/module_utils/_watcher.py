@@ -259,22 +259,18 @@ class Watcher:
     def check_disks(self, now: float) -> List[Change]:
         """Assess every filesystem; a change of status (ok/warn/crit) is a Change."""
         config = self.settings.report
-        filesystems = self.reader(config.selection, config.probe_timeout, config.workers)
-        rows = []
+        rows = _report.assessed(self.reader(config.selection, config.probe_timeout, config.workers), config.limits)
         changes = []
         known = self.state["disks"]
         current = {}
-        for fs in filesystems:
-            status, reasons = _report.assess(fs, config.limits)
-            row = fs.as_dict()
-            row.update(status=status, reasons=reasons)
-            rows.append(row)
-            old = known.get(fs.mount, {}).get("status", "ok")
-            since = known.get(fs.mount, {}).get("since", now) if old == status else now
-            current[fs.mount] = {"status": status, "since": since, "use_pct": fs.use_pct,
-                                 "inode_pct": fs.inode_pct, "reasons": reasons}
+        for row in rows:
+            mount, status, reasons = row["mount"], row["status"], row["reasons"]
+            old = known.get(mount, {}).get("status", "ok")
+            since = known.get(mount, {}).get("since", now) if old == status else now
+            current[mount] = {"status": status, "since": since, "use_pct": row["use_pct"],
+                              "inode_pct": row["inode_pct"], "reasons": reasons}
             if old != status:
-                changes.append(Change("disk", fs.mount, old, status, "; ".join(reasons) or "back below its thresholds"))
+                changes.append(Change("disk", mount, old, status, "; ".join(reasons) or "back below its thresholds"))
         self.state["disks"] = current
         self._record_history(rows, now)
         return changes
