@@ -37,6 +37,7 @@ find_controller_python() {
 # the cgroupfs manager, ulimits within the host's hard limits (podman cannot
 # raise a container's process limit above what its own helpers got), and
 # catatonit as the --init binary. $2 names the caller in the file's header.
+# Written to a temporary file and renamed, so a reader never sees half of it.
 write_podman_conf() {
     local conf="$1" who="$2" nofile nproc catatonit candidate
     nofile="$(ulimit -Hn)"
@@ -48,9 +49,11 @@ write_podman_conf() {
     for candidate in /usr/libexec/podman/catatonit /usr/bin/catatonit; do
         [ -z "$catatonit" ] && [ -x "$candidate" ] && catatonit="$candidate"
     done
-    [ -n "$catatonit" ] || die "catatonit is missing (podman --init needs it): apt-get install catatonit"
-    cat > "$conf" <<CONF
-# Written by $who; used through CONTAINERS_CONF only.
+    [ -n "$catatonit" ] || die "catatonit is missing (podman --init needs it): run scripts/setup.sh"
+    mkdir -p "$(dirname "$conf")"
+    cat > "$conf.tmp.$$" <<CONF
+# Written by $who; used through CONTAINERS_CONF only (the machine's
+# own podman settings are not touched).
 [containers]
 default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=${nproc}:${nproc}"]
 init_path = "$catatonit"
@@ -59,4 +62,38 @@ init_path = "$catatonit"
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 CONF
+    mv -f "$conf.tmp.$$" "$conf"
+}
+
+# A short, stable id of the clone at $1 (its path, hashed): the molecule scenarios put it
+# in their container names, so two clones on one machine never touch each other's.
+clone_id() { printf '%s' "$1" | sha256sum | cut -c1-8; }
+
+# The "ansible" wheel on PyPI whose containers.podman the molecule scenarios (podman
+# driver) and the fleet test use: Galaxy is unreachable here, PyPI is not.
+ANSIBLE_WHEEL_VERSION=14.5.0
+
+# unpack_podman_collection DEST WHEELS PYTHON: containers.podman from the "ansible" wheel
+# into DEST/ansible_collections/containers/podman, once; the wheel is kept in WHEELS.
+unpack_podman_collection() {
+    local dest="$1" wheels="$2" python="$3" wheel
+    [ -f "$dest/ansible_collections/containers/podman/MANIFEST.json" ] && return 0
+    wheel="$wheels/ansible-$ANSIBLE_WHEEL_VERSION-py3-none-any.whl"
+    if [ ! -f "$wheel" ]; then
+        log "downloading the ansible $ANSIBLE_WHEEL_VERSION wheel from PyPI (for containers.podman)"
+        mkdir -p "$wheels"
+        "$python" -m pip download -q --disable-pip-version-check --no-deps "ansible==$ANSIBLE_WHEEL_VERSION" \
+            -d "$wheels" 2>&1 | { grep -v '^WARNING: Location' >&2 || true; }
+        [ -f "$wheel" ] || die "could not download ansible==$ANSIBLE_WHEEL_VERSION from PyPI"
+    fi
+    log "unpacking containers.podman from $(basename "$wheel") into $dest"
+    "$python" - "$wheel" "$dest" <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1:3]
+with zipfile.ZipFile(wheel) as archive:
+    members = [m for m in archive.namelist() if m.startswith("ansible_collections/containers/podman/")]
+    if not members:
+        sys.exit(f"{wheel} holds no containers.podman collection")
+    archive.extractall(dest, members)
+PY
 }

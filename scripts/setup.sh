@@ -1,32 +1,62 @@
 #!/usr/bin/env bash
-# Sets up everything the collection's demo and tests need on a Debian/Ubuntu
-# machine, idempotently:
-#   - Debian packages (ping, fping, nftables, iproute2, cron, podman, debootstrap),
-#   - a Python >= 3.12 for the controller (ansible-core 2.20+ needs it),
-#     found on the machine or installed from the distribution,
-#   - .venv with ansible-core, ansible-lint and the test tools,
-#   - .build/collections/ansible_collections/sysops/fleet -> this checkout,
-#     so that sysops.fleet.* resolves from the repo root.
-# Usage: scripts/setup.sh            (prints the venv path at the end)
+# Sets up everything the collection's demo, tests and benchmarks need on a Debian or
+# Ubuntu machine (any release: nothing here names one), idempotently:
+#   1. Debian packages: every program a step, the demo or a benchmark runs (list below);
+#      the ones this run installed are recorded in .build/setup/installed-packages,
+#      which scripts/clean.sh --packages removes again.
+#   2. a Python >= 3.12 for the controller (ansible-core 2.20+ needs it), found on the
+#      machine or installed from the distribution;
+#   3. .venv with ansible-core, ansible-lint, molecule, galaxy-importer and the test
+#      tools (requirements-dev.txt); its bin/activate also exports ANSIBLE_HOME=.build/ansible
+#      (this clone's own Ansible home: molecule's state, and the collections molecule
+#      installs or finds there, containers.podman included) and
+#      SYSOPS_FLEET_CLONE (a hash of this clone's path, in the molecule scenarios'
+#      container names), and deactivate gives them back;
+#   4. .build/collections/ansible_collections/sysops/fleet, a link to this clone, so that
+#      sysops.fleet.* resolves from the repo root (ansible.cfg), and
+#      .build/ansible/collections/ansible_collections/containers/podman, unpacked from the
+#      "ansible" wheel on PyPI (molecule's podman driver needs it; Galaxy is unreachable);
+#   5. .build/podman/containers.conf: podman settings for this machine (runc, cgroupfs,
+#      ulimits within the hard limits, catatonit), used through CONTAINERS_CONF only.
+# Nothing outside the clone is changed but the Debian packages (and, once the tests ran,
+# podman's images and containers: scripts/clean.sh removes them).
+# Usage: scripts/setup.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . "$ROOT/scripts/lib.sh"
 
-# ping/fping/nftables/iproute2: the sweep and its loopback lab; cron: the
-# watcher's entries; podman/runc/catatonit/debootstrap: the molecule scenarios
-# (image built locally, no registry).
-APT_PACKAGES=(iputils-ping fping nftables iproute2 procps cron podman runc catatonit conmon netavark aardvark-dns debootstrap)
+# Every program the scripts and tests run, by package (audited against scripts/, tests/
+# and the molecule scenarios; the README's "What setup installs" lists them too):
+APT_PACKAGES=(
+    iputils-ping fping nftables iproute2 procps   # the sweep, the loopback lab, the reference tool
+    cron                                          # the watcher's cron entries (crontab)
+    podman runc conmon catatonit                  # molecule scenarios and the fleet test (rootful podman, --init)
+    netavark aardvark-dns iptables                # podman's networks; netavark runs iptables for them
+    debootstrap debian-archive-keyring            # the test images, built without a registry
+    shellcheck git                                # ansible-test sanity (shellcheck; git for the copy it tests)
+    python3 ca-certificates                       # the scripts' own Python (tests/lab.py, checks); PyPI over TLS
+)
 
 install_apt_packages() {
-    local missing=()
+    local missing=() unknown=() p record="$ROOT/.build/setup/installed-packages"
     for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing Debian packages: ${missing[*]}"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    for p in "${missing[@]}"; do
+        # a package this release does not have (e.g. netavark on an older Ubuntu) is skipped, not fatal
+        apt-cache show "$p" >/dev/null 2>&1 || unknown+=("$p")
+    done
+    [ ${#unknown[@]} -eq 0 ] || log "not available on this release, skipped: ${unknown[*]}"
+    local wanted=()
+    for p in "${missing[@]}"; do [[ " ${unknown[*]} " == *" $p "* ]] || wanted+=("$p"); done
+    [ ${#wanted[@]} -eq 0 ] && return 0
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
+    mkdir -p "$(dirname "$record")"
+    printf '%s\n' "${wanted[@]}" >> "$record"
 }
 
 install_apt_packages "${APT_PACKAGES[@]}"
@@ -36,6 +66,8 @@ if [ -z "$PY" ]; then
     log "no Python >= 3.12 found; trying the distribution's packages"
     for v in 3.13 3.12 3.14; do
         if as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "python$v" "python$v-venv" >/dev/null 2>&1; then
+            mkdir -p "$ROOT/.build/setup"
+            printf '%s\n' "python$v" "python$v-venv" >> "$ROOT/.build/setup/installed-packages"
             break
         fi
     done
@@ -58,10 +90,42 @@ STAMP="$VENV/.requirements.sha"
 WANT="$(sha256sum < requirements-dev.txt | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     log "installing Python requirements into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+    # (pip's "Location ... is ignored" notes about this kind of machine's local indexes are noise)
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-dev.txt 2>&1 \
+        | { grep -v '^WARNING: Location' >&2 || true; }
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "pip could not install requirements-dev.txt into $VENV (see above)"
+    "$VENV/bin/python" -m pip check >/dev/null || die "the requirements in $VENV conflict: $("$VENV/bin/python" -m pip check)"
     echo "$WANT" > "$STAMP"
 fi
 
-mkdir -p "$ROOT/.build/collections/ansible_collections/sysops"
-ln -sfn "$ROOT" "$ROOT/.build/collections/ansible_collections/sysops/fleet"
+# .venv/bin/activate: this clone's Ansible home and id, given back by deactivate.
+install_activate_hook() {
+    local activate="$VENV/bin/activate" begin="# >>> sysops.fleet setup" end="# <<< sysops.fleet setup"
+    sed -i "/$begin/,/$end/d" "$activate"
+    if grep -q '^deactivate () {$' "$activate"; then
+        sed -i "/^deactivate () {\$/a\\
+    $begin: give ANSIBLE_HOME back, drop SYSOPS_FLEET_CLONE\\
+    if [ -n \"\${_SYSOPS_FLEET_ANSIBLE_HOME_SAVED:-}\" ] ; then\\
+        if [ \"\$_SYSOPS_FLEET_ANSIBLE_HOME_SAVED\" = - ] ; then unset ANSIBLE_HOME ; else export ANSIBLE_HOME=\"\${_SYSOPS_FLEET_ANSIBLE_HOME_SAVED#+}\" ; fi\\
+        unset _SYSOPS_FLEET_ANSIBLE_HOME_SAVED SYSOPS_FLEET_CLONE\\
+    fi\\
+    $end" "$activate"
+    fi
+    cat >> "$activate" <<HOOK
+$begin: this clone's own Ansible home (molecule's state and the collections
+# it uses) and this clone's id (in the molecule scenarios' container names).
+_SYSOPS_FLEET_ANSIBLE_HOME_SAVED="\${ANSIBLE_HOME+"+\$ANSIBLE_HOME"}"
+_SYSOPS_FLEET_ANSIBLE_HOME_SAVED="\${_SYSOPS_FLEET_ANSIBLE_HOME_SAVED:--}"
+export ANSIBLE_HOME="$ROOT/.build/ansible"
+export SYSOPS_FLEET_CLONE="$(clone_id "$ROOT")"
+$end
+HOOK
+}
+install_activate_hook
+
+COLLECTIONS="$ROOT/.build/collections"
+mkdir -p "$COLLECTIONS/ansible_collections/sysops"
+ln -sfn "$ROOT" "$COLLECTIONS/ansible_collections/sysops/fleet"
+unpack_podman_collection "$ROOT/.build/ansible/collections" "$ROOT/.build/wheels" "$VENV/bin/python"
+write_podman_conf "$ROOT/.build/podman/containers.conf" scripts/setup.sh
 log "ready: $VENV (controller Python $("$VENV/bin/python" -c 'import platform; print(platform.python_version())'))"
