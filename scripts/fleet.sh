@@ -24,7 +24,8 @@
 #
 # Always removes its containers (fleettest-*) and its network (fleettest-net).
 # Usage: scripts/fleet.sh [scenario|bench]        (needs root: rootful podman)
-# Environment: FLEET_FORKS (8), FLEET_SUBNET (10.89.77.0/28), FLEET_KEEP=1 keeps the temp dir.
+# Environment: FLEET_FORKS (8), FLEET_SUBNET (10.89.77.0/28), FLEET_SUITE (bookworm: the Debian
+# release of the hosts), FLEET_KEEP=1 keeps the temp dir.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,7 +33,8 @@ cd "$ROOT"
 
 MODE="${1:-scenario}"
 VENV="${SYSOPS_FLEET_VENV:-$ROOT/.venv}"
-IMAGE="${SYSOPS_FLEET_IMAGE:-localhost/sysops-fleet-molecule:bookworm}"
+SUITE="${FLEET_SUITE:-bookworm}"
+IMAGE="localhost/sysops-fleet-host:$SUITE"
 NET=fleettest-net
 SUBNET="${FLEET_SUBNET:-10.89.77.0/28}"
 FORKS="${FLEET_FORKS:-8}"
@@ -45,12 +47,12 @@ for tool in podman runc python3; do
 done
 [ -x "$VENV/bin/ansible-playbook" ] || die "no ansible-playbook in $VENV: run scripts/setup.sh first"
 export PATH="$VENV/bin:$PATH"
-PODMAN_COLLECTIONS="$ROOT/.build/molecule/collections"
+PODMAN_COLLECTIONS="$ROOT/.build/ansible/collections"
 [ -f "$PODMAN_COLLECTIONS/ansible_collections/containers/podman/plugins/connection/podman.py" ] \
-    || die "containers.podman is not unpacked in $PODMAN_COLLECTIONS: run scripts/molecule.sh once (it unpacks it)"
+    || die "containers.podman is not unpacked in $PODMAN_COLLECTIONS: run scripts/setup.sh"
 [ -e "$ROOT/.build/collections/ansible_collections/sysops/fleet" ] || die "no .build/collections: run scripts/setup.sh first"
 
-# --- podman settings: the same approach as scripts/molecule.sh, in our own temp dir ---
+# --- podman settings: as for the molecule scenarios (scripts/lib.sh), in our own temp dir ---
 TMP="$(mktemp -d /tmp/fleettest.XXXXXX)"
 CONTAINERS_STARTED=()
 NET_CREATED=0
@@ -69,7 +71,7 @@ write_podman_conf "$TMP/containers.conf" scripts/fleet.sh
 export CONTAINERS_CONF="$TMP/containers.conf"
 
 # --- the image -------------------------------------------------------------------------
-bash "$ROOT/scripts/build_image.sh"
+bash "$ROOT/scripts/build_image.sh" host "$SUITE"
 
 # --- the network and the containers ----------------------------------------------------
 ip_of() { podman inspect --format "{{ (index .NetworkSettings.Networks \"$NET\").IPAddress }}" "$1"; }
