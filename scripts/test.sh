@@ -1,50 +1,52 @@
 #!/usr/bin/env bash
 # Sets everything up (scripts/setup.sh) and runs every test of the collection:
-#   sanity       ansible-test sanity, on every Python the collection claims
-#                that this machine has (scripts/ansible_test.sh)
+#   unit         pytest tests/unit (real processes, real ping to loopback, real SMTP servers)
+#   integration  ansible-test integration: every target under tests/integration/targets
+#                (real sweeps inside a network namespace made and removed by the test; root)
+#   adhoc        the short module name from the repo root, and the built collection
+#                tarball installed and used by its FQCN
 #   lint         ansible-lint, production profile
-#   unit         pytest tests/unit (real processes, real ping to loopback)
-#   integration  ansible-test integration: every target under
-#                tests/integration/targets (real sweeps inside a network
-#                namespace made and removed by the test; needs root)
-#   adhoc        the short module name from the repo root, and the built
-#                collection tarball installed and used by its FQCN
-#   molecule     the watcher role's scenarios (default: cron keepalive,
-#                systemd: the unit) in podman, image built with debootstrap
-#   fleet        playbooks/site.yml over 4 podman containers on an internal
-#                network made by the test, one stopped (scripts/fleet.sh;
-#                after molecule, which unpacks containers.podman)
+#   sanity       ansible-test sanity, on every Python the collection claims that this
+#                machine has (scripts/ansible_test.sh)
+#   galaxy       galaxy-importer (Galaxy's own import checks, offline, its ansible-test
+#                step off) on the built collection tarball
+#   molecule     the watcher role's scenarios exactly as a molecule user runs them: in a
+#                clean environment, "source .venv/bin/activate && cd roles/watcher &&
+#                molecule test --all" (root, podman; images built with debootstrap)
+#   fleet        playbooks/site.yml over podman containers on an internal network made by
+#                the test, one stopped (scripts/fleet.sh; root, podman)
 # Prints one line per step and ends with "N passed, N failed".
-# Usage: scripts/test.sh [step ...]      (default: all steps)
+#
+# Usage: scripts/test.sh [STEP [ARG...]]...      (default: every step, in the order above)
+# Words after a step name, up to the next step name, go to that step:
+#   scripts/test.sh unit tests/unit/plugins/module_utils/test__mail.py -k starttls   (pytest)
+#   scripts/test.sh integration ping_sweep                                          (targets)
+#   scripts/test.sh sanity --test pylint                                            (ansible-test)
+#   scripts/test.sh molecule systemd                                                (scenarios)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 . "$ROOT/scripts/lib.sh"
+
+ALL_STEPS=(unit integration adhoc lint sanity galaxy molecule fleet)
 
 bash "$ROOT/scripts/setup.sh" || die "setup failed"
 export PATH="$ROOT/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/collections"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
 
-step_sanity() { bash "$ROOT/scripts/ansible_test.sh" sanity; }
+need_root() { [ "$(id -u)" -eq 0 ] || { log "$1 needs root ($2)"; return 1; }; }
 
-step_lint() { ansible-lint --profile production --strict; }
-
-step_unit() { python -m pytest -q -p no:cacheprovider tests/unit; }
+step_unit() {
+    local arg paths=0
+    for arg in "$@"; do [ -e "${arg%%::*}" ] && paths=1; done
+    [ $paths -eq 1 ] || set -- tests/unit "$@"
+    python -m pytest -q -p no:cacheprovider "$@"
+}
 
 step_integration() {
-    [ "$(id -u)" -eq 0 ] || { log "integration tests need root (network namespaces)"; return 1; }
-    bash "$ROOT/scripts/ansible_test.sh" integration
-}
-
-step_molecule() {
-    [ "$(id -u)" -eq 0 ] || { log "the molecule scenarios need root (rootful podman)"; return 1; }
-    bash "$ROOT/scripts/molecule.sh"
-}
-
-step_fleet() {
-    [ "$(id -u)" -eq 0 ] || { log "the fleet scenario needs root (rootful podman)"; return 1; }
-    bash "$ROOT/scripts/fleet.sh"
+    need_root "the integration tests" "network namespaces" || return 1
+    bash "$ROOT/scripts/ansible_test.sh" integration "$@"
 }
 
 step_adhoc() {
@@ -61,13 +63,47 @@ step_adhoc() {
     grep -q '"total": 3' <<<"$out" || { echo "$out"; return 1; }
 }
 
-STEPS=("$@")
-[ ${#STEPS[@]} -gt 0 ] || STEPS=(unit integration adhoc lint sanity molecule fleet)
+step_lint() { ansible-lint --profile production --strict "$@"; }
+
+step_sanity() { bash "$ROOT/scripts/ansible_test.sh" sanity "$@"; }
+
+step_galaxy() { python "$ROOT/tests/galaxy/import_check.py" "$@"; }
+
+step_molecule() {
+    need_root "the molecule scenarios" "rootful podman, debootstrap" || return 1
+    local scenarios="--all" name
+    if [ $# -gt 0 ]; then scenarios=""; for name in "$@"; do scenarios+=" -s $name"; done; fi
+    # As a user runs it: a clean environment (no variable of this script's), the venv's
+    # activate, the role's directory. Only what setup.sh provides may make it pass.
+    env -i HOME="$HOME" USER="$(id -un)" LOGNAME="$(id -un)" TERM=dumb LANG=C.UTF-8 \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        bash -c "source .venv/bin/activate && cd roles/watcher && molecule test $scenarios"
+}
+
+step_fleet() {
+    need_root "the fleet scenario" "rootful podman" || return 1
+    bash "$ROOT/scripts/fleet.sh" "$@"
+}
+
+is_step() { local s; for s in "${ALL_STEPS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+
+# Split the command line into steps and their arguments.
+STEPS=() ARGS=()
+for word in "$@"; do
+    if is_step "$word"; then STEPS+=("$word"); ARGS+=(""); continue; fi
+    [ ${#STEPS[@]} -gt 0 ] || die "unknown step '$word'; steps: ${ALL_STEPS[*]}"
+    ARGS[-1]+="$(printf '%q ' "$word")"
+done
+if [ ${#STEPS[@]} -eq 0 ]; then STEPS=("${ALL_STEPS[@]}"); for _ in "${STEPS[@]}"; do ARGS+=(""); done; fi
+
 passed=0 failed=0 failures=()
-for step in "${STEPS[@]}"; do
-    log "---- $step"
+for i in "${!STEPS[@]}"; do
+    step="${STEPS[$i]}"
+    step_args=()
+    eval "step_args=(${ARGS[$i]})"
+    log "---- $step${step_args[*]:+ ${step_args[*]}}"
     started=$SECONDS
-    if "step_$step"; then
+    if "step_$step" "${step_args[@]}"; then
         passed=$((passed + 1)); log "---- $step passed ($((SECONDS - started))s)"
     else
         failed=$((failed + 1)); failures+=("$step"); log "---- $step FAILED ($((SECONDS - started))s)"
