@@ -2,207 +2,69 @@
 # Copyright (c) sysops.fleet contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Daemonize a process: the PEP 3143 steps with the standard library, and a locked pidfile.
+"""Become a daemon: the PEP 3143 steps, with the standard library only.
 
 PRIVATE to the sysops.fleet collection. Pure standard library; POSIX.
 
 ``Daemon.open()`` performs the steps in this order (names as in PEP 3143
 and systemd's daemon(7)):
 
-1. *Prepare, still attached*: make the pidfile's directory, open the log
-   files and **acquire the pidfile lock** (``flock``). A daemon that is
-   already running, or a log that cannot be written, is refused here, in
-   the caller's terminal, before anything forks.
-2. *Change process owner* (root only, when ``user`` is given).
-3. *Detach process context*: fork, ``setsid``, fork again, so the daemon
+1. *Prepare, still attached*: make the pidfile's directory if missing,
+   open the log files and **acquire the pidfile lock** (``_pidfile``). A
+   daemon that is already running, or a log that cannot be written, is
+   refused here, in the caller's terminal, before anything forks.
+2. *Detach process context*: fork, ``setsid``, fork again, so the daemon
    is no session leader and can never reacquire a terminal. The calling
    process waits until the daemon reports that it is ready (or why it is
    not) and ``open()`` returns the daemon's pid there.
-4. *Change working directory* to ``/`` and *set the umask* (022 unless
+3. *Change working directory* to ``/`` and *set the umask* (022 unless
    told otherwise, never 0).
-5. *Reset the signal mask*, ignore SIGTTIN, SIGTTOU and SIGTSTP, map
+4. *Reset the signal mask*, ignore SIGTTIN, SIGTTOU and SIGTSTP, map
    SIGTERM/SIGINT to "stop" and SIGHUP to "reopen the logs and reload".
-6. *Write the pid* into the pidfile, whose lock is kept until exit.
-7. *Close all open files* but those still needed (pidfile, logs, ``keep_fds``).
-8. *Redirect the standard streams*: stdin from /dev/null, stdout and
+5. *Write the pid* into the pidfile, whose lock is kept until exit.
+6. *Close all open files* but those still needed (pidfile, logs, ``keep_fds``).
+7. *Redirect the standard streams*: stdin from /dev/null, stdout and
    stderr to the log files.
-9. *Sanitize the environment* and report "ready" to the waiting caller.
+8. *Sanitize the environment* and report "ready" to the waiting caller.
 
-With ``detach=False`` (systemd ``Type=simple``, containers) steps 3, 7
-and 9 are skipped; the pidfile is still held, so ``status`` and a second
+With ``detach=False`` (systemd ``Type=simple``, containers) steps 2, 6
+and 8 are skipped; the pidfile is still held, so ``status`` and a second
 start behave the same whatever started the daemon.
 
-Whether a daemon runs is decided by the pidfile's *lock*, never by the
-file's existence: a file left behind by a killed daemon is unlocked, so it
-is taken over, and a reused pid cannot make a dead daemon look alive.
+*Change process owner* is not a step here: the caller becomes the daemon's
+user first (``_privilege.drop_to``), so that every file of the daemon is
+opened, created and locked by that user, never by root on its behalf. Log
+files are opened as ``_files.open_regular`` does: a symbolic link or a FIFO
+planted at their path is refused, not followed or blocked on.
 """
 
 from __future__ import annotations
 
 import atexit
-import errno
-import fcntl
 import os
-import pwd
 import select
 import signal
 import sys
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence
+
+from . import _files, _pidfile
 
 DEFAULT_UMASK = 0o022
 READY_TIMEOUT = 30.0
 # Kept when the environment is sanitized (plus LC_*).
 KEEP_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-_LOCKED = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 
 
 class DaemonError(Exception):
     """The daemon could not be started or controlled; the message says why."""
 
 
-class AlreadyRunning(DaemonError):
-    """Another process holds the pidfile's lock."""
-
-    def __init__(self, pidfile: str, pid: Optional[int]):
-        who = f"pid {pid}" if pid else "a process that has not written its pid yet"
-        super().__init__(f"already running ({who}, pidfile {pidfile} is locked)")
-        self.pidfile = pidfile
-        self.pid = pid
-
-
-def read_pid(path: str) -> Optional[int]:
-    """The pid written in *path*, or None if the file is missing, empty or garbled."""
-    try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            text = handle.read(64).strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() and int(text) > 0 else None
-
-
-def running_pid(path: str) -> Optional[int]:
-    """The pid of the live daemon holding *path*'s lock; None if nobody holds it.
-
-    Returns 0 when the lock is held but no pid was written yet (a daemon
-    in the middle of starting). Probing takes a shared lock for an instant,
-    which ``PidFile.acquire`` tolerates by retrying.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise DaemonError(f"cannot open pidfile {path}: {exc.strerror}") from exc
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in _LOCKED:
-                return read_pid(path) or 0
-            raise DaemonError(f"cannot probe the lock of pidfile {path}: {exc.strerror}") from exc
-        return None
-    finally:
-        os.close(fd)
-
-
-def _alive(pid: Optional[int]) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class PidFile:
-    """A pidfile whose ``flock`` lock, not its existence, says "running".
-
-    The lock belongs to the open file description, so it survives the
-    daemon's forks and dies with the last process holding the descriptor:
-    a crashed daemon leaves an unlocked file that the next start takes over.
-    """
-
-    def __init__(self, path: str):
-        self.path = os.path.abspath(path)
-        self.fd: Optional[int] = None
-        self.stale_pid: Optional[int] = None  # pid found in a file taken over from a dead process
-        self.pid: Optional[int] = None
-
-    def acquire(self, wait: float = 1.0) -> None:
-        """Take the lock, or raise AlreadyRunning naming the holder.
-
-        A failed lock is retried for up to *wait* seconds while the holder
-        is not a live process (``status`` probing, or a daemon that is just
-        removing its file).
-        """
-        deadline = time.monotonic() + wait
-        while True:
-            fd = self._open_and_lock()
-            if fd is None:
-                holder = read_pid(self.path)
-                if _alive(holder) or time.monotonic() >= deadline:
-                    raise AlreadyRunning(self.path, holder)
-                time.sleep(0.05)
-                continue
-            if self._still_ours(fd):
-                self.fd = fd
-                self.stale_pid = read_pid(self.path)
-                return
-            os.close(fd)  # the file was unlinked by a stopping daemon after we opened it: again
-
-    def _open_and_lock(self) -> Optional[int]:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY, 0o644)
-        except OSError as exc:
-            raise DaemonError(f"cannot open pidfile {self.path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in _LOCKED:
-                return None
-            raise DaemonError(f"cannot lock pidfile {self.path}: {exc.strerror}") from exc
-        return fd
-
-    def _still_ours(self, fd: int) -> bool:
-        try:
-            here = os.stat(self.path)
-        except FileNotFoundError:
-            return False
-        mine = os.fstat(fd)
-        return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
-
-    def write(self, pid: int) -> None:
-        if self.fd is None:
-            raise DaemonError("write() before acquire()")
-        data = f"{pid}\n".encode("ascii")
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, data, 0)
-        self.pid = pid
-
-    def release(self) -> None:
-        """Remove the file (if it is still ours) and drop the lock."""
-        if self.fd is None:
-            return
-        try:
-            if self._still_ours(self.fd) and read_pid(self.path) in (self.pid, None):
-                os.unlink(self.path)
-        except OSError:
-            pass
-        finally:
-            os.close(self.fd)
-            self.fd = None
-
-
 def open_log(path: str) -> int:
-    """An append-only descriptor on *path*, created 0640 if missing."""
+    """An append-only descriptor on the regular file *path* of this user, created 0640 if missing."""
     try:
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOCTTY, 0o640)
+        return _files.open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640, owner=os.geteuid())
     except OSError as exc:
         raise DaemonError(f"cannot open log file {path}: {exc.strerror}") from exc
 
@@ -254,13 +116,6 @@ def sanitized_environment(environ: Dict[str, str], keep: Sequence[str] = ()) -> 
     return clean
 
 
-def _user_entry(user: Union[str, int]) -> pwd.struct_passwd:
-    try:
-        return pwd.getpwuid(user) if isinstance(user, int) else pwd.getpwnam(user)
-    except KeyError:
-        raise DaemonError(f"user {user!r} does not exist") from None
-
-
 class Daemon:
     """One daemon: the PEP 3143 steps, a held pidfile, and stop/reload requests from signals.
 
@@ -271,18 +126,16 @@ class Daemon:
     """
 
     def __init__(self, pidfile: str, log_file: Optional[str] = None, error_log: Optional[str] = None,
-                 umask: int = DEFAULT_UMASK, workdir: str = "/", detach: bool = True,
-                 user: Optional[Union[str, int]] = None, keep_fds: Sequence[int] = (),
+                 umask: int = DEFAULT_UMASK, workdir: str = "/", detach: bool = True, keep_fds: Sequence[int] = (),
                  keep_env: Sequence[str] = (), ready_timeout: float = READY_TIMEOUT):
         if not 0 <= umask <= 0o777:
             raise DaemonError(f"umask must be between 000 and 777 (octal), got {umask:o}")
-        self.pidfile = PidFile(pidfile)
+        self.pidfile = _pidfile.PidFile(pidfile)
         self.log_file = os.path.abspath(log_file) if log_file else None
         self.error_log = os.path.abspath(error_log) if error_log else self.log_file
         self.umask = umask
         self.workdir = workdir
         self.detach = detach
-        self.user = user
         self.keep_fds = tuple(keep_fds)
         self.keep_env = tuple(keep_env)
         self.ready_timeout = ready_timeout
@@ -297,40 +150,18 @@ class Daemon:
 
     # ---- step 1: prepare, still attached --------------------------------------------------
 
-    def _prepare(self) -> Optional[pwd.struct_passwd]:
-        entry = None
-        if self.user is not None and os.geteuid() == 0:
-            entry = _user_entry(self.user)
+    def _prepare(self) -> None:
         directory = os.path.dirname(self.pidfile.path)
         if not os.path.isdir(directory):
             try:
-                os.makedirs(directory, mode=0o755, exist_ok=True)
+                os.mkdir(directory, 0o755)
+            except FileExistsError:
+                pass
             except OSError as exc:
                 raise DaemonError(f"cannot create the pidfile's directory {directory}: {exc.strerror}") from exc
-            if entry is not None:
-                os.chown(directory, entry.pw_uid, entry.pw_gid)
         for path in {p for p in (self.log_file, self.error_log) if p}:
             self._logs[path] = open_log(path)
         self.pidfile.acquire()
-        if entry is not None:
-            for fd in list(self._logs.values()) + [self.pidfile.fd]:
-                os.fchown(fd, entry.pw_uid, entry.pw_gid)
-        return entry
-
-    # ---- step 2 ---------------------------------------------------------------------------
-
-    @staticmethod
-    def change_process_owner(entry: pwd.struct_passwd) -> None:
-        """Drop root for good: supplementary groups, group, then user."""
-        if entry.pw_uid == 0:
-            return
-        try:
-            os.initgroups(entry.pw_name, entry.pw_gid)
-            os.setgid(entry.pw_gid)
-            os.setuid(entry.pw_uid)
-        except OSError as exc:
-            raise DaemonError(f"cannot switch to user {entry.pw_name}: {exc.strerror}") from exc
-        os.environ.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
 
     # ---- the whole sequence ---------------------------------------------------------------
 
@@ -339,15 +170,14 @@ class Daemon:
 
         Detached: returns the daemon's pid in the calling process, once the
         daemon is ready (the caller should then exit), and 0 in the daemon.
-        Raises AlreadyRunning or DaemonError in the calling process when the
-        daemon cannot start. In the foreground, returns 0.
+        Raises ``_pidfile.AlreadyRunning``, ``_pidfile.PidFileError`` or
+        DaemonError in the calling process when the daemon cannot start. In
+        the foreground, returns 0.
         """
         if self._opened:
             raise DaemonError("the daemon is already open")
         try:
-            entry = self._prepare()
-            if entry is not None:
-                self.change_process_owner(entry)
+            self._prepare()
         except BaseException:
             self._close_logs()
             self._drop_lock()
@@ -574,49 +404,3 @@ class Daemon:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-
-def signal_daemon(pidfile: str, signum: int) -> Optional[int]:
-    """Send *signum* to the daemon holding *pidfile*; its pid, or None if it is not running."""
-    pid = running_pid(pidfile)
-    if not pid:
-        return None
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        return None
-    except PermissionError as exc:
-        raise DaemonError(f"not allowed to signal pid {pid} (run as its user or root)") from exc
-    return pid
-
-
-def stop(pidfile: str, timeout: float = 10.0, kill: bool = True) -> Optional[int]:
-    """SIGTERM the daemon and wait until its lock is gone; SIGKILL after *timeout* if *kill*.
-
-    Returns the pid that was stopped, None if nothing was running. A
-    pidfile left behind by a SIGKILLed daemon is removed.
-    """
-    pid = signal_daemon(pidfile, signal.SIGTERM)
-    if pid is None:
-        return None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if running_pid(pidfile) is None:
-            return pid
-        time.sleep(0.05)
-    if not kill:
-        raise DaemonError(f"pid {pid} did not stop within {timeout:g}s of SIGTERM")
-    signal_daemon(pidfile, signal.SIGKILL)
-    deadline = time.monotonic() + 5.0
-    while running_pid(pidfile) is not None:
-        if time.monotonic() > deadline:
-            raise DaemonError(f"pid {pid} survived SIGKILL (stuck in the kernel?); pidfile {pidfile} is still locked")
-        time.sleep(0.05)
-    leftover = PidFile(pidfile)
-    try:
-        leftover.acquire(wait=0)
-        leftover.pid = read_pid(pidfile)
-        leftover.release()
-    except DaemonError:
-        pass
-    return pid

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _daemon
+from ansible_collections.sysops.fleet.plugins.module_utils import _daemon, _pidfile
 
 COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(_daemon.__file__), "..", "..", "..", "..", ".."))
 
@@ -24,15 +24,17 @@ COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(_daemon.__file__), ".
 PROGRAM = textwrap.dedent("""
     import os, sys, time
     sys.path.insert(0, {collections!r})
-    from ansible_collections.sysops.fleet.plugins.module_utils import _daemon
+    from ansible_collections.sysops.fleet.plugins.module_utils import _daemon, _pidfile, _privilege
     pidfile, log, mode = sys.argv[1:4]
     umask = int(sys.argv[4], 8) if len(sys.argv) > 4 else 0o022
     workdir = sys.argv[5] if len(sys.argv) > 5 else "/"
     user = sys.argv[6] if len(sys.argv) > 6 else None
-    daemon = _daemon.Daemon(pidfile, log_file=log, detach=mode != "fg", umask=umask, workdir=workdir, user=user)
+    if user:
+        _privilege.drop_to(_privilege.user_entry(user))
+    daemon = _daemon.Daemon(pidfile, log_file=log, detach=mode != "fg", umask=umask, workdir=workdir)
     try:
         pid = daemon.open()
-    except _daemon.DaemonError as exc:
+    except (_daemon.DaemonError, _pidfile.PidFileError) as exc:
         print("fleet-test:", exc, file=sys.stderr)
         sys.exit(1)
     if pid:
@@ -147,8 +149,8 @@ def test_start_detaches_like_a_daemon_should(program, paths, cleanup):
 def test_the_pidfile_holds_the_pid_under_a_lock(program, paths, cleanup):
     pid = started_pid(start(program, paths))
     cleanup.append(pid)
-    assert _daemon.read_pid(paths["pidfile"]) == pid
-    assert _daemon.running_pid(paths["pidfile"]) == pid
+    assert _pidfile.read_pid(paths["pidfile"]) == pid
+    assert _pidfile.running_pid(paths["pidfile"]) == pid
     with open(paths["pidfile"], encoding="ascii") as handle:
         with pytest.raises(BlockingIOError):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -160,7 +162,7 @@ def test_a_second_start_is_refused_in_the_callers_terminal(program, paths, clean
     second = start(program, paths)
     assert second.returncode == 1
     assert f"already running (pid {pid}, pidfile {paths['pidfile']} is locked)" in second.stderr
-    assert alive(pid) and _daemon.running_pid(paths["pidfile"]) == pid
+    assert alive(pid) and _pidfile.running_pid(paths["pidfile"]) == pid
 
 
 def test_sigterm_exits_cleanly_and_removes_the_pidfile(program, paths, cleanup):
@@ -177,13 +179,13 @@ def test_a_stale_pidfile_of_a_killed_daemon_is_taken_over(program, paths, cleanu
     cleanup.append(first)
     os.kill(first, signal.SIGKILL)
     assert wait_for(lambda: not alive(first))
-    assert _daemon.read_pid(paths["pidfile"]) == first, "SIGKILL leaves the file behind"
-    assert _daemon.running_pid(paths["pidfile"]) is None, "but nobody holds its lock"
+    assert _pidfile.read_pid(paths["pidfile"]) == first, "SIGKILL leaves the file behind"
+    assert _pidfile.running_pid(paths["pidfile"]) is None, "but nobody holds its lock"
     second = started_pid(start(program, paths))
     cleanup.append(second)
     assert second != first
     assert wait_for(lambda: f"took over a stale pidfile of pid {first}" in log_text(paths))
-    assert _daemon.running_pid(paths["pidfile"]) == second
+    assert _pidfile.running_pid(paths["pidfile"]) == second
 
 
 def test_an_unlocked_pidfile_naming_a_live_process_is_still_stale(program, paths, cleanup):
@@ -192,7 +194,7 @@ def test_an_unlocked_pidfile_naming_a_live_process_is_still_stale(program, paths
         handle.write(f"{os.getpid()}\n")  # a live pid, but no lock: e.g. a reused pid
     pid = started_pid(start(program, paths))
     cleanup.append(pid)
-    assert _daemon.running_pid(paths["pidfile"]) == pid
+    assert _pidfile.running_pid(paths["pidfile"]) == pid
 
 
 def test_sighup_reopens_the_log_after_logrotate_moved_it(program, paths, cleanup):
@@ -212,7 +214,7 @@ def test_foreground_mode_keeps_the_process_and_still_holds_the_pidfile(program, 
     proc = subprocess.Popen([sys.executable, program, paths["pidfile"], paths["log"], "fg"],  # pylint: disable=consider-using-with
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: _daemon.running_pid(paths["pidfile"]) == proc.pid)
+        assert wait_for(lambda: _pidfile.running_pid(paths["pidfile"]) == proc.pid)
         assert stat_fields(proc.pid)["ppid"] == os.getpid(), "no fork in the foreground"
         refused = start(program, paths)
         assert refused.returncode == 1 and "already running" in refused.stderr
@@ -236,14 +238,14 @@ def test_an_unwritable_log_is_refused_before_detaching(program, paths, tmp_path)
     result = start(program, paths)
     assert result.returncode == 1
     assert "cannot open log file" in result.stderr and "No such file" in result.stderr
-    assert _daemon.running_pid(paths["pidfile"]) is None
+    assert _pidfile.running_pid(paths["pidfile"]) is None
 
 
 def test_a_failure_inside_the_daemon_reaches_the_caller(program, paths, tmp_path):
     result = start(program, paths, "bg", "022", str(tmp_path / "missing-workdir"))
     assert result.returncode == 1
     assert "No such file or directory" in result.stderr
-    assert wait_for(lambda: _daemon.running_pid(paths["pidfile"]) is None)
+    assert wait_for(lambda: _pidfile.running_pid(paths["pidfile"]) is None)
 
 
 def test_stop_waits_for_the_lock_and_kills_a_stubborn_daemon(program, paths, cleanup):
@@ -251,17 +253,17 @@ def test_stop_waits_for_the_lock_and_kills_a_stubborn_daemon(program, paths, cle
     cleanup.append(pid)
     assert wait_for(lambda: "running" in log_text(paths))
     started = time.monotonic()
-    assert _daemon.stop(paths["pidfile"], timeout=0.5) == pid
+    assert _pidfile.stop(paths["pidfile"], timeout=0.5) == pid
     assert time.monotonic() - started < 8
     assert not alive(pid)
     assert not os.path.exists(paths["pidfile"]), "the SIGKILLed daemon's file is cleaned up"
-    assert _daemon.stop(paths["pidfile"]) is None, "stopping a stopped daemon is a no-op"
+    assert _pidfile.stop(paths["pidfile"]) is None, "stopping a stopped daemon is a no-op"
 
 
 def test_stop_of_a_cooperative_daemon(program, paths, cleanup):
     pid = started_pid(start(program, paths))
     cleanup.append(pid)
-    assert _daemon.stop(paths["pidfile"], timeout=5) == pid
+    assert _pidfile.stop(paths["pidfile"], timeout=5) == pid
     assert "stopping on signal" in log_text(paths)
 
 
@@ -272,6 +274,7 @@ def test_root_drops_to_the_given_user(program, cleanup):
     paths = {"pidfile": os.path.join(top, "run", "prog.pid"), "log": os.path.join(top, "prog.log")}
     cleanup.append(lambda: shutil.rmtree(top, ignore_errors=True))
     nobody = pwd.getpwnam("nobody")
+    os.chown(top, nobody.pw_uid, nobody.pw_gid)  # the daemon's user makes and owns its own files
     pid = started_pid(start(program, paths, "bg", "022", "/", "nobody"))
     cleanup.append(pid)
     with open(f"/proc/{pid}/status", encoding="ascii") as handle:
@@ -286,16 +289,16 @@ def test_root_drops_to_the_given_user(program, cleanup):
 
 def test_pidfile_api_directly(tmp_path):
     path = str(tmp_path / "x.pid")
-    first = _daemon.PidFile(path)
+    first = _pidfile.PidFile(path)
     first.acquire()
     first.write(os.getpid())
-    with pytest.raises(_daemon.AlreadyRunning) as err:
-        _daemon.PidFile(path).acquire(wait=0)
+    with pytest.raises(_pidfile.AlreadyRunning) as err:
+        _pidfile.PidFile(path).acquire(wait=0)
     assert err.value.pid == os.getpid()
     first.release()
     assert not os.path.exists(path)
-    assert _daemon.running_pid(path) is None
-    second = _daemon.PidFile(path)
+    assert _pidfile.running_pid(path) is None
+    second = _pidfile.PidFile(path)
     second.acquire()
     second.release()
 
