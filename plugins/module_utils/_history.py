@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _files
+from . import _files, _privilege
 
 DAY = 86400.0
 DEFAULT_SAMPLE_EVERY = 900.0
@@ -39,8 +39,7 @@ History = Dict[str, List[Sample]]  # mount point -> samples, oldest first
 def load(path: str) -> History:
     """The history file's samples; an empty history if it is missing or unreadable (it is only a cache)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(_files.read_text(path))
     except (OSError, ValueError):
         return {}
     history: History = {}
@@ -82,21 +81,38 @@ def update(path: str, filesystems: Sequence[Mapping[str, Any]], now: float,
     With ``write=False`` (check mode) the sample is added in memory only.
     The history is a cache: when it cannot be saved the reading still
     counts for this run, and the second value says why it was not kept.
+    Run as root on a history in another user's directory (the watcher's,
+    from ``disk_report`` with become), the update is done by that user
+    (``_privilege.as_owner``): root never writes, locks or reads through
+    a path the daemon's user can change.
     """
     warning = None
+    rows = [{k: fs.get(k) for k in ("mount", "used_bytes", "avail_bytes")} for fs in filesystems]
     if write:
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with locked(path):
-                history = load(path)
-                if record(history, filesystems, now, sample_every, keep_days):
-                    save(path, history)
-            return history, None
+            history = _privilege.as_owner(os.path.dirname(os.path.abspath(path)), _update_file, path, rows, now,
+                                          sample_every, keep_days)
+            return {mount: [tuple(s) for s in samples] for mount, samples in history.items()}, None
         except OSError as exc:
             warning = f"cannot keep the disk history in {path}: {exc.strerror or exc}"
-    history = load(path)
-    record(history, filesystems, now, sample_every, keep_days)
+    try:
+        history = _privilege.as_owner(os.path.dirname(os.path.abspath(path)), load, path)
+    except OSError as exc:
+        history, warning = {}, warning or f"cannot read the disk history in {path}: {exc.strerror or exc}"
+    history = {mount: [tuple(s) for s in samples] for mount, samples in history.items()}
+    record(history, rows, now, sample_every, keep_days)
     return history, warning
+
+
+def _update_file(path: str, rows: Sequence[Mapping[str, Any]], now: float, sample_every: float,
+                 keep_days: float) -> History:
+    """Lock, load, record and save: the part of ``update`` that touches the file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with locked(path):
+        history = load(path)
+        if record(history, rows, now, sample_every, keep_days):
+            save(path, history)
+    return history
 
 
 def record(history: History, filesystems: Sequence[Mapping[str, Any]], now: float,

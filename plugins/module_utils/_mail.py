@@ -20,6 +20,7 @@ PRIVATE to the sysops.fleet collection. Pure standard library.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import smtplib
 import socket
@@ -36,7 +37,7 @@ from email.parser import BytesHeaderParser
 from email.utils import formatdate, getaddresses, make_msgid, parseaddr
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import _files
+from . import _files, _privilege
 
 SECURITY = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
@@ -395,8 +396,20 @@ def deliver(raw: Optional[bytes], settings: SmtpSettings, spool_dir: str) -> Del
     On any failure the new message is spooled and ``error`` says why;
     spooled messages that went out are removed, the rest stay. With
     *raw* None only the spool is delivered (and nothing is done when it
-    is empty).
+    is empty). Run as root on another user's spool (the watcher's, from a
+    module with become), the whole delivery is done by that user
+    (``_privilege.as_owner``): root never reads, locks or writes a spool
+    file that user could have swapped for a link, and what it spools
+    stays readable by the daemon.
     """
+    try:
+        done = _privilege.as_owner(spool_dir, lambda: dataclasses.asdict(_deliver(raw, settings, spool_dir)))
+    except OSError as exc:
+        return Delivery(error=f"cannot work on spool_dir {spool_dir}: {exc.strerror or exc}")
+    return Delivery(**done)
+
+
+def _deliver(raw: Optional[bytes], settings: SmtpSettings, spool_dir: str) -> Delivery:
     result = Delivery()
     try:
         with spool_lock(spool_dir):
@@ -422,8 +435,10 @@ def _send_all(queue: Sequence[str], raw: Optional[bytes], settings: SmtpSettings
     conn = connect(settings)
     try:
         for path in queue:
-            with open(path, "rb") as handle:
-                old = handle.read()
+            try:
+                old = _files.read_bytes(path)
+            except OSError as exc:
+                raise MailError(f"cannot read the spooled message {path}: {exc.strerror or exc}") from exc
             refused = send_raw(conn, old, settings)
             _unlink(path)
             result.spool_sent.append(message_id(old) or os.path.basename(path))

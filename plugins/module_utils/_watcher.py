@@ -30,11 +30,12 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import _disk, _fanout, _files, _history, _mail, _report, _sweep
+from . import _disk, _fanout, _files, _history, _mail, _privilege, _report, _sweep
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -109,18 +110,47 @@ def _boolean(section: configparser.SectionProxy, name: str, default: bool) -> bo
         raise WatcherConfigError(f"[{section.name}] {name} must be true or false, got {section.get(name)!r}") from None
 
 
-def load_settings(path: str) -> Settings:
-    """Read and validate ``watcher.ini``; WatcherConfigError says which option is wrong."""
+def _trusted_text(path: str) -> str:
+    """The settings as root reads them: a regular file only root can change, in a directory likewise.
+
+    The settings say which user the daemon runs as and where its files
+    are; if that user could change them, root would act on the user's word.
+    """
+    fd = _files.open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise WatcherConfigError(
+                f"settings file {path} can be changed by a user other than root (owner uid {st.st_uid}, mode "
+                f"{stat.S_IMODE(st.st_mode):04o}): as root, fleet-watcher reads only settings that root alone "
+                f"can change (owner root, not writable by group or others)")
+        try:
+            boundary = _privilege.trust_boundary(os.path.dirname(os.path.abspath(path)))
+        except _privilege.PrivilegeError as exc:
+            boundary, why = (-1, -1), exc.strerror
+        else:
+            why = f"it lies in a directory that uid {boundary[0]} controls" if boundary else ""
+        if boundary is not None:
+            raise WatcherConfigError(f"settings file {path} can be replaced by a user other than root ({why}): "
+                                     f"as root, fleet-watcher reads only settings that root alone can change")
+        return handle.read(1 << 20).decode("utf-8")
+
+
+def load_settings(path: str, trusted: bool = False) -> Settings:
+    """Read and validate ``watcher.ini``; WatcherConfigError says which option is wrong.
+
+    *trusted* (root): the file must be one that root alone can change.
+    """
     parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
     try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
+        text = _trusted_text(path) if trusted else _files.read_text(path, 1 << 20)
+        parser.read_string(text, source=path)
     except FileNotFoundError:
         raise WatcherConfigError(f"settings file {path} does not exist (give --config PATH)") from None
     except PermissionError:
         raise WatcherConfigError(f"settings file {path} is not readable by this user "
                                  f"(it holds secrets: mode 0640, group of the watcher's user)") from None
-    except (OSError, configparser.Error) as exc:
+    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
         raise WatcherConfigError(f"cannot read settings file {path}: {exc}") from None
     for name in ("watcher", "disk", "hosts", "mail", "history"):
         if not parser.has_section(name):
@@ -199,10 +229,12 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
 # ---- state -------------------------------------------------------------------------------------
 
 def load_state(path: str) -> Dict[str, Any]:
-    """The state saved by the last round; empty if there is none (first start) or it is unreadable."""
+    """The state saved by the last round; empty if there is none (first start) or it is unreadable.
+
+    Read as ``_files.read_text`` does: a link or a FIFO in its place is not followed or blocked on.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        data = json.loads(_files.read_text(path))
     except (OSError, ValueError):
         return {"disks": {}, "hosts": {}}
     if not isinstance(data, dict):

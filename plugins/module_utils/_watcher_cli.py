@@ -15,6 +15,15 @@ when running, 1 when dead with a pidfile left behind, 3 when not running
 and 4 when it cannot tell; ``start`` exits 6 when the settings are wrong
 and 1 when the daemon is already running (0 with ``--if-not-running``);
 ``reload`` exits 7 when nothing runs.
+
+Run by root (cron's ``@reboot``, the role, logrotate's ``postrotate``), the
+command reads only a settings file that root alone can change, makes the
+daemon's top directories where root alone could have made them, and then
+becomes the daemon's user (``[watcher] user``) before anything else: the
+pidfile, log, state, history and spool are only ever touched, and the
+daemon only ever signalled, by that user. ``stop`` and ``status`` also take
+``--pidfile`` and ``--user``, which need no settings file at all, so a
+broken one never keeps a daemon from being stopped.
 """
 
 from __future__ import annotations
@@ -23,13 +32,12 @@ import argparse
 import json
 import logging
 import os
-import pwd
 import signal
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import _command, _daemon, _fanout, _sweep, _watcher
+from . import _command, _daemon, _fanout, _pidfile, _privilege, _sweep, _watcher
 
 DEFAULT_CONFIG = "/etc/sysops-fleet/watcher.ini"
 CONFIG_ENV = "FLEET_WATCHER_CONFIG"
@@ -63,45 +71,50 @@ def _logging(stream=None) -> None:
     root.setLevel(logging.INFO)
 
 
-def _user_entry(settings: _watcher.Settings) -> Optional[pwd.struct_passwd]:
-    """The account to run as: the settings' ``user`` when we are root, else nobody to switch to."""
-    if os.geteuid() != 0 or not settings.user:
-        return None
+def _program() -> str:
+    """This command's own script: a pid is signalled only if its command line runs this file."""
+    return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+
+
+def _become_daemon_user(settings: _watcher.Settings, prepare: bool) -> None:
+    """As root: make the daemon's top directories if missing, then become the daemon's user.
+
+    The user is ``[watcher] user``; without one, whoever controls the
+    pidfile's directory (root itself for a daemon that runs as root). A
+    directory is made only where root alone controls its parent, so the
+    name cannot be swapped for a link between mkdir and chown, and handed
+    over through its descriptor. Everything below them is the user's.
+    """
+    if os.geteuid() != 0:
+        return
     try:
-        return pwd.getpwnam(settings.user)
-    except KeyError:
-        raise _watcher.WatcherConfigError(f"[watcher] user {settings.user!r} does not exist") from None
-
-
-def _prepare_dirs(settings: _watcher.Settings, entry: Optional[pwd.struct_passwd]) -> None:
-    """Make the state, spool and log directories if missing, owned by the watcher's user."""
-    for directory in (settings.state_dir, settings.report.spool_dir, os.path.dirname(settings.log_file)):
-        if os.path.isdir(directory):
-            continue
-        os.makedirs(directory, mode=0o750 if directory != settings.report.spool_dir else 0o700, exist_ok=True)
-        if entry is not None:
-            os.chown(directory, entry.pw_uid, entry.pw_gid)
-
-
-def _drop_privileges(settings: _watcher.Settings) -> None:
-    entry = _user_entry(settings)
-    if entry is not None:
-        _prepare_dirs(settings, entry)
-        _daemon.Daemon.change_process_owner(entry)
+        if settings.user:
+            entry = _privilege.user_entry(settings.user)
+        else:
+            owner = _privilege.trust_boundary(os.path.dirname(settings.pidfile))
+            if owner is None:
+                return
+            entry = _privilege.user_entry(owner[0])
+    except _privilege.PrivilegeError as exc:
+        raise _watcher.WatcherConfigError(f"[watcher] user: {exc.strerror}") from None
+    if entry.pw_uid == 0:
+        return
+    if prepare:
+        for directory, mode in ((settings.state_dir, 0o750), (os.path.dirname(settings.log_file), 0o750),
+                                (os.path.dirname(settings.pidfile), 0o755)):
+            _privilege.make_directory_for(directory, entry, mode)
+    _privilege.drop_to(entry)
 
 
 # ---- daemon control --------------------------------------------------------------------------
 
 def cmd_start(args, settings: _watcher.Settings) -> int:
-    if args.if_not_running and _daemon.running_pid(settings.pidfile) is not None:
+    if args.if_not_running and _pidfile.running_pid(settings.pidfile) is not None:
         return 0
-    entry = _user_entry(settings)
-    _prepare_dirs(settings, entry)
-    daemon = _daemon.Daemon(settings.pidfile, log_file=settings.log_file, umask=settings.umask,
-                            user=settings.user if entry else None, detach=True)
+    daemon = _daemon.Daemon(settings.pidfile, log_file=settings.log_file, umask=settings.umask, detach=True)
     try:
         pid = daemon.open()
-    except _daemon.AlreadyRunning as exc:
+    except _pidfile.AlreadyRunning as exc:
         if args.if_not_running:
             return 0
         _complain(f"not started: {exc}")
@@ -115,14 +128,11 @@ def cmd_start(args, settings: _watcher.Settings) -> int:
 
 def cmd_run(args, settings: _watcher.Settings) -> int:
     """The foreground daemon for systemd (Type=simple) and containers."""
-    entry = _user_entry(settings)
-    _prepare_dirs(settings, entry)
     log_file = None if args.log_file == "-" else (args.log_file or settings.log_file)
-    daemon = _daemon.Daemon(settings.pidfile, log_file=log_file, umask=settings.umask,
-                            user=settings.user if entry else None, detach=False)
+    daemon = _daemon.Daemon(settings.pidfile, log_file=log_file, umask=settings.umask, detach=False)
     try:
         daemon.open()
-    except _daemon.AlreadyRunning as exc:
+    except _pidfile.AlreadyRunning as exc:
         _complain(f"not started: {exc}")
         return 1
     return _serve(daemon, settings, args.config)
@@ -147,8 +157,8 @@ def _serve(daemon: _daemon.Daemon, settings: _watcher.Settings, config_path: str
 
 def cmd_stop(args, settings: _watcher.Settings) -> int:
     try:
-        pid = _daemon.stop(settings.pidfile, timeout=args.timeout)
-    except _daemon.DaemonError as exc:
+        pid = _pidfile.stop(settings.pidfile, timeout=args.timeout, program=_program())
+    except _pidfile.PidFileError as exc:
         _complain(str(exc))
         return 1
     if not args.quiet:
@@ -166,8 +176,8 @@ def cmd_restart(args, settings: _watcher.Settings) -> int:
 
 def cmd_reload(args, settings: _watcher.Settings) -> int:
     try:
-        pid = _daemon.signal_daemon(settings.pidfile, signal.SIGHUP)
-    except _daemon.DaemonError as exc:
+        pid = _pidfile.signal_daemon(settings.pidfile, signal.SIGHUP, program=_program())
+    except _pidfile.PidFileError as exc:
         _complain(str(exc))
         return 1
     if pid is None:
@@ -180,8 +190,8 @@ def cmd_reload(args, settings: _watcher.Settings) -> int:
 
 def status_of(settings: _watcher.Settings) -> Dict[str, Any]:
     """What ``status`` reports, as data: running or not, and the last round's results."""
-    pid = _daemon.running_pid(settings.pidfile)
-    stale = pid is None and os.path.exists(settings.pidfile)
+    pid = _pidfile.holder(settings.pidfile, program=_program())
+    stale = pid is None and os.path.lexists(settings.pidfile)
     code = EXIT_RUNNING if pid is not None else (EXIT_DEAD_PIDFILE if stale else EXIT_NOT_RUNNING)
     state = _watcher.load_state(settings.state_file)
     last = state.get("last_check")
@@ -195,7 +205,7 @@ def status_of(settings: _watcher.Settings) -> Dict[str, Any]:
 def cmd_status(args, settings: _watcher.Settings) -> int:
     try:
         status = status_of(settings)
-    except _daemon.DaemonError as exc:
+    except _pidfile.PidFileError as exc:
         if args.json:
             _say(json.dumps({"running": None, "code": EXIT_UNKNOWN, "error": str(exc)}))
         else:
@@ -231,7 +241,6 @@ def _counts(statuses) -> str:
 
 def cmd_check(args, settings: _watcher.Settings) -> int:
     """One round now, in the foreground (it shares the daemon's state, so alerts are not repeated)."""
-    _drop_privileges(settings)
     _logging()
     watcher = _watcher.Watcher(settings)
     changes = watcher.check_once()
@@ -246,7 +255,6 @@ def cmd_check(args, settings: _watcher.Settings) -> int:
 
 def cmd_report(args, settings: _watcher.Settings) -> int:
     """The daily disk report (the disk_report module's code), mailed or spooled, with fill rates."""
-    _drop_privileges(settings)
     _logging()
     outcome = _watcher.daily_report(settings, check_mode=args.check)
     if args.json:
@@ -268,8 +276,6 @@ def cmd_sweep(args, settings: Optional[_watcher.Settings]) -> int:
     if not targets:
         _complain("nothing to sweep: give targets, or watch hosts in the settings file")
         return 2
-    if settings is not None:
-        _drop_privileges(settings)
     result = _sweep.sweep(targets, exclude=args.exclude, timeout=args.timeout, retries=args.retries,
                           method=args.method, workers=args.workers)
     if args.json:
@@ -285,6 +291,11 @@ def cmd_sweep(args, settings: Optional[_watcher.Settings]) -> int:
 
 # ---- the command line ------------------------------------------------------------------------
 
+def _without_settings(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--pidfile", help="use this pidfile and read no settings file (a broken one included)")
+    command.add_argument("--user", help="with --pidfile, as root: the daemon's user to act as")
+
+
 def parser(default_config: str = DEFAULT_CONFIG) -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog=PROG, description="The sysops.fleet watcher: disk and host alerts, "
                                   "the daily disk report, and the ping sweep.")
@@ -299,6 +310,7 @@ def parser(default_config: str = DEFAULT_CONFIG) -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="stop the daemon (SIGTERM; SIGKILL after --timeout)")
     stop.add_argument("--timeout", type=float, default=10.0)
     stop.add_argument("--quiet", "-q", action="store_true")
+    _without_settings(stop)
     restart = sub.add_parser("restart", help="stop, then start")
     restart.add_argument("--timeout", type=float, default=10.0)
     restart.add_argument("--quiet", "-q", action="store_true")
@@ -306,6 +318,7 @@ def parser(default_config: str = DEFAULT_CONFIG) -> argparse.ArgumentParser:
     reload_.add_argument("--quiet", "-q", action="store_true")
     status = sub.add_parser("status", help="is it running? exit 0 running, 1 dead with pidfile, 3 stopped, 4 unknown")
     status.add_argument("--json", action="store_true")
+    _without_settings(status)
     run = sub.add_parser("run", help="run in the foreground (systemd Type=simple, containers)")
     run.add_argument("--log-file", help="log here instead of the settings' log_file; '-' keeps stderr")
     check = sub.add_parser("check", help="one round of checks now, in the foreground")
@@ -329,19 +342,33 @@ COMMANDS = {"start": cmd_start, "stop": cmd_stop, "restart": cmd_restart, "reloa
             "status": cmd_status, "run": cmd_run, "check": cmd_check, "report": cmd_report, "sweep": cmd_sweep}
 
 
+def _settings_for(args) -> Optional[_watcher.Settings]:
+    """The settings the command works with; None for a sweep with no settings file."""
+    if getattr(args, "pidfile", None):
+        if not os.path.isabs(args.pidfile):
+            raise _watcher.WatcherConfigError(f"--pidfile must be an absolute path, got {args.pidfile!r}")
+        return _watcher.Settings(path="(--pidfile)", pidfile=args.pidfile, user=args.user or None,
+                                 state_dir=os.path.join(os.path.dirname(args.pidfile), "(none)"))
+    try:
+        return _watcher.load_settings(args.config, trusted=os.geteuid() == 0)
+    except _watcher.WatcherConfigError:
+        if args.command == "sweep" and not os.path.exists(args.config):
+            return None
+        raise
+
+
 def main(argv: Optional[Sequence[str]] = None, default_config: str = DEFAULT_CONFIG) -> int:
     args = parser(default_config).parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        settings = _watcher.load_settings(args.config)
-    except _watcher.WatcherConfigError as exc:
-        if args.command == "sweep" and not os.path.exists(args.config):
-            settings = None
-        else:
-            _complain(str(exc))
-            return EXIT_UNKNOWN if args.command == "status" else EXIT_NOT_CONFIGURED
+        settings = _settings_for(args)
+        if settings is not None:
+            _become_daemon_user(settings, prepare=args.command in ("start", "restart", "run"))
+    except (_watcher.WatcherConfigError, _privilege.PrivilegeError) as exc:
+        _complain(str(exc))
+        return EXIT_UNKNOWN if args.command == "status" else EXIT_NOT_CONFIGURED
     try:
         return COMMANDS[args.command](args, settings)
-    except (_daemon.DaemonError, _watcher.WatcherConfigError) as exc:
+    except (_daemon.DaemonError, _pidfile.PidFileError, _watcher.WatcherConfigError) as exc:
         _complain(str(exc))
         return 1
     except (ValueError, _command.CommandError, _fanout.FanOutError, OSError) as exc:

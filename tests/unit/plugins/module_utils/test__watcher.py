@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _daemon, _disk, _history, _mail, _watcher, _watcher_cli
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _pidfile, _watcher, _watcher_cli
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smtp_server import SmtpServer  # noqa: E402  pylint: disable=wrong-import-position
@@ -270,7 +270,7 @@ def fleet_watcher(tmp_path):
         return result
 
     yield run
-    pid = _daemon.read_pid(str(tmp_path / "run" / "watcher.pid"))
+    pid = _pidfile.read_pid(str(tmp_path / "run" / "watcher.pid"))
     if pid:
         started.append(pid)
     for pid in started:
@@ -295,7 +295,7 @@ def test_start_status_stop_as_init_scripts_do(tmp_path, fleet_watcher):
     started = fleet_watcher("start")
     assert started.returncode == 0, started.stderr
     assert "fleet-watcher started (pid" in started.stdout
-    pid = _daemon.read_pid(str(tmp_path / "run" / "watcher.pid"))
+    pid = _pidfile.read_pid(str(tmp_path / "run" / "watcher.pid"))
     assert wait_for((tmp_path / "lib" / "state.json").exists)
     status = fleet_watcher("status", "--json")
     assert status.returncode == 0
@@ -316,14 +316,14 @@ def test_start_status_stop_as_init_scripts_do(tmp_path, fleet_watcher):
 def test_a_killed_daemon_shows_as_dead_and_the_keepalive_restarts_it(tmp_path, fleet_watcher):
     write_settings(tmp_path)
     assert fleet_watcher("start").returncode == 0
-    pid = _daemon.read_pid(str(tmp_path / "run" / "watcher.pid"))
+    pid = _pidfile.read_pid(str(tmp_path / "run" / "watcher.pid"))
     os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: _daemon.running_pid(str(tmp_path / "run" / "watcher.pid")) is None)
+    assert wait_for(lambda: _pidfile.running_pid(str(tmp_path / "run" / "watcher.pid")) is None)
     status = fleet_watcher("status")
     assert status.returncode == 1 and "pidfile" in status.stdout
     keepalive = fleet_watcher("start", "--if-not-running")
     assert keepalive.returncode == 0
-    new = _daemon.read_pid(str(tmp_path / "run" / "watcher.pid"))
+    new = _pidfile.read_pid(str(tmp_path / "run" / "watcher.pid"))
     assert new != pid and fleet_watcher("status").returncode == 0
     assert wait_for(lambda: f"took over the stale pidfile {tmp_path}/run/watcher.pid of pid {pid}"
                     in (tmp_path / "log" / "watcher.log").read_text())
@@ -369,7 +369,7 @@ def test_run_in_the_foreground_for_systemd(tmp_path):
          "_watcher_cli.entry_point(sys.argv[2:])", COLLECTIONS, "--config", path, "run", "--log-file", "-"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert wait_for(lambda: _daemon.running_pid(str(tmp_path / "run" / "watcher.pid")) == proc.pid)
+        assert wait_for(lambda: _pidfile.running_pid(str(tmp_path / "run" / "watcher.pid")) == proc.pid)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)
         assert proc.returncode == 0, out + err
