@@ -30,7 +30,7 @@ cd "$ROOT"
 # and the molecule scenarios; the README's "What setup installs" lists them too):
 APT_PACKAGES=(
     iputils-ping fping nftables iproute2 procps   # the sweep, the loopback lab, the reference tool
-    cron                                          # the watcher's cron entries (crontab)
+    cron logrotate                                # the watcher's cron entries (crontab); its log rotation (attack suite)
     podman runc conmon catatonit                  # molecule scenarios and the fleet test (rootful podman, --init)
     netavark aardvark-dns iptables                # podman's networks; netavark runs iptables for them
     debootstrap debian-archive-keyring            # the test images, built without a registry
