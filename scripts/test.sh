@@ -3,6 +3,8 @@
 #   unit         pytest tests/unit (real processes, real ping to loopback, real SMTP servers)
 #   integration  ansible-test integration: every target under tests/integration/targets
 #                (real sweeps inside a network namespace made and removed by the test; root)
+#   attack       the watcher's privilege boundary: a real root system install on this
+#                machine, attacked as the daemon's own user (tests/attack; root)
 #   adhoc        the short module name from the repo root, and the built collection
 #                tarball installed and used by its FQCN
 #   lint         ansible-lint, production profile
@@ -28,7 +30,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 . "$ROOT/scripts/lib.sh"
 
-ALL_STEPS=(unit integration adhoc lint sanity galaxy molecule fleet)
+ALL_STEPS=(unit integration attack adhoc lint sanity galaxy molecule fleet)
 
 bash "$ROOT/scripts/setup.sh" || die "setup failed"
 export PATH="$ROOT/.venv/bin:$PATH"
@@ -47,6 +49,11 @@ step_unit() {
 step_integration() {
     need_root "the integration tests" "network namespaces" || return 1
     bash "$ROOT/scripts/ansible_test.sh" integration "$@"
+}
+
+step_attack() {
+    need_root "the attack suite" "a root system install on this machine" || return 1
+    python -m pytest -q -p no:cacheprovider tests/attack "$@"
 }
 
 step_adhoc() {
