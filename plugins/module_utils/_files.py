@@ -17,11 +17,11 @@ import stat
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 
-def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
-    """Write *text* to a temp file beside *path*, then rename it over *path*.
+def write_atomic(path: str, text: Union[str, bytes], mode: Optional[int] = None, durable: bool = False) -> None:
+    """Write *text* (str as UTF-8, or bytes as they are) to a temp file beside *path*, then rename it over *path*.
 
     A crash or a concurrent reader (``fleet-watcher status --json``) sees
     the old file or the new one, never half of either. A file that exists
@@ -29,6 +29,10 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
     owner: a root Ansible run that updates the watcher's history must not
     take the file away from the watcher's own user. A new file gets *mode*,
     or 0600.
+
+    With *durable* the data is fsynced before the rename and the directory
+    after it, so the file survives a power cut once this returns (the mail
+    spool: a message it holds may exist nowhere else).
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -38,8 +42,15 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
         old = None
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path) + "-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        if isinstance(text, bytes):
+            handle = os.fdopen(fd, "wb")
+        else:
+            handle = os.fdopen(fd, "w", encoding="utf-8")
+        with handle:
             handle.write(text)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         if mode is None and old is not None:
             mode = stat.S_IMODE(old.st_mode)
         if mode is not None:
@@ -53,6 +64,22 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None) -> None:
         except OSError:
             pass
         raise
+    if durable:
+        _fsync_directory(directory)
+
+
+def _fsync_directory(path: str) -> None:
+    """Make a rename in *path* durable; a filesystem that cannot fsync a directory is let be."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_if_changed(path: str, text: str, mode: Optional[int] = 0o644) -> bool:
