@@ -21,7 +21,7 @@ import json
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import _files, _mail, _report, _targets
+from . import _files, _mail, _report, _sizes, _targets
 
 STATE_VERSION = 1
 _FS_KEYS = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inode_pct", "status")
@@ -144,7 +144,7 @@ def _eta(f: Mapping[str, Any]) -> str:
     days, rate = f.get("days_to_full"), f.get("rate_per_day")
     if days is None:
         return ""
-    growth = "" if rate is None else f"+{_report.human(int(rate))}/day, "
+    growth = "" if rate is None else f"+{_sizes.human(float(rate), 'B')}/day, "
     return f"{growth}full in {float(days):.1f} days"
 
 
@@ -152,7 +152,7 @@ def _fs_line(f: Mapping[str, Any]) -> str:
     eta = _eta(f)
     eta = f"  {eta}" if eta else ""
     return (f"  {f['host']:<20} {str(f['mount']):<24} {float(f['use_pct']):5.1f}%  "
-            f"{_report.human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
+            f"{_sizes.human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
 
 
 def _summary(s: Mapping[str, Any]) -> str:
@@ -207,7 +207,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                 f"<tr><td>{esc(f['host'])}</td><td>{esc(str(f['mount']))}</td>"
                 f"<td><div style='width:200px;background:#eee'><div style='width:{pct:.0f}%;"
                 f"background:{colour};color:#fff;padding:0 4px'>{pct:.1f}%</div></div></td>"
-                f"<td>{esc(_report.human(f.get('avail_bytes')))}</td><td>{esc(str(f.get('status') or '-'))}</td>"
+                f"<td>{esc(_sizes.human(f.get('avail_bytes')))}</td><td>{esc(str(f.get('status') or '-'))}</td>"
                 f"<td>{esc(days)}</td></tr>")
         return "".join(out) or "<tr><td colspan='6'>none</td></tr>"
 

@@ -28,11 +28,10 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _disk, _history, _mail
+from . import _disk, _history, _mail, _sizes
 
 STATUSES = ("ok", "warn", "crit")
 COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "crit": "#c62828"}
-_UNITS = "KMGTPE"
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 Size = Union[int, float, str, None]
@@ -57,7 +56,7 @@ def parse_size(value: Size, name: str) -> Optional[int]:
         number, unit = float(match.group(1)), match.group(2).upper()
     if number < 0:
         raise ReportError(f"{name} must not be negative, got {value!r}")
-    return int(number * 1024 ** (_UNITS.index(unit) + 1 if unit else 0))
+    return int(number * 1024 ** (_sizes.UNITS.index(unit) + 1 if unit else 0))
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,8 @@ class Thresholds:
                 raise ReportError(f"{low} ({getattr(self, low)}%) must not be above {high} ({getattr(self, high)}%): "
                                   f"a filesystem would turn crit before it warns")
         if self.free_warn is not None and self.free_crit is not None and self.free_warn < self.free_crit:
-            raise ReportError(f"free_warn ({human(self.free_warn)}) must not be below free_crit "
-                              f"({human(self.free_crit)}): the warning floor is the larger one")
+            raise ReportError(f"free_warn ({_sizes.human(self.free_warn)}) must not be below free_crit "
+                              f"({_sizes.human(self.free_crit)}): the warning floor is the larger one")
         return self
 
 
@@ -99,9 +98,9 @@ def assess(fs: _disk.Filesystem, limits: Thresholds) -> Tuple[str, List[str]]:
             found.append((1, f"{what} {pct}% is at or above warn {warn}%"))
     avail = fs.avail_bytes
     if avail is not None and limits.free_crit is not None and avail < limits.free_crit:
-        found.append((2, f"{human(avail)} free is below free_crit {human(limits.free_crit)}"))
+        found.append((2, f"{_sizes.human(avail)} free is below free_crit {_sizes.human(limits.free_crit)}"))
     elif avail is not None and limits.free_warn is not None and avail < limits.free_warn:
-        found.append((1, f"{human(avail)} free is below free_warn {human(limits.free_warn)}"))
+        found.append((1, f"{_sizes.human(avail)} free is below free_warn {_sizes.human(limits.free_warn)}"))
     level = max((item[0] for item in found), default=0)
     return STATUSES[level], [item[1] for item in found]
 
@@ -152,25 +151,6 @@ def default_title(host: str) -> str:
     return f"Nightly Disk Usage Report for {host}"
 
 
-def human(value: Optional[int]) -> str:
-    """A byte or inode count the way ``df -h`` prints it: powers of 1024, rounded up."""
-    if value is None:
-        return "-"
-    if value < 1024:
-        return str(value)
-    amount, unit = float(value), -1
-    while amount >= 1024 and unit < len(_UNITS) - 1:
-        amount, unit = amount / 1024, unit + 1
-    if amount < 10:
-        shown = -(-int(amount * 10 * 1000) // 1000) / 10  # ceil to one decimal, tolerant of float noise
-        if shown < 10:
-            return f"{shown:.1f}{_UNITS[unit]}"
-    shown = -(-int(amount * 1000) // 1000)
-    if shown >= 1024 and unit < len(_UNITS) - 1:
-        return f"1.0{_UNITS[unit + 1]}"
-    return f"{shown}{_UNITS[unit]}"
-
-
 def _pct(value: Optional[int]) -> str:
     return "-" if value is None else f"{value}%"
 
@@ -180,8 +160,8 @@ _LEFT = {"Filesystem", "Type", "Status", "Mounted on"}
 
 
 def _cells(fs: Dict[str, Any]) -> List[str]:
-    return [fs["device"], fs["fstype"], human(fs["size_bytes"]), human(fs["used_bytes"]),
-            human(fs["avail_bytes"]), _pct(fs["use_pct"]), human(fs["inodes_total"]),
+    return [fs["device"], fs["fstype"], _sizes.human(fs["size_bytes"]), _sizes.human(fs["used_bytes"]),
+            _sizes.human(fs["avail_bytes"]), _pct(fs["use_pct"]), _sizes.human(fs["inodes_total"]),
             _pct(fs["inode_pct"]), fs["status"], fs["mount"]]
 
 

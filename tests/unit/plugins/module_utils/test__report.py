@@ -1,13 +1,11 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_report: sizes, thresholds and statuses, the text and HTML renderings, options and one whole run."""
+"""_report: sizes parsed, thresholds and statuses, the text and HTML renderings, options and one whole run."""
 
 import datetime
 import email
 import email.policy
 import html.parser
-import os
-import subprocess
 
 import pytest
 
@@ -40,28 +38,6 @@ def test_sizes_use_powers_of_1024(text, value):
 def test_bad_sizes_are_refused_by_name(text):
     with pytest.raises(_report.ReportError, match="free_crit"):
         _report.parse_size(text, "free_crit")
-
-
-@pytest.mark.parametrize("value,shown", [
-    (None, "-"), (0, "0"), (1023, "1023"), (1024, "1.0K"), (1025, "1.1K"), (1536, "1.5K"), (10 * 1024, "10K"),
-    (10 * 1024 - 1, "10K"), (1024 ** 2 - 1, "1.0M"), (252 * G - 5, "252G"), (int(79.3 * G), "80G"),
-    (3 * 1024 ** 4, "3.0T"),
-])
-def test_human_sizes_are_rounded_up_like_df_h(value, shown):
-    assert _report.human(value) == shown
-
-
-def test_human_sizes_match_df_h_on_this_machine():
-    out = subprocess.run(["df", "-h", "-P"], capture_output=True, text=True, check=False,
-                         env=dict(os.environ, LC_ALL="C")).stdout
-    rows = {" ".join(line.split()[5:]): line.split()[1:4] for line in out.splitlines()[1:]}
-    for attempt in range(10):
-        found = _disk.read_filesystems(_disk.Selection(exclude_fstypes=()))
-        got = {f.mount: [_report.human(f.size_bytes), _report.human(f.used_bytes), _report.human(f.avail_bytes)]
-               for f in found}
-        if all(got[m] == rows[m] for m in got):
-            break
-    assert {m: rows[m] for m in got} == got
 
 
 # ---- thresholds --------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _daemon, _disk, _history, _mail, _watcher, _watcher_cli
+from ansible_collections.sysops.fleet.plugins.module_utils import _daemon, _disk, _history, _mail, _sizes, _watcher, _watcher_cli
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smtp_server import SmtpServer  # noqa: E402  pylint: disable=wrong-import-position
@@ -237,7 +237,9 @@ def test_the_daily_report_adds_the_fill_rate_and_mails_it(tmp_path):
         outcome = _watcher.daily_report(settings, now=now)
         assert not outcome.error and outcome.changed
         assert "Fill rate (from" in outcome.result["report"]
-        assert f"{mount}: +24M/day" in outcome.result["report"]
+        rate = next(f for f in outcome.result["filesystems"] if f["mount"] == mount)["forecast"]["rate_per_day"]
+        assert abs(rate - 24 * 2 ** 20) < 2 ** 20, rate  # 1 MiB an hour (the disk itself may move a little)
+        assert f"{mount}: +{_sizes.human(rate, 'B')}/day" in outcome.result["report"]
         message = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
         assert message["Subject"].startswith("Nightly Disk Usage Report for")
         assert "Fill rate" in message.get_body(("html",)).get_content()

@@ -14,7 +14,7 @@ import smtp_server
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.modules import disk_report
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fleet, _mail, _report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fleet, _mail, _sizes
 
 COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(list(
     __import__("ansible_collections.sysops.fleet", fromlist=["x"]).__path__)[0])))
@@ -81,7 +81,7 @@ def test_the_report_is_mailed_and_read_back(tmp_path, smtpd, df):
     assert text == out["report"]
     root = next(fs for fs in out["filesystems"] if fs["mount"] == "/")
     row = next(line.split() for line in text.splitlines() if line.endswith(" /"))
-    assert row[:3] == [root["device"], root["fstype"], _report.human(root["size_bytes"])]
+    assert row[:3] == [root["device"], root["fstype"], _sizes.human(root["size_bytes"])]
     assert row[5] == f"{root['use_pct']}%" and row[8] == "warn"  # warn=1: everything warns
     assert abs(root["use_pct"] - int(df()["/"][5].rstrip("%"))) <= 1
     assert f"width:{root['use_pct']}%" in page and "#f9a825" in page
