@@ -21,7 +21,7 @@ import json
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import _files, _mail, _report, _sizes, _targets
+from . import _files, _mail_delivery, _sizes, _targets
 
 STATE_VERSION = 1
 _FS_KEYS = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inode_pct", "status")
@@ -255,18 +255,19 @@ def load_state(path: str) -> Optional[Dict[str, Any]]:
 def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     """One fleet report run with the module's options: build, write, keep state, mail.
 
-    Returns the module result plus ``mailing`` (a ``_report.Mailing``).
+    Returns the module result plus ``mailing`` (a ``_mail_delivery.Mailing``).
     Nothing is written or sent in check mode.
     """
     report_dir = options["report_dir"]
     state_file = options.get("state_file") or os.path.join(report_dir, "fleet-state.json")
-    mail_options = {k: v for k, v in options.items() if k in _report_mail_keys()}
-    config = _report.config_from_options(mail_options)
+    config = _mail_delivery.config_from_options(options, default_subject="Fleet report")
     built = build(options.get("sweeps") or {}, options.get("disk_reports") or {}, options.get("hosts") or [],
                   options.get("unreachable") or [], load_state(state_file), int(options.get("top") or 10),
                   failed=options.get("failed") or [])
     report = built["report"]
-    text, page = render_text(report), render_html(report)
+    undelivered = _mail_delivery.undelivered_section(config.spool_dir)
+    text = render_text(report) + (undelivered[0] and "\n" + undelivered[0])
+    page = render_html(report).replace("</body>", undelivered[1] + "</body>")
     files = {"text": os.path.join(report_dir, "fleet-report.txt"),
              "html": os.path.join(report_dir, "fleet-report.html"), "state": state_file}
     changed = False
@@ -276,11 +277,7 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
         changed = _files.write_if_changed(state_file, json.dumps(built["state"], indent=1) + "\n", 0o600) or changed
     s = report["summary"]
     alerting = bool(s["addresses_down"] or s["unreachable"] or s["failed"] or s["alerts"])
-    mailing = _report.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
-                                    what="the fleet report")
+    mailing = _mail_delivery.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
+                                           what="the fleet report")
     return {"changed": changed or mailing.changed, "report": report, "text": text, "files": files,
             "mailing": mailing}
-
-
-def _report_mail_keys() -> List[str]:
-    return list(_mail.MAIL_ARGUMENT_SPEC) + ["send", "subject"]

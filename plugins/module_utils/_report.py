@@ -12,23 +12,21 @@ lists the ones that are not ok, ``text`` is a ``df -h``-style table and
 ``html`` the same table with a usage bar per filesystem coloured by status.
 ``run()`` is one whole report: read (``_disk``), assess and render, add
 the fill rate of every filesystem from a history file (``_history``) when
-the Config names one, then mail or spool (``_mail``). The module and the
-watcher's ``report`` command both call it with a Config from
-``config_from_options()``.
+the Config names one and the mail the spool could not deliver, then mail
+it (``_mail_delivery``). The module and the watcher's ``report`` command
+both call it with a Config from ``config_from_options()``.
 """
 
 from __future__ import annotations
 
 import datetime
-import getpass
 import html
-import os
 import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _disk, _history, _mail, _sizes
+from . import _disk, _history, _mail_delivery, _sizes
 
 STATUSES = ("ok", "warn", "crit")
 COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "crit": "#c62828"}
@@ -241,20 +239,20 @@ class Config:
     """Everything one report run needs, validated: built by ``config_from_options``."""
 
     host: str
+    mail: _mail_delivery.MailConfig
     selection: _disk.Selection = _disk.Selection()
     limits: Thresholds = Thresholds()
     probe_timeout: float = _disk.DEFAULT_PROBE_TIMEOUT
     workers: Optional[int] = None
-    mail_to: List[Any] = field(default_factory=list)
-    mail_from: Any = None
-    subject: str = ""
-    smtp: _mail.SmtpSettings = field(default_factory=_mail.SmtpSettings)
-    send: str = "auto"
-    spool_dir: str = ""
     history_file: str = ""  # empty: no history, no fill rates
     sample_every: float = _history.DEFAULT_SAMPLE_EVERY
     keep_days: float = _history.DEFAULT_KEEP_DAYS
     rate_window: float = _history.DEFAULT_WINDOW
+
+    @property
+    def spool_dir(self) -> str:
+        """Where this report's mail waits when it cannot be sent (the watcher makes it for its user)."""
+        return self.mail.spool_dir
 
 
 def _get(options: Mapping[str, Any], name: str, default: Any = None) -> Any:
@@ -279,51 +277,12 @@ def config_from_options(options: Mapping[str, Any], host: Optional[str] = None) 
         inode_warn=_get(options, "inode_warn", 80), inode_crit=_get(options, "inode_crit", 90),
         free_warn=parse_size(options.get("free_warn"), "free_warn"),
         free_crit=parse_size(options.get("free_crit"), "free_crit")).check()
-    smtp = _mail.SmtpSettings(
-        host=_get(options, "smtp_host", "localhost"), port=options.get("smtp_port"),
-        security=_get(options, "smtp_security", "none"), username=options.get("smtp_username") or None,
-        password=options.get("smtp_password") or None, timeout=float(_get(options, "smtp_timeout", 30.0)),
-        validate_certs=bool(_get(options, "smtp_validate_certs", True)), ca_file=options.get("smtp_ca_file") or None,
-        allow_plaintext_auth=bool(_get(options, "smtp_allow_plaintext_auth", False)), local_hostname=host).check()
-    mail_to = [_mail.parse_address(a, "mail_to") for a in _get(options, "mail_to", [])]
-    config = Config(
+    return Config(
         host=host, selection=selection, limits=limits,
         probe_timeout=_disk.check_timeout(_get(options, "probe_timeout", _disk.DEFAULT_PROBE_TIMEOUT)),
-        workers=_disk.check_workers(options.get("workers")), mail_to=mail_to,
-        mail_from=_sender(options.get("mail_from"), host),
-        subject=_mail.check_header(options.get("subject") or default_title(host), "subject"),
-        smtp=smtp, send=_get(options, "send", "auto"),
-        spool_dir=options.get("spool_dir") or _mail.default_spool_dir(),
+        workers=_disk.check_workers(options.get("workers")),
+        mail=_mail_delivery.config_from_options(options, host, default_subject=default_title(host)),
         history_file=options.get("history_file") or "")
-    _mail.decide(config.send, config.mail_to, alerting=False)  # refuses send=always without mail_to now
-    return config
-
-
-def _sender(mail_from: Optional[str], host: str) -> Any:
-    """The From address: as given, or user@host, which must then be a valid address too."""
-    if mail_from:
-        return _mail.parse_address(mail_from, "mail_from")
-    default = f"{_user()}@{host}"
-    try:
-        return _mail.parse_address(default, "mail_from")
-    except _mail.MailConfigError:
-        raise _mail.MailConfigError(f"cannot make a sender address from this user and host name ({default!r} "
-                                    f"is not a valid address); set mail_from") from None
-
-
-def _pending(spool_dir: str) -> int:
-    """Messages waiting in the spool; an unreadable spool is for delivery to report, not for a report."""
-    try:
-        return len(_mail.spooled(spool_dir))
-    except _mail.MailError:
-        return 0
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "root" if os.geteuid() == 0 else "nobody"
 
 
 @dataclass
@@ -337,25 +296,35 @@ class Outcome:
 
 
 def run(config: Config, check_mode: bool = False, now: Optional[datetime.datetime] = None) -> Outcome:
-    """Read the filesystems, build the report and mail it (or spool it) as ``config.send`` says.
+    """Read the filesystems, build the report and mail it (or spool it) as ``config.mail.send`` says.
 
     With ``config.history_file`` this reading is added to the history and
-    every filesystem gets its fill rate (see ``add_fill_rates``). Check
-    mode reads and reports as usual but never connects to a mail server
-    nor writes the spool or the history.
+    every filesystem gets its fill rate (see ``add_fill_rates``). Mail the
+    spool holds as dead letters or quarantined files is listed in the
+    report ("Undelivered mail"). Check mode reads and reports as usual but
+    never connects to a mail server nor writes the spool or the history.
     """
     filesystems = _disk.read_filesystems(config.selection, config.probe_timeout, config.workers)
-    report = build(filesystems, config.limits, config.host, title=config.subject, now=now)
+    report = build(filesystems, config.limits, config.host, title=config.mail.subject, now=now)
     extra: Dict[str, Any] = {}
     warnings: List[str] = []
     if config.history_file:
         extra, warning = add_fill_rates(report, config, write=not check_mode)
         warnings += [warning] if warning else []
+    add_section(report, *_mail_delivery.undelivered_section(config.mail.spool_dir))
     outcome = mail_report(config, report, check_mode, extra)
     outcome.warnings[:0] = warnings
     if not filesystems:
         outcome.warnings.append("no filesystem matched include_mounts, exclude_mounts and exclude_fstypes")
     return outcome
+
+
+def add_section(report: Report, text: str, html_part: str) -> None:
+    """Append a section to the report's text and to its HTML page (before ``</body>``)."""
+    if text:
+        report.text += "\n" + text
+    if html_part:
+        report.html = report.html.replace("</body>", html_part + "</body>")
 
 
 def add_fill_rates(report: Report, config: Config, write: bool = True) -> Tuple[Dict[str, Any], Optional[str]]:
@@ -379,76 +348,19 @@ def add_fill_rates(report: Report, config: Config, write: bool = True) -> Tuple[
             items.append(item)
             fs["forecast"] = {k: v for k, v in item.as_dict().items() if k not in ("mount", "avail_bytes")}
     if items:
-        report.text += "\n" + _history.render_text(items)
-        report.html = report.html.replace("</body>", _history.render_html(items) + "</body>")
+        add_section(report, _history.render_text(items), _history.render_html(items))
     return {"fill_rate": [i.as_dict() for i in items]}, warning
 
 
 def mail_report(config: Config, report: Report, check_mode: bool = False,
                 extra: Optional[Dict[str, Any]] = None) -> Outcome:
-    """Mail a built report as ``config.send`` says, spooled earlier messages first; never raises for mail."""
+    """Mail a built report as ``config.mail.send`` says, spooled earlier messages first; never raises for mail."""
     outcome = Outcome(result={"filesystems": report.filesystems, "alerts": report.alerts,
                               "report": report.text, "status": report.status, **(extra or {})})
-    mailing = mail_document(config, report.text, report.html, alerting=bool(report.alerts),
-                            when=report.generated.timestamp(), check_mode=check_mode)
+    mailing = _mail_delivery.mail_document(config.mail, report.text, report.html, alerting=bool(report.alerts),
+                                           when=report.generated.timestamp(), check_mode=check_mode,
+                                           what="the disk report")
     outcome.result["mail"] = mailing.mail
     outcome.changed, outcome.error = mailing.changed, mailing.error
     outcome.warnings.extend(mailing.warnings)
     return outcome
-
-
-@dataclass
-class Mailing:
-    """What mailing one document did: the module's ``mail`` return value, changed, warnings, error."""
-
-    mail: Dict[str, Any]
-    changed: bool = False
-    warnings: List[str] = field(default_factory=list)
-    error: str = ""
-
-
-def mail_document(config: Config, text: str, html_body: str, alerting: bool, when: Optional[float] = None,
-                  check_mode: bool = False, what: str = "the disk report") -> Mailing:
-    """Mail any report (text and HTML parts) as ``config.send`` says, spooled messages first.
-
-    Shared by the disk report and the fleet report; never raises for mail:
-    a failure is in ``error`` and the message is in the spool.
-    """
-    wanted, reason = _mail.decide(config.send, config.mail_to, alerting=alerting)
-    mail: Dict[str, Any] = {"sent": False, "recipients": [str(a) for a in config.mail_to], "message_id": None,
-                            "spooled": None, "spool_sent": 0, "spool_pending": 0, "refused": {}, "reason": reason}
-    mailing = Mailing(mail)
-    if check_mode or config.send == "never" or not config.mail_to:
-        mail["spool_pending"] = _pending(config.spool_dir)
-        if check_mode:
-            mail["reason"] = "check mode: nothing sent" + (f" (would send to {len(config.mail_to)} recipient(s))"
-                                                           if wanted else f" ({reason})")
-        return mailing
-    raw = None
-    if wanted:
-        message = _mail.build_message(config.mail_from, config.mail_to, config.subject, text, html_body,
-                                      domain=config.host, when=when)
-        raw = message.as_bytes(policy=_mail.POLICY)
-        mail["message_id"] = message["Message-ID"]
-    delivery = _mail.deliver(raw, config.smtp, config.spool_dir)
-    mail.update(sent=delivery.sent, spooled=delivery.spooled, spool_sent=len(delivery.spool_sent),
-                spool_pending=delivery.pending, refused=delivery.refused,
-                reason=delivery.error or reason or "sent")
-    mailing.changed = delivery.changed
-    if delivery.refused:
-        mailing.warnings.append("some recipients were refused: " + "; ".join(
-            f"{rcpt}: {why}" for rcpt, why in delivery.refused.items()))
-    if delivery.error:
-        mailing.error = _failure(delivery, config, what)
-    return mailing
-
-
-def _failure(delivery: "_mail.Delivery", config: Config, what: str) -> str:
-    """The module's failure message: what went wrong, and that nothing was lost (or what was)."""
-    text = f"{what} could not be mailed: {delivery.error}"
-    if delivery.spooled:
-        text += (f". The message was spooled to {delivery.spooled}; the next run that reaches the mail "
-                 f"server sends the {delivery.pending} spooled message(s) first")
-    elif delivery.pending:
-        text += f". {delivery.pending} message(s) stay in {config.spool_dir} for the next run"
-    return text

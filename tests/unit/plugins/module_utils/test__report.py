@@ -9,7 +9,7 @@ import html.parser
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _mail_spool, _report
 from ansible_collections.sysops.fleet.plugins.module_utils._disk import Filesystem
 from ansible_collections.sysops.fleet.plugins.module_utils._report import Thresholds
 
@@ -187,17 +187,18 @@ def test_bad_options_are_refused_with_the_option_named(options, message):
 
 def test_defaults_of_a_config():
     config = _report.config_from_options({}, host="web1")
-    assert config.subject == "Nightly Disk Usage Report for web1"
-    assert config.smtp.host == "localhost" and config.smtp.effective_port == 25 and config.smtp.validate_certs
-    assert config.send == "auto" and config.mail_to == []
+    mail = config.mail
+    assert mail.subject == "Nightly Disk Usage Report for web1"
+    assert mail.smtp.host == "localhost" and mail.smtp.effective_port == 25 and mail.smtp.validate_certs
+    assert mail.send == "auto" and mail.mail_to == []
     assert config.selection.exclude_fstypes == _disk.PSEUDO_FSTYPES
-    assert str(config.mail_from).endswith("@web1")
-    assert config.spool_dir == _mail.default_spool_dir()
+    assert str(mail.mail_from).endswith("@web1")
+    assert config.spool_dir == mail.spool_dir == _mail_spool.default_dir()
 
 
 @pytest.mark.parametrize("security,port", [("none", 25), ("starttls", 587), ("ssl", 465)])
 def test_the_port_follows_smtp_security(security, port):
-    assert _report.config_from_options({"smtp_security": security}, host="h").smtp.effective_port == port
+    assert _report.config_from_options({"smtp_security": security}, host="h").mail.smtp.effective_port == port
 
 
 def test_a_default_sender_that_is_no_address_asks_for_mail_from():
@@ -208,7 +209,7 @@ def test_a_default_sender_that_is_no_address_asks_for_mail_from():
 def test_plaintext_auth_only_when_explicitly_allowed():
     config = _report.config_from_options({"smtp_username": "u", "smtp_password": "s3cret-pw",
                                           "smtp_allow_plaintext_auth": True}, host="h")
-    assert config.smtp.username == "u" and "s3cret-pw" not in repr(config.smtp)
+    assert config.mail.smtp.username == "u" and "s3cret-pw" not in repr(config.mail.smtp)
 
 
 # ---- one run -----------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def test_send_on_alert_mails_only_when_something_is_wrong(tmp_path, smtpd):
     assert loud.result["mail"]["sent"] is True and loud.result["status"] == "warn"
 
 
-def seed_history(path, now, less):
+def history_a_day_ago(path, now, less):
     """A history with one sample a day ago, when every filesystem had *less* bytes in use."""
     before = now.timestamp() - _history.DAY
     _history.save(path, {f.mount: [(before, f.used_bytes - less, f.avail_bytes + less)]
@@ -265,17 +266,17 @@ def test_history_file_gives_every_filesystem_its_fill_rate_in_the_result_and_the
     server = smtpd()
     history_file = str(tmp_path / "state" / "history.json")
     now = datetime.datetime.now(datetime.timezone.utc).astimezone()
-    before = seed_history(history_file, now, less=24 << 20)
-    seeded = _history.load(history_file)
+    before = history_a_day_ago(history_file, now, less=24 << 20)
+    earlier = _history.load(history_file)
     config = _report.config_from_options({"mail_to": ["ops@example.com"], "smtp_host": "127.0.0.1",
                                           "smtp_port": server.port, "spool_dir": str(tmp_path / "spool"),
                                           "history_file": history_file}, host="web1")
     outcome = _report.run(config, now=now)
     assert not outcome.error and outcome.changed
-    rows = [f for f in outcome.result["filesystems"] if f["mount"] in seeded and f["used_bytes"] is not None]
+    rows = [f for f in outcome.result["filesystems"] if f["mount"] in earlier and f["used_bytes"] is not None]
     assert rows
     for row in rows:
-        unused_t, used_then, unused_avail = seeded[row["mount"]][0]
+        unused_t, used_then, unused_avail = earlier[row["mount"]][0]
         rate = (row["used_bytes"] - used_then) / (now.timestamp() - before) * _history.DAY
         forecast = row["forecast"]
         assert forecast["rate_per_day"] == pytest.approx(rate, rel=1e-9)
@@ -297,12 +298,12 @@ def test_history_file_gives_every_filesystem_its_fill_rate_in_the_result_and_the
 def test_history_in_check_mode_and_when_it_cannot_be_written(tmp_path):
     history_file = str(tmp_path / "history.json")
     now = datetime.datetime.now(datetime.timezone.utc).astimezone()
-    seed_history(history_file, now, less=1 << 20)
-    seeded = _history.load(history_file)
+    history_a_day_ago(history_file, now, less=1 << 20)
+    earlier = _history.load(history_file)
     config = _report.config_from_options({"history_file": history_file, "send": "never"}, host="web1")
     checked = _report.run(config, check_mode=True, now=now)
     assert any(f["forecast"] and f["forecast"]["rate_per_day"] is not None for f in checked.result["filesystems"])
-    assert _history.load(history_file) == seeded, "check mode must not write the history"
+    assert _history.load(history_file) == earlier, "check mode must not write the history"
     (tmp_path / "file").write_text("")
     config = _report.config_from_options({"history_file": str(tmp_path / "file" / "h.json"), "send": "never"})
     broken = _report.run(config, now=now)

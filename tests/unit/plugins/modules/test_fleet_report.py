@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.doc_fragments.mail import ModuleDocFragment
-from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _mail
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _mail_delivery
 from ansible_collections.sysops.fleet.plugins.modules import fleet_report
 
 
@@ -98,7 +98,7 @@ def test_documentation_matches_the_argument_spec():
     doc = yaml.safe_load(fleet_report.DOCUMENTATION)
     shared = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
     assert "sysops.fleet.mail" in doc["extends_documentation_fragment"]
-    assert set(shared) == set(_mail.MAIL_ARGUMENT_SPEC)
+    assert set(shared) == set(_mail_delivery.MAIL_ARGUMENT_SPEC)
     assert set(doc["options"]) == {"sweeps", "disk_reports", "hosts", "unreachable", "failed", "report_dir", "state_file",
                                    "top", "send", "subject"}
     yaml.safe_load(fleet_report.EXAMPLES)
