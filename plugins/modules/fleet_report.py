@@ -21,6 +21,11 @@ description:
   - Mails the text and HTML report as O(send) says, with the same mail options, TLS rules and spool as
     M(sysops.fleet.disk_report).
   - Meant to run once on the controller, for example with C(run_once) and C(delegate_to=localhost).
+  - Every field it reads from O(sweeps) and O(disk_reports) is checked first; a malformed one (a string
+    where a list of addresses belongs, an unknown status, a size that is no number) fails the task with
+    the sweeper or host and the field named, and nothing is written, mailed or saved in O(state_file).
+  - When the report files cannot be written the task fails with the reason, the report is still in the
+    result and still mailed.
   - Mail that the spool could not deliver (dead letters, quarantined files) is listed at the end of the
     report under "Undelivered mail".
 author:
@@ -174,10 +179,11 @@ def main():
     except (ValueError, OSError, _mail.MailError) as exc:
         module.fail_json(msg=str(exc))
     mailing = result.pop("mailing")
+    errors = [e for e in (result.pop("error"), mailing.error) if e]
     for warning in mailing.warnings:
         module.warn(warning)
-    if mailing.error:
-        module.fail_json(msg=mailing.error, mail=mailing.mail, **result)
+    if errors:
+        module.fail_json(msg="; ".join(errors), mail=mailing.mail, **result)
     module.exit_json(mail=mailing.mail, **result)
 
 
