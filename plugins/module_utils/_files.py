@@ -27,7 +27,7 @@ import stat
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 _SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
@@ -89,16 +89,17 @@ def read_text(path: str, limit: int = 64 << 20) -> str:
     return read_bytes(path, limit).decode("utf-8")
 
 
-def write_atomic(path: str, text: str, mode: Optional[int] = None, durable: bool = False) -> None:
-    """Write *text* to a temp file beside *path*, then rename it over *path*.
+def write_atomic(path: str, text: Union[str, bytes], mode: Optional[int] = None, durable: bool = False) -> None:
+    """Write *text* (str as UTF-8, or bytes as they are) to a temp file beside *path*, then rename it over it.
 
     A crash or a concurrent reader (``fleet-watcher status --json``) sees
     the old file or the new one, never half of either. A regular file that
     exists keeps its mode (unless *mode* is given) and, when we are root,
     its owner; a new file gets *mode*, or 0600. Mode and owner are set on
     the temp file's descriptor, never by path, so nobody can swap the temp
-    file for a link in between. With *durable* the data and the directory
-    entry are on disk before this returns (the mail spool).
+    file for a link in between. With *durable* the data is fsynced before
+    the rename and the directory after it, so the file survives a power cut
+    once this returns (the mail spool: a message it holds may exist nowhere else).
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -110,7 +111,8 @@ def write_atomic(path: str, text: str, mode: Optional[int] = None, durable: bool
         old = None  # a link or a FIFO at the target is replaced, never followed
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path) + "-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle = os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8")
+        with handle:
             handle.write(text)
             handle.flush()
             if mode is None and old is not None:
