@@ -9,22 +9,40 @@ nftables drops echo requests in the *input* hook for addresses whose last
 octet is in a chosen set, so those hosts look dead (silence, not an error),
 and nothing ever leaves the namespace. Needs root, ``ip`` and ``nft``.
 
+The same input chain counts every echo request that arrives (the named
+counter ``echo_requests``), so a test can prove that a refused input sent
+nothing at all: ``echo_requests(NAME)`` before and after.
+
+``delayed(DELAYS)`` is a lab whose kernel answers no ping at all
+(``icmp_echo_ignore_all``); ``respond`` answers instead, for each address
+after its own delay, so round-trip times are known in advance (this
+kernel has no ``sch_netem`` for ``tc ... delay``).
+
     python3 tests/lab.py up NAME [--silent-mod 3]   # last octet % 3 == 0 is silent
     python3 tests/lab.py down NAME
     python3 tests/lab.py expect NAME CIDR           # prints the alive set as JSON
+    python3 tests/lab.py count NAME                 # echo requests seen so far
+    python3 tests/lab.py respond ADDR=MS ...        # (inside a lab) answer pings after MS milliseconds
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import json
 import os
+import select
+import shutil
+import socket
+import struct
 import subprocess
 import sys
+import time
 import uuid
-from typing import Iterator, List, Set
+from typing import Dict, Iterator, List, Set
 
 DEFAULT_SILENT_MOD = 3
 
@@ -43,8 +61,11 @@ def ruleset(octets: List[int]) -> str:
     listed = ", ".join(str(o) for o in octets)
     return f"""
 table inet lab {{
+  counter echo_requests {{ }}
   chain input {{
     type filter hook input priority filter; policy accept;
+    icmp type echo-request counter name "echo_requests"
+    icmpv6 type echo-request counter name "echo_requests"
     ip protocol icmp icmp type echo-request ip daddr 127.0.0.0/8 @nh,152,8 {{ {listed} }} drop
   }}
 }}
@@ -63,6 +84,17 @@ def up(name: str, mod: int = DEFAULT_SILENT_MOD) -> None:
 
 def down(name: str) -> None:
     subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+
+
+def echo_requests(name: str) -> int:
+    """Echo requests (ICMP and ICMPv6) that reached the lab's input hook so far."""
+    out = subprocess.run(["ip", "netns", "exec", name, "nft", "-j", "list", "ruleset"], capture_output=True,
+                         text=True, check=True).stdout
+    for item in json.loads(out)["nftables"]:
+        counter = item.get("counter")
+        if counter and counter.get("table") == "lab" and counter.get("name") == "echo_requests":
+            return int(counter["packets"])
+    raise RuntimeError(f"no echo_requests counter in lab {name}")
 
 
 def expected_alive(cidr: str, mod: int = DEFAULT_SILENT_MOD) -> Set[str]:
@@ -86,19 +118,77 @@ def lab(mod: int = DEFAULT_SILENT_MOD, prefix: str = "fleetlab") -> Iterator[str
         down(name)
 
 
+@contextlib.contextmanager
+def delayed(delays: Dict[str, float], prefix: str = "fleetrtt") -> Iterator[str]:
+    """A lab where only *delays*' addresses answer ping, each after its delay in ms (``respond``)."""
+    with lab(mod=256, prefix=prefix) as name:  # the drop rule then silences only x.x.x.0
+        _run(netns_argv(name, ["sysctl", "-q", "-w", "net.ipv4.icmp_echo_ignore_all=1"]))
+        realtime = ["chrt", "-f", "20"] if shutil.which("chrt") else []  # its delays stay exact on a busy machine
+        argv = netns_argv(name, realtime + [sys.executable, os.path.abspath(__file__), "respond"]
+                          + [f"{a}={ms:g}" for a, ms in delays.items()])
+        responder = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        try:
+            if responder.stdout.readline().strip() != "ready":
+                raise RuntimeError("the echo responder did not start")
+            yield name
+        finally:
+            responder.kill()
+            responder.wait()
+
+
+def _checksum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data + b"\0" * (len(data) % 2)))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
+
+
+def respond(delays: Dict[str, float]) -> None:
+    """Answer every echo request to each address after its delay: one raw socket bound to each.
+
+    A raw socket bound to an address sees only packets for it and sends
+    from it, so the reply comes from the address that was pinged.
+    """
+    sockets = {}
+    for address, ms in delays.items():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        sock.bind((address, 0))
+        sockets[sock] = ms / 1000.0
+    due: list = []
+    order = itertools.count()
+    print("ready", flush=True)
+    while True:
+        wait = max(0.0, due[0][0] - time.monotonic()) if due else None
+        ready = select.select(list(sockets), [], [], wait)[0]
+        for sock in ready:
+            data, (source, _port) = sock.recvfrom(4096)
+            icmp = data[(data[0] & 0x0F) * 4:]
+            if len(icmp) < 8 or icmp[0] != 8:  # echo requests only
+                continue
+            reply = b"\0\0\0\0" + icmp[4:]
+            reply = reply[:2] + struct.pack("!H", _checksum(reply)) + reply[4:]
+            heapq.heappush(due, (time.monotonic() + sockets[sock], next(order), sock, source, reply))
+        while due and due[0][0] <= time.monotonic():
+            unused_when, unused_n, sock, source, reply = heapq.heappop(due)
+            sock.sendto(reply, (source, 0))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "expect"])
-    parser.add_argument("name")
-    parser.add_argument("cidr", nargs="?")
+    parser.add_argument("action", choices=["up", "down", "expect", "count", "respond"])
+    parser.add_argument("name", help="the lab (for respond: the first ADDR=MS)")
+    parser.add_argument("cidr", nargs="*", help="expect: the CIDR; respond: more ADDR=MS")
     parser.add_argument("--silent-mod", type=int, default=DEFAULT_SILENT_MOD)
     args = parser.parse_args()
     if args.action == "up":
         up(args.name, args.silent_mod)
     elif args.action == "down":
         down(args.name)
+    elif args.action == "count":
+        print(echo_requests(args.name))
+    elif args.action == "respond":
+        respond({a: float(ms) for a, ms in (item.split("=", 1) for item in [args.name] + args.cidr)})
     else:
-        print(json.dumps(sorted(expected_alive(args.cidr, args.silent_mod), key=ipaddress.ip_address)))
+        print(json.dumps(sorted(expected_alive(args.cidr[0], args.silent_mod), key=ipaddress.ip_address)))
     return 0
 
 

@@ -70,14 +70,23 @@ options:
     type: path
   smtp_timeout:
     description:
-      - Seconds to wait for the mail server at each step (connect, TLS, every command).
+      - Seconds the whole conversation with the mail server may take, from looking up O(smtp_host) and
+        connecting to the last answer (TLS, login, and every queued message included). A server that
+        answers slowly, even one byte at a time, cannot hold the task longer.
+      - When it runs out, what was not sent stays queued in O(spool_dir) and the task says so.
+      - More than 0, at most 3600.
     type: float
     default: 30
   spool_dir:
     description:
-      - Where messages that could not be sent are kept until a later run sends them.
+      - The mail queue - messages that could not be sent yet, kept until a later run sends them.
       - Defaults to V(/var/lib/sysops-fleet/spool) for root and to
         C($XDG_STATE_HOME/sysops-fleet/spool) (C(~/.local/state/sysops-fleet/spool)) for other users.
-      - Created with mode 0700 when first needed; each message is a complete C(.eml) file.
+      - Created with mode 0700 when first needed; each message is a complete C(.eml) file (mode 0600)
+        that starts with its envelope, written atomically and fsynced.
+      - C(dead/) below it holds dead letters (refused for good, with the server's answer) and
+        C(quarantine/) the files that could not be read as a message (with a C(.why) file). Neither is
+        retried; reports list them until they are removed. Move a dead letter back into O(spool_dir) to
+        send it again.
     type: path
 """

@@ -177,12 +177,14 @@ class _Running:
 
 
 def _spawn(index: int, argv: List[str], env: Dict[str, str]) -> _Running:
-    """Start argv with stdin from /dev/null and stdout+stderr into a new pipe.
+    """Start argv with stdin from /dev/null and stdout+stderr into a new pipe, in a process group of its own.
 
     ``os.posix_spawn`` (vfork and exec in one call, no Python in between) is
     used where it exists: at a few thousand starts per sweep it is a third
     cheaper than ``subprocess.Popen``. Our other descriptors are not
-    inherited (PEP 446: Python opens them close-on-exec).
+    inherited (PEP 446: Python opens them close-on-exec). The own process
+    group (``setpgroup=0``) lets a timeout kill whatever the command
+    started too (``_kill``), not only the command.
     """
     read_end, write_end = os.pipe()
     try:
@@ -191,10 +193,10 @@ def _spawn(index: int, argv: List[str], env: Dict[str, str]) -> _Running:
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 (os.POSIX_SPAWN_DUP2, write_end, 1),
                 (os.POSIX_SPAWN_DUP2, write_end, 2),
-            ])
+            ], setpgroup=0)
         else:  # pragma: no cover - every Linux and BSD Python has posix_spawn
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=write_end,  # noqa: S603  pylint: disable=ansible-bad-function
-                                    stderr=write_end, env=env, close_fds=True)
+                                    stderr=write_end, env=env, close_fds=True, start_new_session=True)
             pid = proc.pid
     except BaseException:
         os.close(read_end)
@@ -275,8 +277,12 @@ def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: flo
 
 
 def _kill(pid: int) -> None:
+    """SIGKILL the process group *pid* leads: the command and anything it started.
+
+    Only called for a child not yet reaped, so the group is still ours.
+    """
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
 

@@ -6,7 +6,7 @@
 
 PRIVATE to the sysops.fleet collection. Pure standard library.
 
-The seed's pattern (a queue, workers that exit when it is empty, a join),
+The classic pattern (a queue, workers that exit when it is empty, a join),
 done so that it cannot hang:
 
 * Workers are forked directly (``os.fork``), never spawned: a spawned

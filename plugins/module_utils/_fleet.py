@@ -11,20 +11,29 @@ on. It answers what an operator asks first thing in the morning: which
 hosts are down, which addresses are new or gone since the last run, which
 filesystems are fullest across the fleet, and which will fill first. The
 addresses seen alive are kept in a small JSON state file between runs.
+
+Its inputs come from a play (other modules' results, templated by hand
+sometimes), so ``check_inputs`` reads every field it uses and refuses a
+malformed one with the host and field named, before anything is written.
 """
 
 from __future__ import annotations
 
 import datetime
 import html
+import ipaddress
 import json
+import math
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import _files, _mail, _report, _targets
+from . import _files, _mail_delivery, _privilege, _sizes, _targets
 
 STATE_VERSION = 1
+STATUSES = ("ok", "warn", "crit")
 _FS_KEYS = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inode_pct", "status")
+_BYTES = ("size_bytes", "used_bytes", "avail_bytes")
+_PERCENT = ("use_pct", "inode_pct")
 
 
 class FleetError(ValueError):
@@ -42,21 +51,123 @@ def _address_key(address: str):
     return (9, 0, address)
 
 
+# ---- inputs --------------------------------------------------------------------------------------
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    return f"{type(value).__name__} {value!r}" if not isinstance(value, (list, dict)) else type(value).__name__
+
+
+def _names(value: Any, where: str, what: str = "host names", one: str = "a host name") -> List[str]:
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)):
+        raise FleetError(f"{where}: expected a list of {what}, got {_kind(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise FleetError(f"{where}[{index}]: expected {one}, got {_kind(item)}")
+    return list(value)
+
+
+def _addresses(value: Any, where: str) -> List[str]:
+    found = _names(value, where, "addresses", "an address")
+    for index, item in enumerate(found):
+        try:
+            ipaddress.ip_address(item)
+        except ValueError:
+            raise FleetError(f"{where}[{index}]: {item!r} is not an IP address (ping_sweep lists addresses "
+                             f"in alive and dead)") from None
+    return found
+
+
+def _number(value: Any, where: str, low: float = 0.0, high: Optional[float] = None,
+            integer: bool = False) -> Optional[float]:
+    """A finite number in range (numeric strings too: templating makes them), or None."""
+    if value is None:
+        return None
+    expected = "a whole number" if integer else "a number"
+    span = f" from {low:g} to {high:g}" if high is not None else (f" of at least {low:g}" if low > -math.inf else "")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise FleetError(f"{where}: expected {expected}{span} or null, got {_kind(value)}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise FleetError(f"{where}: expected {expected}{span} or null, got {_kind(value)}") from None
+    if not math.isfinite(number) or number < low or (high is not None and number > high) or (
+            integer and number != int(number)):
+        raise FleetError(f"{where}: expected {expected}{span} or null, got {value!r}")
+    return int(number) if integer else number
+
+
+def _filesystem(fs: Any, where: str) -> Dict[str, Any]:
+    if not isinstance(fs, Mapping):
+        raise FleetError(f"{where}: expected a filesystem (a dict with mount, use_pct, ...), got {_kind(fs)}")
+    row: Dict[str, Any] = {k: fs.get(k) for k in _FS_KEYS}
+    if not isinstance(row["mount"], str) or not row["mount"]:
+        raise FleetError(f"{where}.mount: expected a mount point, got {_kind(row['mount'])}")
+    for key in ("device", "fstype"):
+        if row[key] is not None and not isinstance(row[key], str):
+            raise FleetError(f"{where}.{key}: expected a string or null, got {_kind(row[key])}")
+    for key in _BYTES:
+        row[key] = _number(row[key], f"{where}.{key}", integer=True)
+    for key in _PERCENT:
+        row[key] = _number(row[key], f"{where}.{key}", high=100.0)
+    if row["status"] is not None and row["status"] not in STATUSES:
+        raise FleetError(f"{where}.status: expected one of {', '.join(STATUSES)} (or null), got {_kind(row['status'])}")
+    forecast = fs.get("forecast")
+    if forecast is not None and not isinstance(forecast, Mapping):
+        raise FleetError(f"{where}.forecast: expected a dict (disk_report's forecast) or null, got {_kind(forecast)}")
+    forecast = forecast or {}
+    row["days_to_full"] = _number(forecast.get("days_to_full"), f"{where}.forecast.days_to_full")
+    row["rate_per_day"] = _number(forecast.get("rate_per_day"), f"{where}.forecast.rate_per_day", low=-math.inf)
+    return row
+
+
+def check_inputs(sweeps: Any, disks: Any) -> Dict[str, Any]:
+    """Every field the report uses, checked and normalised; FleetError names the sweeper or host and field."""
+    if not isinstance(sweeps, Mapping):
+        raise FleetError(f"sweeps: expected a dict of sweeper -> ping_sweep result, got {_kind(sweeps)}")
+    if not isinstance(disks, Mapping):
+        raise FleetError(f"disk_reports: expected a dict of host -> disk_report result, got {_kind(disks)}")
+    clean_sweeps: Dict[str, Dict[str, Any]] = {}
+    for sweeper, result in sweeps.items():
+        where = f"sweeps[{sweeper!r}]"
+        if not isinstance(result, Mapping) or "alive" not in result:
+            raise FleetError(f"{where} is not a ping_sweep result (no 'alive' list)")
+        hosts = result.get("hosts") or {}
+        if not isinstance(hosts, Mapping):
+            raise FleetError(f"{where}.hosts: expected a dict of address -> entry, got {_kind(hosts)}")
+        names = {}
+        for address, entry in hosts.items():
+            name = entry.get("name") if isinstance(entry, Mapping) else None
+            if name is not None and not isinstance(name, str):
+                raise FleetError(f"{where}.hosts[{address!r}].name: expected a string, got {_kind(name)}")
+            if name:
+                names[str(address)] = name
+        clean_sweeps[str(sweeper)] = {"alive": _addresses(result.get("alive"), f"{where}.alive"),
+                                      "dead": _addresses(result.get("dead"), f"{where}.dead"), "names": names}
+    clean_disks: Dict[str, List[Dict[str, Any]]] = {}
+    for host, report in disks.items():
+        where = f"disk_reports[{host!r}]"
+        if not isinstance(report, Mapping) or not isinstance(report.get("filesystems"), list):
+            raise FleetError(f"{where} is not a disk_report result (no 'filesystems' list)")
+        clean_disks[str(host)] = [_filesystem(fs, f"{where}.filesystems[{i}]")
+                                  for i, fs in enumerate(report["filesystems"])]
+    return {"sweeps": clean_sweeps, "disks": clean_disks}
+
+
 def merge_sweeps(sweeps: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
-    """One view of several sweepers' results: an address answering any sweeper is alive."""
+    """One view of several sweepers' checked results: an address answering any sweeper is alive."""
     alive: Dict[str, str] = {}
     dead: Dict[str, str] = {}
     names: Dict[str, str] = {}
     for sweeper, result in sorted(sweeps.items()):
-        if not isinstance(result, Mapping) or "alive" not in result:
-            raise FleetError(f"sweeps[{sweeper!r}] is not a ping_sweep result (no 'alive' list)")
-        for address in result.get("alive", []):
+        for address in result["alive"]:
             alive.setdefault(address, sweeper)
-        for address in result.get("dead", []):
+        for address in result["dead"]:
             dead.setdefault(address, sweeper)
-        for address, host in (result.get("hosts") or {}).items():
-            if isinstance(host, Mapping) and host.get("name"):
-                names[address] = host["name"]
+        names.update(result["names"])
     down = {a: s for a, s in dead.items() if a not in alive}
     return {
         "alive": sorted(alive, key=_address_key),
@@ -66,20 +177,9 @@ def merge_sweeps(sweeps: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
     }
 
 
-def flatten_filesystems(disks: Mapping[str, Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    """Every host's filesystems as one list, each tagged with its host."""
-    rows = []
-    for host, report in sorted(disks.items()):
-        if not isinstance(report, Mapping) or not isinstance(report.get("filesystems"), list):
-            raise FleetError(f"disk_reports[{host!r}] is not a disk_report result (no 'filesystems' list)")
-        for fs in report["filesystems"]:
-            row = {"host": host}
-            row.update({k: fs.get(k) for k in _FS_KEYS})
-            forecast = fs.get("forecast") or {}  # disk_report's, with history_file set
-            row["days_to_full"] = forecast.get("days_to_full")
-            row["rate_per_day"] = forecast.get("rate_per_day")
-            rows.append(row)
-    return rows
+def flatten_filesystems(disks: Mapping[str, List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    """Every host's checked filesystems as one list, each tagged with its host."""
+    return [dict(fs, host=host) for host, rows in sorted(disks.items()) for fs in rows]
 
 
 def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[str, Any]],
@@ -90,22 +190,25 @@ def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[s
     *unreachable* hosts could not be reached at all; *failed* ones were
     reached but a task failed on them (a host in both is unreachable).
     """
-    if top < 1:
-        raise FleetError(f"top must be at least 1, got {top}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise FleetError(f"top must be a whole number of at least 1, got {top!r}")
+    checked = check_inputs(sweeps, disks)
+    hosts, unreachable = _names(hosts, "hosts"), _names(unreachable, "unreachable")
+    failed = _names(failed, "failed")
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    swept = merge_sweeps(sweeps)
-    filesystems = flatten_filesystems(disks)
+    swept = merge_sweeps(checked["sweeps"])
+    filesystems = flatten_filesystems(checked["disks"])
     previously_alive = set((previous or {}).get("alive", []))
     first_run = previous is None
     alive = set(swept["alive"])
     unreachable_set = set(unreachable)
     failed_set = set(failed) - unreachable_set
     host_rows = []
-    for host in sorted(set(hosts) | set(disks) | unreachable_set | failed_set):
+    for host in sorted(set(hosts) | set(checked["disks"]) | unreachable_set | failed_set):
         statuses = [f["status"] for f in filesystems if f["host"] == host and f.get("status")]
         worst = max(statuses, key=("ok", "warn", "crit").index, default=None)
         host_rows.append({"host": host, "reachable": host not in unreachable_set, "failed": host in failed_set,
-                          "disk_status": worst, "reported": host in disks})
+                          "disk_status": worst, "reported": host in checked["disks"]})
     fullest = sorted((f for f in filesystems if f.get("use_pct") is not None),
                      key=lambda f: (-float(f["use_pct"]), f["host"], f["mount"] or ""))[:top]
     forecasts = sorted((f for f in filesystems if f.get("days_to_full") is not None),
@@ -144,7 +247,7 @@ def _eta(f: Mapping[str, Any]) -> str:
     days, rate = f.get("days_to_full"), f.get("rate_per_day")
     if days is None:
         return ""
-    growth = "" if rate is None else f"+{_report.human(int(rate))}/day, "
+    growth = "" if rate is None else f"+{_sizes.human(float(rate), 'B')}/day, "
     return f"{growth}full in {float(days):.1f} days"
 
 
@@ -152,7 +255,7 @@ def _fs_line(f: Mapping[str, Any]) -> str:
     eta = _eta(f)
     eta = f"  {eta}" if eta else ""
     return (f"  {f['host']:<20} {str(f['mount']):<24} {float(f['use_pct']):5.1f}%  "
-            f"{_report.human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
+            f"{_sizes.human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
 
 
 def _summary(s: Mapping[str, Any]) -> str:
@@ -207,7 +310,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                 f"<tr><td>{esc(f['host'])}</td><td>{esc(str(f['mount']))}</td>"
                 f"<td><div style='width:200px;background:#eee'><div style='width:{pct:.0f}%;"
                 f"background:{colour};color:#fff;padding:0 4px'>{pct:.1f}%</div></div></td>"
-                f"<td>{esc(_report.human(f.get('avail_bytes')))}</td><td>{esc(str(f.get('status') or '-'))}</td>"
+                f"<td>{esc(_sizes.human(f.get('avail_bytes')))}</td><td>{esc(str(f.get('status') or '-'))}</td>"
                 f"<td>{esc(days)}</td></tr>")
         return "".join(out) or "<tr><td colspan='6'>none</td></tr>"
 
@@ -241,46 +344,66 @@ def render_html(report: Mapping[str, Any]) -> str:
 def load_state(path: str) -> Optional[Dict[str, Any]]:
     """The previous run's state, or None on the first run; a corrupt file is an error, not a reset."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            state = json.load(handle)
+        state = json.loads(_files.read_text(path))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         raise FleetError(f"state_file {path!r} cannot be read ({exc}); fix or remove it") from None
     if not isinstance(state, dict) or not isinstance(state.get("alive"), list):
         raise FleetError(f"state_file {path!r} is not a fleet report state (no 'alive' list); fix or remove it")
+    if not all(isinstance(a, str) for a in state["alive"]):
+        raise FleetError(f"state_file {path!r}: 'alive' holds something that is no address; fix or remove it")
     return state
 
 
 def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     """One fleet report run with the module's options: build, write, keep state, mail.
 
-    Returns the module result plus ``mailing`` (a ``_report.Mailing``).
-    Nothing is written or sent in check mode.
+    Returns the module result plus ``mailing`` (a ``_mail_delivery.Mailing``)
+    and ``error`` (why the files could not be written, else empty; the
+    report is still mailed). Bad input raises FleetError before anything is
+    written. Nothing is written or sent in check mode.
     """
     report_dir = options["report_dir"]
     state_file = options.get("state_file") or os.path.join(report_dir, "fleet-state.json")
-    mail_options = {k: v for k, v in options.items() if k in _report_mail_keys()}
-    config = _report.config_from_options(mail_options)
+    config = _mail_delivery.config_from_options(options, default_subject="Fleet report")
+    # Run as root, the report directory and the state are read and written by whoever controls
+    # them (_privilege.as_owner): root never writes into another user's directory.
+    previous = _privilege.as_owner(os.path.dirname(os.path.abspath(state_file)), load_state, state_file)
     built = build(options.get("sweeps") or {}, options.get("disk_reports") or {}, options.get("hosts") or [],
-                  options.get("unreachable") or [], load_state(state_file), int(options.get("top") or 10),
+                  options.get("unreachable") or [], previous, _top(options.get("top")),
                   failed=options.get("failed") or [])
     report = built["report"]
-    text, page = render_text(report), render_html(report)
+    undelivered = _mail_delivery.undelivered_section(config.spool_dir)
+    text = render_text(report) + (undelivered[0] and "\n" + undelivered[0])
+    page = render_html(report).replace("</body>", undelivered[1] + "</body>")
     files = {"text": os.path.join(report_dir, "fleet-report.txt"),
              "html": os.path.join(report_dir, "fleet-report.html"), "state": state_file}
-    changed = False
+    changed, error = False, ""
     if not check_mode:
-        changed = _files.write_if_changed(files["text"], text + "\n")
-        changed = _files.write_if_changed(files["html"], page + "\n") or changed
-        changed = _files.write_if_changed(state_file, json.dumps(built["state"], indent=1) + "\n", 0o600) or changed
+        try:
+            changed = _privilege.as_owner(report_dir, _write_files, files, text, page, built["state"])
+        except OSError as exc:
+            error = (f"cannot write the fleet report in {report_dir} ({getattr(exc, 'filename', '') or ''}: "
+                     f"{exc.strerror or exc}); the report is in this result and was mailed as configured")
     s = report["summary"]
     alerting = bool(s["addresses_down"] or s["unreachable"] or s["failed"] or s["alerts"])
-    mailing = _report.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
-                                    what="the fleet report")
+    mailing = _mail_delivery.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
+                                           what="the fleet report")
     return {"changed": changed or mailing.changed, "report": report, "text": text, "files": files,
-            "mailing": mailing}
+            "mailing": mailing, "error": error}
 
 
-def _report_mail_keys() -> List[str]:
-    return list(_mail.MAIL_ARGUMENT_SPEC) + ["send", "subject"]
+def _write_files(files: Mapping[str, str], text: str, page: str, state: Mapping[str, Any]) -> bool:
+    """Write the report and the state (only what changed); True if anything was written."""
+    changed = _files.write_if_changed(files["text"], text + "\n")
+    changed = _files.write_if_changed(files["html"], page + "\n") or changed
+    return _files.write_if_changed(files["state"], json.dumps(state, indent=1) + "\n", 0o600) or changed
+
+
+def _top(value: Any) -> int:
+    if value is None:
+        return 10
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FleetError(f"top must be a whole number of at least 1, got {value!r}")
+    return value

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _files, _privilege
+from . import _files, _privilege, _sizes
 
 DAY = 86400.0
 DEFAULT_SAMPLE_EVERY = 900.0
@@ -190,15 +190,6 @@ def forecast(history: History, now: float, window: float = DEFAULT_WINDOW) -> Li
     return result
 
 
-def _size(value: float) -> str:
-    units = "BKMGTPE"
-    amount, unit = abs(value), 0
-    while amount >= 1024 and unit < len(units) - 1:
-        amount, unit = amount / 1024, unit + 1
-    text = f"{amount:.1f}{units[unit]}" if unit and amount < 10 else f"{amount:.0f}{units[unit]}"
-    return text
-
-
 def describe(item: Forecast) -> str:
     """One line of the report: ``/var: +1.2G/day, full in about 12 days (2025-06-01)``."""
     if item.rate_per_day is None:
@@ -206,11 +197,11 @@ def describe(item: Forecast) -> str:
     if item.days_to_full is None:
         if item.rate_per_day == 0:
             return f"{item.mount}: steady"
-        return f"{item.mount}: shrinking by {_size(-item.rate_per_day)}/day"
+        return f"{item.mount}: shrinking by {_sizes.human(-item.rate_per_day, 'B')}/day"
     when = datetime.datetime.fromtimestamp(item.full_at or 0).strftime("%Y-%m-%d")
     days = item.days_to_full
     soon = f"{days * 24:.0f} hours" if days < 2 else f"{days:.0f} days"
-    return f"{item.mount}: +{_size(item.rate_per_day)}/day, full in about {soon} ({when}) at this rate"
+    return f"{item.mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, full in about {soon} ({when}) at this rate"
 
 
 def render_text(items: Sequence[Forecast]) -> str:

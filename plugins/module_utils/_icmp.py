@@ -71,7 +71,7 @@ def open_socket(version: int) -> Tuple[socket.socket, bool]:
         return sock, raw
     raise IcmpUnavailable(
         errno.EPERM,
-        f"cannot open an ICMPv{version if version == 6 else ''} socket ({'; '.join(errors)}); "
+        f"cannot open an ICMPv{version} socket ({'; '.join(errors)}); "
         "run as root, grant CAP_NET_RAW, widen net.ipv4.ping_group_range, or use method=ping")
 
 
@@ -198,6 +198,9 @@ class Prober:
         """Send up to *budget* queued probes; stop early when the kernel's queue is full.
 
         The hot loop of a large sweep, so attributes are bound to locals.
+        The round trip is timed from just before ``sendto`` (a process
+        descheduled after it would otherwise hide part of the wait and
+        report less than the real RTT); the timeout runs from just after.
         """
         todo, sent_at, expiry, timeout = self._todo, self._sent, self._expiry, self.timeout
         versions, sockets, addresses = self.versions, self._sockets, self.addresses
@@ -206,8 +209,10 @@ class Prober:
         while todo and count < budget:
             index, attempt = todo[0]
             version = versions[index]
+            data = packet(version, index, attempt)
+            started = monotonic()
             try:
-                sockets[version][0].sendto(packet(version, index, attempt), (addresses[index], 0))
+                sockets[version][0].sendto(data, (addresses[index], 0))
             except (BlockingIOError, InterruptedError):
                 break  # read replies, then go on
             except OSError as exc:
@@ -217,7 +222,7 @@ class Prober:
                 todo.popleft()
                 continue
             now = monotonic()
-            sent_at[index] = (now, attempt)
+            sent_at[index] = (started, attempt)
             expiry.append((now + timeout, index, attempt))
             todo.popleft()
             count += 1

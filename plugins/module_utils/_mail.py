@@ -2,32 +2,37 @@
 # Copyright (c) sysops.fleet contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Mail a report: build the message, send it over SMTP, spool it when that fails.
+"""Mail: build a message, and talk SMTP with one server, under one deadline.
 
 PRIVATE to the sysops.fleet collection. Pure standard library.
 
 * Messages are built with the ``email`` package (multipart text + HTML,
-  Date, Message-ID), which refuses line breaks in headers, so no header
-  can be injected through a subject or an address.
+  Date, Message-ID). Headers are checked first: every line separator
+  ``str.splitlines`` knows (``\u2028``, ``\x0b``, ``\x85``...) and
+  control characters are refused with the option named, so no header can
+  be injected through a subject or an address.
 * TLS is verified by default (``ssl.create_default_context()``) for both
   ``ssl`` and ``starttls``; ``starttls`` never falls back to plain text;
   a password is refused over an unencrypted connection unless
   ``allow_plaintext_auth`` says otherwise.
-* Nothing is lost: a message that cannot be sent is written, complete, to
-  the spool directory, and the next delivery sends the spooled messages
-  first, oldest first, over the same connection.
+* ``smtp_timeout`` bounds the whole conversation, from name resolution to
+  QUIT: before every read and write the socket's timeout is shrunk to the
+  time left, so a server that trickles its greeting a byte a second cannot
+  hold a task (smtplib's own timeout is per read). No signals: modules run
+  in threads under mitogen.
+* ``send`` reports the server's answer per recipient (accepted, deferred
+  by a 4xx, refused by a 5xx); what to do with each is the queue's job
+  (``_mail_delivery``). Errors that end the conversation raise MailError.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import smtplib
 import socket
 import ssl
-import tempfile
+import threading
 import time
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from email import policy as email_policy
 from email.errors import HeaderParseError
@@ -35,38 +40,16 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import formatdate, getaddresses, make_msgid, parseaddr
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
-
-from . import _files, _privilege
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 SECURITY = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
-SEND_MODES = ("auto", "always", "on_alert", "never")
-
-# The mail options of every module that mails a report, in AnsibleModule's
-# argument_spec format (plain data: the core imports nothing from Ansible).
-# Documented once, in plugins/doc_fragments/mail.py.
-MAIL_ARGUMENT_SPEC = {
-    "mail_to": {"type": "list", "elements": "str", "default": []},
-    "mail_from": {"type": "str"},
-    "smtp_host": {"type": "str", "default": "localhost"},
-    "smtp_port": {"type": "int"},
-    "smtp_security": {"type": "str", "default": "none", "choices": list(SECURITY)},
-    "smtp_username": {"type": "str"},
-    "smtp_password": {"type": "str", "no_log": True},
-    "smtp_allow_plaintext_auth": {"type": "bool", "default": False},
-    "smtp_validate_certs": {"type": "bool", "default": True},
-    "smtp_ca_file": {"type": "path"},
-    "smtp_timeout": {"type": "float", "default": 30.0},
-    "spool_dir": {"type": "path"},
-}
-SYSTEM_SPOOL = "/var/lib/sysops-fleet/spool"
-USER_SPOOL = os.path.join("sysops-fleet", "spool")  # under $XDG_STATE_HOME or ~/.local/state
-SPOOL_SUFFIX = ".eml"
-LOCK_WAIT = 60.0
 # 7bit: non-ASCII bodies are quoted-printable, so any relay accepts the message.
 POLICY = email_policy.SMTP.clone(cte_type="7bit")
-_BAD_HEADER_CHARS = ("\r", "\n", "\0")
+# What str.splitlines() splits on, NUL, and the other C0 controls and DEL: none belongs in a header.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BAD_HEADER_CHARS = frozenset(_LINE_BREAKS + "".join(chr(c) for c in range(32) if c != 9) + "\x7f")
+MAX_REPLY = 300  # characters of a server's answer kept in a reason
 
 
 class MailError(Exception):
@@ -79,8 +62,9 @@ class MailConfigError(MailError, ValueError):
 
 def parse_address(value: str, name: str) -> Address:
     """One mail address (``user@example.com`` or ``Name <user@example.com>``), validated."""
-    if not isinstance(value, str) or not value.strip() or any(c in value for c in _BAD_HEADER_CHARS):
-        raise MailConfigError(f"{name}: {value!r} is not a mail address (line breaks and empty values are refused)")
+    if not isinstance(value, str) or not value.strip() or _bad_chars(value):
+        raise MailConfigError(f"{name}: {value!r} is not a mail address (line breaks, control characters and "
+                              f"empty values are refused)")
     if len(getaddresses([value])) != 1:
         raise MailConfigError(f"{name}: {value!r} holds more than one address; give one address per list entry")
     display, spec = parseaddr(value)
@@ -95,13 +79,35 @@ def parse_address(value: str, name: str) -> Address:
     if address is None or not address.username or not address.domain or " " in address.domain:
         raise MailConfigError(f"{name}: {value!r} is not a mail address: expected user@example.com "
                               f"or 'Name <user@example.com>'{detail}")
+    if not address.addr_spec.isascii():  # SMTP commands are ASCII (no SMTPUTF8 here)
+        try:
+            hint = f"; write the domain in its ASCII form: {address.username}@{address.domain.encode('idna').decode()}"
+        except UnicodeError:
+            hint = ""
+        raise MailConfigError(f"{name}: {value!r} has non-ASCII characters in the address itself{hint}")
     return address
 
 
+def _bad_chars(value: str) -> bool:
+    return not _BAD_HEADER_CHARS.isdisjoint(value)
+
+
 def check_header(value: str, name: str) -> str:
-    if any(c in value for c in _BAD_HEADER_CHARS):
-        raise MailConfigError(f"{name} may not contain line breaks or NUL characters: {value!r}")
+    """*value* if it is one line of text; MailConfigError naming *name* otherwise."""
+    if not isinstance(value, str):
+        raise MailConfigError(f"{name} must be text, got {value!r}")
+    if _bad_chars(value):
+        raise MailConfigError(f"{name} may not contain line breaks or control characters (such as \\n, \\r, "
+                              f"\\x0b, \\x85, \\u2028, NUL): {value!r}")
     return value
+
+
+def clean_header(value: str) -> str:
+    """*value* with every line separator and control character made a blank, for generated headers.
+
+    The watcher's alert subject names mount points, which may hold anything.
+    """
+    return "".join(" " if c in _BAD_HEADER_CHARS else c for c in value)
 
 
 @dataclass
@@ -150,11 +156,15 @@ class SmtpSettings:
 
 
 def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
-    """A verifying client context; only an explicit ``validate_certs=False`` turns checks off."""
+    """A verifying client context; only an explicit ``validate_certs=False`` turns checks off.
+
+    Its sockets keep the conversation's deadline across the TLS upgrade.
+    """
     context = ssl.create_default_context(cafile=settings.ca_file or None)
     if not settings.validate_certs:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    context.sslsocket_class = _DeadlineSSLSocket
     return context
 
 
@@ -175,7 +185,7 @@ def build_message(sender: Address, recipients: Sequence[Address], subject: str, 
 
 
 def envelope(raw: bytes) -> Tuple[str, List[str]]:
-    """The envelope sender and recipients of a flattened message, from its own headers."""
+    """The envelope sender and recipients of a flattened message, from its own headers (From, To, Cc)."""
     headers = BytesHeaderParser(policy=email_policy.compat32).parsebytes(raw)
     sender = parseaddr(str(headers.get("From", "")))[1]
     fields = [str(v) for v in headers.get_all("To", []) + headers.get_all("Cc", [])]
@@ -183,156 +193,217 @@ def envelope(raw: bytes) -> Tuple[str, List[str]]:
     return sender, recipients
 
 
+def headers(raw: bytes) -> Any:
+    """The header block of a flattened message (compat32: never raises on odd headers)."""
+    return BytesHeaderParser(policy=email_policy.compat32).parsebytes(raw)
+
+
 def message_id(raw: bytes) -> str:
-    return str(BytesHeaderParser(policy=email_policy.compat32).parsebytes(raw).get("Message-ID", "")).strip()
+    return str(headers(raw).get("Message-ID", "")).strip()
 
 
-# ---- spool ---------------------------------------------------------------------------------------
+# ---- one conversation, one deadline ----------------------------------------------------------
 
-def default_spool_dir(euid: Optional[int] = None, environ: Optional[Dict[str, str]] = None) -> str:
-    """``/var/lib/sysops-fleet/spool`` for root, else ``$XDG_STATE_HOME`` (``~/.local/state``)/sysops-fleet/spool."""
-    euid = os.geteuid() if euid is None else euid
-    environ = os.environ if environ is None else environ
-    if euid == 0:
-        return SYSTEM_SPOOL
-    state = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, USER_SPOOL)
+def _left(deadline: float) -> float:
+    """Seconds until *deadline*; socket.timeout once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("smtp_timeout reached")
+    return left
 
 
-def spool_write(spool_dir: str, raw: bytes) -> str:
-    """Write a complete message atomically (temp file, fsync, rename); returns its path.
+class _Deadline:
+    """Socket methods that first shrink the timeout to the time left before the deadline.
 
-    Names sort oldest first. Directory 0700 and files 0600: a report names
-    hosts and mount points.
+    smtplib reads a reply with ``makefile().readline()``: many ``recv_into``
+    calls, each with a fresh timeout. Arming every call makes the deadline
+    hold for the whole conversation.
     """
-    os.makedirs(spool_dir, mode=0o700, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=spool_dir)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-            handle.flush()
-            os.fsync(handle.fileno())
-        final = os.path.join(spool_dir, f"{stamp}-{time.time_ns() % 10**9:09d}-{os.getpid()}{SPOOL_SUFFIX}")
-        os.replace(tmp, final)
-    except BaseException:
-        _unlink(tmp)
-        raise
-    _fsync_dir(spool_dir)
-    return final
+
+    deadline: Optional[float] = None
+
+    def _arm(self) -> None:
+        if self.deadline is not None:
+            super().settimeout(_left(self.deadline))  # type: ignore[misc]
+
+    def recv(self, *args):
+        self._arm()
+        return super().recv(*args)  # type: ignore[misc]
+
+    def recv_into(self, *args):
+        self._arm()
+        return super().recv_into(*args)  # type: ignore[misc]
+
+    def send(self, *args):
+        self._arm()
+        return super().send(*args)  # type: ignore[misc]
+
+    def sendall(self, *args):
+        self._arm()  # a plain socket's sendall bounds the total; SSLSocket's calls send() per chunk
+        return super().sendall(*args)  # type: ignore[misc]
 
 
-def spooled(spool_dir: str) -> List[str]:
-    """Spooled message files, oldest first; none when the directory does not exist."""
-    try:
-        names = os.listdir(spool_dir)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise MailError(f"cannot read spool_dir {spool_dir}: {exc.strerror}") from exc
-    return [os.path.join(spool_dir, n) for n in sorted(names) if n.endswith(SPOOL_SUFFIX) and not n.startswith(".")]
+class _DeadlineSocket(_Deadline, socket.socket):
+    """A TCP socket whose every read and write ends by the conversation's deadline."""
 
 
-def _fsync_dir(path: str) -> None:
+class _DeadlineSSLSocket(_Deadline, ssl.SSLSocket):
+    """The same after TLS (SMTPS or STARTTLS): the TLS socket takes over the plain one's deadline."""
+
+    @classmethod
+    def _create(cls, sock, *args, **kwargs):  # pylint: disable=arguments-differ
+        deadline = getattr(sock, "deadline", None)
+        if deadline is not None:
+            sock.settimeout(_left(deadline))  # CPython bounds the whole handshake by this timeout
+        wrapped = super()._create(sock, *args, **kwargs)
+        wrapped.deadline = deadline
+        return wrapped
+
+
+def _resolve(host: str, port: int, deadline: float) -> List[Tuple[Any, ...]]:
+    """getaddrinfo, bounded by the deadline: a name lookup can hang, and has no timeout of its own.
+
+    An address literal needs no lookup; a name is looked up in a helper
+    thread that is left behind (daemonic) if the resolver outlives the
+    deadline.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except socket.gaierror:
         pass
-    finally:
-        os.close(fd)
+    box: List[Any] = []
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-@contextmanager
-def spool_lock(spool_dir: str, wait: float = LOCK_WAIT) -> Iterator[None]:
-    """Hold the spool's lock, so a cron run and an Ansible run never send one spooled message twice."""
-    if not os.path.isdir(spool_dir):
-        yield  # nothing spooled, nothing to share
-        return
-    with ExitStack() as stack:
+    def lookup() -> None:
         try:
-            stack.enter_context(_files.locked(os.path.join(spool_dir, ".lock"), wait))
-        except TimeoutError:
-            raise MailError(f"another run holds the lock of spool_dir {spool_dir} for more than "
-                            f"{wait:g}s; try again later") from None
-        yield
+            box.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            box.append(exc)
+
+    worker = threading.Thread(target=lookup, name="smtp-resolve", daemon=True)
+    worker.start()
+    worker.join(_left(deadline))
+    if not box:
+        raise socket.timeout(f"looking up {host} took longer than smtp_timeout")
+    if isinstance(box[0], Exception):
+        raise box[0]
+    return box[0]
 
 
-# ---- SMTP ----------------------------------------------------------------------------------------
+class Conversation(smtplib.SMTP):
+    """An smtplib session under one deadline, that knows which step it is at (for the error message)."""
 
-def connect(settings: SmtpSettings) -> smtplib.SMTP:
-    """An SMTP session, encrypted as asked and logged in; raises MailError with the reason."""
+    def __init__(self, deadline: float, local_hostname: str, implicit_tls: Optional[ssl.SSLContext] = None):
+        self.deadline = deadline
+        self.phase = "connect"
+        self.implicit_tls = implicit_tls
+        super().__init__(local_hostname=local_hostname, timeout=max(0.001, deadline - time.monotonic()))
+
+    def _get_socket(self, host, port, timeout):
+        self._host = host  # what STARTTLS checks the certificate against (smtplib sets it only in __init__)
+        last: Optional[OSError] = None
+        for family, kind, proto, _name, address in _resolve(host, port, self.deadline):
+            sock = _DeadlineSocket(family, kind, proto)
+            sock.deadline = self.deadline
+            try:
+                sock.settimeout(_left(self.deadline))
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                if isinstance(exc, socket.timeout):
+                    break
+                continue
+            self.phase = "greeting"
+            if self.implicit_tls is not None:
+                return self.implicit_tls.wrap_socket(sock, server_hostname=host)
+            return sock
+        raise last or OSError(f"no address for {host}")
+
+
+def connect(settings: SmtpSettings, deadline: Optional[float] = None) -> Conversation:
+    """An SMTP session, encrypted as asked and logged in, that must end by *deadline*.
+
+    *deadline* (``time.monotonic()``) defaults to now + ``settings.timeout``.
+    Raises MailError with the reason.
+    """
+    deadline = time.monotonic() + float(settings.timeout) if deadline is None else deadline
     local = settings.local_hostname or socket.gethostname() or "localhost"  # never getfqdn(): DNS may hang
+    implicit = tls_context(settings) if settings.security == "ssl" else None
+    conn = Conversation(deadline, local, implicit)
     try:
-        if settings.security == "ssl":
-            conn: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.effective_port, local_hostname=local,
-                                                  timeout=settings.timeout, context=tls_context(settings))
-        else:
-            conn = smtplib.SMTP(settings.host, settings.effective_port, local_hostname=local, timeout=settings.timeout)
-    except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(explain(exc, settings)) from exc
-    try:
+        conn.connect(settings.host, settings.effective_port)
+        conn.phase = "EHLO"
         conn.ehlo_or_helo_if_needed()
         if settings.security == "starttls":
             if not conn.has_extn("starttls"):
                 raise MailError(f"{settings.where} does not offer STARTTLS and smtp_security=starttls: refusing "
                                 f"to send in plain text. Enable TLS on the server, or use smtp_security=ssl "
                                 f"(port 465) if it speaks implicit TLS")
+            conn.phase = "STARTTLS"
             conn.starttls(context=tls_context(settings))
+            conn.phase = "EHLO"
             conn.ehlo()
         if settings.username:
             if not conn.has_extn("auth"):
                 raise MailError(f"{settings.where} does not offer AUTH, so smtp_username cannot log in; "
                                 f"remove smtp_username/smtp_password or check the server's settings")
+            conn.phase = "AUTH"
             conn.login(settings.username, settings.password or "")
     except MailError:
-        _close(conn)
+        close(conn)
         raise
     except (OSError, smtplib.SMTPException) as exc:
-        _close(conn)
-        raise MailError(explain(exc, settings)) from exc
+        close(conn)
+        raise MailError(explain(exc, settings, conn.phase)) from exc
     return conn
 
 
-def _close(conn: smtplib.SMTP) -> None:
+def close(conn: smtplib.SMTP) -> None:
+    """QUIT if the server still listens (and time is left), else just close."""
     try:
         conn.quit()
     except (OSError, smtplib.SMTPException):
         conn.close()
 
 
-def explain(exc: BaseException, settings: SmtpSettings) -> str:
-    """A message that says what went wrong with the mail server and what to do about it."""
+def _timed_out(exc: BaseException) -> bool:
+    seen = 0
+    current: Optional[BaseException] = exc
+    while current is not None and seen < 5:
+        if isinstance(current, (socket.timeout, TimeoutError)):
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
+
+
+def explain(exc: BaseException, settings: SmtpSettings, phase: str = "") -> str:
+    """A message that says what went wrong with the mail server and what to do about it.
+
+    *phase* is the step of the conversation it happened at: a server that
+    hangs up before its greeting may be no SMTP server; one that hangs up
+    during DATA simply did not take the message.
+    """
     where = settings.where
-    if isinstance(exc, (socket.timeout, TimeoutError)) or isinstance(exc.__context__, (socket.timeout, TimeoutError)):
-        return f"no answer from {where} within smtp_timeout={settings.timeout:g}s"
+    if _timed_out(exc):
+        return (f"{where} did not finish the conversation within smtp_timeout={settings.timeout:g}s "
+                f"(still waiting during {phase or 'connect'}); the timeout bounds the whole exchange")
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return (f"{where} refused the login of {settings.username!r}: {_reply(exc)}; "
                 f"check smtp_username and smtp_password")
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        refused = "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in exc.recipients.items())
-        return f"{where} refused every recipient ({refused}); check mail_to"
-    if isinstance(exc, smtplib.SMTPSenderRefused):
-        return f"{where} refused the sender {exc.sender!r}: {_reply(exc)}; check mail_from"
-    if isinstance(exc, smtplib.SMTPDataError):
-        kind = "temporarily" if 400 <= exc.smtp_code < 500 else "permanently"
-        return f"{where} {kind} refused the message: {_reply(exc)}"
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return f"{where}: {exc}"
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return f"{where} closed the connection unexpectedly ({exc or 'no reason given'}); is it an SMTP server?"
+        detail = str(exc) or "no reason given"
+        if phase in ("connect", "greeting"):
+            return f"{where} closed the connection before its greeting ({detail}); is it an SMTP server?"
+        if phase == "DATA":
+            return (f"{where} closed the connection while the message was being sent (during DATA), "
+                    f"so it did not take the message ({detail})")
+        return f"{where} closed the connection unexpectedly during {phase} ({detail})"
+    if isinstance(exc, smtplib.SMTPConnectError):
+        return f"{where} did not accept the connection: {_reply(exc)}"
     if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{where} answered {_reply(exc)}"
+        return f"{where} answered {_reply(exc)} to {phase}"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return (f"the TLS certificate of {where} could not be verified ({exc.verify_message}); give its CA in "
                 f"smtp_ca_file, or set smtp_validate_certs=false to skip verification (not recommended)")
@@ -343,128 +414,95 @@ def explain(exc: BaseException, settings: SmtpSettings) -> str:
         return f"cannot resolve smtp_host {settings.host!r}: {exc.strerror}"
     if isinstance(exc, ConnectionRefusedError):
         return f"cannot connect to {where}: connection refused (is the mail server running and listening there?)"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return f"{where} dropped the connection during {phase} ({exc.strerror or exc})"
     if isinstance(exc, OSError):
         return f"cannot talk to {where}: {exc.strerror or exc}"
     return f"{where}: {exc}"
 
 
 def _text(message) -> str:
-    return message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+    text = " ".join(text.split())  # a multi-line answer on one line: it goes into reasons and headers
+    return text if len(text) <= MAX_REPLY else text[:MAX_REPLY - 3] + "..."
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
     return f"{exc.smtp_code} {_text(exc.smtp_error)}".strip()
 
 
-def send_raw(conn: smtplib.SMTP, raw: bytes, settings: SmtpSettings) -> Dict[str, str]:
-    """Send one flattened message; returns the recipients refused while others accepted it."""
-    sender, recipients = envelope(raw)
-    if not recipients:
-        raise MailError("the message has no recipients in To or Cc")
-    try:
-        refused = conn.sendmail(sender, recipients, raw)
-    except (OSError, smtplib.SMTPException) as exc:
-        try:
-            conn.rset()  # leave the session usable for the next spooled message's error report
-        except (OSError, smtplib.SMTPException):
-            pass
-        raise MailError(explain(exc, settings)) from exc
-    return {rcpt: f"{code} {_text(msg)}" for rcpt, (code, msg) in refused.items()}
-
-
-# ---- delivery ------------------------------------------------------------------------------------
+# ---- one message, per recipient ----------------------------------------------------------------
 
 @dataclass
-class Delivery:
-    """What one delivery did: the new message, the spool, and the error if any."""
+class Sent:
+    """What the server answered for one message, recipient by recipient."""
 
-    sent: bool = False                          # the new message went out
-    spooled: Optional[str] = None               # where the new message was spooled after a failure
-    spool_sent: List[str] = field(default_factory=list)  # Message-IDs of spooled messages delivered now
-    pending: int = 0                            # messages left in the spool
-    refused: Dict[str, str] = field(default_factory=dict)
-    error: str = ""
-
-    @property
-    def changed(self) -> bool:
-        return self.sent or bool(self.spool_sent)
+    accepted: List[str] = field(default_factory=list)
+    deferred: Dict[str, str] = field(default_factory=dict)  # recipient -> 4xx answer: try again later
+    refused: Dict[str, str] = field(default_factory=dict)   # recipient -> 5xx answer: never
 
 
-def deliver(raw: Optional[bytes], settings: SmtpSettings, spool_dir: str) -> Delivery:
-    """Send spooled messages (oldest first), then *raw*, over one connection.
+def _closing(code: int, reply, settings: SmtpSettings, phase: str) -> MailError:
+    return MailError(f"{settings.where} is closing the connection: {code} {_text(reply)} (at {phase})")
 
-    On any failure the new message is spooled and ``error`` says why;
-    spooled messages that went out are removed, the rest stay. With
-    *raw* None only the spool is delivered (and nothing is done when it
-    is empty). Run as root on another user's spool (the watcher's, from a
-    module with become), the whole delivery is done by that user
-    (``_privilege.as_owner``): root never reads, locks or writes a spool
-    file that user could have swapped for a link, and what it spools
-    stays readable by the daemon.
+
+def send(conn: Conversation, settings: SmtpSettings, sender: str, recipients: Sequence[str],
+         raw: bytes) -> Sent:
+    """MAIL FROM, RCPT TO each recipient, DATA: the server's answer for every recipient.
+
+    A 4xx defers a recipient, a 5xx refuses it; a 4xx or 5xx to MAIL FROM
+    or to DATA applies to every recipient it covers. Raises MailError when
+    the conversation itself ends (timeout, hang-up, 421): then nothing is
+    known about this message and all of it must be tried again.
     """
+    sent = Sent()
     try:
-        done = _privilege.as_owner(spool_dir, lambda: dataclasses.asdict(_deliver(raw, settings, spool_dir)))
-    except OSError as exc:
-        return Delivery(error=f"cannot work on spool_dir {spool_dir}: {exc.strerror or exc}")
-    return Delivery(**done)
-
-
-def _deliver(raw: Optional[bytes], settings: SmtpSettings, spool_dir: str) -> Delivery:
-    result = Delivery()
-    try:
-        with spool_lock(spool_dir):
-            queue = spooled(spool_dir)
-            if queue or raw is not None:
-                _send_all(queue, raw, settings, result)
-    except MailError as exc:
-        result.error = str(exc)
-    if result.error and raw is not None and not result.sent:
+        conn.phase = "MAIL FROM"
+        code, reply = conn.mail(sender)
+        if code == 421:
+            raise _closing(code, reply, settings, conn.phase)
+        if code != 250:
+            target = sent.refused if 500 <= code < 600 else sent.deferred
+            target.update({r: f"{code} {_text(reply)} (to MAIL FROM:<{sender}>)" for r in recipients})
+            _reset(conn)
+            return sent
+        conn.phase = "RCPT TO"
+        for rcpt in recipients:
+            code, reply = conn.rcpt(rcpt)
+            if code in (250, 251):
+                sent.accepted.append(rcpt)
+            elif code == 421:
+                raise _closing(code, reply, settings, conn.phase)
+            elif 500 <= code < 600:
+                sent.refused[rcpt] = f"{code} {_text(reply)}"
+            else:
+                sent.deferred[rcpt] = f"{code} {_text(reply)}"
+        if not sent.accepted:
+            _reset(conn)
+            return sent
+        conn.phase = "DATA"
         try:
-            result.spooled = spool_write(spool_dir, raw)
-        except OSError as exc:
-            result.error += (f"; and the message could NOT be spooled to {spool_dir}: {exc.strerror or exc}"
-                             f" (fix spool_dir; the report is still in this run's output)")
-    try:
-        result.pending = len(spooled(spool_dir))
+            code, reply = conn.data(raw)  # raises for the answer to DATA, returns the one to the message
+        except smtplib.SMTPDataError as exc:
+            code, reply = exc.smtp_code, exc.smtp_error
+        if code == 421:
+            raise _closing(code, reply, settings, conn.phase)
+        if code != 250:
+            target = sent.refused if 500 <= code < 600 else sent.deferred
+            target.update({r: f"{code} {_text(reply)} (to DATA)" for r in sent.accepted})
+            sent.accepted = []
     except MailError:
-        pass
-    return result
+        raise
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailError(explain(exc, settings, conn.phase)) from exc
+    except UnicodeError as exc:  # a non-ASCII envelope address (a spool file edited by hand): the session is lost
+        raise MailError(f"cannot send to {settings.where}: an envelope address is not ASCII ({exc})") from exc
+    return sent
 
 
-def _send_all(queue: Sequence[str], raw: Optional[bytes], settings: SmtpSettings, result: Delivery) -> None:
-    conn = connect(settings)
+def _reset(conn: smtplib.SMTP) -> None:
+    """RSET after a refused transaction; a server gone by now fails the next message instead."""
     try:
-        for path in queue:
-            try:
-                old = _files.read_bytes(path)
-            except OSError as exc:
-                raise MailError(f"cannot read the spooled message {path}: {exc.strerror or exc}") from exc
-            refused = send_raw(conn, old, settings)
-            _unlink(path)
-            result.spool_sent.append(message_id(old) or os.path.basename(path))
-            result.refused.update(refused)
-        if raw is not None:
-            result.refused.update(send_raw(conn, raw, settings))
-            result.sent = True
-    except MailError as exc:
-        done = len(result.spool_sent)
-        raise MailError(str(exc) + (f" (after {done} spooled message(s) went out)" if done else "")) from exc
-    finally:
-        _close(conn)
-
-
-def decide(mode: str, recipients: Sequence[object], alerting: bool) -> Tuple[bool, str]:
-    """Whether this run mails its report, and if not, why not."""
-    if mode not in SEND_MODES:
-        raise MailConfigError(f"send must be one of {', '.join(SEND_MODES)}, got {mode!r}")
-    if mode == "always" and not recipients:
-        raise MailConfigError("send=always needs mail_to: give at least one recipient")
-    if mode == "on_alert" and not recipients:
-        raise MailConfigError("send=on_alert needs mail_to: give at least one recipient")
-    if mode == "never":
-        return False, "send=never"
-    if not recipients:
-        return False, "mail_to is empty"
-    if mode == "on_alert" and not alerting:
-        return False, "send=on_alert and no filesystem is in warn or crit"
-    return True, ""
+        conn.rset()
+    except (OSError, smtplib.SMTPException):
+        pass

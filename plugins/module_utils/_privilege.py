@@ -32,6 +32,7 @@ import select
 import signal
 import stat
 import time
+import warnings
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 AS_OWNER_TIMEOUT = 300.0
@@ -110,8 +111,8 @@ def trust_boundary(path: str) -> Optional[Tuple[int, int]]:
         candidate = os.path.join(current, name)
         try:
             st = os.lstat(candidate)
-        except FileNotFoundError:
-            return None  # whoever controls `current` (root, so far) makes the rest
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # whoever controls `current` (root, so far) makes the rest, or nobody can
         if st.st_uid != 0:
             return _owner(st)
         if stat.S_ISLNK(st.st_mode):
@@ -230,7 +231,11 @@ def as_owner(directory: str, func: Callable[..., Any], *args: Any, timeout: floa
         return func(*args, **kwargs)
     uid, gid = owner
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Mitogen runs modules in a threaded interpreter; the worker only switches users and runs
+        # our own code, which takes no lock another thread could hold across the fork.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the worker, reported through the pipe
         os.close(read_end)
         _run_child(write_end, uid, gid, func, args, kwargs)

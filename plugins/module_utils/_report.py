@@ -12,27 +12,24 @@ lists the ones that are not ok, ``text`` is a ``df -h``-style table and
 ``html`` the same table with a usage bar per filesystem coloured by status.
 ``run()`` is one whole report: read (``_disk``), assess and render, add
 the fill rate of every filesystem from a history file (``_history``) when
-the Config names one, then mail or spool (``_mail``). The module and the
-watcher's ``report`` command both call it with a Config from
-``config_from_options()``.
+the Config names one and the mail the spool could not deliver, then mail
+it (``_mail_delivery``). The module and the watcher's ``report`` command
+both call it with a Config from ``config_from_options()``.
 """
 
 from __future__ import annotations
 
 import datetime
-import getpass
 import html
-import os
 import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _disk, _history, _mail
+from . import _disk, _history, _mail_delivery, _sizes
 
 STATUSES = ("ok", "warn", "crit")
 COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "crit": "#c62828"}
-_UNITS = "KMGTPE"
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 Size = Union[int, float, str, None]
@@ -57,7 +54,7 @@ def parse_size(value: Size, name: str) -> Optional[int]:
         number, unit = float(match.group(1)), match.group(2).upper()
     if number < 0:
         raise ReportError(f"{name} must not be negative, got {value!r}")
-    return int(number * 1024 ** (_UNITS.index(unit) + 1 if unit else 0))
+    return int(number * 1024 ** (_sizes.UNITS.index(unit) + 1 if unit else 0))
 
 
 @dataclass(frozen=True)
@@ -81,8 +78,8 @@ class Thresholds:
                 raise ReportError(f"{low} ({getattr(self, low)}%) must not be above {high} ({getattr(self, high)}%): "
                                   f"a filesystem would turn crit before it warns")
         if self.free_warn is not None and self.free_crit is not None and self.free_warn < self.free_crit:
-            raise ReportError(f"free_warn ({human(self.free_warn)}) must not be below free_crit "
-                              f"({human(self.free_crit)}): the warning floor is the larger one")
+            raise ReportError(f"free_warn ({_sizes.human(self.free_warn)}) must not be below free_crit "
+                              f"({_sizes.human(self.free_crit)}): the warning floor is the larger one")
         return self
 
 
@@ -99,9 +96,9 @@ def assess(fs: _disk.Filesystem, limits: Thresholds) -> Tuple[str, List[str]]:
             found.append((1, f"{what} {pct}% is at or above warn {warn}%"))
     avail = fs.avail_bytes
     if avail is not None and limits.free_crit is not None and avail < limits.free_crit:
-        found.append((2, f"{human(avail)} free is below free_crit {human(limits.free_crit)}"))
+        found.append((2, f"{_sizes.human(avail)} free is below free_crit {_sizes.human(limits.free_crit)}"))
     elif avail is not None and limits.free_warn is not None and avail < limits.free_warn:
-        found.append((1, f"{human(avail)} free is below free_warn {human(limits.free_warn)}"))
+        found.append((1, f"{_sizes.human(avail)} free is below free_warn {_sizes.human(limits.free_warn)}"))
     level = max((item[0] for item in found), default=0)
     return STATUSES[level], [item[1] for item in found]
 
@@ -152,25 +149,6 @@ def default_title(host: str) -> str:
     return f"Nightly Disk Usage Report for {host}"
 
 
-def human(value: Optional[int]) -> str:
-    """A byte or inode count the way ``df -h`` prints it: powers of 1024, rounded up."""
-    if value is None:
-        return "-"
-    if value < 1024:
-        return str(value)
-    amount, unit = float(value), -1
-    while amount >= 1024 and unit < len(_UNITS) - 1:
-        amount, unit = amount / 1024, unit + 1
-    if amount < 10:
-        shown = -(-int(amount * 10 * 1000) // 1000) / 10  # ceil to one decimal, tolerant of float noise
-        if shown < 10:
-            return f"{shown:.1f}{_UNITS[unit]}"
-    shown = -(-int(amount * 1000) // 1000)
-    if shown >= 1024 and unit < len(_UNITS) - 1:
-        return f"1.0{_UNITS[unit + 1]}"
-    return f"{shown}{_UNITS[unit]}"
-
-
 def _pct(value: Optional[int]) -> str:
     return "-" if value is None else f"{value}%"
 
@@ -180,8 +158,8 @@ _LEFT = {"Filesystem", "Type", "Status", "Mounted on"}
 
 
 def _cells(fs: Dict[str, Any]) -> List[str]:
-    return [fs["device"], fs["fstype"], human(fs["size_bytes"]), human(fs["used_bytes"]),
-            human(fs["avail_bytes"]), _pct(fs["use_pct"]), human(fs["inodes_total"]),
+    return [fs["device"], fs["fstype"], _sizes.human(fs["size_bytes"]), _sizes.human(fs["used_bytes"]),
+            _sizes.human(fs["avail_bytes"]), _pct(fs["use_pct"]), _sizes.human(fs["inodes_total"]),
             _pct(fs["inode_pct"]), fs["status"], fs["mount"]]
 
 
@@ -261,20 +239,20 @@ class Config:
     """Everything one report run needs, validated: built by ``config_from_options``."""
 
     host: str
+    mail: _mail_delivery.MailConfig
     selection: _disk.Selection = _disk.Selection()
     limits: Thresholds = Thresholds()
     probe_timeout: float = _disk.DEFAULT_PROBE_TIMEOUT
     workers: Optional[int] = None
-    mail_to: List[Any] = field(default_factory=list)
-    mail_from: Any = None
-    subject: str = ""
-    smtp: _mail.SmtpSettings = field(default_factory=_mail.SmtpSettings)
-    send: str = "auto"
-    spool_dir: str = ""
     history_file: str = ""  # empty: no history, no fill rates
     sample_every: float = _history.DEFAULT_SAMPLE_EVERY
     keep_days: float = _history.DEFAULT_KEEP_DAYS
     rate_window: float = _history.DEFAULT_WINDOW
+
+    @property
+    def spool_dir(self) -> str:
+        """Where this report's mail waits when it cannot be sent (the watcher makes it for its user)."""
+        return self.mail.spool_dir
 
 
 def _get(options: Mapping[str, Any], name: str, default: Any = None) -> Any:
@@ -299,51 +277,12 @@ def config_from_options(options: Mapping[str, Any], host: Optional[str] = None) 
         inode_warn=_get(options, "inode_warn", 80), inode_crit=_get(options, "inode_crit", 90),
         free_warn=parse_size(options.get("free_warn"), "free_warn"),
         free_crit=parse_size(options.get("free_crit"), "free_crit")).check()
-    smtp = _mail.SmtpSettings(
-        host=_get(options, "smtp_host", "localhost"), port=options.get("smtp_port"),
-        security=_get(options, "smtp_security", "none"), username=options.get("smtp_username") or None,
-        password=options.get("smtp_password") or None, timeout=float(_get(options, "smtp_timeout", 30.0)),
-        validate_certs=bool(_get(options, "smtp_validate_certs", True)), ca_file=options.get("smtp_ca_file") or None,
-        allow_plaintext_auth=bool(_get(options, "smtp_allow_plaintext_auth", False)), local_hostname=host).check()
-    mail_to = [_mail.parse_address(a, "mail_to") for a in _get(options, "mail_to", [])]
-    config = Config(
+    return Config(
         host=host, selection=selection, limits=limits,
         probe_timeout=_disk.check_timeout(_get(options, "probe_timeout", _disk.DEFAULT_PROBE_TIMEOUT)),
-        workers=_disk.check_workers(options.get("workers")), mail_to=mail_to,
-        mail_from=_sender(options.get("mail_from"), host),
-        subject=_mail.check_header(options.get("subject") or default_title(host), "subject"),
-        smtp=smtp, send=_get(options, "send", "auto"),
-        spool_dir=options.get("spool_dir") or _mail.default_spool_dir(),
+        workers=_disk.check_workers(options.get("workers")),
+        mail=_mail_delivery.config_from_options(options, host, default_subject=default_title(host)),
         history_file=options.get("history_file") or "")
-    _mail.decide(config.send, config.mail_to, alerting=False)  # refuses send=always without mail_to now
-    return config
-
-
-def _sender(mail_from: Optional[str], host: str) -> Any:
-    """The From address: as given, or user@host, which must then be a valid address too."""
-    if mail_from:
-        return _mail.parse_address(mail_from, "mail_from")
-    default = f"{_user()}@{host}"
-    try:
-        return _mail.parse_address(default, "mail_from")
-    except _mail.MailConfigError:
-        raise _mail.MailConfigError(f"cannot make a sender address from this user and host name ({default!r} "
-                                    f"is not a valid address); set mail_from") from None
-
-
-def _pending(spool_dir: str) -> int:
-    """Messages waiting in the spool; an unreadable spool is for delivery to report, not for a report."""
-    try:
-        return len(_mail.spooled(spool_dir))
-    except _mail.MailError:
-        return 0
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "root" if os.geteuid() == 0 else "nobody"
 
 
 @dataclass
@@ -357,25 +296,35 @@ class Outcome:
 
 
 def run(config: Config, check_mode: bool = False, now: Optional[datetime.datetime] = None) -> Outcome:
-    """Read the filesystems, build the report and mail it (or spool it) as ``config.send`` says.
+    """Read the filesystems, build the report and mail it (or spool it) as ``config.mail.send`` says.
 
     With ``config.history_file`` this reading is added to the history and
-    every filesystem gets its fill rate (see ``add_fill_rates``). Check
-    mode reads and reports as usual but never connects to a mail server
-    nor writes the spool or the history.
+    every filesystem gets its fill rate (see ``add_fill_rates``). Mail the
+    spool holds as dead letters or quarantined files is listed in the
+    report ("Undelivered mail"). Check mode reads and reports as usual but
+    never connects to a mail server nor writes the spool or the history.
     """
     filesystems = _disk.read_filesystems(config.selection, config.probe_timeout, config.workers)
-    report = build(filesystems, config.limits, config.host, title=config.subject, now=now)
+    report = build(filesystems, config.limits, config.host, title=config.mail.subject, now=now)
     extra: Dict[str, Any] = {}
     warnings: List[str] = []
     if config.history_file:
         extra, warning = add_fill_rates(report, config, write=not check_mode)
         warnings += [warning] if warning else []
+    add_section(report, *_mail_delivery.undelivered_section(config.mail.spool_dir))
     outcome = mail_report(config, report, check_mode, extra)
     outcome.warnings[:0] = warnings
     if not filesystems:
         outcome.warnings.append("no filesystem matched include_mounts, exclude_mounts and exclude_fstypes")
     return outcome
+
+
+def add_section(report: Report, text: str, html_part: str) -> None:
+    """Append a section to the report's text and to its HTML page (before ``</body>``)."""
+    if text:
+        report.text += "\n" + text
+    if html_part:
+        report.html = report.html.replace("</body>", html_part + "</body>")
 
 
 def add_fill_rates(report: Report, config: Config, write: bool = True) -> Tuple[Dict[str, Any], Optional[str]]:
@@ -399,76 +348,19 @@ def add_fill_rates(report: Report, config: Config, write: bool = True) -> Tuple[
             items.append(item)
             fs["forecast"] = {k: v for k, v in item.as_dict().items() if k not in ("mount", "avail_bytes")}
     if items:
-        report.text += "\n" + _history.render_text(items)
-        report.html = report.html.replace("</body>", _history.render_html(items) + "</body>")
+        add_section(report, _history.render_text(items), _history.render_html(items))
     return {"fill_rate": [i.as_dict() for i in items]}, warning
 
 
 def mail_report(config: Config, report: Report, check_mode: bool = False,
                 extra: Optional[Dict[str, Any]] = None) -> Outcome:
-    """Mail a built report as ``config.send`` says, spooled earlier messages first; never raises for mail."""
+    """Mail a built report as ``config.mail.send`` says, spooled earlier messages first; never raises for mail."""
     outcome = Outcome(result={"filesystems": report.filesystems, "alerts": report.alerts,
                               "report": report.text, "status": report.status, **(extra or {})})
-    mailing = mail_document(config, report.text, report.html, alerting=bool(report.alerts),
-                            when=report.generated.timestamp(), check_mode=check_mode)
+    mailing = _mail_delivery.mail_document(config.mail, report.text, report.html, alerting=bool(report.alerts),
+                                           when=report.generated.timestamp(), check_mode=check_mode,
+                                           what="the disk report")
     outcome.result["mail"] = mailing.mail
     outcome.changed, outcome.error = mailing.changed, mailing.error
     outcome.warnings.extend(mailing.warnings)
     return outcome
-
-
-@dataclass
-class Mailing:
-    """What mailing one document did: the module's ``mail`` return value, changed, warnings, error."""
-
-    mail: Dict[str, Any]
-    changed: bool = False
-    warnings: List[str] = field(default_factory=list)
-    error: str = ""
-
-
-def mail_document(config: Config, text: str, html_body: str, alerting: bool, when: Optional[float] = None,
-                  check_mode: bool = False, what: str = "the disk report") -> Mailing:
-    """Mail any report (text and HTML parts) as ``config.send`` says, spooled messages first.
-
-    Shared by the disk report and the fleet report; never raises for mail:
-    a failure is in ``error`` and the message is in the spool.
-    """
-    wanted, reason = _mail.decide(config.send, config.mail_to, alerting=alerting)
-    mail: Dict[str, Any] = {"sent": False, "recipients": [str(a) for a in config.mail_to], "message_id": None,
-                            "spooled": None, "spool_sent": 0, "spool_pending": 0, "refused": {}, "reason": reason}
-    mailing = Mailing(mail)
-    if check_mode or config.send == "never" or not config.mail_to:
-        mail["spool_pending"] = _pending(config.spool_dir)
-        if check_mode:
-            mail["reason"] = "check mode: nothing sent" + (f" (would send to {len(config.mail_to)} recipient(s))"
-                                                           if wanted else f" ({reason})")
-        return mailing
-    raw = None
-    if wanted:
-        message = _mail.build_message(config.mail_from, config.mail_to, config.subject, text, html_body,
-                                      domain=config.host, when=when)
-        raw = message.as_bytes(policy=_mail.POLICY)
-        mail["message_id"] = message["Message-ID"]
-    delivery = _mail.deliver(raw, config.smtp, config.spool_dir)
-    mail.update(sent=delivery.sent, spooled=delivery.spooled, spool_sent=len(delivery.spool_sent),
-                spool_pending=delivery.pending, refused=delivery.refused,
-                reason=delivery.error or reason or "sent")
-    mailing.changed = delivery.changed
-    if delivery.refused:
-        mailing.warnings.append("some recipients were refused: " + "; ".join(
-            f"{rcpt}: {why}" for rcpt, why in delivery.refused.items()))
-    if delivery.error:
-        mailing.error = _failure(delivery, config, what)
-    return mailing
-
-
-def _failure(delivery: "_mail.Delivery", config: Config, what: str) -> str:
-    """The module's failure message: what went wrong, and that nothing was lost (or what was)."""
-    text = f"{what} could not be mailed: {delivery.error}"
-    if delivery.spooled:
-        text += (f". The message was spooled to {delivery.spooled}; the next run that reaches the mail "
-                 f"server sends the {delivery.pending} spooled message(s) first")
-    elif delivery.pending:
-        text += f". {delivery.pending} message(s) stay in {config.spool_dir} for the next run"
-    return text

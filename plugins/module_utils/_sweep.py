@@ -14,6 +14,7 @@ address (``_command.run_many``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -28,9 +29,15 @@ DEFAULT_CONCURRENCY = {"socket": 65536, "ping": 256}
 # worker sends a /22 in a few milliseconds, a ping worker is bound by fork().
 MIN_SHARE = {"socket": 2048, "ping": 64}
 MAX_TIMEOUT = 60.0
-_RTT = re.compile(r"time[=<]\s*([0-9.]+)\s*ms")
+# A sweep that would take longer than this to send its probes at the rate asked is refused:
+# at rate=0.01 a /24 takes seven hours, which is a typo, not a plan.
+MAX_SEND_SECONDS = 3600.0
+# ``ping -q`` prints only its summary: iputils "rtt min/avg/max/mdev = 0.041/0.041/0.041/0.000 ms",
+# BusyBox and inetutils "round-trip min/avg/max[/stddev] = ...". One probe: min is its time.
+_SUMMARY_RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/[a-z]+)? = ([0-9.]+)/")
+_REPLY_RTT = re.compile(r"time[=<]\s*([0-9.]+)\s*ms")
 
-Probed = Dict[str, Tuple[Optional[float], str]]  # address -> (RTT ms or None, error)
+Probed = Dict[str, Tuple[bool, Optional[float], str]]  # address -> (answered, RTT ms if known, error)
 
 
 class SweepError(ValueError):
@@ -76,15 +83,19 @@ def probe_with_ping(addresses: Sequence[str], timeout: float, retries: int, rate
         for index, res in _command.run_many(argvs, concurrency=concurrency, timeout=timeout + 5.0, rate=rate):
             address = todo[index]
             if res.ok:
-                match = _RTT.search(res.stdout)
-                results[address] = (float(match.group(1)) if match else None, "")
-                if match is None:
-                    results[address] = (0.0, "")
+                rtt = ping_rtt(res.stdout)
+                results[address] = (True, rtt, "" if rtt is not None else "ping printed no round-trip time")
             else:
                 silent.append(address)
-                results[address] = (None, _ping_error(res))
+                results[address] = (False, None, _ping_error(res))
         todo = silent
     return results
+
+
+def ping_rtt(output: str) -> Optional[float]:
+    """The round-trip time in ms from ping's output (its summary line, or a reply line); None if absent."""
+    match = _SUMMARY_RTT.search(output) or _REPLY_RTT.search(output)
+    return float(match.group(1)) if match else None
 
 
 def _ping_error(res: _command.Result) -> str:
@@ -99,7 +110,7 @@ def _ping_error(res: _command.Result) -> str:
 def probe_with_sockets(addresses: Sequence[str], timeout: float, retries: int, rate: float,
                        concurrency: int) -> Probed:
     rtts, errors = _icmp.probe(addresses, timeout, retries, rate, concurrency)
-    return {a: (rtt, errors.get(a, "")) for a, rtt in rtts.items()}
+    return {a: (rtt is not None, rtt, errors.get(a, "")) for a, rtt in rtts.items()}
 
 
 _PROBES = {"socket": probe_with_sockets, "ping": probe_with_ping}
@@ -111,24 +122,42 @@ def deal(items: Sequence[Any], hands: int) -> List[List[Any]]:
     return [list(items[i::hands]) for i in range(hands)]
 
 
-def check_numbers(timeout: float, retries: int, rate: float, workers: int, concurrency: int) -> None:
-    if not 0 < timeout <= MAX_TIMEOUT:
+def check_numbers(timeout: float, retries: int, rate: float, workers: int, concurrency: Optional[int]) -> None:
+    """Refuse impossible numbers before any name is looked up or any probe sent."""
+    if not 0 < timeout <= MAX_TIMEOUT:  # False for nan too
         raise SweepError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {timeout}")
     if not 0 <= retries <= 10:
         raise SweepError(f"retries must be between 0 and 10, got {retries}")
-    if rate < 0:
-        raise SweepError(f"rate must be 0 (no cap) or a positive number of probes per second, got {rate}")
+    if not math.isfinite(rate) or rate < 0:
+        raise SweepError(f"rate must be 0 (no cap) or a finite positive number of probes per second, got {rate}")
     if not 1 <= workers <= _fanout.MAX_WORKERS:
         raise SweepError(f"workers must be between 1 and {_fanout.MAX_WORKERS}, got {workers}")
-    if concurrency < 1:
+    if concurrency is not None and concurrency < 1:
         raise SweepError(f"concurrency must be at least 1, got {concurrency}")
+
+
+def check_duration(count: int, rate: float) -> None:
+    """Refuse a rate so low that sending one probe per address would take more than MAX_SEND_SECONDS."""
+    if not rate or count / rate <= MAX_SEND_SECONDS:
+        return
+    raise SweepError(f"rate={rate:g} would take about {_duration(count / rate)} to send one probe to each of the "
+                     f"{count} addresses (more with retries), longer than the {_duration(MAX_SEND_SECONDS)} "
+                     f"a sweep may take: raise rate (0 for no cap) or sweep fewer addresses")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if seconds >= size:
+            amount = seconds / size
+            return f"{amount:.1f} {unit}" if amount != 1 else f"1 {unit[:-1]}"
+    return f"{seconds:.0f} seconds"
 
 
 def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 1.0, retries: int = 1,
           method: str = "auto", workers: Optional[int] = None, concurrency: Optional[int] = None,
           rate: float = DEFAULT_RATE, max_hosts: int = _targets.DEFAULT_MAX_HOSTS,
           resolver=_targets.resolve_name) -> Dict[str, Any]:
-    """Sweep *targets* and return the module's result (alive, dead, hosts, summary, unresolved).
+    """Sweep *targets* and return the module's result (alive, dead, hosts, summary, unresolved, ...).
 
     Raises SweepError (or its parent ValueError via TargetError) for bad
     input, _command.MissingBinaryError if ``ping`` is needed and absent,
@@ -137,15 +166,16 @@ def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 
     """
     started = time.monotonic()
     workers = default_workers() if workers is None else int(workers)
+    check_numbers(float(timeout), int(retries), float(rate), workers, None if concurrency is None else int(concurrency))
     plan = _targets.plan(targets, exclude, max_hosts, resolver)
     addresses = plan.addresses
     if not addresses and not plan.unresolved:
         raise SweepError("nothing to sweep: every target is excluded")
     if not addresses:
         raise SweepError("no target resolved: " + "; ".join(f"{n}: {why}" for n, why in plan.unresolved.items()))
+    check_duration(len(addresses), float(rate))
     chosen = choose_method(method, sorted({6 if ":" in a else 4 for a in addresses}))
     concurrency = DEFAULT_CONCURRENCY[chosen] if concurrency is None else int(concurrency)
-    check_numbers(float(timeout), int(retries), float(rate), workers, concurrency)
     if chosen == "ping":
         _command.which("ping")
     hands = deal(addresses, min(workers, -(-len(addresses) // MIN_SHARE[chosen])))
@@ -162,7 +192,8 @@ def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 
             probed.update(outcome.value)
         else:
             failures.append(outcome.error.splitlines()[0])
-            probed.update({a: (None, f"not probed: {outcome.error.splitlines()[0]}") for a in hands[outcome.index]})
+            probed.update({a: (False, None, f"not probed: {outcome.error.splitlines()[0]}")
+                           for a in hands[outcome.index]})
     return _result(addresses, probed, plan, chosen, time.monotonic() - started, failures)
 
 
@@ -170,15 +201,15 @@ def _result(addresses: List[str], probed: Probed, plan: _targets.Plan, method: s
             elapsed: float, failures: List[str]) -> Dict[str, Any]:
     hosts: Dict[str, Dict[str, Any]] = {}
     alive, dead = [], []
-    missing = (None, "not probed")
+    missing = (False, None, "not probed")
     for address in addresses:
-        rtt, error = probed.get(address, missing)
-        if rtt is None:
+        answered, rtt, error = probed.get(address, missing)
+        if not answered:
             dead.append(address)
             entry: Dict[str, Any] = {"alive": False, "rtt_ms": None}
         else:
             alive.append(address)
-            entry = {"alive": True, "rtt_ms": round(rtt, 3)}
+            entry = {"alive": True, "rtt_ms": None if rtt is None else round(rtt, 3)}
         if error:
             entry["error"] = error
         hosts[address] = entry
@@ -190,6 +221,7 @@ def _result(addresses: List[str], probed: Probed, plan: _targets.Plan, method: s
         "alive": alive,
         "dead": dead,
         "unresolved": sorted(plan.unresolved),
+        "exclude_unresolved": sorted(plan.exclude_unresolved),
         "hosts": hosts,
         "summary": {"total": len(addresses), "alive": len(alive), "dead": len(dead),
                     "unresolved": len(plan.unresolved), "elapsed_s": round(elapsed, 3),

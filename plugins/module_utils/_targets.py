@@ -9,6 +9,11 @@ PRIVATE to the sysops.fleet collection. Pure standard library.
 Everything is validated and counted before anything is expanded or
 resolved, so a typo such as ``10.0.0.0/7`` is refused with its size instead
 of eating memory, and nothing reaches a command line unchecked.
+
+An address is written one way only: a dotted quad or IPv6. The other
+forms ``inet_aton`` reads (``127.1``, ``0x7f.1``, ``0177.0.0.1``,
+``2130706433``) mean different addresses to different tools (is ``0177``
+octal?), so they are refused, never looked up as host names.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 DEFAULT_MAX_HOSTS = 65536
+_NO_NAME = "the name does not resolve (check DNS or /etc/hosts)"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
 _SHELL_CHARS = set(";&|`$<>(){}[]!*?~'\"\\ \t\n\r#=,")
 
@@ -67,6 +73,7 @@ class Plan:
     addresses: List[str] = field(default_factory=list)  # sorted, unique, as text
     names: Dict[str, str] = field(default_factory=dict)  # address -> name it was given as
     unresolved: Dict[str, str] = field(default_factory=dict)  # name -> why
+    exclude_unresolved: Dict[str, str] = field(default_factory=dict)  # excluded name -> why (it excludes nothing)
 
 
 def parse(entry: str, option: str = "targets") -> Target:
@@ -91,6 +98,11 @@ def parse(entry: str, option: str = "targets") -> Target:
     else:
         value = int(address)
         return Span(address.version, value, value, text)
+    read_as = _inet_aton_form(text)
+    if read_as:
+        raise TargetError(f"{option}: {entry!r} is not a valid address here: inet_aton reads this shorthand, "
+                          f"hexadecimal, octal or single-number form as {read_as} and other tools read it "
+                          f"differently; write the dotted quad ({read_as}) if that is what you mean")
     if _looks_numeric(text) or not _HOSTNAME.match(text):
         raise TargetError(f"{option}: {entry!r} is not a valid address, CIDR, range or host name")
     return Name(text.rstrip(".").lower())
@@ -106,8 +118,22 @@ def _looks_like_range(text: str) -> bool:
 
 
 def _looks_numeric(text: str) -> bool:
-    """'10.0.0.300' or '1.2.3' is a broken address, not a host name to look up."""
-    return bool(re.fullmatch(r"[0-9.]+", text)) or (":" in text)
+    """'10.0.0.300', '1.2.3' or 'host.0x1f' is a broken address, not a host name to look up.
+
+    A host name's last label is never all digits nor hexadecimal like
+    ``0x1f`` (RFC 3696), so such a "name" is a number in disguise.
+    """
+    last = text.rstrip(".").rsplit(".", 1)[-1]
+    return bool(re.fullmatch(r"[0-9.]+", text)) or (":" in text) or bool(
+        re.fullmatch(r"[0-9]+|0[xX][0-9a-fA-F]*", last))
+
+
+def _inet_aton_form(text: str) -> str:
+    """The address inet_aton (and so getaddrinfo) reads *text* as, or ''; ``ipaddress`` took the dotted quads."""
+    try:
+        return socket.inet_ntoa(socket.inet_aton(text))
+    except (OSError, ValueError):
+        return ""
 
 
 def _parse_cidr(text: str, option: str, hosts_only: bool = True) -> Span:
@@ -233,7 +259,10 @@ def plan(targets: Sequence[str], exclude: Sequence[str] = (), max_hosts: int = D
     spans = [(t.version, t.first, t.last) for t in unwanted if isinstance(t, Span)]
     for target in unwanted:
         if isinstance(target, Name):
-            spans.extend((a.version, int(a), int(a)) for a in resolver(target.name))
+            found = resolver(target.name)
+            if not found:
+                result.exclude_unresolved[target.name] = _NO_NAME + ", so it excludes nothing"
+            spans.extend((a.version, int(a), int(a)) for a in found)
     excluded = _Excluded(spans)
     runs: List[Tuple[int, int, int]] = []
     for target in wanted:
@@ -242,7 +271,7 @@ def plan(targets: Sequence[str], exclude: Sequence[str] = (), max_hosts: int = D
             continue
         found = resolver(target.name)
         if not found:
-            result.unresolved[target.name] = "the name does not resolve (check DNS or /etc/hosts)"
+            result.unresolved[target.name] = _NO_NAME
             continue
         value = int(found[0])
         if not excluded.has(found[0].version, value):

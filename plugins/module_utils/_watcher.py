@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import _disk, _fanout, _files, _history, _mail, _privilege, _report, _sweep
+from . import _disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _privilege, _report, _sweep
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -368,13 +368,13 @@ class Watcher:
 
     def _spooled(self) -> List[str]:
         try:
-            return _mail.spooled(self.settings.report.spool_dir)
-        except _mail.MailError:
+            return _mail_spool.listing(self.settings.report.mail.spool_dir)
+        except OSError:
             return []
 
-    def alert(self, changes: Sequence[Change], now: float) -> Optional[_mail.Delivery]:
+    def alert(self, changes: Sequence[Change], now: float) -> Optional[_mail_delivery.Delivery]:
         """Mail the changes (spooled first, then this alert); spooled if the server is away."""
-        config = self.settings.report
+        config = self.settings.report.mail
         if not config.mail_to or config.send == "never":
             return None
         worst = "problem" if any(c.worse for c in changes) else "recovery"
@@ -387,27 +387,29 @@ class Watcher:
         body = "".join(f"<li>{html.escape(c.line())}</li>" for c in changes)
         html_body = (f"<!DOCTYPE html>\n<html><body><p>fleet-watcher on {html.escape(config.host)} saw "
                      f"{len(changes)} change(s) at {when}:</p><ul>{body}</ul></body></html>\n")
-        message = _mail.build_message(config.mail_from, config.mail_to, _mail.check_header(subject[:200], "subject"),
+        message = _mail.build_message(config.mail_from, config.mail_to, _mail.clean_header(subject[:200]),
                                       text, html_body, domain=config.host, when=now)
-        delivery = _mail.deliver(message.as_bytes(policy=_mail.POLICY), config.smtp, config.spool_dir)
+        delivery = _mail_delivery.deliver(message.as_bytes(policy=_mail.POLICY), config.smtp, config.spool_dir)
         self._log_delivery(delivery, "alert")
         return delivery
 
-    def flush_spool(self) -> Optional[_mail.Delivery]:
+    def flush_spool(self) -> Optional[_mail_delivery.Delivery]:
         """Send what the spool holds, if anything, now that the server may be back."""
-        config = self.settings.report
+        config = self.settings.report.mail
         if not config.mail_to or not self._spooled():
             return None
-        delivery = _mail.deliver(None, config.smtp, config.spool_dir)
+        delivery = _mail_delivery.deliver(None, config.smtp, config.spool_dir)
         self._log_delivery(delivery, "spool")
         return delivery
 
-    @staticmethod
-    def _log_delivery(delivery: _mail.Delivery, what: str) -> None:
+    def _log_delivery(self, delivery: _mail_delivery.Delivery, what: str) -> None:
+        config = self.settings.report.mail
         if delivery.spool_sent:
             LOG.info("delivered %d spooled message(s)", len(delivery.spool_sent))
         if delivery.sent:
             LOG.info("%s mailed", what)
+        for warning in delivery.warnings + _mail_delivery.notices(delivery, config.smtp.where, config.spool_dir):
+            LOG.warning("%s", warning)
         if delivery.error:
             LOG.warning("%s not mailed: %s%s", what, delivery.error,
                         f"; spooled to {delivery.spooled}" if delivery.spooled else "")

@@ -281,7 +281,7 @@ def cmd_report(args, settings: _watcher.Settings) -> int:
 
 
 def cmd_sweep(args, settings: Optional[_watcher.Settings]) -> int:
-    """The ping sweep (the ping_sweep module's code), printed the seed's way."""
+    """The ping sweep (the ping_sweep module's code), printed the classic way: "is alive" or "didn't find a response"."""
     targets = args.targets or (settings.hosts if settings else [])
     if not targets:
         _complain("nothing to sweep: give targets, or watch hosts in the settings file")

@@ -24,9 +24,22 @@ description:
   - Mails the report (a C(df -h)-style plain table and an HTML table with a usage bar per filesystem)
     over SMTP when O(send) says so. TLS is verified by default; V(starttls) never falls back to plain
     text; a password is never sent unencrypted unless O(smtp_allow_plaintext_auth=true).
-  - If sending fails for any reason the task fails with the reason, and the complete message is
-    written to O(spool_dir). The next run that can send delivers the spooled messages first, oldest
-    first. Nothing is lost.
+  - The mail goes out like an MTA sends it, through a queue in O(spool_dir). Each run first sends the
+    queued messages, oldest first, then its own report, over one conversation that O(smtp_timeout) bounds
+    as a whole.
+  - If the report cannot be sent (server down, timeout, TLS or login refused, a hang-up) the task fails
+    with the reason and the complete message is queued; the next run that reaches the server sends it.
+  - The server's answer counts per recipient. A recipient refused temporarily (4xx) gets a copy that
+    waits in the queue for that recipient only, so the others never get it twice; the task warns, and
+    fails only when no recipient took the report. A recipient refused for good (5xx) is reported
+    (RV(mail.refused), RV(mail.dead_letters), a warning) and the message is kept as a dead letter in
+    C(spool_dir/dead) with the server's answer; it is never retried, and every later report lists it
+    under "Undelivered mail" until it is removed (or moved back into O(spool_dir) to be sent again).
+  - A queued file that is no message (empty, corrupt, unreadable, not a regular file) is moved to
+    C(spool_dir/quarantine) with the reason, never retried, and does not hold up the messages behind it.
+  - A spool that cannot be read, locked or written (permissions, read-only filesystem) never stops the
+    report from being mailed; the task warns, and the queued messages wait for a run that can use it.
+    Nothing is lost.
   - C(changed) is true only when a mail went out. Check mode reads and reports but never sends mail
     nor writes the spool or O(history_file).
 author:
@@ -152,7 +165,10 @@ notes:
   - A filesystem that cannot be probed (timeout, permission denied, stale file handle) is reported with
     an C(error), no numbers and status V(crit).
   - Delivery is at least once; a spooled message whose delivery is interrupted after the server accepted
-    it may be sent again.
+    it (the machine crashed before the spool file was updated) may be sent again.
+  - A spool file starts with its SMTP envelope (C(X-Sysops-Fleet-Envelope-From) and one
+    C(X-Sysops-Fleet-Envelope-To) line per recipient still waiting), taken off before it is sent; a dead
+    letter adds C(X-Sysops-Fleet-Refused) lines with the server's answers.
   - The watcher daemon of this collection runs the same report from cron without Ansible, with its own
     history file.
 seealso:
@@ -342,21 +358,42 @@ mail:
       type: str
       sample: "<171453240112.4242.123456789@web1>"
     spooled:
-      description: The spool file this run's report was written to because sending failed; null otherwise.
+      description:
+        - The spool file this run's report waits in, because sending failed or some recipients deferred it
+          (then the file is addressed to those recipients only); null otherwise.
       type: str
       sample: null
     spool_sent:
-      description: Messages from earlier failed runs delivered by this run.
+      description: Messages from earlier runs delivered (to at least one recipient) by this run.
       type: int
       sample: 0
     spool_pending:
-      description: Messages left in the spool after this run.
+      description: Messages left in the queue after this run.
       type: int
       sample: 0
     refused:
-      description: Recipients the server refused while it accepted others, with its answer.
+      description: Recipients the server refused for good (5xx) in this run, with its answer; their copy is a dead letter.
+      type: dict
+      sample: {gone@example.com: "550 5.1.1 mailbox unavailable"}
+    deferred:
+      description: Recipients the server refused temporarily (4xx) in this run, with its answer; their copy waits in the queue.
       type: dict
       sample: {}
+    dead_letters:
+      description:
+        - Messages this run kept as dead letters in C(spool_dir/dead), one entry per message - C(file),
+          C(message_id), C(subject) and C(recipients) (recipient to the server's answer).
+      type: list
+      elements: dict
+      sample:
+        - {file: /var/lib/sysops-fleet/spool/dead/20240501T030001-123456789-4242-0.eml,
+           message_id: "<171453240112.4242.123456789@web1>", subject: Nightly Disk Usage Report for web1,
+           recipients: {gone@example.com: "550 5.1.1 mailbox unavailable"}}
+    quarantined:
+      description: Queued files this run moved to C(spool_dir/quarantine) because they are no message - C(file), C(was), C(reason).
+      type: list
+      elements: dict
+      sample: []
     reason:
       description: Why no mail was sent (V(send=never), check mode, no alerts, or the error); V(sent) when it was.
       type: str
@@ -365,7 +402,7 @@ mail:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fanout, _mail, _report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fanout, _mail, _mail_delivery, _report
 
 
 def main():
@@ -382,10 +419,10 @@ def main():
             inode_crit=dict(type="int", default=90),
             free_warn=dict(type="str"),
             free_crit=dict(type="str"),
-            send=dict(type="str", default="auto", choices=list(_mail.SEND_MODES)),
+            send=dict(type="str", default="auto", choices=list(_mail_delivery.SEND_MODES)),
             subject=dict(type="str"),
             history_file=dict(type="path"),
-            **_mail.MAIL_ARGUMENT_SPEC,
+            **_mail_delivery.MAIL_ARGUMENT_SPEC,
         ),
         required_together=[("smtp_username", "smtp_password")],
         supports_check_mode=True,
@@ -395,6 +432,8 @@ def main():
         outcome = _report.run(config, check_mode=module.check_mode)
     except (ValueError, _fanout.FanOutError, _mail.MailError) as exc:
         module.fail_json(msg=str(exc))
+    except OSError as exc:  # the mail spool never raises; this is the disk reading itself
+        module.fail_json(msg=f"cannot read the filesystems: {exc}")
     for warning in outcome.warnings:
         module.warn(warning)
     if outcome.error:

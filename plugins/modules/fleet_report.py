@@ -21,6 +21,13 @@ description:
   - Mails the text and HTML report as O(send) says, with the same mail options, TLS rules and spool as
     M(sysops.fleet.disk_report).
   - Meant to run once on the controller, for example with C(run_once) and C(delegate_to=localhost).
+  - Every field it reads from O(sweeps) and O(disk_reports) is checked first; a malformed one (a string
+    where a list of addresses belongs, an unknown status, a size that is no number) fails the task with
+    the sweeper or host and the field named, and nothing is written, mailed or saved in O(state_file).
+  - When the report files cannot be written the task fails with the reason, the report is still in the
+    result and still mailed.
+  - Mail that the spool could not deliver (dead letters, quarantined files) is listed at the end of the
+    report under "Undelivered mail".
 author:
   - sysops.fleet maintainers (@sysops)
 extends_documentation_fragment:
@@ -94,7 +101,7 @@ options:
     default: auto
   subject:
     description:
-      - Subject of the mail.
+      - Subject of the mail. One line; line separators and control characters are refused.
     type: str
     default: Fleet report
 """
@@ -133,15 +140,19 @@ files:
   type: dict
   sample: {text: /srv/reports/fleet-report.txt, html: /srv/reports/fleet-report.html, state: /srv/reports/fleet-state.json}
 mail:
-  description: What mailing did, as in M(sysops.fleet.disk_report) (sent, recipients, message_id, spooled, reason).
+  description:
+    - What mailing did, with the keys of M(sysops.fleet.disk_report)'s RV(sysops.fleet.disk_report#module:mail)
+      (sent, recipients, message_id, spooled, spool_sent, spool_pending, refused, deferred, dead_letters,
+      quarantined, reason).
   returned: success
   type: dict
-  sample: {sent: false, recipients: [], message_id: null, spooled: null, reason: mail_to is empty}
+  sample: {sent: false, recipients: [], message_id: null, spooled: null, spool_sent: 0, spool_pending: 0, refused: {},
+           deferred: {}, dead_letters: [], quarantined: [], reason: mail_to is empty}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _mail
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _mail, _mail_delivery
 
 
 def main():
@@ -155,9 +166,9 @@ def main():
             report_dir=dict(type="path", required=True),
             state_file=dict(type="path"),
             top=dict(type="int", default=10),
-            send=dict(type="str", default="auto", choices=list(_mail.SEND_MODES)),
+            send=dict(type="str", default="auto", choices=list(_mail_delivery.SEND_MODES)),
             subject=dict(type="str", default="Fleet report"),
-            **_mail.MAIL_ARGUMENT_SPEC,
+            **_mail_delivery.MAIL_ARGUMENT_SPEC,
         ),
         required_together=[("smtp_username", "smtp_password")],
         supports_check_mode=True,
@@ -168,10 +179,11 @@ def main():
     except (ValueError, OSError, _mail.MailError) as exc:
         module.fail_json(msg=str(exc))
     mailing = result.pop("mailing")
+    errors = [e for e in (result.pop("error"), mailing.error) if e]
     for warning in mailing.warnings:
         module.warn(warning)
-    if mailing.error:
-        module.fail_json(msg=mailing.error, mail=mailing.mail, **result)
+    if errors:
+        module.fail_json(msg="; ".join(errors), mail=mailing.mail, **result)
     module.exit_json(mail=mailing.mail, **result)
 
 

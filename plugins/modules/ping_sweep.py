@@ -48,13 +48,19 @@ options:
         unless no target resolves at all.
       - Entries with shell metacharacters, malformed addresses and V(/0) are refused before
         anything is sent.
+      - An IPv4 address is written as a dotted quad. The other numeric forms C(inet_aton) reads
+        (shorthand V(127.1), hexadecimal V(0x7f.1) or V(0x7f000001), octal-looking V(0177.0.0.1), a
+        plain number V(2130706433)) are refused, never looked up as host names, because tools disagree on what
+        they mean.
     type: list
     elements: str
     required: true
   exclude:
     description:
-      - Addresses not to probe, in the same syntax as O(targets). CIDRs here cover the whole
-        network, including network and broadcast addresses.
+      - Addresses not to probe, in the same syntax as O(targets) (and refused in the same ways).
+        CIDRs here cover the whole network, including network and broadcast addresses.
+      - A host name here excludes every address it resolves to. A name that does not resolve excludes
+        nothing; it is listed in RV(exclude_unresolved) and the task warns.
     type: list
     elements: str
     default: []
@@ -94,6 +100,9 @@ options:
       - Cap on probes sent per second by the whole sweep, shared by the workers. V(0) means no cap.
       - The default of 1000 per second keeps a /24 under a second of sending and does not flood
         a LAN, a firewall's state table or an IDS; raise it (or set V(0)) on networks you own.
+      - Must be a finite number, V(0) or more (V(nan) and V(inf) are refused). A rate so low that sending
+        one probe to every address would take more than an hour is refused with the estimated duration
+        (for example V(rate=0.01) for a /24 would take about 7 hours).
     type: float
     default: 1000
   max_hosts:
@@ -159,11 +168,20 @@ unresolved:
   type: list
   elements: str
   sample: ["no-such-host.example"]
+exclude_unresolved:
+  description: Host names from O(exclude) that did not resolve, so they excluded nothing; the task also warns.
+  returned: success
+  type: list
+  elements: str
+  sample: ["old-printer.example"]
 hosts:
   description:
     - One entry per probed address (and per unresolved name).
     - C(alive) (bool), C(rtt_ms) (float, null when silent), C(name) when the target was given
       as a host name, C(error) when a probe could not be sent or a name did not resolve.
+    - C(rtt_ms) is the measured round-trip time with both methods (for O(method=ping), from the
+      summary line of C(ping)); null, with an C(error), in the rare case a C(ping) that got an answer
+      printed no time.
   returned: success
   type: dict
   sample:
@@ -234,6 +252,8 @@ def main():
         )
     except (ValueError, _command.CommandError, _fanout.FanOutError) as exc:
         module.fail_json(msg=str(exc))
+    for name in result["exclude_unresolved"]:
+        module.warn(f"exclude: {name!r} does not resolve, so it excludes nothing; check the name (DNS, /etc/hosts)")
     module.exit_json(changed=False, **result)
 
 

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fixtures shared by the module_utils and module tests: real SMTP servers, a test CA, df's numbers."""
+"""Fixtures shared by the module_utils and module tests: real SMTP servers (good and slow), a test CA, df's numbers."""
 
 import os
 import subprocess
@@ -35,6 +35,21 @@ def smtpd(certs):
     def start(handler=None, tls=None, auth=None, auth_require_tls=True, port=0):
         server = smtp_server.SmtpServer(handler or smtp_server.Recorder(), tls=tls, certs=certs, auth=auth,
                                         auth_require_tls=auth_require_tls, port=port).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def slow_smtpd(certs):
+    """Start raw asyncio servers that misbehave in time: ``slow_smtpd("trickle"|"stall_after_data", port=..., tls=...)``."""
+    started = []
+
+    def start(mode, interval=0.2, port=0, tls=False):
+        server = smtp_server.SlowServer(mode, interval=interval, port=port, certs=certs if tls else None).start()
         started.append(server)
         return server
 

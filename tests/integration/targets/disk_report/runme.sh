@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # disk_report against a real SMTP server (aiosmtpd on 127.0.0.1, an ephemeral
 # port, writing to a Maildir that the playbooks read back):
-#   report.yml  the numbers against df -P, check mode, the mail, bad input
+#   report.yml  the numbers against df -P, check mode, the mail, bad input, a
+#               recipient refused for good (dead letter), a trickling server
+#               (smtp_timeout bounds the whole conversation, under mitogen too)
 #   spool.yml   server stopped: the task fails and spools; server back on the
 #               same port: the next run delivers the spooled message first
 #   hung.yml    inside tests/unit/.../hung_mount.py: a FUSE mount whose server
@@ -19,6 +21,7 @@ COLL="$(cd "$HERE/../../../.." && pwd)"
 HELPERS="$COLL/tests/unit/plugins/module_utils"
 WORK="$(mktemp -d /tmp/disk-report-it.XXXXXX)"
 SERVER=""
+SLOW=""
 cd "$HERE"
 
 stop_server() {
@@ -28,16 +31,32 @@ stop_server() {
         SERVER=""
     fi
 }
-cleanup() { stop_server; rm -rf "$WORK"; }
+stop_slow() {
+    if [ -n "$SLOW" ]; then
+        kill "$SLOW" 2>/dev/null || true
+        wait "$SLOW" 2>/dev/null || true
+        SLOW=""
+    fi
+}
+cleanup() { stop_server; stop_slow; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 start_server() {  # start_server [PORT]: aiosmtpd writing to $WORK/maildir; sets PORT
     rm -f "$WORK/port"
-    python "$HELPERS/smtp_server.py" --maildir "$WORK/maildir" --port-file "$WORK/port" --port "${1:-0}" &
+    python "$HELPERS/smtp_server.py" --maildir "$WORK/maildir" --port-file "$WORK/port" --port "${1:-0}" \
+        --refuse gone@example.com &
     SERVER=$!
     for _ in $(seq 100); do [ -s "$WORK/port" ] && break; sleep 0.1; done
     [ -s "$WORK/port" ] || { echo "SMTP server did not start" >&2; exit 1; }
     PORT="$(cat "$WORK/port")"
+}
+
+start_slow() {  # a server trickling its greeting a byte at a time; sets SLOW_PORT
+    python "$HELPERS/smtp_server.py" --slow trickle --port-file "$WORK/slow-port" &
+    SLOW=$!
+    for _ in $(seq 100); do [ -s "$WORK/slow-port" ] && break; sleep 0.1; done
+    [ -s "$WORK/slow-port" ] || { echo "slow SMTP server did not start" >&2; exit 1; }
+    SLOW_PORT="$(cat "$WORK/slow-port")"
 }
 
 playbook() {
@@ -45,13 +64,16 @@ playbook() {
 }
 
 start_server
-echo "=== disk_report: report, check mode, mail read back, bad input (SMTP on 127.0.0.1:$PORT)"
-playbook report.yml -e "smtp_port=$PORT"
+start_slow
+echo "=== disk_report: report, check mode, mail read back, bad input, dead letter, deadline (SMTP on 127.0.0.1:$PORT)"
+playbook report.yml -e "smtp_port=$PORT" -e "slow_port=$SLOW_PORT"
 
 echo "=== disk_report under the mitogen strategy (modules run in-process)"
 MITOGEN_DIR="$(python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))')"
 ANSIBLE_STRATEGY_PLUGINS="$MITOGEN_DIR/plugins/strategy" ANSIBLE_STRATEGY=mitogen_linear \
-    ANSIBLE_DEPRECATION_WARNINGS=false playbook report.yml -e "smtp_port=$PORT" -e "work_sub=mitogen"
+    ANSIBLE_DEPRECATION_WARNINGS=false playbook report.yml -e "smtp_port=$PORT" -e "slow_port=$SLOW_PORT" \
+    -e "work_sub=mitogen"
+stop_slow
 
 echo "=== disk_report: server down -> spooled; server back -> spooled message delivered first"
 stop_server

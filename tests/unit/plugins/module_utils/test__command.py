@@ -118,3 +118,32 @@ def test_run_many_does_not_hang_on_a_child_that_closes_its_output_and_lingers():
     assert time.monotonic() - started < 5
     assert results[0].timed_out and results[0].rc is None
     assert results[1].rc == 4 and not results[1].timed_out
+
+
+def _gone(pid, within=3.0):
+    """True once *pid* no longer runs (gone, or a zombie waiting for init to reap it)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_command_that_overruns_is_killed_with_everything_it_started():
+    """A timed-out ping (or df) goes with its process group: a grandchild it left behind is killed too."""
+    argv = ["sh", "-c", "sleep 60 & echo $!; wait"]
+    [(unused_index, res)] = list(_command.run_many([argv], timeout=0.5))
+    assert res.timed_out
+    grandchild = int(res.stdout.split()[0])
+    assert _gone(grandchild), "the command's own child outlived the timeout"
+
+
+def test_each_command_runs_in_a_process_group_of_its_own():
+    [(unused, res)] = list(_command.run_many([["sh", "-c", "echo $$; ps -o pgid= -p $$"]], timeout=5))
+    pid, pgid = res.stdout.split()
+    assert pid == pgid

@@ -29,10 +29,10 @@ def fs(mount, use_pct, status="ok", days=None, avail=1 << 30):
 
 
 def test_an_address_alive_for_any_sweeper_is_alive_and_order_is_numeric():
-    merged = _fleet.merge_sweeps({
+    merged = _fleet.merge_sweeps(_fleet.check_inputs({
         "sweeper-b": sweep(["10.0.0.10"], ["10.0.0.9", "10.0.0.2"]),
         "sweeper-a": sweep(["10.0.0.9", "fd00::1"], ["10.0.0.100"], names={"10.0.0.9": "db"}),
-    })
+    }, {})["sweeps"])
     assert merged["alive"] == ["10.0.0.9", "10.0.0.10", "fd00::1"]
     assert merged["down"] == ["10.0.0.2", "10.0.0.100"]
     assert merged["names"] == {"10.0.0.9": "db"}
@@ -99,13 +99,75 @@ def test_a_host_that_failed_a_task_is_failed_not_unreachable():
     assert "4 hosts (2 unreachable, 1 failed)" in page
 
 
-@pytest.mark.parametrize("sweeps,disks,message", [
-    ({"s": {"nope": 1}}, {}, "is not a ping_sweep result"),
-    ({}, {"h": {"filesystems": "x"}}, "is not a disk_report result"),
-])
-def test_wrong_inputs_are_named(sweeps, disks, message):
-    with pytest.raises(_fleet.FleetError, match=message):
+def good_fs(**changes):
+    entry = fs("/", 50.0)
+    entry.update(changes)
+    return entry
+
+
+# Hostile inputs: each is refused naming the sweeper or host and the field, never a traceback.
+HOSTILE = [
+    ({"s": {"nope": 1}}, {}, "sweeps['s'] is not a ping_sweep result (no 'alive' list)"),
+    ("s1", {}, "sweeps: expected a dict of sweeper -> ping_sweep result, got a string ('s1')"),
+    ({"s1": {"alive": "127.0.0.1"}}, {}, "sweeps['s1'].alive: expected a list of addresses, got a string ('127.0.0.1')"),
+    ({"s1": {"alive": ["127.0.0.1"], "dead": "10.0.0.1"}}, {}, "sweeps['s1'].dead: expected a list of addresses"),
+    ({"s1": {"alive": ["web1"]}}, {}, "sweeps['s1'].alive[0]: 'web1' is not an IP address"),
+    ({"s1": {"alive": [7]}}, {}, "sweeps['s1'].alive[0]: expected an address, got int 7"),
+    ({"s1": {"alive": [], "hosts": ["127.0.0.1"]}}, {}, "sweeps['s1'].hosts: expected a dict of address -> entry"),
+    ({"s1": {"alive": [], "hosts": {"127.0.0.1": {"name": ["x"]}}}}, {},
+     "sweeps['s1'].hosts['127.0.0.1'].name: expected a string"),
+    ({}, ["web1"], "disk_reports: expected a dict of host -> disk_report result, got list"),
+    ({}, {"h": {"filesystems": "x"}}, "disk_reports['h'] is not a disk_report result (no 'filesystems' list)"),
+    ({}, {"web1": {"filesystems": ["/"]}}, "disk_reports['web1'].filesystems[0]: expected a filesystem"),
+    ({}, {"web1": {"filesystems": [good_fs(mount=None)]}}, "disk_reports['web1'].filesystems[0].mount: expected a mount point"),
+    ({}, {"web1": {"filesystems": [good_fs(status="purple")]}},
+     "disk_reports['web1'].filesystems[0].status: expected one of ok, warn, crit (or null), got a string ('purple')"),
+    ({}, {"web1": {"filesystems": [good_fs(use_pct="lots")]}},
+     "disk_reports['web1'].filesystems[0].use_pct: expected a number from 0 to 100 or null, got a string ('lots')"),
+    ({}, {"web1": {"filesystems": [good_fs(use_pct=float("nan"))]}}, "filesystems[0].use_pct: expected a number from 0"),
+    ({}, {"web1": {"filesystems": [good_fs(use_pct=130)]}}, "filesystems[0].use_pct: expected a number from 0 to 100"),
+    ({}, {"web1": {"filesystems": [good_fs(use_pct=True)]}}, "filesystems[0].use_pct: expected a number"),
+    ({}, {"web1": {"filesystems": [good_fs(avail_bytes="10G")]}},
+     "disk_reports['web1'].filesystems[0].avail_bytes: expected a whole number of at least 0 or null, got a string ('10G')"),
+    ({}, {"web1": {"filesystems": [good_fs(size_bytes=-1)]}}, "filesystems[0].size_bytes: expected a whole number"),
+    ({}, {"web1": {"filesystems": [good_fs(used_bytes=1.5)]}}, "filesystems[0].used_bytes: expected a whole number"),
+    ({}, {"web1": {"filesystems": [good_fs(device=["sda"])]}}, "filesystems[0].device: expected a string or null"),
+    ({}, {"web1": {"filesystems": [good_fs(forecast="soon")]}}, "filesystems[0].forecast: expected a dict"),
+    ({}, {"web1": {"filesystems": [good_fs(forecast={"days_to_full": "never"})]}},
+     "disk_reports['web1'].filesystems[0].forecast.days_to_full: expected a number"),
+    ({}, {"web1": {"filesystems": [good_fs(forecast={"rate_per_day": float("inf")})]}},
+     "filesystems[0].forecast.rate_per_day: expected a number"),
+]
+
+
+@pytest.mark.parametrize("sweeps,disks,message", HOSTILE, ids=[m[:60] for _s, _d, m in HOSTILE])
+def test_hostile_inputs_are_refused_naming_the_host_and_field(sweeps, disks, message):
+    with pytest.raises(_fleet.FleetError) as refused:
         _fleet.build(sweeps, disks, [])
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"hosts": "web1,web2"}, "hosts: expected a list of host names, got a string ('web1,web2')"),
+    ({"unreachable": [None]}, "unreachable[0]: expected a host name, got NoneType None"),
+    ({"failed": "web3"}, "failed: expected a list of host names"),
+    ({"top": 0}, "top must be a whole number of at least 1, got 0"),
+    ({"top": True}, "top must be a whole number of at least 1, got True"),
+])
+def test_hostile_host_lists_are_refused_by_name(kwargs, message):
+    args = {"hosts": [], "unreachable": (), "failed": (), "top": 10}
+    args.update(kwargs)
+    with pytest.raises(_fleet.FleetError) as refused:
+        _fleet.build({}, {}, args["hosts"], unreachable=args["unreachable"], top=args["top"], failed=args["failed"])
+    assert message in str(refused.value)
+
+
+def test_numbers_given_as_text_by_templating_are_read_as_numbers():
+    disks = {"web1": {"filesystems": [good_fs(use_pct="91", avail_bytes="1024", status="crit",
+                                              forecast={"days_to_full": "2.5", "rate_per_day": "1048576"})]}}
+    report = _fleet.build({}, disks, ["web1"], now=NOW)["report"]
+    assert report["fullest"][0]["use_pct"] == 91.0 and report["fullest"][0]["avail_bytes"] == 1024
+    assert report["forecasts"][0]["days_to_full"] == 2.5
 
 
 def test_state_file_round_trip_and_corruption(tmp_path):

@@ -3,6 +3,7 @@
 """ICMP packets and the socket prober; real probes go to loopback only."""
 
 import struct
+import time
 
 import pytest
 
@@ -84,7 +85,38 @@ def test_open_socket_failure_says_what_to_do(monkeypatch):
     with pytest.raises(_icmp.IcmpUnavailable) as err:
         _icmp.open_socket(4)
     assert "run as root" in err.value.strerror and "method=ping" in err.value.strerror
+    assert "cannot open an ICMPv4 socket" in err.value.strerror
     assert not _icmp.available((4,))
+
+
+class _SlowAfterSend:
+    """An ICMP socket whose sendto returns late, as when the process is descheduled right after the syscall."""
+
+    def __init__(self, sock, stall):
+        self._sock, self._stall = sock, stall
+
+    def sendto(self, *args):
+        sent = self._sock.sendto(*args)
+        time.sleep(self._stall)
+        return sent
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+@needs_sockets
+def test_a_probe_never_reports_less_than_its_round_trip(monkeypatch):
+    """The reply to 127.0.0.1 is back within microseconds, during the stall: it was waited for from before
+    the send, so the RTT includes the stall (timed from after sendto, it would read about 0)."""
+    real = _icmp.open_socket
+
+    def slow_socket(version):
+        sock, raw = real(version)
+        return _SlowAfterSend(sock, 0.03), raw
+    monkeypatch.setattr(_icmp, "open_socket", slow_socket)
+    prober = _icmp.Prober(["127.0.0.1"], timeout=2)
+    rtt = prober.run()["127.0.0.1"]
+    assert rtt is not None and rtt >= 30.0, rtt
 
 
 def _raw_socket_or_skip():

@@ -1,17 +1,15 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_report: sizes, thresholds and statuses, the text and HTML renderings, options and one whole run."""
+"""_report: sizes parsed, thresholds and statuses, the text and HTML renderings, options and one whole run."""
 
 import datetime
 import email
 import email.policy
 import html.parser
-import os
-import subprocess
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _mail_spool, _report
 from ansible_collections.sysops.fleet.plugins.module_utils._disk import Filesystem
 from ansible_collections.sysops.fleet.plugins.module_utils._report import Thresholds
 
@@ -40,28 +38,6 @@ def test_sizes_use_powers_of_1024(text, value):
 def test_bad_sizes_are_refused_by_name(text):
     with pytest.raises(_report.ReportError, match="free_crit"):
         _report.parse_size(text, "free_crit")
-
-
-@pytest.mark.parametrize("value,shown", [
-    (None, "-"), (0, "0"), (1023, "1023"), (1024, "1.0K"), (1025, "1.1K"), (1536, "1.5K"), (10 * 1024, "10K"),
-    (10 * 1024 - 1, "10K"), (1024 ** 2 - 1, "1.0M"), (252 * G - 5, "252G"), (int(79.3 * G), "80G"),
-    (3 * 1024 ** 4, "3.0T"),
-])
-def test_human_sizes_are_rounded_up_like_df_h(value, shown):
-    assert _report.human(value) == shown
-
-
-def test_human_sizes_match_df_h_on_this_machine():
-    out = subprocess.run(["df", "-h", "-P"], capture_output=True, text=True, check=False,
-                         env=dict(os.environ, LC_ALL="C")).stdout
-    rows = {" ".join(line.split()[5:]): line.split()[1:4] for line in out.splitlines()[1:]}
-    for attempt in range(10):
-        found = _disk.read_filesystems(_disk.Selection(exclude_fstypes=()))
-        got = {f.mount: [_report.human(f.size_bytes), _report.human(f.used_bytes), _report.human(f.avail_bytes)]
-               for f in found}
-        if all(got[m] == rows[m] for m in got):
-            break
-    assert {m: rows[m] for m in got} == got
 
 
 # ---- thresholds --------------------------------------------------------------------------------
@@ -211,17 +187,18 @@ def test_bad_options_are_refused_with_the_option_named(options, message):
 
 def test_defaults_of_a_config():
     config = _report.config_from_options({}, host="web1")
-    assert config.subject == "Nightly Disk Usage Report for web1"
-    assert config.smtp.host == "localhost" and config.smtp.effective_port == 25 and config.smtp.validate_certs
-    assert config.send == "auto" and config.mail_to == []
+    mail = config.mail
+    assert mail.subject == "Nightly Disk Usage Report for web1"
+    assert mail.smtp.host == "localhost" and mail.smtp.effective_port == 25 and mail.smtp.validate_certs
+    assert mail.send == "auto" and mail.mail_to == []
     assert config.selection.exclude_fstypes == _disk.PSEUDO_FSTYPES
-    assert str(config.mail_from).endswith("@web1")
-    assert config.spool_dir == _mail.default_spool_dir()
+    assert str(mail.mail_from).endswith("@web1")
+    assert config.spool_dir == mail.spool_dir == _mail_spool.default_dir()
 
 
 @pytest.mark.parametrize("security,port", [("none", 25), ("starttls", 587), ("ssl", 465)])
 def test_the_port_follows_smtp_security(security, port):
-    assert _report.config_from_options({"smtp_security": security}, host="h").smtp.effective_port == port
+    assert _report.config_from_options({"smtp_security": security}, host="h").mail.smtp.effective_port == port
 
 
 def test_a_default_sender_that_is_no_address_asks_for_mail_from():
@@ -232,7 +209,7 @@ def test_a_default_sender_that_is_no_address_asks_for_mail_from():
 def test_plaintext_auth_only_when_explicitly_allowed():
     config = _report.config_from_options({"smtp_username": "u", "smtp_password": "s3cret-pw",
                                           "smtp_allow_plaintext_auth": True}, host="h")
-    assert config.smtp.username == "u" and "s3cret-pw" not in repr(config.smtp)
+    assert config.mail.smtp.username == "u" and "s3cret-pw" not in repr(config.mail.smtp)
 
 
 # ---- one run -----------------------------------------------------------------------------------
@@ -277,7 +254,7 @@ def test_send_on_alert_mails_only_when_something_is_wrong(tmp_path, smtpd):
     assert loud.result["mail"]["sent"] is True and loud.result["status"] == "warn"
 
 
-def seed_history(path, now, less):
+def history_a_day_ago(path, now, less):
     """A history with one sample a day ago, when every filesystem had *less* bytes in use."""
     before = now.timestamp() - _history.DAY
     _history.save(path, {f.mount: [(before, f.used_bytes - less, f.avail_bytes + less)]
@@ -289,17 +266,17 @@ def test_history_file_gives_every_filesystem_its_fill_rate_in_the_result_and_the
     server = smtpd()
     history_file = str(tmp_path / "state" / "history.json")
     now = datetime.datetime.now(datetime.timezone.utc).astimezone()
-    before = seed_history(history_file, now, less=24 << 20)
-    seeded = _history.load(history_file)
+    before = history_a_day_ago(history_file, now, less=24 << 20)
+    earlier = _history.load(history_file)
     config = _report.config_from_options({"mail_to": ["ops@example.com"], "smtp_host": "127.0.0.1",
                                           "smtp_port": server.port, "spool_dir": str(tmp_path / "spool"),
                                           "history_file": history_file}, host="web1")
     outcome = _report.run(config, now=now)
     assert not outcome.error and outcome.changed
-    rows = [f for f in outcome.result["filesystems"] if f["mount"] in seeded and f["used_bytes"] is not None]
+    rows = [f for f in outcome.result["filesystems"] if f["mount"] in earlier and f["used_bytes"] is not None]
     assert rows
     for row in rows:
-        unused_t, used_then, unused_avail = seeded[row["mount"]][0]
+        unused_t, used_then, unused_avail = earlier[row["mount"]][0]
         rate = (row["used_bytes"] - used_then) / (now.timestamp() - before) * _history.DAY
         forecast = row["forecast"]
         assert forecast["rate_per_day"] == pytest.approx(rate, rel=1e-9)
@@ -321,12 +298,12 @@ def test_history_file_gives_every_filesystem_its_fill_rate_in_the_result_and_the
 def test_history_in_check_mode_and_when_it_cannot_be_written(tmp_path):
     history_file = str(tmp_path / "history.json")
     now = datetime.datetime.now(datetime.timezone.utc).astimezone()
-    seed_history(history_file, now, less=1 << 20)
-    seeded = _history.load(history_file)
+    history_a_day_ago(history_file, now, less=1 << 20)
+    earlier = _history.load(history_file)
     config = _report.config_from_options({"history_file": history_file, "send": "never"}, host="web1")
     checked = _report.run(config, check_mode=True, now=now)
     assert any(f["forecast"] and f["forecast"]["rate_per_day"] is not None for f in checked.result["filesystems"])
-    assert _history.load(history_file) == seeded, "check mode must not write the history"
+    assert _history.load(history_file) == earlier, "check mode must not write the history"
     (tmp_path / "file").write_text("")
     config = _report.config_from_options({"history_file": str(tmp_path / "file" / "h.json"), "send": "never"})
     broken = _report.run(config, now=now)

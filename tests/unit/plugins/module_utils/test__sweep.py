@@ -64,13 +64,67 @@ def test_everything_excluded_is_an_error():
     ({"timeout": 61}, "at most 60"),
     ({"retries": -1}, "retries must be between 0 and 10"),
     ({"rate": -5}, "rate must be 0"),
+    ({"rate": float("nan")}, "rate must be 0 \\(no cap\\) or a finite positive number of probes per second, got nan"),
+    ({"rate": float("inf")}, "rate must be 0 \\(no cap\\) or a finite positive number of probes per second, got inf"),
+    ({"timeout": float("nan")}, "timeout must be more than 0"),
     ({"workers": 0}, "workers must be between 1 and 256"),
     ({"concurrency": 0}, "concurrency must be at least 1"),
     ({"method": "carrier-pigeon"}, "method must be one of auto, socket, ping"),
 ])
 def test_bad_numbers_are_refused_before_anything_is_sent(kwargs, message):
+    looked_up = []
     with pytest.raises(_sweep.SweepError, match=message):
-        _sweep.sweep(["127.0.0.1"], **kwargs)
+        _sweep.sweep(["127.0.0.1", "web1"], resolver=lambda name: looked_up.append(name) or [], **kwargs)
+    if "method" not in kwargs and "concurrency" not in kwargs:
+        assert looked_up == [], "bad numbers are refused before any name is looked up"
+
+
+@pytest.mark.parametrize("targets,rate,message", [
+    (["127.0.0.0/24"], 0.01, "rate=0.01 would take about 7.1 hours to send one probe to each of the 254 addresses"),
+    (["127.0.0.1"], 0.0002, "rate=0.0002 would take about 1.4 hours"),
+    (["127.0.0.0/22"], 0.2, "would take about 1.4 hours to send one probe to each of the 1022 addresses"),
+])
+def test_a_rate_that_would_take_hours_is_refused_with_the_estimate(monkeypatch, targets, rate, message):
+    monkeypatch.setattr(_sweep._fanout, "fan_out", lambda *a, **k: pytest.fail("nothing may be probed"))
+    with pytest.raises(_sweep.SweepError) as refused:
+        _sweep.sweep(targets, rate=rate, method="ping")
+    assert message in str(refused.value) and "longer than the 1 hour a sweep may take" in str(refused.value)
+
+
+def test_a_slow_rate_within_the_hour_is_allowed():
+    _sweep.check_duration(3600, 1.0)
+    _sweep.check_duration(10 ** 6, 0.0)  # no cap
+
+
+PING_OUTPUTS = [
+    ("PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data.\n\n--- 127.0.0.1 ping statistics ---\n"
+     "1 packets transmitted, 1 received, 0% packet loss, time 0ms\nrtt min/avg/max/mdev = 0.041/0.041/0.041/0.000 ms\n",
+     0.041),  # iputils, -q
+    ("PING ::1 (::1) 56 data bytes\n\n--- ::1 ping statistics ---\n1 packets transmitted, 1 received, 0% packet loss"
+     ", time 0ms\nrtt min/avg/max/mdev = 120.468/120.468/120.468/0.000 ms\n", 120.468),
+    ("PING 127.0.0.1 (127.0.0.1): 56 data bytes\n\n--- 127.0.0.1 ping statistics ---\n1 packets transmitted, "
+     "1 packets received, 0% packet loss\nround-trip min/avg/max = 0.084/0.084/0.084 ms\n", 0.084),  # BusyBox
+    ("round-trip min/avg/max/stddev = 1.250/1.250/1.250/0.000 ms\n", 1.25),  # inetutils
+    ("64 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.051 ms\n", 0.051),  # without -q
+    ("1 packets transmitted, 0 received, 100% packet loss, time 0ms\n", None),
+]
+
+
+@pytest.mark.parametrize("output,rtt", PING_OUTPUTS)
+def test_the_round_trip_time_is_read_from_pings_summary(output, rtt):
+    assert _sweep.ping_rtt(output) == rtt
+
+
+def test_method_ping_reports_a_measured_rtt_not_a_constant():
+    result = _sweep.sweep(["127.0.0.1-3"], method="ping", rate=0)
+    rtts = [result["hosts"][a]["rtt_ms"] for a in result["alive"]]
+    assert len(rtts) == 3 and all(isinstance(r, float) and r > 0 for r in rtts), rtts
+    # the lab test in tests/unit/plugins/modules/test_ping_sweep.py checks them against known delays
+
+
+def test_an_excluded_name_that_does_not_resolve_is_in_the_result():
+    result = _sweep.sweep(["127.0.0.1"], exclude=["gone.invalid"], method="ping", resolver=lambda name: [])
+    assert result["exclude_unresolved"] == ["gone.invalid"] and result["alive"] == ["127.0.0.1"]
 
 
 def test_missing_ping_binary_is_a_clear_error(monkeypatch):
@@ -98,7 +152,7 @@ def test_a_crashed_worker_marks_its_addresses_dead_with_the_reason(monkeypatch):
     def crash(addresses, *args):
         if "127.0.0.2" in addresses:
             os._exit(5)
-        return {a: (0.1, "") for a in addresses}
+        return {a: (True, 0.1, "") for a in addresses}
     monkeypatch.setitem(_sweep._PROBES, "ping", crash)
     monkeypatch.setitem(_sweep.MIN_SHARE, "ping", 1)
     result = _sweep.sweep(["127.0.0.1-4"], method="ping", workers=2)

@@ -57,7 +57,7 @@ INVALID = [
     ("::/0", "whole address space"),
     ("10.0.0.0/33", "not a valid CIDR"),
     ("10.0.0.300", "not a valid address"),
-    ("10.0.0", "not a valid address"),
+    ("10.0.0", "not a valid address here"),
     ("10.0.0.9-10.0.0.1", "ends before it starts"),
     ("10.0.0.1-300", "larger than 255"),
     ("10.0.0.1-::1", "mixes IPv4 and IPv6"),
@@ -66,6 +66,40 @@ INVALID = [
     ("", "empty entry"),
     ("fe80::zz", "not a valid"),
 ]
+
+
+# Numeric forms inet_aton reads (and so getaddrinfo): refused, never looked up as names.
+NUMERIC_FORMS = [("0x7f.1", "127.0.0.1"), ("0x7f000001", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
+                 ("127.1", "127.0.0.1"), ("2130706433", "127.0.0.1"), ("0x7f.0.0.0x1", "127.0.0.1"),
+                 ("127.0.1", "127.0.0.1"), ("10.0.0", "10.0.0.0"), ("0300.0250.0.1", "192.168.0.1")]
+
+
+@pytest.mark.parametrize("option", ["targets", "exclude"])
+@pytest.mark.parametrize("entry,read_as", NUMERIC_FORMS)
+def test_numeric_forms_inet_aton_reads_are_refused_and_never_resolved(entry, read_as, option):
+    looked_up = []
+
+    def resolver(name):
+        looked_up.append(name)
+        return [ipaddress.ip_address("127.0.0.1")]
+    targets, exclude = ([entry], []) if option == "targets" else (["127.0.0.1"], [entry])
+    with pytest.raises(_targets.TargetError) as refused:
+        _targets.plan(targets, exclude, resolver=resolver)
+    assert str(refused.value).startswith(f"{option}: {entry!r} is not a valid address here: inet_aton reads")
+    assert f"as {read_as}" in str(refused.value)
+    assert looked_up == []
+
+
+@pytest.mark.parametrize("entry", ["web.0x1f", "host.123", "a.b.0X7F"])
+def test_a_name_whose_last_label_is_a_number_is_no_name(entry):
+    with pytest.raises(_targets.TargetError, match="is not a valid address, CIDR, range or host name"):
+        _targets.parse(entry)
+
+
+def test_an_exclude_name_that_does_not_resolve_is_recorded():
+    plan = _targets.plan(["192.0.2.1-3"], exclude=["gone", "192.0.2.2"], resolver=fake_dns({}))
+    assert plan.addresses == ["192.0.2.1", "192.0.2.3"]
+    assert list(plan.exclude_unresolved) == ["gone"] and "excludes nothing" in plan.exclude_unresolved["gone"]
 
 
 @pytest.mark.parametrize("entry,message", INVALID)

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _pidfile, _watcher, _watcher_cli
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail_spool, _pidfile, _sizes, _watcher, _watcher_cli
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smtp_server import SmtpServer  # noqa: E402  pylint: disable=wrong-import-position
@@ -112,8 +112,8 @@ def test_settings_are_read_and_validated_by_the_disk_report_code(tmp_path):
     report = settings.report
     assert report.limits.warn == 70 and report.limits.crit == 85 and report.limits.free_crit == 1024 ** 3
     assert report.selection.exclude_mounts == ("/boot", "/snap/*")
-    assert [a.addr_spec for a in report.mail_to] == ["ops@example.com", "night@example.com"]
-    assert report.smtp.port == 2525 and report.smtp.password == "100%secret"
+    assert [a.addr_spec for a in report.mail.mail_to] == ["ops@example.com", "night@example.com"]
+    assert report.mail.smtp.port == 2525 and report.mail.smtp.password == "100%secret"
     assert report.spool_dir == f"{tmp_path}/lib/spool"
     assert settings.state_file == f"{tmp_path}/lib/state.json"
 
@@ -205,14 +205,14 @@ def test_alerts_are_mailed_and_spooled_while_the_server_is_down(tmp_path):
     sweep.up["127.0.0.9"] = True
     watcher.check_once()
     spool = tmp_path / "lib" / "spool"
-    assert len(_mail.spooled(str(spool))) == 1
+    assert len(_mail_spool.listing(str(spool))) == 1
     assert watcher.state["spool_pending"] == 1
     # the server is back on the same port: the next round delivers the spool without a new alert
     with SmtpServer(port=port) as server:
         assert watcher.check_once() == []
         assert len(server.messages) == 1
         assert "recovery: 127.0.0.9 up" in email.message_from_bytes(server.messages[0].data, policy=email.policy.default)["Subject"]
-    assert _mail.spooled(str(spool)) == []
+    assert _mail_spool.listing(str(spool)) == []
 
 
 def test_no_recipients_means_log_only(tmp_path):
@@ -237,7 +237,9 @@ def test_the_daily_report_adds_the_fill_rate_and_mails_it(tmp_path):
         outcome = _watcher.daily_report(settings, now=now)
         assert not outcome.error and outcome.changed
         assert "Fill rate (from" in outcome.result["report"]
-        assert f"{mount}: +24M/day" in outcome.result["report"]
+        rate = next(f for f in outcome.result["filesystems"] if f["mount"] == mount)["forecast"]["rate_per_day"]
+        assert abs(rate - 24 * 2 ** 20) < 2 ** 20, rate  # 1 MiB an hour (the disk itself may move a little)
+        assert f"{mount}: +{_sizes.human(rate, 'B')}/day" in outcome.result["report"]
         message = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
         assert message["Subject"].startswith("Nightly Disk Usage Report for")
         assert "Fill rate" in message.get_body(("html",)).get_content()
@@ -247,7 +249,7 @@ def test_the_daily_report_is_spooled_when_the_server_is_down(tmp_path):
     settings = _watcher.load_settings(write_settings(tmp_path, mail_section(free_port())))
     outcome = _watcher.daily_report(settings)
     assert "could not be mailed" in outcome.error and "spooled to" in outcome.error
-    assert len(_mail.spooled(settings.report.spool_dir)) == 1
+    assert len(_mail_spool.listing(settings.report.spool_dir)) == 1
 
 
 # ---- the fleet-watcher command, for real ---------------------------------------------------

@@ -6,18 +6,19 @@ import email
 import email.policy
 import json
 import os
-import subprocess
+import shutil
 import sys
+import time
+from collections import Counter
 
+import module_runner
 import pytest
 import smtp_server
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.modules import disk_report
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fleet, _mail, _report
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fleet, _mail, _mail_delivery, _mail_spool, _sizes
 
-COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(list(
-    __import__("ansible_collections.sysops.fleet", fromlist=["x"]).__path__)[0])))
 HUNG_MOUNT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", "hung_mount.py")
 
 
@@ -29,14 +30,7 @@ def run_module(tmp_path, wrapper=(), **args):
 
 def run_module_raw(tmp_path, wrapper=(), env=None, **args):
     """(exit code, parsed JSON result, raw stdout) of one module run, optionally under *wrapper*."""
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    environ = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS_ROOT] + sys.path), **(env or {}))
-    proc = subprocess.run(list(wrapper) + [sys.executable, disk_report.__file__, str(args_file)],
-                          capture_output=True, text=True, env=environ, timeout=120, check=False)
-    if proc.returncode == 77 and wrapper:
-        pytest.skip(proc.stderr.strip())
-    return proc.returncode, json.loads(proc.stdout), proc.stdout
+    return module_runner.run_module(disk_report, tmp_path, wrapper=wrapper, env=env, **args)
 
 
 def mail_args(tmp_path, server, **extra):
@@ -81,7 +75,7 @@ def test_the_report_is_mailed_and_read_back(tmp_path, smtpd, df):
     assert text == out["report"]
     root = next(fs for fs in out["filesystems"] if fs["mount"] == "/")
     row = next(line.split() for line in text.splitlines() if line.endswith(" /"))
-    assert row[:3] == [root["device"], root["fstype"], _report.human(root["size_bytes"])]
+    assert row[:3] == [root["device"], root["fstype"], _sizes.human(root["size_bytes"])]
     assert row[5] == f"{root['use_pct']}%" and row[8] == "warn"  # warn=1: everything warns
     assert abs(root["use_pct"] - int(df()["/"][5].rstrip("%"))) <= 1
     assert f"width:{root['use_pct']}%" in page and "#f9a825" in page
@@ -167,22 +161,135 @@ def test_a_hung_mount_is_reported_and_the_task_finishes(tmp_path):
     ({"warn": 95, "crit": 90}, "warn (95%) must not be above crit (90%)"),
     ({"inode_warn": 0}, "inode_warn must be a whole percentage"),
     ({"free_warn": "1G", "free_crit": "2G"}, "free_warn (1.0G) must not be below free_crit (2.0G)"),
-    ({"smtp_port": 99999, "mail_to": ["a@example.com"]}, "smtp_port must be between 1 and 65535, got 99999"),
+    ({"free_warn": "10Q"}, "free_warn must be a size such as 10G"),
+    ({"smtp_port": 99999}, "smtp_port must be between 1 and 65535, got 99999"),
     ({"mail_to": ["ops at example.com"]}, "mail_to: 'ops at example.com' is not a mail address"),
+    ({"mail_to": ["ops@example.com\u2028Bcc: evil@example.com"]}, "is not a mail address (line breaks"),
     ({"mail_from": "x@example.com\nBcc: y@example.com"}, "line breaks"),
-    ({"send": "always"}, "send=always needs mail_to"),
+    ({"subject": "Disk report\u2028Bcc: evil@example.com"}, "subject may not contain line breaks or control characters"),
+    ({"subject": "Disk\x0breport"}, "subject may not contain line breaks or control characters"),
+    ({"subject": "Disk\x85report"}, "subject may not contain line breaks or control characters"),
+    ({"subject": "Disk\x1ereport"}, "subject may not contain line breaks or control characters"),
+    ({"subject": "Disk\u2029report"}, "subject may not contain line breaks or control characters"),
+    ({"smtp_timeout": "nan"}, "smtp_timeout must be more than 0 and at most 3600 seconds, got nan"),
+    ({"smtp_timeout": 0}, "smtp_timeout must be more than 0"),
+    ({"send": "always", "mail_to": []}, "send=always needs mail_to"),
     ({"send": "weekly"}, "value of send must be one of"),
     ({"smtp_security": "tls"}, "value of smtp_security must be one of"),
-    ({"smtp_username": "u", "smtp_password": "hunter2-pw", "mail_to": ["a@example.com"]},
-     "refusing to send smtp_password over an unencrypted connection"),
+    ({"smtp_username": "u", "smtp_password": "hunter2-pw"}, "refusing to send smtp_password over an unencrypted connection"),
     ({"smtp_username": "u"}, "parameters are required together: smtp_username, smtp_password"),
     ({"probe_timeout": 0}, "probe_timeout must be more than 0"),
 ])
-def test_bad_input_fails_with_a_clear_message(tmp_path, args, message):
-    rc, out = run_module(tmp_path, **args)
+def test_bad_input_fails_with_a_clear_message_and_sends_nothing(tmp_path, smtpd, args, message):
+    server = smtpd()
+    options = mail_args(tmp_path, server, send="always")
+    options.update(args)
+    rc, out = run_module(tmp_path, **options)
     assert rc == 1 and out["failed"] is True
     assert message in out["msg"]
     assert "filesystems" not in out
+    assert server.handler.connections == 0 and not (tmp_path / "spool").exists(), "nothing sent, nothing spooled"
+
+
+# ---- the queue through the module ----------------------------------------------------------------
+
+def copies(server, message_id):
+    return server.handler.copies().get(message_id, Counter())
+
+
+def test_a_trickling_server_cannot_hold_the_task_and_the_report_goes_out_once_later(tmp_path, smtpd, slow_smtpd):
+    down = smtpd()
+    down.stop()
+    started = time.monotonic()  # the reference, in the same run: the module's own cost, with an instant refusal
+    run_module(tmp_path, **mail_args(tmp_path, down, spool_dir=str(tmp_path / "reference-spool")))
+    own_cost = time.monotonic() - started
+    slow = slow_smtpd("trickle", interval=0.1)
+    started = time.monotonic()
+    rc, out = run_module(tmp_path, **mail_args(tmp_path, slow, smtp_timeout=2))
+    took = time.monotonic() - started
+    assert rc == 1 and "within smtp_timeout=2s" in out["msg"] and "spooled to" in out["msg"], out["msg"]
+    assert out["filesystems"] and out["mail"]["spooled"]
+    assert took - own_cost < 2 + 1.5, f"the task took {took:.1f}s with smtp_timeout=2 ({own_cost:.1f}s its own)"
+    slow.stop()
+    good = smtpd(port=slow.port)
+    rc, again = run_module(tmp_path, **mail_args(tmp_path, good))
+    assert rc == 0 and again["mail"]["spool_sent"] == 1
+    for run in (out, again):
+        assert copies(good, run["mail"]["message_id"]) == Counter({"ops@example.com": 1})
+
+
+def test_a_recipient_deferred_by_a_451_gets_its_copy_later_and_the_other_only_one(tmp_path, smtpd):
+    server = smtpd(handler=smtp_server.Recorder(rcpt_replies={"night@example.com": "451 4.2.1 mailbox busy"}))
+    args = mail_args(tmp_path, server, mail_to=["ops@example.com", "night@example.com"])
+    rc, out = run_module(tmp_path, **args)
+    assert rc == 0 and out["changed"] and out["mail"]["sent"], out
+    assert out["mail"]["deferred"] == {"night@example.com": "451 4.2.1 mailbox busy"} and out["mail"]["spooled"]
+    assert "temporarily refused night@example.com" in json.dumps(out["warnings"])
+    server.handler.rcpt_replies.clear()
+    rc, later = run_module(tmp_path, **dict(args, send="never"))  # send=never leaves the spool alone
+    assert later["mail"]["spool_pending"] == 1
+    rc, later = run_module(tmp_path, **dict(args, send="on_alert", warn=100, crit=100, inode_warn=100, inode_crit=100))
+    assert rc == 0 and later["mail"]["spool_sent"] == 1 and later["mail"]["spool_pending"] == 0
+    assert copies(server, out["mail"]["message_id"]) == Counter({"ops@example.com": 1, "night@example.com": 1})
+
+
+def test_a_dead_letter_is_reported_and_the_next_report_mentions_it(tmp_path, smtpd):
+    server = smtpd(handler=smtp_server.Recorder(refuse_rcpt=("gone@example.com",)))
+    rc, out = run_module(tmp_path, **mail_args(tmp_path, server, mail_to=["ops@example.com", "gone@example.com"]))
+    assert rc == 0 and out["mail"]["refused"] == {"gone@example.com": "550 5.1.1 mailbox unavailable"}
+    [dead] = out["mail"]["dead_letters"]
+    assert dead["recipients"] == {"gone@example.com": "550 5.1.1 mailbox unavailable"} and os.path.isfile(dead["file"])
+    assert "refused for good gone@example.com" in json.dumps(out["warnings"])
+    rc, nightly = run_module(tmp_path, **mail_args(tmp_path, server))
+    assert rc == 0 and "Undelivered mail (1" in nightly["report"]
+    assert "gone@example.com: 550 5.1.1 mailbox unavailable" in nightly["report"]
+    page = email.message_from_bytes(server.messages[-1].data, policy=email.policy.default).get_body(("html",))
+    assert "<h3>Undelivered mail</h3>" in page.get_content()
+    assert server.handler.rcpt_commands.count("gone@example.com") == 1, "never retried"
+
+
+needs_mount_namespace = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                                           reason="a read-only bind mount needs root and unshare")
+READ_ONLY = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"']
+
+
+@needs_mount_namespace
+def test_a_read_only_spool_warns_mails_the_report_and_keeps_the_queue_for_later(tmp_path, smtpd):
+    spool = str(tmp_path / "spool")
+    queued = _mail.build_message(_mail.parse_address("disk-report@web1.example.com", "mail_from"),
+                                 [_mail.parse_address("ops@example.com", "mail_to")], "queued", "t\n", "<p>t</p>",
+                                 domain="web1.example.com").as_bytes(policy=_mail.POLICY)
+    _mail_spool.add(spool, queued, "disk-report@web1.example.com", ["ops@example.com"])
+    server = smtpd()
+    rc, out = run_module(tmp_path, wrapper=READ_ONLY + [spool], **mail_args(tmp_path, server))
+    assert rc == 0 and out["mail"]["sent"] and out["filesystems"], out
+    assert "is on a read-only filesystem: 1 queued message(s) were not sent" in json.dumps(out["warnings"])
+    assert copies(server, _mail.message_id(queued)) == Counter(), "not sent: it could not be taken out after"
+    rc, later = run_module(tmp_path, **mail_args(tmp_path, server))
+    assert rc == 0 and later["mail"]["spool_sent"] == 1
+    for message_id in (_mail.message_id(queued), out["mail"]["message_id"], later["mail"]["message_id"]):
+        assert copies(server, message_id) == Counter({"ops@example.com": 1})
+
+
+@needs_mount_namespace
+def test_a_read_only_spool_and_no_server_is_a_clear_failure_with_the_report(tmp_path, smtpd):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    server = smtpd()
+    server.stop()
+    rc, out = run_module(tmp_path, wrapper=READ_ONLY + [str(spool)], **mail_args(tmp_path, server))
+    assert rc == 1 and "connection refused" in out["msg"]
+    assert "could NOT be spooled" in out["msg"] and "Read-only file system" in out["msg"]
+    assert out["filesystems"] and out["report"], "the report is still in the result"
+
+
+def test_a_spool_dir_that_is_a_file_does_not_stop_the_mail(tmp_path, smtpd):
+    (tmp_path / "file").write_text("")
+    server = smtpd()
+    rc, out = run_module(tmp_path, **mail_args(tmp_path, server, spool_dir=str(tmp_path / "file")))
+    assert rc == 0 and out["mail"]["sent"] and "is not a directory" in json.dumps(out["warnings"])
+    assert copies(server, out["mail"]["message_id"]) == Counter({"ops@example.com": 1})
 
 
 def test_documentation_matches_the_argument_spec():
@@ -195,11 +302,12 @@ def test_documentation_matches_the_argument_spec():
         "inode_warn", "inode_crit", "free_warn", "free_crit", "send", "mail_to", "mail_from", "subject",
         "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_allow_plaintext_auth",
         "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir", "history_file"}
-    assert set(shared) == set(_mail.MAIL_ARGUMENT_SPEC)
+    assert set(shared) == set(_mail_delivery.MAIL_ARGUMENT_SPEC)
     assert doc["options"]["exclude_fstypes"]["default"] == list(_disk.PSEUDO_FSTYPES)
     returned = yaml.safe_load(disk_report.RETURN)
     assert {"filesystems", "alerts", "report", "mail", "status"} <= set(returned)
-    assert {"sent", "recipients", "message_id", "spooled"} <= set(returned["mail"]["contains"])
+    assert {"sent", "recipients", "message_id", "spooled", "spool_sent", "spool_pending", "refused", "deferred",
+            "dead_letters", "quarantined", "reason"} == set(returned["mail"]["contains"])
     assert {"device", "fstype", "mount", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inodes_total",
             "inodes_used", "inode_pct", "status"} <= set(returned["filesystems"]["contains"])
     yaml.safe_load(disk_report.EXAMPLES)

@@ -1,27 +1,34 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""ping_sweep as Ansible runs it: a separate Python process reading its args as JSON."""
+"""ping_sweep as Ansible runs it: a separate Python process reading its args as JSON.
+
+The lab tests (root) run it inside a network namespace of their own
+(tests/lab.py): one that counts every echo request, to prove that refused
+input sent nothing, and one whose hosts answer after known delays, to
+prove that both probe methods report real round-trip times.
+"""
 
 import json
 import os
-import subprocess
+import shutil
 import sys
 
 import pytest
 
 from ansible_collections.sysops.fleet.plugins.modules import ping_sweep
 
-COLLECTIONS_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(list(
-    __import__("ansible_collections.sysops.fleet", fromlist=["x"]).__path__)[0])))
+TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, TESTS)
+import lab  # noqa: E402  pylint: disable=wrong-import-position
+import module_runner  # noqa: E402  pylint: disable=wrong-import-position
+
+needs_lab = pytest.mark.skipif(os.geteuid() != 0 or not (shutil.which("ip") and shutil.which("nft")),
+                               reason="the loopback lab needs root, ip and nft")
 
 
-def run_module(tmp_path, **args):
-    args_file = tmp_path / "args.json"
-    args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS_ROOT] + sys.path))
-    proc = subprocess.run([sys.executable, ping_sweep.__file__, str(args_file)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
-    return proc.returncode, json.loads(proc.stdout)
+def run_module(tmp_path, netns=None, **args):
+    rc, out, unused_stdout = module_runner.run_module(ping_sweep, tmp_path, netns=netns, **args)
+    return rc, out
 
 
 def test_sweep_of_loopback_reports_alive_hosts_and_is_never_changed(tmp_path):
@@ -51,10 +58,92 @@ def test_bad_input_fails_with_a_clear_message(tmp_path, args, message):
     assert message in out["msg"]
 
 
+# Hostile input: each is refused with its message and not one echo request leaves the sweeper.
+HOSTILE = [
+    ({"targets": ["0x7f.1"]}, "targets: '0x7f.1' is not a valid address here: inet_aton reads"),
+    ({"targets": ["0x7f000001"]}, "reads this shorthand, hexadecimal, octal or single-number form as 127.0.0.1"),
+    ({"targets": ["0177.0.0.1"]}, "targets: '0177.0.0.1' is not a valid address here"),
+    ({"targets": ["127.1"]}, "write the dotted quad (127.0.0.1) if that is what you mean"),
+    ({"targets": ["2130706433"]}, "targets: '2130706433' is not a valid address here"),
+    ({"targets": ["127.0.0.1"], "exclude": ["0x7f.0.0.2"]}, "exclude: '0x7f.0.0.2' is not a valid address here"),
+    ({"targets": ["web.0x1f"]}, "targets: 'web.0x1f' is not a valid address, CIDR, range or host name"),
+    ({"targets": ["127.0.0.1"], "rate": "nan"}, "rate must be 0 (no cap) or a finite positive number"),
+    ({"targets": ["127.0.0.1"], "rate": "inf"}, "rate must be 0 (no cap) or a finite positive number"),
+    ({"targets": ["127.0.0.1"], "rate": -1}, "rate must be 0 (no cap) or a finite positive number of probes per second, got -1"),
+    ({"targets": ["127.0.0.0/24"], "rate": 0.001}, "rate=0.001 would take about 2.9 days to send one probe to each "
+                                                   "of the 254 addresses"),
+    ({"targets": ["127.0.0.1"], "timeout": "nan"}, "timeout must be more than 0"),
+    ({"targets": ["127.0.0.1"], "retries": 11}, "retries must be between 0 and 10"),
+    ({"targets": ["127.0.0.1"], "workers": 0}, "workers must be between 1 and 256"),
+    ({"targets": ["127.0.0.1"], "concurrency": 0}, "concurrency must be at least 1"),
+    ({"targets": ["127.0.0.1;reboot"]}, "contains ';'"),
+    ({"targets": ["-f"]}, "targets: '-f' is not a valid address, CIDR, range or host name"),
+    ({"targets": ["127.0.0.0/8"]}, "has 16777214 addresses, more than max_hosts=65536"),
+]
+
+
+@needs_lab
+def test_hostile_input_is_refused_and_sends_no_packet(tmp_path):
+    with lab.lab() as ns:
+        before = lab.echo_requests(ns)
+        rc, out = run_module(tmp_path, netns=ns, targets=["127.0.0.1-4"], method="ping", rate=0, retries=0)
+        assert rc == 0 and out["alive"] == ["127.0.0.1", "127.0.0.2", "127.0.0.4"], out
+        assert lab.echo_requests(ns) - before == 4, "the counter must see a real sweep, or it proves nothing"
+        for args, message in HOSTILE:
+            for method in ("ping", "socket"):
+                before = lab.echo_requests(ns)
+                rc, out = run_module(tmp_path, netns=ns, method=method, **args)
+                assert rc == 1 and out["failed"] is True, (args, out)
+                assert message in out["msg"], (args, out["msg"])
+                assert "alive" not in out and lab.echo_requests(ns) == before, (args, "packets were sent")
+
+
+def fastest_rtts(tmp_path, ns, targets, method, sweeps=3):
+    """Each address's smallest RTT over a few sweeps: a busy machine only ever adds to a round trip."""
+    best = {}
+    for unused in range(sweeps):
+        rc, out = run_module(tmp_path, netns=ns, targets=targets, method=method, rate=0, retries=0)
+        assert rc == 0 and out["summary"]["method"] == method, out
+        for address, host in out["hosts"].items():
+            if host["rtt_ms"] is not None:
+                best[address] = min(best.get(address, host["rtt_ms"]), host["rtt_ms"])
+    return best
+
+
+@needs_lab
+@pytest.mark.parametrize("method", ["ping", "socket"])
+def test_both_methods_report_real_round_trip_times(tmp_path, method):
+    """Hosts that answer after 10, 80 and 200 ms: a made-up RTT (a constant, 0.0) cannot fall in all three."""
+    delays = {"127.0.0.2": 10, "127.0.0.3": 80, "127.0.0.4": 200}
+    with lab.delayed(delays) as ns:
+        rc, out = run_module(tmp_path, netns=ns, targets=["127.0.0.5"], method=method, timeout=0.5, retries=0)
+        assert rc == 0 and out["dead"] == ["127.0.0.5"], "only the responder answers in this lab"
+        best = fastest_rtts(tmp_path, ns, list(delays), method)
+    for address, delay in delays.items():
+        assert delay <= best[address] < delay + 50, (address, delay, best[address])
+
+
+@needs_lab
+def test_ping_and_socket_agree_on_the_round_trip_times(tmp_path):
+    delays = {"127.0.0.2": 20, "127.0.0.3": 120}
+    with lab.delayed(delays) as ns:
+        found = {m: fastest_rtts(tmp_path, ns, list(delays), m) for m in ("ping", "socket")}
+    for address in delays:
+        assert abs(found["ping"][address] - found["socket"][address]) < 50, (address, found)
+
+
+def test_an_exclude_name_that_does_not_resolve_is_reported(tmp_path):
+    rc, out = run_module(tmp_path, targets=["127.0.0.1-2"], exclude=["no-such-host.invalid", "127.0.0.2"],
+                         method="ping")
+    assert rc == 0 and out["alive"] == ["127.0.0.1"], out
+    assert out["exclude_unresolved"] == ["no-such-host.invalid"]
+    assert "exclude: 'no-such-host.invalid' does not resolve, so it excludes nothing" in json.dumps(out["warnings"])
+
+
 def test_documentation_lists_every_option_of_the_argument_spec():
     import yaml
     doc = yaml.safe_load(ping_sweep.DOCUMENTATION)
     assert set(doc["options"]) == {"targets", "exclude", "timeout", "retries", "method", "workers",
                                    "concurrency", "rate", "max_hosts"}
     returned = yaml.safe_load(ping_sweep.RETURN)
-    assert {"alive", "dead", "hosts", "summary", "unresolved"} <= set(returned)
+    assert {"alive", "dead", "hosts", "summary", "unresolved", "exclude_unresolved"} <= set(returned)
