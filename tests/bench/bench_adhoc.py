@@ -88,10 +88,19 @@ def adhoc_command(ns, argv, parse):
 
 
 def fping_lines(text):
-    return {line.strip() for line in text.splitlines() if line.strip().startswith("127.")}
+    """fping's alive addresses out of the ad hoc output (rc 1 when some are silent: the last line gets
+    Ansible's "The command exited with a non-zero return code." glued to it)."""
+    found = set()
+    for line in text.splitlines():
+        word = line.strip().split("The command exited")[0].strip()
+        if word.startswith("127."):
+            found.add(word)
+    return found
 
 
 def nmap_lines(text):
+    """nmap's "up" addresses. In the loopback lab nmap counts every local address as up ("localhost-
+    response"), whatever the firewall drops, so its set is compared for information only."""
     return {line.split()[-1] for line in text.splitlines() if line.startswith("Nmap scan report for")}
 
 
@@ -129,7 +138,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("the lab needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
-    rows, wrong = [], []
+    rows, wrong, notes = [], [], set()
     with lab.lab(prefix="fleetadhoc") as ns, tempfile.TemporaryDirectory() as work:
         for n, prefix in enumerate(int(s) for s in args.sizes.split(",")):
             cidr = f"127.{110 + n}.0.0/{prefix}"
@@ -149,8 +158,11 @@ def main() -> int:
                 for name, tool in tools.items():
                     seconds, alive = tool(cidr)
                     times[name].append(seconds)
-                    if alive != expected:
+                    if alive != expected and "nmap" not in name:
                         wrong.append(f"/{prefix} {name}: {len(alive)} alive, the lab has {len(expected)}")
+                    elif alive != expected:
+                        notes.add(f"/{prefix} {name}: {len(alive)} up (nmap takes every loopback address "
+                                  f"for a local one, so none is silent to it), the lab has {len(expected)}")
                 seconds, size, alive = module_alone(ns, cidr, work)
                 alone.append(seconds)
                 sizes.append(size)
@@ -166,6 +178,8 @@ def main() -> int:
     print("| --- | --- | ---: | ---: | ---: |")
     for size, name, seconds, x_fping, x_ours in rows:
         print(f"| {size} | {name} | {seconds:.2f} | {x_fping:.2f} | {x_ours:.2f} |")
+    for line in sorted(notes):
+        print("note:", line)
     for line in wrong:
         print("WRONG:", line)
     return 1 if wrong else 0
