@@ -31,7 +31,8 @@ from typing import Iterator, Optional, Tuple, Union
 
 _SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link"))
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link"),
+          (stat.S_ISREG, "a regular file"))
 
 
 class UnsafeFile(OSError):
@@ -39,6 +40,7 @@ class UnsafeFile(OSError):
 
 
 def kind_of(mode: int) -> str:
+    """What a path is, from its (l)stat mode, as a phrase: "a FIFO", "a regular file", ..."""
     for test, name in _KINDS:
         if test(mode):
             return name

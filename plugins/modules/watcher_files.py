@@ -45,7 +45,7 @@ options:
     default: []
   remove:
     description:
-      - Paths removed last if present (directories with what they hold, never following a link):
+      - Paths removed last if present (directories with what they hold, never following a link), that is
         what earlier versions left.
     type: list
     elements: path
@@ -100,7 +100,7 @@ options:
         type: str
       only_if_directory_exists:
         description:
-          - Write the file only if its directory exists, else leave it out (reported in RV(absent_directories)):
+          - Write the file only if its directory exists, else leave it out (reported in RV(absent_directories)),
             for example a logrotate file on a host without logrotate.
         type: bool
         default: false
@@ -225,10 +225,21 @@ def _fix_attributes(fd, st, mode, uid, gid):
         os.fchmod(fd, mode)
 
 
+def _absolute(path):
+    if not os.path.isabs(path):
+        raise Refused(f"{path!r} is not an absolute path: give every path from /")
+    return path
+
+
+def prepared_directory(entry, check_mode):
+    """A directory entry with its mode and owner resolved (a bad one is refused before anything is done)."""
+    path = _absolute(entry["path"])
+    return dict(path=path, mode=_mode(entry.get("mode"), path), uid=_uid(entry.get("owner"), check_mode, path),
+                gid=_gid(entry.get("group"), check_mode, path))
+
+
 def directory(entry, check_mode):
-    path = entry["path"]
-    mode = _mode(entry.get("mode"), path)
-    uid, gid = _uid(entry.get("owner"), check_mode, path), _gid(entry.get("group"), check_mode, path)
+    path, mode, uid, gid = entry["path"], entry["mode"], entry["uid"], entry["gid"]
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -276,11 +287,9 @@ def removed(path, check_mode):
     return True
 
 
-def regular_file(entry, check_mode):
-    """(changed, before text or None) for one file entry; ``None`` changed means left out."""
-    path = entry["path"]
-    if entry.get("only_if_directory_exists") and not os.path.isdir(os.path.dirname(path)):
-        return None, None
+def prepared_file(entry, check_mode):
+    """A file entry with its bytes, mode and owner resolved (a bad one is refused before anything is done)."""
+    path = _absolute(entry["path"])
     if entry.get("encoding") == "base64":
         try:
             data = base64.b64decode(entry["content"], validate=True)
@@ -289,10 +298,19 @@ def regular_file(entry, check_mode):
     else:
         data = entry["content"].encode("utf-8")
     mode = _mode(entry.get("mode"), path)
+    if mode is None:
+        raise Refused(f"{path}: a file needs a mode such as '0644'")
     uid = _uid(entry.get("owner"), check_mode, path)
     gid = _gid(entry.get("group"), check_mode, path)
-    uid = os.geteuid() if uid is None else uid
-    gid = os.getegid() if gid is None else gid
+    return dict(entry, path=path, data=data, mode=mode, uid=os.geteuid() if uid is None else uid,
+                gid=os.getegid() if gid is None else gid)
+
+
+def regular_file(entry, check_mode):
+    """(changed, before text or None) for one prepared file entry; ``None`` changed means left out."""
+    path, data, mode, uid, gid = entry["path"], entry["data"], entry["mode"], entry["uid"], entry["gid"]
+    if entry.get("only_if_directory_exists") and not os.path.isdir(os.path.dirname(path)):
+        return None, None
     try:
         fd = _files.open_regular(path)
     except FileNotFoundError:
@@ -303,7 +321,7 @@ def regular_file(entry, check_mode):
     if fd is not None:
         with os.fdopen(fd, "rb") as handle:
             st = os.fstat(handle.fileno())
-            before = handle.read(len(data) + 1)
+            before = handle.read() if entry.get("diff") else handle.read(len(data) + 1)  # enough to compare
             if before == data:
                 if not _attributes_differ(st, mode, uid, gid):
                     return False, before
@@ -316,7 +334,7 @@ def regular_file(entry, check_mode):
 
 
 def link(entry, check_mode):
-    path, target = entry["path"], entry["target"]
+    path, target = _absolute(entry["path"]), entry["target"]
     try:
         current = os.readlink(path)
     except FileNotFoundError:
@@ -361,13 +379,21 @@ def main():
     check = module.check_mode
     changed, absent, diffs = [], [], []
     try:
+        # every entry is checked (modes, owners, content, absolute paths) before anything is touched
+        directories = [prepared_directory(entry, check) for entry in module.params["directories"]]
+        files = [prepared_file(entry, check) for entry in module.params["files"]]
+        for path in module.params["parents"] + [e["path"] for e in module.params["links"]] + module.params["remove"]:
+            _absolute(path)
+    except Refused as exc:
+        module.fail_json(msg=str(exc), changed_paths=changed)
+    try:
         for path in module.params["parents"]:
             if parent(path, check):
                 changed.append(path)
-        for entry in module.params["directories"]:
+        for entry in directories:
             if directory(entry, check):
                 changed.append(entry["path"])
-        for entry in module.params["files"]:
+        for entry in files:
             done, before = regular_file(entry, check)
             if done is None:
                 absent.append(entry["path"])
