@@ -78,12 +78,12 @@ def test_the_program_runs_from_anywhere_with_its_settings_path_built_in(tmp_path
     program.write_bytes(base64.b64decode(data))
     program.chmod(0o755)
     assert program.read_bytes().startswith(f"#!{sys.executable} -I\n".encode())
-    run = dict(capture_output=True, text=True, timeout=60, check=False)
-    helped = subprocess.run(["bin/fleet-watcher", "--help"], cwd=tmp_path, **run)  # a relative path, as cron might
+    run = dict(capture_output=True, text=True, timeout=60)
+    helped = subprocess.run(["bin/fleet-watcher", "--help"], cwd=tmp_path, check=False, **run)  # relative, as cron might
     assert helped.returncode == 0 and helped.stdout.startswith("usage: fleet-watcher"), helped.stderr
-    swept = subprocess.run([str(program), "sweep", "127.0.0.1"], cwd="/", **run)
+    swept = subprocess.run([str(program), "sweep", "127.0.0.1"], cwd="/", check=False, **run)
     assert swept.returncode == 0 and "127.0.0.1 is alive" in swept.stdout, swept.stdout + swept.stderr
-    status = subprocess.run([str(program), "status"], cwd="/", **run)
+    status = subprocess.run([str(program), "status"], cwd="/", check=False, **run)
     assert status.returncode == 4
     assert f"settings file {tmp_path / 'absent.ini'} does not exist" in status.stderr
 
