@@ -29,7 +29,7 @@ cd "$ROOT"
 # Every program the scripts and tests run, by package (audited against scripts/, tests/
 # and the molecule scenarios; the README's "What setup installs" lists them too):
 APT_PACKAGES=(
-    iputils-ping fping nftables iproute2 procps   # the sweep, the loopback lab, the reference tool
+    iputils-ping fping nmap nftables iproute2 procps  # the sweep, the loopback lab, the reference tools
     cron logrotate                                # the watcher's cron entries (crontab); its log rotation (attack suite)
     podman runc conmon catatonit                  # molecule scenarios and the fleet test (rootful podman, --init)
     netavark aardvark-dns iptables                # podman's networks; netavark runs iptables for them

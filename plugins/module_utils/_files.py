@@ -27,11 +27,12 @@ import stat
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Tuple, Union
 
 _SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link"))
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link"),
+          (stat.S_ISREG, "a regular file"))
 
 
 class UnsafeFile(OSError):
@@ -39,6 +40,7 @@ class UnsafeFile(OSError):
 
 
 def kind_of(mode: int) -> str:
+    """What a path is, from its (l)stat mode, as a phrase: "a FIFO", "a regular file", ..."""
     for test, name in _KINDS:
         if test(mode):
             return name
@@ -89,7 +91,8 @@ def read_text(path: str, limit: int = 64 << 20) -> str:
     return read_bytes(path, limit).decode("utf-8")
 
 
-def write_atomic(path: str, text: Union[str, bytes], mode: Optional[int] = None, durable: bool = False) -> None:
+def write_atomic(path: str, text: Union[str, bytes], mode: Optional[int] = None, durable: bool = False,
+                 owner: Optional[Tuple[int, int]] = None) -> None:
     """Write *text* (str as UTF-8, or bytes as they are) to a temp file beside *path*, then rename it over it.
 
     A crash or a concurrent reader (``fleet-watcher status --json``) sees
@@ -100,6 +103,7 @@ def write_atomic(path: str, text: Union[str, bytes], mode: Optional[int] = None,
     file for a link in between. With *durable* the data is fsynced before
     the rename and the directory after it, so the file survives a power cut
     once this returns (the mail spool: a message it holds may exist nowhere else).
+    *owner* (uid, gid), given by root, is the new file's owner.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -119,7 +123,9 @@ def write_atomic(path: str, text: Union[str, bytes], mode: Optional[int] = None,
                 mode = stat.S_IMODE(old.st_mode)
             if mode is not None:
                 os.fchmod(handle.fileno(), mode)
-            if old is not None and os.geteuid() == 0 and (old.st_uid, old.st_gid) != (0, 0):
+            if owner is not None:
+                os.fchown(handle.fileno(), *owner)
+            elif old is not None and os.geteuid() == 0 and (old.st_uid, old.st_gid) != (0, 0):
                 os.fchown(handle.fileno(), old.st_uid, old.st_gid)
             if durable:
                 os.fsync(handle.fileno())

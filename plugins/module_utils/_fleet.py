@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import datetime
 import html
-import ipaddress
 import json
 import math
 import os
+import socket
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import _files, _mail_delivery, _privilege, _sizes, _targets
+from . import _files, _mail_delivery, _privilege, _sizes
 
 STATE_VERSION = 1
 STATUSES = ("ok", "warn", "crit")
@@ -41,14 +41,16 @@ class FleetError(ValueError):
 
 
 def _address_key(address: str):
-    """Sort addresses numerically (IPv4 before IPv6), names last."""
-    try:
-        parsed = _targets.parse(address)
-    except _targets.TargetError:
-        return (9, 0, address)
-    if isinstance(parsed, _targets.Span):
-        return (parsed.version, parsed.first, address)
-    return (9, 0, address)
+    """Sort addresses numerically (IPv4 before IPv6), names last.
+
+    ``inet_pton`` rather than a full parse: a merged /16 sorts 65,000 of them.
+    """
+    for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+        try:
+            return (version, int.from_bytes(socket.inet_pton(family, address), "big"), address)
+        except (OSError, ValueError, TypeError):
+            continue
+    return (9, 0, str(address))
 
 
 # ---- inputs --------------------------------------------------------------------------------------
@@ -73,11 +75,9 @@ def _names(value: Any, where: str, what: str = "host names", one: str = "a host 
 def _addresses(value: Any, where: str) -> List[str]:
     found = _names(value, where, "addresses", "an address")
     for index, item in enumerate(found):
-        try:
-            ipaddress.ip_address(item)
-        except ValueError:
+        if _address_key(item)[0] == 9:
             raise FleetError(f"{where}[{index}]: {item!r} is not an IP address (ping_sweep lists addresses "
-                             f"in alive and dead)") from None
+                             f"in alive and dead)")
     return found
 
 
@@ -135,16 +135,7 @@ def check_inputs(sweeps: Any, disks: Any) -> Dict[str, Any]:
         where = f"sweeps[{sweeper!r}]"
         if not isinstance(result, Mapping) or "alive" not in result:
             raise FleetError(f"{where} is not a ping_sweep result (no 'alive' list)")
-        hosts = result.get("hosts") or {}
-        if not isinstance(hosts, Mapping):
-            raise FleetError(f"{where}.hosts: expected a dict of address -> entry, got {_kind(hosts)}")
-        names = {}
-        for address, entry in hosts.items():
-            name = entry.get("name") if isinstance(entry, Mapping) else None
-            if name is not None and not isinstance(name, str):
-                raise FleetError(f"{where}.hosts[{address!r}].name: expected a string, got {_kind(name)}")
-            if name:
-                names[str(address)] = name
+        names = _sweep_names(result, where)
         clean_sweeps[str(sweeper)] = {"alive": _addresses(result.get("alive"), f"{where}.alive"),
                                       "dead": _addresses(result.get("dead"), f"{where}.dead"), "names": names}
     clean_disks: Dict[str, List[Dict[str, Any]]] = {}
@@ -155,6 +146,28 @@ def check_inputs(sweeps: Any, disks: Any) -> Dict[str, Any]:
         clean_disks[str(host)] = [_filesystem(fs, f"{where}.filesystems[{i}]")
                                   for i, fs in enumerate(report["filesystems"])]
     return {"sweeps": clean_sweeps, "disks": clean_disks}
+
+
+def _sweep_names(result: Mapping[str, Any], where: str) -> Dict[str, str]:
+    """address -> the name it was swept as: ``names`` of the compact result, else from ``hosts`` (details)."""
+    found: Dict[str, Any] = {}
+    if result.get("names") is not None:
+        if not isinstance(result["names"], Mapping):
+            raise FleetError(f"{where}.names: expected a dict of address -> name, got {_kind(result['names'])}")
+        found = {address: (name, f"{where}.names[{address!r}]") for address, name in result["names"].items()}
+    else:
+        hosts = result.get("hosts") or {}
+        if not isinstance(hosts, Mapping):
+            raise FleetError(f"{where}.hosts: expected a dict of address -> entry, got {_kind(hosts)}")
+        found = {address: (entry.get("name") if isinstance(entry, Mapping) else None,
+                           f"{where}.hosts[{address!r}].name") for address, entry in hosts.items()}
+    names = {}
+    for address, (name, field_name) in found.items():
+        if name is not None and not isinstance(name, str):
+            raise FleetError(f"{field_name}: expected a string, got {_kind(name)}")
+        if name:
+            names[str(address)] = name
+    return names
 
 
 def merge_sweeps(sweeps: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
@@ -390,7 +403,10 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     alerting = bool(s["addresses_down"] or s["unreachable"] or s["failed"] or s["alerts"])
     mailing = _mail_delivery.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
                                            what="the fleet report")
-    return {"changed": changed or mailing.changed, "report": report, "text": text, "files": files,
+    # The alive addresses stay in the state file and the count in the summary: returned, a /16's
+    # 40,000 addresses would be carried through Ansible for nothing (the sweeps have them).
+    returned = {key: value for key, value in report.items() if key != "alive"}
+    return {"changed": changed or mailing.changed, "report": returned, "text": text, "files": files,
             "mailing": mailing, "error": error}
 
 

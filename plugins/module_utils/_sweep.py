@@ -156,8 +156,13 @@ def _duration(seconds: float) -> str:
 def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 1.0, retries: int = 1,
           method: str = "auto", workers: Optional[int] = None, concurrency: Optional[int] = None,
           rate: float = DEFAULT_RATE, max_hosts: int = _targets.DEFAULT_MAX_HOSTS,
-          resolver=_targets.resolve_name) -> Dict[str, Any]:
-    """Sweep *targets* and return the module's result (alive, dead, hosts, summary, unresolved, ...).
+          resolver=_targets.resolve_name, details: bool = True) -> Dict[str, Any]:
+    """Sweep *targets* and return the module's result (alive, dead, summary, names, errors, ...).
+
+    With *details* the result also has ``hosts``, an entry per address
+    (alive, RTT, name, error): what the watcher and ``details: true`` use.
+    Without, it stays two lists of addresses and a summary however large
+    the sweep, which is what keeps a /16 cheap to hand to Ansible.
 
     Raises SweepError (or its parent ValueError via TargetError) for bad
     input, _command.MissingBinaryError if ``ping`` is needed and absent,
@@ -194,22 +199,60 @@ def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 
             failures.append(outcome.error.splitlines()[0])
             probed.update({a: (False, None, f"not probed: {outcome.error.splitlines()[0]}")
                            for a in hands[outcome.index]})
-    return _result(addresses, probed, plan, chosen, time.monotonic() - started, failures)
+    return _result(addresses, probed, plan, chosen, time.monotonic() - started, failures, details)
 
 
 def _result(addresses: List[str], probed: Probed, plan: _targets.Plan, method: str,
-            elapsed: float, failures: List[str]) -> Dict[str, Any]:
-    hosts: Dict[str, Dict[str, Any]] = {}
-    alive, dead = [], []
+            elapsed: float, failures: List[str], details: bool = True) -> Dict[str, Any]:
+    alive: List[str] = []
+    dead: List[str] = []
+    rtts: List[float] = []
+    errors: Dict[str, str] = {}
     missing = (False, None, "not probed")
     for address in addresses:
         answered, rtt, error = probed.get(address, missing)
-        if not answered:
-            dead.append(address)
-            entry: Dict[str, Any] = {"alive": False, "rtt_ms": None}
-        else:
+        if answered:
             alive.append(address)
-            entry = {"alive": True, "rtt_ms": None if rtt is None else round(rtt, 3)}
+            if rtt is not None:
+                rtts.append(rtt)
+        else:
+            dead.append(address)
+        if error:
+            errors[address] = error
+    errors.update(plan.unresolved)
+    result: Dict[str, Any] = {
+        "alive": alive,
+        "dead": dead,
+        "unresolved": sorted(plan.unresolved),
+        "exclude_unresolved": sorted(plan.exclude_unresolved),
+        "names": dict(plan.names),
+        "errors": errors,
+        "summary": {"total": len(addresses), "alive": len(alive), "dead": len(dead),
+                    "unresolved": len(plan.unresolved), "elapsed_s": round(elapsed, 3),
+                    "method": method, "worker_failures": failures, "rtt_ms": _rtt_summary(rtts)},
+    }
+    if details:
+        result["hosts"] = _hosts(addresses, probed, plan, missing)
+    return result
+
+
+def _rtt_summary(rtts: List[float]) -> Optional[Dict[str, float]]:
+    """Minimum, median and maximum round-trip time of the hosts that answered; None if none did."""
+    if not rtts:
+        return None
+    ordered = sorted(rtts)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return {"min": round(ordered[0], 3), "median": round(median, 3), "max": round(ordered[-1], 3)}
+
+
+def _hosts(addresses: List[str], probed: Probed, plan: _targets.Plan, missing) -> Dict[str, Dict[str, Any]]:
+    """The per-address detail: alive, rtt_ms, and name and error where there is one."""
+    hosts: Dict[str, Dict[str, Any]] = {}
+    for address in addresses:
+        answered, rtt, error = probed.get(address, missing)
+        entry: Dict[str, Any] = {"alive": bool(answered),
+                                 "rtt_ms": None if not answered or rtt is None else round(rtt, 3)}
         if error:
             entry["error"] = error
         hosts[address] = entry
@@ -217,13 +260,4 @@ def _result(addresses: List[str], probed: Probed, plan: _targets.Plan, method: s
         hosts[address]["name"] = name
     for name, why in plan.unresolved.items():
         hosts[name] = {"alive": False, "rtt_ms": None, "name": name, "error": why}
-    return {
-        "alive": alive,
-        "dead": dead,
-        "unresolved": sorted(plan.unresolved),
-        "exclude_unresolved": sorted(plan.exclude_unresolved),
-        "hosts": hosts,
-        "summary": {"total": len(addresses), "alive": len(alive), "dead": len(dead),
-                    "unresolved": len(plan.unresolved), "elapsed_s": round(elapsed, 3),
-                    "method": method, "worker_failures": failures},
-    }
+    return hosts

@@ -32,6 +32,7 @@ import argparse
 import json
 import logging
 import os
+import pwd
 import signal
 import sys
 import time
@@ -77,7 +78,7 @@ def _program() -> str:
 
 
 def _become_daemon_user(settings: _watcher.Settings, prepare: bool) -> None:
-    """As root: make the daemon's top directories if missing, then become the daemon's user.
+    """Make the daemon's top directories if missing (*prepare*) and, as root, become the daemon's user.
 
     The user is ``[watcher] user``; without one, whoever controls the
     pidfile's directory (root itself for a daemon that runs as root). A
@@ -85,23 +86,32 @@ def _become_daemon_user(settings: _watcher.Settings, prepare: bool) -> None:
     name cannot be swapped for a link between mkdir and chown, and handed
     over through its descriptor. Everything below them is the user's.
     """
+    directories = ((settings.state_dir, 0o750), (os.path.dirname(settings.log_file), 0o750),
+                   (os.path.dirname(settings.pidfile), 0o755))
     if os.geteuid() != 0:
+        if prepare:  # this user's own directories: it makes them itself
+            for directory, mode in directories:
+                try:
+                    os.makedirs(directory, mode, exist_ok=True)
+                except OSError as exc:
+                    raise _privilege.PrivilegeError(exc.errno, f"cannot make {directory}: {exc.strerror}") from None
         return
     try:
         if settings.user:
-            entry = _privilege.user_entry(settings.user)
+            entry: Optional[pwd.struct_passwd] = _privilege.user_entry(settings.user)
         else:
             owner = _privilege.trust_boundary(os.path.dirname(settings.pidfile))
-            if owner is None:
-                return
-            entry = _privilege.user_entry(owner[0])
+            entry = _privilege.user_entry(owner[0]) if owner else None
     except _privilege.PrivilegeError as exc:
         raise _watcher.WatcherConfigError(f"[watcher] user: {exc.strerror}") from None
-    if entry.pw_uid == 0:
+    if entry is None or entry.pw_uid == 0:  # the daemon runs as root, in directories only root controls
+        if prepare:
+            for directory, mode in directories:
+                if _privilege.trust_boundary(directory) is None:
+                    os.makedirs(directory, mode, exist_ok=True)
         return
     if prepare:
-        for directory, mode in ((settings.state_dir, 0o750), (os.path.dirname(settings.log_file), 0o750),
-                                (os.path.dirname(settings.pidfile), 0o755)):
+        for directory, mode in directories:
             _privilege.make_directory_for(directory, entry, mode)
     _privilege.drop_to(entry)
 

@@ -123,7 +123,9 @@ EXAMPLES = r"""
 RETURN = r"""
 report:
   description:
-    - The merged report (hosts, unreachable, failed, alive, down, new, vanished, alerts, fullest, forecasts, summary).
+    - The merged report (hosts, unreachable, failed, down, new, vanished, alerts, fullest, forecasts, summary).
+    - The addresses alive are not returned (their count is in C(summary.addresses_alive)); they are kept in the
+      state file (C(files.state)) and listed by the text report, and the sweeps that were merged have them.
     - Each entry of C(hosts) has C(host), C(reachable), C(failed), C(disk_status) and C(reported).
   returned: success
   type: dict

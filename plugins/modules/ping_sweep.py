@@ -105,6 +105,14 @@ options:
         (for example V(rate=0.01) for a /24 would take about 7 hours).
     type: float
     default: 1000
+  details:
+    description:
+      - Also return RV(hosts), one entry per address (alive, round-trip time, name, error).
+      - Off by default, so that the result stays two lists of addresses and a summary however large the
+        sweep (a /16 with details is about four times as much JSON for Ansible to carry and print).
+    type: bool
+    default: false
+    version_added: "0.2.0"
   max_hosts:
     description:
       - Refuse a sweep with more addresses than this, before anything is expanded or sent.
@@ -174,15 +182,29 @@ exclude_unresolved:
   type: list
   elements: str
   sample: ["old-printer.example"]
+names:
+  description: The addresses of targets given as host names, and the name each was given as.
+  returned: success
+  type: dict
+  sample: {127.0.0.1: localhost}
+  version_added: "0.2.0"
+errors:
+  description:
+    - Addresses (and unresolved names) whose probe could not be sent or whose name did not resolve, and why.
+    - Empty when every probe went out (a silent host is no error).
+  returned: success
+  type: dict
+  sample: {192.0.2.7: "Network is unreachable"}
+  version_added: "0.2.0"
 hosts:
   description:
-    - One entry per probed address (and per unresolved name).
+    - Only with O(details=true). One entry per probed address (and per unresolved name).
     - C(alive) (bool), C(rtt_ms) (float, null when silent), C(name) when the target was given
       as a host name, C(error) when a probe could not be sent or a name did not resolve.
     - C(rtt_ms) is the measured round-trip time with both methods (for O(method=ping), from the
       summary line of C(ping)); null, with an C(error), in the rare case a C(ping) that got an answer
       printed no time.
-  returned: success
+  returned: when O(details=true)
   type: dict
   sample:
     127.0.0.1: {alive: true, rtt_ms: 0.041, name: localhost}
@@ -221,6 +243,11 @@ summary:
       type: list
       elements: str
       sample: []
+    rtt_ms:
+      description: Smallest, median and largest round-trip time of the hosts that answered; null when none did.
+      type: dict
+      sample: {min: 0.021, median: 0.045, max: 1.2}
+      version_added: "0.2.0"
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -240,6 +267,7 @@ def main():
             concurrency=dict(type="int"),
             rate=dict(type="float", default=_sweep.DEFAULT_RATE),
             max_hosts=dict(type="int", default=65536),
+            details=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -248,7 +276,7 @@ def main():
         result = _sweep.sweep(
             p["targets"], exclude=p["exclude"], timeout=p["timeout"], retries=p["retries"],
             method=p["method"], workers=p["workers"], concurrency=p["concurrency"], rate=p["rate"],
-            max_hosts=p["max_hosts"],
+            max_hosts=p["max_hosts"], details=p["details"],
         )
     except (ValueError, _command.CommandError, _fanout.FanOutError) as exc:
         module.fail_json(msg=str(exc))

@@ -79,7 +79,7 @@ class Layout:
     def __init__(self, prefix: str, user: str):
         self.prefix = prefix.rstrip("/")
         self.bin = f"{self.prefix}/opt/sysops-fleet/bin/fleet-watcher"
-        self.lib = f"{self.prefix}/opt/sysops-fleet/lib"
+        self.lib = self.bin  # the program is a zipapp holding the core: importable from its own path
         self.config = f"{self.prefix}/etc/sysops-fleet/watcher.ini"
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(self.config)

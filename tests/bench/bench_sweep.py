@@ -8,7 +8,9 @@ which a third of the hosts are silent (see tests/lab.py), with
 ``fping -a -q -r 0 -t 1000 -i 0 -g`` and with the collection's sweep at the
 same timeout (1 s), no retries and no rate cap. Prints the median wall time
 of each whole command, the ratio ours/fping, and whether the alive sets are
-identical to fping's and to what the lab makes. Loopback only.
+identical to fping's and to what the lab makes. For method=ping it also
+measures the process-spawn floor (sweep_once.py --floor) and prints ping/floor
+against the goal of 1.2. Loopback only.
 """
 
 import argparse
@@ -24,6 +26,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 import lab  # noqa: E402
 
 PING_METHOD_MAX_PREFIX = 20  # 65534 ping processes per run would only measure fork()
+FLOOR = "ping floor"  # method=ping with true/sleep spawned in place of ping (sweep_once.py --floor)
+PING_FLOOR_GOAL = 1.2
+CHILD_CPU = {}  # (cidr, method, floor) -> CPU seconds of the workers and their children, per run
 
 
 def timed(argv):
@@ -40,11 +45,12 @@ def fping(ns, cidr):
     return elapsed, elapsed, set(out.split())
 
 
-def ours(ns, cidr, method):
+def ours(ns, cidr, method, floor=False):
     """(sweep seconds as the module reports them, whole command seconds, alive set)."""
-    argv = lab.netns_argv(ns, [sys.executable, os.path.join(HERE, "sweep_once.py"), "--method", method, cidr])
-    elapsed, out = timed(argv)
+    argv = [sys.executable, os.path.join(HERE, "sweep_once.py"), "--method", method] + (["--floor"] if floor else [])
+    elapsed, out = timed(lab.netns_argv(ns, argv + [cidr]))
     data = json.loads(out)
+    CHILD_CPU.setdefault((cidr, method, floor), []).append(data["children_cpu_s"])
     return data["elapsed_s"], elapsed, set(data["alive"])
 
 
@@ -56,7 +62,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("the lab needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
-    rows = []
+    rows, floors = [], []
     with lab.lab(prefix="fleetbench") as ns:
         for n, prefix in enumerate(int(s) for s in args.sizes.split(",")):
             cidr = f"127.{100 + n}.0.0/{prefix}"
@@ -64,6 +70,7 @@ def main() -> int:
             tools = [("fping", lambda c: fping(ns, c)), ("socket", lambda c: ours(ns, c, "socket"))]
             if prefix >= PING_METHOD_MAX_PREFIX:
                 tools.append(("ping", lambda c: ours(ns, c, "ping")))
+                tools.append((FLOOR, lambda c: ours(ns, c, "ping", floor=True)))
             sweeps = {name: [] for name, _run in tools}
             commands = {name: [] for name, _run in tools}
             sets = {}
@@ -81,17 +88,27 @@ def main() -> int:
                     "sweep_s": round(sweep_s, 3), "command_s": round(command_s, 3),
                     "sweep_x_fping": round(sweep_s / base, 2), "command_x_fping": round(command_s / base, 2),
                     "alive": len(sets[name]), "same_as_fping": sets[name] == sets["fping"],
-                    "same_as_lab": sets[name] == expected,
+                    "same_as_lab": sets[name] == expected or name == FLOOR,  # the floor's stand-ins all exit 0
                 })
+            if FLOOR in commands:
+                cpu = [statistics.median(CHILD_CPU[(cidr, "ping", floor)]) for floor in (False, True)]
+                floors.append((prefix, statistics.median(commands["ping"]), statistics.median(commands[FLOOR]),
+                               (cpu[0] - cpu[1]) / (2 ** (32 - prefix) - 2) * 1000))
     print("| size | hosts | tool | sweep s | x fping | command s | x fping | alive | = fping | = lab |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for r in rows:
         print(f"| {r['size']} | {r['hosts']} | {r['tool']} | {r['sweep_s']:.3f} | {r['sweep_x_fping']:.2f} | "
               f"{r['command_s']:.3f} | {r['command_x_fping']:.2f} | {r['alive']} | {r['same_as_fping']} | {r['same_as_lab']} |")
+    for prefix, ping_s, floor_s, extra_ms in floors:
+        ratio = ping_s / floor_s
+        print(f"method=ping /{prefix}: {ping_s:.2f} s, its process-spawn floor {floor_s:.2f} s: {ratio:.2f}x "
+              f"(goal <= {PING_FLOOR_GOAL}) {'ok' if ratio <= PING_FLOOR_GOAL else 'OVER'}; "
+              f"ping's own CPU beyond true's: {extra_ms:.2f} ms per address "
+              f"({extra_ms * 2 ** (32 - prefix) / 1000 / (os.cpu_count() or 1):.2f} s over {os.cpu_count()} cores)")
     if os.environ.get("BENCH_JSON"):
         with open(os.environ["BENCH_JSON"], "w") as out:
             json.dump(rows, out, indent=1)
-    wrong = [r for r in rows if not (r["same_as_fping"] and r["same_as_lab"])]
+    wrong = [r for r in rows if r["tool"] != FLOOR and not (r["same_as_fping"] and r["same_as_lab"])]
     return 1 if wrong else 0
 
 

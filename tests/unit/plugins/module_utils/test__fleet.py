@@ -39,6 +39,14 @@ def test_an_address_alive_for_any_sweeper_is_alive_and_order_is_numeric():
     assert merged["swept_by"]["10.0.0.2"] == "sweeper-b"
 
 
+def test_the_compact_sweep_result_gives_its_names_too():
+    compact = {"alive": ["10.0.0.9"], "dead": ["10.0.0.7"], "names": {"10.0.0.9": "db"}, "errors": {}}
+    merged = _fleet.merge_sweeps(_fleet.check_inputs({"s": compact}, {})["sweeps"])
+    assert merged["names"] == {"10.0.0.9": "db"} and merged["down"] == ["10.0.0.7"]
+    with pytest.raises(_fleet.FleetError, match=r"sweeps\['s'\]\.names\['10.0.0.9'\]: expected a string"):
+        _fleet.check_inputs({"s": dict(compact, names={"10.0.0.9": 7})}, {})
+
+
 def test_first_run_is_the_baseline_then_new_and_vanished_are_reported():
     disks = {"web1": {"filesystems": [fs("/", 50.0)]}}
     first = _fleet.build({"s": sweep(["10.0.0.1", "10.0.0.2"], [])}, disks, ["web1"], now=NOW)

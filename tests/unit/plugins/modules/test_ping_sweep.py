@@ -39,6 +39,21 @@ def test_sweep_of_loopback_reports_alive_hosts_and_is_never_changed(tmp_path):
     assert out["summary"]["total"] == 4 and out["summary"]["method"] == "ping"
 
 
+def test_the_default_result_is_compact_and_details_add_the_hosts(tmp_path):
+    rc, out = run_module(tmp_path, targets=["localhost", "127.0.0.2-3"], method="socket", rate=0)
+    assert rc == 0, out
+    assert "hosts" not in out
+    assert out["names"] == {"127.0.0.1": "localhost"} and out["errors"] == {}
+    rtt = out["summary"]["rtt_ms"]
+    assert 0 < rtt["min"] <= rtt["median"] <= rtt["max"] < 1000
+    rc, detailed = run_module(tmp_path, targets=["localhost", "127.0.0.2-3"], method="socket", rate=0, details=True)
+    assert rc == 0 and set(detailed["hosts"]) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+    assert detailed["hosts"]["127.0.0.1"]["name"] == "localhost"
+    assert all(h["alive"] and h["rtt_ms"] > 0 for h in detailed["hosts"].values())
+    compact_size, detailed_size = len(json.dumps(out)), len(json.dumps(detailed))
+    assert compact_size < detailed_size
+
+
 def test_check_mode_sweeps_as_usual(tmp_path):
     rc, out = run_module(tmp_path, targets=["127.0.0.1"], method="ping", _ansible_check_mode=True)
     assert rc == 0 and out["alive"] == ["127.0.0.1"] and out["changed"] is False
@@ -102,7 +117,7 @@ def fastest_rtts(tmp_path, ns, targets, method, sweeps=3):
     """Each address's smallest RTT over a few sweeps: a busy machine only ever adds to a round trip."""
     best = {}
     for unused in range(sweeps):
-        rc, out = run_module(tmp_path, netns=ns, targets=targets, method=method, rate=0, retries=0)
+        rc, out = run_module(tmp_path, netns=ns, targets=targets, method=method, rate=0, retries=0, details=True)
         assert rc == 0 and out["summary"]["method"] == method, out
         for address, host in out["hosts"].items():
             if host["rtt_ms"] is not None:
@@ -144,6 +159,6 @@ def test_documentation_lists_every_option_of_the_argument_spec():
     import yaml
     doc = yaml.safe_load(ping_sweep.DOCUMENTATION)
     assert set(doc["options"]) == {"targets", "exclude", "timeout", "retries", "method", "workers",
-                                   "concurrency", "rate", "max_hosts"}
+                                   "concurrency", "rate", "max_hosts", "details"}
     returned = yaml.safe_load(ping_sweep.RETURN)
-    assert {"alive", "dead", "hosts", "summary", "unresolved", "exclude_unresolved"} <= set(returned)
+    assert {"alive", "dead", "hosts", "summary", "unresolved", "exclude_unresolved", "names", "errors"} <= set(returned)
