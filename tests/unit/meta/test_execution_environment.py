@@ -115,7 +115,7 @@ def test_create_makes_the_build_context_of_the_readme_definition(tmp_path):
 
 
 def test_an_air_gapped_build_installs_our_tarball_and_our_system_packages(built, tmp_path):
-    tarball, _ = built
+    tarball = built[0]
     definition = readme_definition()
     definition["dependencies"]["galaxy"] = {"collections": [{"name": f"collections/{tarball.name}", "type": "file"}]}
     definition["additional_build_files"] = [{"src": tarball.name, "dest": "collections"}]

@@ -42,7 +42,7 @@ def expected_hosts(args: argparse.Namespace) -> Set[str]:
     spec.loader.exec_module(lab)
     excluded = set()
     for entry in args.exclude:
-        first, _, last = entry.partition("-")
+        first, _dash, last = entry.partition("-")
         start = ipaddress.ip_address(first)
         end = start if not last else ipaddress.ip_address(last) if "." in last else \
             ipaddress.ip_address(int(start) & ~0xFF | int(last))

@@ -169,6 +169,7 @@ unusable() {  # unusable WHAT EXPECTED... : the parse fails and its error holds 
 unusable "ping not permitted" "nocache.sweep.yml: no address could be probed (ping)" "/usr/bin/ping"
 # no ping at all: /dev/null over it, in this namespace's own mount table only
 no_privilege() {
+    # shellcheck disable=SC2016 # "$@" and $(command -v ping) are the inner shell's
     in_lab sh -c 'mount --bind /dev/null "$(command -v ping)" && exec setpriv --inh-caps=-all \
         --ambient-caps=-all --bounding-set=-all env "$@"' sh ANSIBLE_INVENTORY_UNPARSED_FAILED=true "$@"
 }

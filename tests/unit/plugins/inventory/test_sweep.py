@@ -105,7 +105,7 @@ BAD_OPTIONS = [
 
 
 def test_bad_options_are_refused_with_a_message_naming_them(tmp_path):
-    outs = parse(tmp_path, *(options for options, _ in BAD_OPTIONS))
+    outs = parse(tmp_path, *(case[0] for case in BAD_OPTIONS))
     wrong = []
     for index, ((options, message), out) in enumerate(zip(BAD_OPTIONS, outs)):
         source = str(tmp_path / f"source{index}.sweep.yml")

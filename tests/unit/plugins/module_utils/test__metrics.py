@@ -138,7 +138,7 @@ def test_a_filesystem_that_could_not_be_read_is_crit_with_no_numbers():
     found = samples(_metrics.filesystem_metrics([row(size_bytes=None, used_bytes=None, avail_bytes=None,
                                                      inodes_total=None, inodes_used=None, status="crit",
                                                      error="df timed out after 5s")], {}))
-    assert {name for name, _ in found} == {"sysops_fleet_filesystem_status"}
+    assert {key[0] for key in found} == {"sysops_fleet_filesystem_status"}
     assert value(found, "sysops_fleet_filesystem_status", mount="/srv", device="/dev/sdb1", fstype="ext4",
                  status="crit") == 1
 
@@ -153,7 +153,7 @@ def test_hosts_up_and_round_trip_in_seconds():
     assert value(found, "sysops_fleet_host_up", host="192.0.2.9", address="192.0.2.9") == 0
     assert value(found, "sysops_fleet_host_up", host="gone.example.com", address="gone.example.com") == 0
     assert value(found, "sysops_fleet_host_rtt_seconds", host="db1.example.com", address="192.0.2.7") == 0.0005
-    assert len([n for n, _ in found if n == "sysops_fleet_host_rtt_seconds"]) == 1, "no RTT for a host that is down"
+    assert len([k for k in found if k[0] == "sysops_fleet_host_rtt_seconds"]) == 1, "no RTT for a host that is down"
 
 
 def test_every_name_has_the_prefix_and_promtool_finds_nothing_to_lint():
@@ -162,7 +162,7 @@ def test_every_name_has_the_prefix_and_promtool_finds_nothing_to_lint():
                                         {"127.0.0.1": {"status": "up", "address": "127.0.0.1", "rtt_ms": 0.02}},
                                         4600.0, 2, {"disk": True, "host": False})
     text = _metrics.render(families)
-    names = {name for name, _ in parse(text)}
+    names = {key[0] for key in parse(text)}
     assert all(n.startswith("sysops_fleet_") for n in names)
     assert {"sysops_fleet_filesystem_full_in_seconds", "sysops_fleet_watcher_last_round_timestamp_seconds",
             "sysops_fleet_mail_spooled_messages", "sysops_fleet_watcher_check_success"} <= names
@@ -199,7 +199,7 @@ def test_a_scrape_never_sees_half_a_file(tmp_path):
         thread = threading.Thread(target=writer)
         thread.start()
         try:
-            scrapes = [exporter.scrape() for _ in range(60)]
+            scrapes = [exporter.scrape() for _scrape in range(60)]
         finally:
             stop.set()
             thread.join()
@@ -208,7 +208,7 @@ def test_a_scrape_never_sees_half_a_file(tmp_path):
         assert found[("node_textfile_scrape_error", frozenset())] == 0
         first = found[("sysops_fleet_test_first", frozenset())]
         assert found[("sysops_fleet_test_last", frozenset())] == first, "the first and last sample of one file"
-        assert len([n for n, _ in found if n == "sysops_fleet_test_filler"]) == 3000
+        assert len([k for k in found if k[0] == "sysops_fleet_test_filler"]) == 3000
     assert os.listdir(directory) == [_metrics.TEXTFILE_NAME], "no temp file left behind"
     assert stat.S_IMODE(os.stat(directory / _metrics.TEXTFILE_NAME).st_mode) == 0o644, "node_exporter's user reads it"
 
@@ -303,7 +303,7 @@ def test_a_round_without_its_directory_logs_once_and_recovers(tmp_path, caplog):
     found = parse((tmp_path / "textfile" / _metrics.TEXTFILE_NAME).read_text())
     assert found[("sysops_fleet_watcher_check_success", frozenset({("check", "disk")}))] == 0
     assert found[("sysops_fleet_watcher_check_success", frozenset({("check", "host")}))] == 1
-    assert not any(n.startswith("sysops_fleet_filesystem_") for n, _ in found), "no stale disks after a failed check"
+    assert not any(k[0].startswith("sysops_fleet_filesystem_") for k in found), "no stale disks after a failed check"
 
 
 LAB_ROUND = r"""

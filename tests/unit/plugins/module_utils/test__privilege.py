@@ -95,11 +95,15 @@ def test_as_owner_hands_errors_back_as_their_kind(top):
         _privilege.as_owner(owned, lambda: open(secret, encoding="ascii").read())
     assert err.value.errno == errno.EACCES and err.value.filename == secret
     with pytest.raises(ValueError, match="bad option"):
-        _privilege.as_owner(owned, lambda: (_ for _ in ()).throw(ValueError("bad option")))
+        _privilege.as_owner(owned, _raise, ValueError("bad option"))
     with pytest.raises(TimeoutError, match="held"):
-        _privilege.as_owner(owned, lambda: (_ for _ in ()).throw(TimeoutError("lock held")))
+        _privilege.as_owner(owned, _raise, TimeoutError("lock held"))
     with pytest.raises(_privilege.PrivilegeError, match="cannot be sent back"):
-        _privilege.as_owner(owned, lambda: object())
+        _privilege.as_owner(owned, object)
+
+
+def _raise(exc):
+    raise exc
 
 
 @needs_root
