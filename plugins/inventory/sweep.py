@@ -259,10 +259,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 hostvars["sweep_name"] = host["name"]
             for var, value in hostvars.items():
                 self.inventory.set_variable(hostname, var, value)
+            # groups and keyed_groups see the composed variables too (Constructable adds the host's vars)
             self._set_composite_vars(self.get_option("compose"), hostvars, hostname, strict=strict)
-            composed = self.inventory.get_host(hostname).get_vars()
-            self._add_host_to_composed_groups(self.get_option("groups"), composed, hostname, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), composed, hostname, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, hostname, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, hostname, strict=strict)
 
 
 def _plain_host(host):
