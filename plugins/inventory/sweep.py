@@ -227,7 +227,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _sweep(self, path, wanted):
         """Sweep now; the hosts that answered, in the sweep's order, as plain data (what the cache keeps)."""
         try:
-            result = _sweep.sweep(wanted["targets"] or [], **{k: v for k, v in wanted.items() if k != "targets"})
+            result = _sweep.sweep(**wanted)
         except (ValueError, _command.CommandError, _fanout.FanOutError) as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
         summary = result["summary"]

@@ -32,7 +32,7 @@ def main() -> int:
     real_sweep = _sweep.sweep
 
     def counted(*args, **kwargs):
-        sweeps.append(args[0])
+        sweeps.append(kwargs.get("targets", args[:1]))
         return real_sweep(*args, **kwargs)
 
     _sweep.sweep = counted
