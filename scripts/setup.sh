@@ -36,7 +36,13 @@ APT_PACKAGES=(
     debootstrap debian-archive-keyring            # the test images, built without a registry
     shellcheck git                                # ansible-test sanity (shellcheck; git for the copy it tests)
     python3 ca-certificates                       # the scripts' own Python (tests/lab.py, checks); PyPI over TLS
+    prometheus-node-exporter prometheus           # the watcher's metrics: a real node_exporter scraped by the tests,
+                                                  # promtool (in "prometheus") checks the .prom file and the alert rule
 )
+# Packages above that also ship a network service the tests never use: the tests start their
+# own node_exporter on 127.0.0.1; the packaged services are stopped and disabled when this run
+# installed them on a systemd host, so nothing listens on :9100 or :9090.
+QUIET_SERVICES=(prometheus-node-exporter.service prometheus.service)
 
 install_apt_packages() {
     local missing=() unknown=() p record="$ROOT/.build/setup/installed-packages"
@@ -57,6 +63,20 @@ install_apt_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
     mkdir -p "$(dirname "$record")"
     printf '%s\n' "${wanted[@]}" >> "$record"
+    quiet_services "${wanted[@]}"
+}
+
+# quiet_services PACKAGE...: stop and disable the QUIET_SERVICES those packages brought (systemd only).
+quiet_services() {
+    local unit p
+    [ -d /run/systemd/system ] || return 0
+    for unit in "${QUIET_SERVICES[@]}"; do
+        for p in "$@"; do
+            [ "$p.service" = "$unit" ] || continue
+            log "stopping and disabling $unit (installed for its programs only)"
+            as_root systemctl disable --now "$unit" >/dev/null 2>&1 || log "could not stop $unit"
+        done
+    done
 }
 
 install_apt_packages "${APT_PACKAGES[@]}"

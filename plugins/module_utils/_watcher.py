@@ -13,7 +13,8 @@ what *changed* (ok -> warn, warn -> crit, crit -> ok, up -> down, down ->
 up). The state survives restarts, so restarting the daemon does not repeat
 alerts. Each round also delivers mail left in the spool once the server
 answers again, and records a disk-use sample for the daily report's fill
-rate (``_history``).
+rate (``_history``). With ``[metrics] textfile_dir`` each round also writes
+its findings for node_exporter's textfile collector (``_metrics``).
 
 Settings come from an INI file (``watcher.ini``) whose mail and disk
 options are named as the ``disk_report`` module's, and are validated by
@@ -35,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import _disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _privilege, _report, _sweep
+from . import _disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _metrics, _privilege, _report, _sweep
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -67,6 +68,7 @@ class Settings:
     sample_every: float = _history.DEFAULT_SAMPLE_EVERY
     keep_days: float = _history.DEFAULT_KEEP_DAYS
     rate_window: float = _history.DEFAULT_WINDOW
+    textfile_dir: str = ""  # node_exporter's textfile directory; empty: no metrics
     report: _report.Config = field(default_factory=lambda: _report.config_from_options({}))
 
     @property
@@ -152,13 +154,14 @@ def load_settings(path: str, trusted: bool = False) -> Settings:
                                  f"(it holds secrets: mode 0640, group of the watcher's user)") from None
     except (OSError, configparser.Error, UnicodeDecodeError) as exc:
         raise WatcherConfigError(f"cannot read settings file {path}: {exc}") from None
-    for name in ("watcher", "disk", "hosts", "mail", "history"):
+    sections = ("watcher", "disk", "hosts", "mail", "history", "metrics")
+    for name in sections:
         if not parser.has_section(name):
             parser.add_section(name)
-    unknown = set(parser.sections()) - {"watcher", "disk", "hosts", "mail", "history"}
+    unknown = set(parser.sections()) - set(sections)
     if unknown:
         raise WatcherConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
-    main, disk, hosts, mail, hist = (parser[n] for n in ("watcher", "disk", "hosts", "mail", "history"))
+    main, disk, hosts, mail, hist, metrics = (parser[n] for n in sections)
     umask_text = main.get("umask", "022").strip() or "022"
     try:
         umask = int(umask_text, 8)
@@ -181,6 +184,7 @@ def load_settings(path: str, trusted: bool = False) -> Settings:
         sample_every=_number(hist, "sample_every", _history.DEFAULT_SAMPLE_EVERY, 1, _history.DAY),
         keep_days=_number(hist, "keep_days", _history.DEFAULT_KEEP_DAYS, 1, 366),
         rate_window=_number(hist, "window", _history.DEFAULT_WINDOW, 600, 366 * _history.DAY),
+        textfile_dir=_absolute(metrics, "textfile_dir", "") if metrics.get("textfile_dir", "").strip() else "",
     )
     if settings.host_method not in _sweep.METHODS:
         raise WatcherConfigError(f"[hosts] method must be one of {', '.join(_sweep.METHODS)}, got {settings.host_method!r}")
@@ -285,6 +289,9 @@ class Watcher:
         self.reader = reader
         self.clock = clock
         self.state = load_state(settings.state_file)
+        self._rows: List[Dict[str, Any]] = []
+        self._history: _history.History = {}
+        self._metrics_error = ""
 
     # ---- checks -------------------------------------------------------------------------------
 
@@ -304,6 +311,7 @@ class Watcher:
             if old != status:
                 changes.append(Change("disk", mount, old, status, "; ".join(reasons) or "back below its thresholds"))
         self.state["disks"] = current
+        self._rows = rows
         self._record_history(rows, now)
         return changes
 
@@ -332,8 +340,8 @@ class Watcher:
         return changes
 
     def _record_history(self, rows: Sequence[Dict[str, Any]], now: float) -> None:
-        warning = _history.update(self.settings.history_file, rows, now, self.settings.sample_every,
-                                  self.settings.keep_days)[1]
+        self._history, warning = _history.update(self.settings.history_file, rows, now, self.settings.sample_every,
+                                                 self.settings.keep_days)
         if warning:
             LOG.warning("%s", warning)
 
@@ -347,12 +355,15 @@ class Watcher:
         """
         now = self.clock()
         changes: List[Change] = []
+        checks: Dict[str, bool] = {}
         for name, check in (("disk", self.check_disks), ("host", self.check_hosts)):
             try:
                 changes += check(now)
+                checks[name] = True
             except _fanout.Interrupted:
                 raise
             except (ValueError, OSError, _fanout.FanOutError) as exc:
+                checks[name] = False
                 LOG.error("%s check failed: %s", name, exc)
         for change in changes:
             (LOG.warning if change.worse else LOG.info)("%s", change.line())
@@ -364,7 +375,26 @@ class Watcher:
             save_json(self.settings.state_file, self.state)
         except OSError as exc:
             LOG.error("cannot save the state %s: %s", self.settings.state_file, exc.strerror)
+        if self.settings.textfile_dir:
+            self._write_metrics(now, checks)
         return changes
+
+    def _write_metrics(self, now: float, checks: Dict[str, bool]) -> None:
+        """This round's findings for node_exporter's textfile collector (``_metrics``); errors logged once."""
+        families = _metrics.watcher_metrics(
+            self._rows if checks.get("disk") else [], self._history, self.settings.rate_window,
+            self.state["hosts"] if checks.get("host") else {}, now, self.state["spool_pending"], checks)
+        try:
+            _metrics.write_textfile(self.settings.textfile_dir, families)
+        except (OSError, _metrics.MetricsError) as exc:
+            error = str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+            if error != self._metrics_error:
+                LOG.error("cannot write the metrics to %s: %s", self.settings.textfile_dir, error)
+            self._metrics_error = error
+            return
+        if self._metrics_error:
+            LOG.info("metrics written to %s again", self.settings.textfile_dir)
+        self._metrics_error = ""
 
     def _spooled(self) -> List[str]:
         try:

@@ -1,0 +1,276 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+name: sweep
+short_description: Inventory of the hosts that answer an ICMP ping sweep
+version_added: "0.1.0"
+description:
+  - Sweeps O(targets) (minus O(exclude)) with ICMP echo on the controller and makes every address that
+    answered an inventory host. Silent addresses are not in the inventory.
+  - Runs the same sweep as the M(sysops.fleet.ping_sweep) module (the collection's core), with the same options
+    and the same checks, so a typo such as V(10.0.0.0/7) is refused with its size before anything is sent.
+  - Needs no extra binary and no root when this process may open ICMP sockets (root, C(CAP_NET_RAW), or a group
+    in C(net.ipv4.ping_group_range)); otherwise O(method=auto) runs the system C(ping).
+  - Every host gets C(ansible_host) (the address that answered), C(sweep_rtt_ms) (the round trip time in
+    milliseconds) and, when its target was a host name, C(sweep_name).
+  - The configuration file must end in C(.sweep.yml) or C(.sweep.yaml) and hold O(plugin=sysops.fleet.sweep).
+  - With O(cache=true) the sweep's result is kept by the inventory cache plugin (O(cache_plugin)), and the next
+    parse within O(cache_timeout) seconds uses it without sending a packet; C(--flush-cache) sweeps again. A
+    cached result made with other sweep options (another O(targets), say) is not used.
+author:
+  - sysops.fleet maintainers (@sysops)
+requirements:
+  - Permission to open ICMP sockets on the controller, or the iputils C(ping) binary (Debian/Ubuntu package
+    C(iputils-ping), RPM package C(iputils)).
+extends_documentation_fragment:
+  - ansible.builtin.constructed
+  - ansible.builtin.inventory_cache
+options:
+  plugin:
+    description: Marks the file as a source for this plugin.
+    type: str
+    required: true
+    choices: [sysops.fleet.sweep]
+  targets:
+    description:
+      - What to sweep. Each entry is an IPv4 or IPv6 address, a CIDR such as V(192.0.2.0/24), a range
+        V(192.0.2.10-192.0.2.20) or V(192.0.2.10-20) (last octet), or a host name.
+      - For IPv4 CIDRs shorter than /31 the network and broadcast addresses are skipped, like C(fping -g).
+      - A host name is resolved on the controller and its first address probed; a name that does not resolve is
+        a warning, and an error only when no target resolves at all.
+      - Entries with shell metacharacters, malformed addresses and V(/0) are refused before anything is sent.
+    type: list
+    elements: str
+    required: true
+  exclude:
+    description:
+      - Addresses not to probe, in the same syntax as O(targets). CIDRs here cover the whole network,
+        including network and broadcast addresses.
+    type: list
+    elements: str
+    default: []
+  timeout:
+    description: Seconds to wait for the reply to each probe, counted from when that probe was sent; at most 60.
+    type: float
+    default: 1.0
+  retries:
+    description: Extra probes sent to hosts that stayed silent, each with its own O(timeout). Between 0 and 10.
+    type: int
+    default: 1
+  method:
+    description:
+      - How to probe. V(socket) sends ICMP echo requests over datagram or raw ICMP sockets; V(ping) runs the
+        system C(ping) once per address; V(auto) picks V(socket) when this process may open ICMP sockets, else
+        V(ping).
+    type: str
+    choices: [auto, socket, ping]
+    default: auto
+  rate:
+    description:
+      - Cap on probes sent per second by the whole sweep. V(0) means no cap.
+      - The default of 1000 per second does not flood a LAN, a firewall's state table or an IDS.
+    type: float
+    default: 1000
+  max_hosts:
+    description: Refuse a sweep with more addresses than this, before anything is expanded or sent.
+    type: int
+    default: 65536
+  workers:
+    description: Worker processes that send the probes. Defaults to the number of CPUs, at most 8. Between 1 and 256.
+    type: int
+  concurrency:
+    description:
+      - Probes in flight per worker at once. Defaults to 65536 for V(socket) and to 256 C(ping) processes per
+        worker for V(ping).
+    type: int
+  hostnames:
+    description:
+      - What names an inventory host.
+      - V(address) is the address that answered.
+      - V(name) is the target's host name when it was given as one (C(sweep_name)), else the address.
+    type: str
+    choices: [address, name]
+    default: address
+notes:
+  - Only sweep networks you are responsible for.
+  - The sweep runs on the controller every time the inventory is parsed (each C(ansible-playbook) run, each
+    C(ansible.builtin.meta) V(refresh_inventory)) unless the cache serves it. Only a persistent cache plugin such
+    as C(ansible.builtin.jsonfile) (with O(cache_connection)) keeps the result from one parse to the next; the
+    default C(memory) plugin keeps nothing between parses.
+  - A cached result holds addresses, round trip times and names only, and is checked when read; anything else in
+    the cache makes the plugin sweep again.
+seealso:
+  - module: sysops.fleet.ping_sweep
+  - name: community.general.nmap inventory
+    description: The inventory that runs nmap for the same job (needs the nmap binary, often root).
+    link: https://docs.ansible.com/ansible/latest/collections/community/general/nmap_inventory.html
+"""
+
+EXAMPLES = r"""
+---
+# lab.sweep.yml: every host of two networks that answers ping, grouped by network
+plugin: sysops.fleet.sweep
+targets:
+  - 192.0.2.0/24
+  - 198.51.100.10-40
+  - db1.example.com
+exclude:
+  - 192.0.2.1
+timeout: 0.5
+keyed_groups:
+  - key: ansible_host.split('.')[:3] | join('.')
+    prefix: net
+groups:
+  slow: sweep_rtt_ms > 50
+
+---
+# cached.sweep.yml: sweep at most once an hour; ansible-inventory --flush-cache sweeps now
+plugin: sysops.fleet.sweep
+targets: [192.0.2.0/24]
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/sysops-fleet-inventory
+cache_timeout: 3600
+compose:
+  octet: ansible_host.split('.')[-1] | int
+keyed_groups:
+  - key: "'odd' if (octet | int) % 2 else 'even'"
+    prefix: parity
+
+---
+# names.sweep.yml: hosts named as given, without the system ping binary
+plugin: sysops.fleet.sweep
+targets: [web1.example.com, web2.example.com]
+hostnames: name
+method: socket
+"""
+
+import difflib
+import ipaddress
+import json
+
+from ansible.errors import AnsibleError, AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _command, _fanout, _sweep, _targets
+
+SUFFIXES = (".sweep.yml", ".sweep.yaml")
+# The options that decide what the sweep finds: a cached result made with others is not reused.
+SWEEP_OPTIONS = ("targets", "exclude", "timeout", "retries", "method", "rate", "max_hosts", "workers", "concurrency")
+CACHE_FORMAT = 1
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    """Hosts that answer a ping sweep, run by the collection's core on the controller."""
+
+    NAME = "sysops.fleet.sweep"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(SUFFIXES)
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache=cache)
+        self._config(path)
+        wanted = json.loads(json.dumps({name: self.get_option(name) for name in SWEEP_OPTIONS}))
+        use_cache = bool(self.get_option("cache"))
+        key = self.get_cache_key(path)
+        found = None
+        if use_cache and cache:
+            found = self._cached(key, wanted)
+        if found is None:
+            found = self._sweep(path, wanted)
+            if use_cache:
+                self._cache[key] = {"format": CACHE_FORMAT, "options": wanted, "hosts": found}
+        self._populate(found)
+
+    def _config(self, path):
+        """Read and check the file: every key an option of ours, every value accepted, named when it is not."""
+        try:
+            config = self._read_config_data(path)
+        except AnsibleParserError:
+            raise
+        except AnsibleError as exc:
+            raise AnsibleParserError(f"{path}: {exc.message}") from None
+        known = set(self._options)
+        for name in sorted(set(config) - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise AnsibleParserError(f"{path}: unknown option {name!r}{hint}; the options are in "
+                                     f"'ansible-doc -t inventory {self.NAME}'")
+        return config
+
+    def _cached(self, key, wanted):
+        """The hosts of a cached sweep made with the same options, or None (sweep again).
+
+        The cache is a file others may have touched: only plain addresses,
+        numbers and names come out of it, or nothing.
+        """
+        try:
+            entry = self._cache[key]
+        except KeyError:
+            return None
+        if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+            return None
+        if json.loads(json.dumps(entry.get("options"))) != wanted:
+            return None
+        try:
+            return [_plain_host(host) for host in entry.get("hosts")]
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+
+    def _sweep(self, path, wanted):
+        """Sweep now; the hosts that answered, in the sweep's order, as plain data (what the cache keeps)."""
+        try:
+            result = _sweep.sweep(**wanted)
+        except (ValueError, _command.CommandError, _fanout.FanOutError) as exc:
+            raise AnsibleParserError(f"{path}: {exc}") from None
+        summary = result["summary"]
+        self.display.vvv(f"{path}: {summary['alive']} of {summary['total']} addresses answered "
+                         f"(method {summary['method']}, {summary['elapsed_s']}s)")
+        for name in result["unresolved"]:
+            self.display.warning(f"{path}: {name}: {result['hosts'][name]['error']}; it is not in the inventory")
+        failed = [result["hosts"][a]["error"] for a in result["dead"] if result["hosts"][a].get("error")]
+        if failed and len(failed) == summary["total"]:
+            raise AnsibleParserError(f"{path}: no address could be probed ({summary['method']}): {failed[0]}")
+        if failed:
+            self.display.warning(f"{path}: {len(failed)} address(es) could not be probed and count as silent: "
+                                 f"{failed[0]}")
+        found = []
+        for address in result["alive"]:
+            entry = result["hosts"][address]
+            found.append({"address": address, "rtt_ms": entry.get("rtt_ms"), "name": entry.get("name")})
+        return found
+
+    def _populate(self, found):
+        """Add the hosts, their variables, and what compose, groups and keyed_groups make of them."""
+        strict = self.get_option("strict")
+        by_name = self.get_option("hostnames") == "name"
+        for host in found:
+            hostname = host["name"] if by_name and host.get("name") else host["address"]
+            self.inventory.add_host(hostname)
+            hostvars = {"ansible_host": host["address"], "sweep_rtt_ms": host.get("rtt_ms")}
+            if host.get("name"):
+                hostvars["sweep_name"] = host["name"]
+            for var, value in hostvars.items():
+                self.inventory.set_variable(hostname, var, value)
+            # groups and keyed_groups see the composed variables too (Constructable adds the host's vars)
+            self._set_composite_vars(self.get_option("compose"), hostvars, hostname, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, hostname, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, hostname, strict=strict)
+
+
+def _plain_host(host):
+    """One cached host as plain data: an address, a number of milliseconds or None, a name or None."""
+    address = str(ipaddress.ip_address(str(host["address"])))
+    rtt = host.get("rtt_ms")
+    name = host.get("name")
+    if name is not None and not isinstance(_targets.parse(str(name)), _targets.Name):
+        raise ValueError(f"not a host name: {name!r}")
+    return {"address": address, "rtt_ms": None if rtt is None else float(rtt),
+            "name": None if name is None else str(name).encode("ascii").decode("ascii")}
