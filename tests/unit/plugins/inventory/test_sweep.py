@@ -92,7 +92,7 @@ BAD_OPTIONS = [
     ({"targets": ["127.0.0.1"], "timeout": 61}, "timeout must be more than 0 and at most 60 seconds, got 61"),
     ({"targets": ["127.0.0.1"], "timeout": "soon"}, "Config 'timeout'"),
     ({"targets": ["127.0.0.1"], "retries": -1}, "retries must be between 0 and 10, got -1"),
-    ({"targets": ["127.0.0.1"], "rate": -5}, "rate must be 0 (no cap) or a positive number"),
+    ({"targets": ["127.0.0.1"], "rate": -5}, "rate must be 0 (no cap) or a finite positive number of probes per second, got -5.0"),
     ({"targets": ["127.0.0.1"], "workers": 0}, "workers must be between 1 and 256, got 0"),
     ({"targets": ["127.0.0.1"], "concurrency": 0}, "concurrency must be at least 1, got 0"),
     ({"targets": ["127.0.0.1"], "max_hosts": 0}, "max_hosts must be at least 1, got 0"),

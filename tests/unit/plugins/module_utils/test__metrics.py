@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _history, _mail, _metrics, _watcher
+from ansible_collections.sysops.fleet.plugins.module_utils import _history, _mail_spool, _metrics, _watcher
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from prometheus import NodeExporter, parse, promtool  # noqa: E402  pylint: disable=wrong-import-position
@@ -336,7 +336,8 @@ def test_the_watcher_round_scraped_from_a_real_node_exporter(tmp_path):
     settings = _watcher.load_settings(path)
     seeded = time.time() - 3600
     _history.save(settings.history_file, {str(fs_a): [(seeded, 8 * MIB, 56 * MIB)]})
-    _mail.spool_write(settings.report.spool_dir, b"Subject: waiting\r\n\r\nfor the server\r\n")
+    _mail_spool.add(settings.report.mail.spool_dir, b"Subject: waiting\r\n\r\nfor the server\r\n", "watcher@localhost",
+                    ["ops@example.com"])
     entry = tmp_path / "fleet-watcher"
     entry.write_text(f"import sys\nsys.path.insert(0, {COLLECTIONS!r})\n"
                      "from ansible_collections.sysops.fleet.plugins.module_utils import _watcher_cli\n"
