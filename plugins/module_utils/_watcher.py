@@ -36,7 +36,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from . import _disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _metrics, _privilege, _report, _sweep
+from . import (_disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _metrics, _privilege, _report,
+               _sd_notify, _sweep)
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -292,6 +293,7 @@ class Watcher:
         self._rows: List[Dict[str, Any]] = []
         self._history: _history.History = {}
         self._metrics_error = ""
+        self._notify_error = ""
 
     # ---- checks -------------------------------------------------------------------------------
 
@@ -446,23 +448,67 @@ class Watcher:
 
     # ---- the loop -----------------------------------------------------------------------------
 
-    def run(self, daemon, reload_settings: Optional[Callable[[], Settings]] = None) -> None:
-        """Check every ``interval`` seconds until the daemon is asked to stop; reload on SIGHUP."""
+    def run(self, daemon, reload_settings: Optional[Callable[[], Settings]] = None,
+            notifier: Optional[_sd_notify.Notifier] = None) -> None:
+        """Check every ``interval`` seconds until the daemon is asked to stop; reload on SIGHUP.
+
+        Under systemd (``Type=notify``) *notifier* says READY once the loop starts (pidfile held,
+        signals set, state loaded), WATCHDOG after every round and every half watchdog period
+        while it waits, and STOPPING on the way out.
+        """
+        notifier = notifier or _sd_notify.Notifier()
         LOG.info("started: pid %d, every %gs, %d watched host(s), settings %s", os.getpid(),
                  self.settings.interval, len(self.settings.hosts), self.settings.path)
+        self._notify(notifier, notifier.ready, f"watching {len(self.settings.hosts)} host(s) and the disks")
+        if notifier.enabled:
+            LOG.info("told systemd it is ready%s", f" (watchdog {notifier.watchdog:g}s)" if notifier.watchdog else "")
         while not daemon.stop_requested:
             if daemon.take_reload() and reload_settings is not None:
                 self._reload(reload_settings)
             started = time.monotonic()
             try:
-                self.check_once()
+                changes = self.check_once()
             except _fanout.Interrupted:
                 daemon.stop_requested = True
                 break
             except Exception as exc:  # noqa: BLE001 - one bad round must not kill the daemon
                 LOG.exception("check failed: %s", exc)
-            daemon.wait(max(0.0, self.settings.interval - (time.monotonic() - started)))
+                changes = None
+            self._notify(notifier, notifier.ping, self._status_line(changes))
+            self._pause(daemon, notifier, max(0.0, self.settings.interval - (time.monotonic() - started)))
         LOG.info("stopping (signal %s)", daemon.stop_signal)
+        self._notify(notifier, notifier.stopping, "stopping")
+
+    def _pause(self, daemon, notifier: _sd_notify.Notifier, seconds: float) -> None:
+        """Wait for the next round (or a signal), petting the watchdog every half period meanwhile."""
+        every = notifier.watchdog_every
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or daemon.wait(min(left, every) if every else left):
+                return
+            if every and deadline - time.monotonic() > 0:
+                self._notify(notifier, notifier.ping)
+
+    def _status_line(self, changes: Optional[Sequence[Change]]) -> str:
+        """The one line ``systemctl status`` shows: the last round's counts."""
+        if changes is None:
+            return f"last round at {time.strftime('%H:%M:%S')} failed (see the log)"
+        disks = [d.get("status") for d in self.state.get("disks", {}).values()]
+        hosts = [h.get("status") for h in self.state.get("hosts", {}).values()]
+        bad_disks = sum(1 for d in disks if d in ("warn", "crit"))
+        down = sum(1 for h in hosts if h == "down")
+        return (f"last round at {time.strftime('%H:%M:%S')}: {len(disks)} filesystem(s), {bad_disks} over a threshold; "
+                f"{len(hosts)} host(s), {down} down; {self.state.get('spool_pending', 0)} mail(s) spooled")
+
+    def _notify(self, notifier: _sd_notify.Notifier, send: Callable[..., bool], *args: str) -> None:
+        """Send one notification; a failure is logged once, not every round."""
+        if not notifier.enabled:
+            return
+        sent = send(*args)
+        if not sent and notifier.error and notifier.error != self._notify_error:
+            LOG.error("%s", notifier.error)
+        self._notify_error = "" if sent else notifier.error
 
     def _reload(self, reload_settings: Callable[[], Settings]) -> None:
         try:

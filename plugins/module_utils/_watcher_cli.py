@@ -38,7 +38,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import _command, _daemon, _fanout, _pidfile, _privilege, _sweep, _watcher
+from . import _command, _daemon, _fanout, _pidfile, _privilege, _sd_notify, _sweep, _watcher
 
 DEFAULT_CONFIG = "/etc/sysops-fleet/watcher.ini"
 CONFIG_ENV = "FLEET_WATCHER_CONFIG"
@@ -137,7 +137,8 @@ def cmd_start(args, settings: _watcher.Settings) -> int:
 
 
 def cmd_run(args, settings: _watcher.Settings) -> int:
-    """The foreground daemon for systemd (Type=simple) and containers."""
+    """The foreground daemon for systemd (Type=notify: READY, WATCHDOG, STOPPING) and containers."""
+    notifier = _sd_notify.Notifier.from_environment()  # before anything runs a child that could inherit it
     log_file = None if args.log_file == "-" else (args.log_file or settings.log_file)
     daemon = _daemon.Daemon(settings.pidfile, log_file=log_file, umask=settings.umask, detach=False)
     try:
@@ -145,17 +146,18 @@ def cmd_run(args, settings: _watcher.Settings) -> int:
     except _pidfile.AlreadyRunning as exc:
         _complain(f"not started: {exc}")
         return 1
-    return _serve(daemon, settings, args.config)
+    return _serve(daemon, settings, args.config, notifier)
 
 
-def _serve(daemon: _daemon.Daemon, settings: _watcher.Settings, config_path: str) -> int:
+def _serve(daemon: _daemon.Daemon, settings: _watcher.Settings, config_path: str,
+           notifier: Optional[_sd_notify.Notifier] = None) -> int:
     _logging()
     log = logging.getLogger(PROG)
     if daemon.pidfile.stale_pid:
         log.info("took over the stale pidfile %s of pid %d", settings.pidfile, daemon.pidfile.stale_pid)
     try:
         watcher = _watcher.Watcher(settings)
-        watcher.run(daemon, reload_settings=lambda: _watcher.load_settings(config_path))
+        watcher.run(daemon, reload_settings=lambda: _watcher.load_settings(config_path), notifier=notifier)
     except Exception:  # noqa: BLE001 - the log is the daemon's only voice
         log.exception("the watcher died")
         return 1
@@ -329,7 +331,7 @@ def parser(default_config: str = DEFAULT_CONFIG) -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="is it running? exit 0 running, 1 dead with pidfile, 3 stopped, 4 unknown")
     status.add_argument("--json", action="store_true")
     _without_settings(status)
-    run = sub.add_parser("run", help="run in the foreground (systemd Type=simple, containers)")
+    run = sub.add_parser("run", help="run in the foreground (systemd Type=notify, containers)")
     run.add_argument("--log-file", help="log here instead of the settings' log_file; '-' keeps stderr")
     check = sub.add_parser("check", help="one round of checks now, in the foreground")
     check.add_argument("--json", action="store_true")

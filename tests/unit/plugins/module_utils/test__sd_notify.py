@@ -1,0 +1,161 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""_sd_notify against a real AF_UNIX datagram socket standing where systemd's would be, and fleet-watcher
+run in the foreground telling that socket READY, WATCHDOG and STOPPING.
+
+(The systemd molecule scenario proves the same with systemd itself: active only after READY, a frozen
+daemon restarted by the watchdog.)
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _pidfile, _sd_notify
+
+from test__watcher import COLLECTIONS, write_settings  # noqa: E402  pylint: disable=wrong-import-position
+
+
+class FakeManager:
+    """The receiving end of NOTIFY_SOCKET: a datagram socket bound to a path or an abstract name."""
+
+    def __init__(self, path=None):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        if path is None:
+            self.name = f"@sysops-fleet-test-{uuid.uuid4().hex}"
+            self.sock.bind("\0" + self.name[1:])
+        else:
+            self.name = str(path)
+            self.sock.bind(self.name)
+        self.sock.settimeout(0.05)
+        self.messages = []  # (monotonic time, {KEY: value})
+
+    def receive(self, until, timeout=15.0):
+        """Collect messages until *until(messages)* holds or *timeout* passes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not until(self.messages):
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            fields = dict(line.split("=", 1) for line in data.decode().split("\n") if "=" in line)
+            self.messages.append((time.monotonic(), fields))
+        return until(self.messages)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def manager(tmp_path):
+    made = []
+
+    def make(abstract=False):
+        made.append(FakeManager(None if abstract else tmp_path / "notify.sock"))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+
+
+@pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])
+def test_messages_reach_the_socket_and_the_variables_leave_the_environment(manager, abstract):
+    receiver = manager(abstract)
+    environ = {"NOTIFY_SOCKET": receiver.name, "WATCHDOG_USEC": "3000000", "WATCHDOG_PID": str(os.getpid()),
+               "PATH": "/usr/bin"}
+    notifier = _sd_notify.Notifier.from_environment(environ)
+    assert environ == {"PATH": "/usr/bin"}, "children must not inherit them"
+    assert notifier.enabled and notifier.watchdog == 3.0 and notifier.watchdog_every == 1.5
+    assert notifier.ready("watching 2 host(s)\nand a forged\nREADY=1")
+    assert notifier.ping("round 1")
+    assert notifier.stopping()
+    assert receiver.receive(lambda m: len(m) == 3)
+    assert [fields for _t, fields in receiver.messages] == [
+        {"READY": "1", "STATUS": "watching 2 host(s) and a forged READY=1"},
+        {"WATCHDOG": "1", "STATUS": "round 1"}, {"STOPPING": "1"}]
+
+
+@pytest.mark.parametrize("environ,enabled,watchdog", [
+    ({}, False, None),
+    ({"NOTIFY_SOCKET": ""}, False, None),
+    ({"NOTIFY_SOCKET": "relative/notify"}, False, None),
+    ({"NOTIFY_SOCKET": "@"}, False, None),
+    ({"NOTIFY_SOCKET": "vsock:2:1234"}, False, None),
+    ({"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "soon"}, True, None),
+    ({"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "-5"}, True, None),
+    ({"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "0"}, True, None),
+    ({"NOTIFY_SOCKET": "/run/systemd/notify", "WATCHDOG_USEC": "10000000", "WATCHDOG_PID": "1"}, True, None),
+    ({"WATCHDOG_USEC": "10000000"}, False, None),
+], ids=["unset", "empty", "relative", "bare @", "vsock", "usec not a number", "usec negative", "usec zero",
+        "watchdog for another pid", "watchdog without socket"])
+def test_what_the_environment_says_and_what_it_does_not(environ, enabled, watchdog):
+    notifier = _sd_notify.Notifier.from_environment(dict(environ))
+    assert notifier.enabled is enabled
+    assert notifier.watchdog == watchdog
+    if not enabled:
+        assert notifier.ready() is False and notifier.ping() is False and notifier.error == ""
+
+
+def test_a_socket_that_is_gone_is_an_error_to_log_not_an_exception(tmp_path):
+    notifier = _sd_notify.Notifier(str(tmp_path / "gone.sock"), watchdog=2.0)
+    assert notifier.ping() is False
+    assert notifier.error == f"cannot notify systemd through {tmp_path / 'gone.sock'}: No such file or directory"
+
+
+def test_fleet_watcher_run_says_ready_pets_the_watchdog_and_says_stopping(tmp_path, manager):
+    receiver = manager()
+    path = write_settings(tmp_path, "interval = 2\n")
+    pidfile = str(tmp_path / "run" / "watcher.pid")
+    env = dict(os.environ, NOTIFY_SOCKET=receiver.name, WATCHDOG_USEC="600000")  # a 0.6 s watchdog
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "from ansible_collections.sysops.fleet.plugins.module_utils import _watcher_cli; "
+         "_watcher_cli.entry_point(sys.argv[2:])", COLLECTIONS, "--config", path, "run", "--log-file", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert receiver.receive(lambda m: any("READY" in f for _t, f in m)), proc.stderr.read1() if proc.poll() else ""
+        # READY comes when the daemon holds its pidfile: what "systemctl start" waits for is really there
+        assert _pidfile.running_pid(pidfile) == proc.pid
+        assert receiver.receive(lambda m: sum("WATCHDOG" in f for _t, f in m) >= 8, timeout=10)
+        pets = [t for t, f in receiver.messages if "WATCHDOG" in f]
+        gaps = [b - a for a, b in zip(pets, pets[1:])]
+        assert max(gaps) < 0.6, f"a gap as long as the watchdog itself: {gaps}"
+        statuses = [f["STATUS"] for _t, f in receiver.messages if "STATUS" in f]
+        assert any(s.startswith("last round at ") and "filesystem(s)" in s for s in statuses), statuses
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, out + err
+        assert receiver.receive(lambda m: any("STOPPING" in f for _t, f in m), timeout=2)
+        assert "told systemd it is ready (watchdog 0.6s)" in err
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_without_notify_socket_fleet_watcher_run_says_nothing_of_systemd(tmp_path):
+    path = write_settings(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in _sd_notify.VARIABLES}
+    proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "from ansible_collections.sysops.fleet.plugins.module_utils import _watcher_cli; "
+         "_watcher_cli.entry_point(sys.argv[2:])", COLLECTIONS, "--config", path, "run", "--log-file", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 15
+        while _pidfile.running_pid(str(tmp_path / "run" / "watcher.pid")) != proc.pid and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0 and "started: pid" in err, out + err
+        assert "systemd" not in err
+    finally:
+        proc.kill()
+        proc.wait()
