@@ -3,7 +3,8 @@
 """_html and the reports' HTML, read back with html.parser: mail-safe, escaped, worst first, explained.
 
 The pages are the real renderers' (``report_samples``): the disk report
-with its fill-rate and undelivered-mail sections.
+with its fill-rate and undelivered-mail sections, and fleet reports of
+one and fifty hosts written by ``_fleet.run``.
 """
 
 import datetime
@@ -19,6 +20,16 @@ from ansible_collections.sysops.fleet.plugins.module_utils._report import Thresh
 @pytest.fixture
 def spool(tmp_path):
     return samples.spool_with_undelivered(str(tmp_path / "spool"))
+
+
+def fleet_page(tmp_path, spool, count, hostile=False):
+    path = samples.fleet_report(count, str(tmp_path / f"fleet-{count}-{hostile}"), spool, hostile=hostile)
+    with open(path, encoding="utf-8") as page:
+        return page.read()
+
+
+def fleet_html(disks, hosts, **kwargs):
+    return _fleet.render_html(_fleet.build({}, disks, hosts, now=samples.NOW, **kwargs)["report"])
 
 
 def filesystem(mount="/", use=50.0, status="ok", days=None, rate=None):
@@ -89,6 +100,10 @@ def pages(tmp_path, spool):
         "disk report": samples.disk_report(spool).html,
         "disk report, hostile names": samples.disk_report(spool, hostile=True).html,
         "disk report, no filesystem": empty.html,
+        "fleet, one host": fleet_page(tmp_path, spool, 1),
+        "fleet, fifty hosts": fleet_page(tmp_path, spool, 50),
+        "fleet, hostile names": fleet_page(tmp_path, spool, 50, hostile=True),
+        "fleet, nothing at all": _fleet.render_html(_fleet.build({}, {}, [], now=samples.NOW)["report"]),
     }
 
 
@@ -122,13 +137,16 @@ def test_the_rule_book_catches_what_breaks_a_mail(tmp_path, spool, broken, probl
 
 # ---- hostile names from hosts are text, never markup ---------------------------------------------
 
-def test_hostile_names_are_shown_as_text(spool):
+def test_hostile_names_are_shown_as_text_in_both_reports(tmp_path, spool):
     disk = samples.disk_report(spool, hostile=True).html
-    root, unused_doctype, errors = html_check.parse(disk)
-    assert errors == [] and html_check.mail_problems(disk) == []
-    assert not [n for n in root.elements() if n.tag in ("script", "img", "svg", "b")]
-    assert not [a for n in root.elements() for a in n.attrs if a.startswith("on")]
-    assert "<script" not in disk and "<img" not in disk and "<svg" not in disk
+    fleet = fleet_page(tmp_path, spool, 50, hostile=True)
+    for page in (disk, fleet):
+        root, unused_doctype, errors = html_check.parse(page)
+        assert errors == [] and html_check.mail_problems(page) == []
+        assert not [n for n in root.elements() if n.tag in ("script", "img", "svg", "b")]
+        assert not [a for n in root.elements() for a in n.attrs if a.startswith("on")]
+        assert "<script" not in page and "<img" not in page and "<svg" not in page
+    root = html_check.parse(disk)[0]
     cells = [td.text for td in root.find_all("td")]
     assert samples.HOSTILE_MOUNT in cells and samples.HOSTILE_DEVICE in cells
     assert root.find_all("h1")[0].text == f"Nightly Disk Usage Report for {samples.HOSTILE_HOST}"
@@ -136,6 +154,10 @@ def test_hostile_names_are_shown_as_text(spool):
     assert 'probe timed out after 5s: "<script>alert(1)</script>"' in cells
     assert [tr.attrs.get("title") for tr in root.find_all("tr") if "/mnt/nfs" in tr.text][0] == \
         'probe timed out after 5s: "<script>alert(1)</script>"', "the tooltip is an attribute: quotes escaped too"
+    root = html_check.parse(fleet)[0]
+    cells = [td.text for td in root.find_all("td")]
+    assert samples.HOSTILE_NAME in cells and samples.HOSTILE_MOUNT in cells
+    assert samples.HOSTILE_HOST in cells
 
 
 # ---- the disk report ------------------------------------------------------------------------------
@@ -216,6 +238,72 @@ def test_undelivered_mail_is_a_table_with_the_servers_answer(spool):
                                          "gone@example.com: 550 5.1.1 mailbox <unavailable>"]
     assert cells[1][1] == "quarantined" and cells[1][3] == "is empty"
     assert "Move a dead letter back into" in root.text
+
+
+# ---- the fleet report -----------------------------------------------------------------------------
+
+def test_fifty_hosts_worst_first_with_the_counts_at_the_top_and_the_fine_ones_in_one_line(tmp_path, spool):
+    sweeps, disks, hosts, unreachable, failed, unused_previous = samples.fleet_inputs(50)
+    root = html_check.parse(fleet_page(tmp_path, spool, 50))[0]
+    paragraphs = [" ".join(p.text.split()) for p in root.find_all("p")]
+    assert "50 hosts: 3 UNREACHABLE 2 FAILED 11 CRIT 7 WARN 2 NO REPORT 25 OK" in paragraphs
+    assert paragraphs.index("50 hosts: 3 UNREACHABLE 2 FAILED 11 CRIT 7 WARN 2 NO REPORT 25 OK") <= 2, "at the top"
+    table = html_check.table_after(root, "Hosts, worst first")
+    assert html_check.headers(table) == ["Status", "Host", "Play", "Disks"]
+    rows = [[td.text for td in r.kids("td")] + [r.attrs["data-status"]] for r in html_check.rows(table)]
+    assert [r[0] for r in rows] == ["UNREACHABLE"] * 3 + ["FAILED"] * 2 + ["CRIT"] * 11 + ["WARN"] * 7 + \
+        ["NO REPORT"] * 2
+    assert [r[-1] for r in rows] == ["unreachable"] * 3 + ["failed"] * 2 + ["crit"] * 11 + ["warn"] * 7 + ["unknown"] * 2
+    assert sorted(r[1] for r in rows[:3]) == sorted(unreachable) and sorted(r[1] for r in rows[3:5]) == sorted(failed)
+    assert rows[0][2:4] == ["UNREACHABLE", "not reported"] and rows[3][2:4] == ["FAILED", "not reported"]
+    assert rows[5][2:4] == ["reachable", "crit"] and rows[-1][2:4] == ["reachable", "not reported"]
+    fine = sorted(h for h in hosts if h not in {r[1] for r in rows})
+    assert len(fine) == 25 and f"25 OK reachable, disks ok: {', '.join(fine)}" in paragraphs
+    assert all(h in disks and all(f["status"] == "ok" for f in disks[h]["filesystems"]) for h in fine)
+
+
+def test_a_few_fine_hosts_keep_their_own_rows():
+    disks = {h: {"filesystems": [filesystem()]} for h in ("a", "b")}
+    root = html_check.parse(fleet_html(disks, ["a", "b", "c"], unreachable=["c"]))[0]
+    rows = html_check.rows(html_check.table_after(root, "Hosts"))
+    assert [[td.text for td in r.kids("td")] for r in rows] == [
+        ["UNREACHABLE", "c", "UNREACHABLE", "not reported"], ["OK", "a", "reachable", "ok"],
+        ["OK", "b", "reachable", "ok"]]
+
+
+def test_fleet_filesystem_tables_number_cells_right_and_an_explained_empty_fill_rate(tmp_path, spool):
+    root = html_check.parse(fleet_page(tmp_path, spool, 1))[0]
+    fullest = html_check.table_after(root, "Fullest filesystems")
+    assert html_check.headers(fullest) == ["Status", "Host", "Mounted on", "Use%", "Usage", "Free", "Fill rate"]
+    rows = html_check.rows(fullest)
+    assert [[td.text for td in r.kids("td")][:4] + [r.kids("td")[5].text, r.kids("td")[6].text] for r in rows] == [
+        ["CRIT", "web01", "/var", "91.0%", "4.5G", "+1.0G/day, full in 0.4 days"],
+        ["OK", "web01", "/", "20.0%", "40G", "no fill rate yet"]]
+    for row in rows:
+        assert [td.style["text-align"] for td in row.kids("td")] == ["left"] * 3 + ["right", "left", "right", "right"]
+    assert ("No fill rate yet: a rate needs disk-use history spanning at least 10 minutes (history_file; the "
+            "watcher adds a sample every 15 minutes by default).") in root.text
+
+
+@pytest.mark.parametrize("filesystems,line", [
+    ([filesystem(), filesystem("/var")], "No fill rate yet for any of the 2 filesystems: a rate needs disk-use history"),
+    ([filesystem(rate=0.0), filesystem("/var", rate=-1.0)], "No filesystem is filling: every fill rate is steady or "
+                                                            "shrinking."),
+    ([filesystem(rate=-1.0), filesystem("/var")], "No filesystem is filling: every fill rate is steady or shrinking; "
+                                                  "1 of 2 have no fill rate yet (a rate needs"),
+    ([], "No filesystem reported."),
+])
+def test_an_empty_filling_fastest_table_says_why(filesystems, line):
+    disks = {"web1": {"filesystems": filesystems}} if filesystems else {}
+    root = html_check.parse(fleet_html(disks, ["web1"]))[0]
+    [cell] = html_check.rows(html_check.table_after(root, "Filling fastest"))[0].kids("td")
+    assert line in cell.text and cell.attrs["colspan"] == "7"
+
+
+def test_summary_counts_filesystems_filling_and_without_a_rate():
+    disks = {"a": {"filesystems": [filesystem(days=2.0, rate=5.0), filesystem("/v", rate=-1.0), filesystem("/w")]}}
+    summary = _fleet.build({}, disks, ["a"], now=samples.NOW)["report"]["summary"]
+    assert (summary["filesystems"], summary["filling"], summary["no_fill_rate"]) == (3, 1, 1)
 
 
 def test_the_text_reports_are_what_they_were(spool):
