@@ -36,6 +36,7 @@ APT_PACKAGES=(
     debootstrap debian-archive-keyring            # the test images, built without a registry
     shellcheck git                                # ansible-test sanity (shellcheck; git for the copy it tests)
     python3 ca-certificates                       # the scripts' own Python (tests/lab.py, checks); PyPI over TLS
+    chromium fonts-liberation                     # the HTML reports rendered headless in the unit tests (file:// only); Arial-metric fonts
 )
 
 install_apt_packages() {
