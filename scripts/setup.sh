@@ -38,6 +38,7 @@ APT_PACKAGES=(
     python3 ca-certificates                       # the scripts' own Python (tests/lab.py, checks); PyPI over TLS
     prometheus-node-exporter prometheus           # the watcher's metrics: a real node_exporter scraped by the tests,
                                                   # promtool (in "prometheus") checks the .prom file and the alert rule
+    chromium fonts-liberation                     # the HTML reports rendered headless in the unit tests (file:// only); Arial-metric fonts
 )
 # Packages above that also ship a network service the tests never use: the tests start their
 # own node_exporter on 127.0.0.1; the packaged services are stopped and disabled when this run

@@ -20,14 +20,13 @@ malformed one with the host and field named, before anything is written.
 from __future__ import annotations
 
 import datetime
-import html
 import json
 import math
 import os
 import socket
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import _files, _mail_delivery, _privilege, _sizes
+from . import _files, _history, _html, _mail_delivery, _privilege, _sizes
 
 STATE_VERSION = 1
 STATUSES = ("ok", "warn", "crit")
@@ -246,6 +245,9 @@ def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[s
         "addresses_alive": len(swept["alive"]),
         "addresses_down": len(swept["down"]), "new": len(report["new"]), "vanished": len(report["vanished"]),
         "alerts": len(report["alerts"]),
+        "filesystems": len(filesystems),
+        "filling": sum(1 for f in filesystems if f.get("days_to_full") is not None),
+        "no_fill_rate": sum(1 for f in filesystems if f.get("rate_per_day") is None),
     }
     state = {"version": STATE_VERSION, "generated": report["generated"], "alive": swept["alive"]}
     return {"report": report, "state": state}
@@ -308,50 +310,85 @@ def render_text(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _row_status(h: Mapping[str, Any]) -> str:
+    """One status for a host's row: unreachable, failed, else its worst disk (``unknown``: no disk report)."""
+    if not h["reachable"]:
+        return "unreachable"
+    return "failed" if h.get("failed") else (h["disk_status"] or "unknown")
+
+
+OK_LISTED = 10  # with more hosts that are fine than this, they are named in one line under the table
+HOST_COLUMNS = (_html.Column("Status"), _html.Column("Host"), _html.Column("Play"), _html.Column("Disks"))
+ADDRESS_COLUMNS = (_html.Column("Address", mono=True), _html.Column("Name"))
+FS_COLUMNS = (_html.Column("Status"), _html.Column("Host"), _html.Column("Mounted on", mono=True),
+              _html.Column("Use%", numeric=True), _html.Column("Usage"), _html.Column("Free", numeric=True),
+              _html.Column("Fill rate", numeric=True))
+
+
+def _fill_rate_cell(f: Mapping[str, Any]) -> Any:
+    if f.get("days_to_full") is not None:
+        return _eta(f)
+    return _html.muted("no fill rate yet" if f.get("rate_per_day") is None else "not filling")
+
+
+def _fs_table(rows: Sequence[Mapping[str, Any]], empty: str) -> str:
+    table = _html.table(FS_COLUMNS, [
+        _html.Row([_html.badge(f.get("status")), f["host"], f["mount"], f"{float(f['use_pct']):.1f}%",
+                   _html.usage_bar(f["use_pct"], f.get("status")), _sizes.human(f.get("avail_bytes")), _fill_rate_cell(f)],
+                  status=f.get("status") or "unknown") for f in rows], empty=empty)
+    if any(f.get("rate_per_day") is None for f in rows):
+        table += _html.paragraph(f"No fill rate yet: {_history.needs_history()}.", muted=True)
+    return table
+
+
+def _not_filling(s: Mapping[str, Any]) -> str:
+    """Why "Filling fastest" is empty: no filesystem, none filling, or not enough history yet."""
+    total, waiting = s.get("filesystems", 0), s.get("no_fill_rate", 0)
+    if not total:
+        return "No filesystem reported."
+    if waiting == total:
+        return f"No fill rate yet for any of the {total} filesystems: {_history.needs_history()}."
+    steady = "No filesystem is filling: every fill rate is steady or shrinking"
+    return steady + (f"; {waiting} of {total} have no fill rate yet ({_history.needs_history()})." if waiting else ".")
+
+
+def _addresses_table(addresses: Sequence[str], names: Mapping[str, str]) -> str:
+    return _html.table(ADDRESS_COLUMNS, [_html.Row([a, names.get(a, "")]) for a in addresses])
+
+
+def _hosts_section(hosts: Sequence[Mapping[str, Any]]) -> str:
+    """A row per host, worst first; when many hosts are fine, they are named in one line under the table."""
+    fine = [h["host"] for h in hosts if _row_status(h) == "ok"]
+    grouped = len(fine) > OK_LISTED
+    rows = [_html.Row([_html.badge(_row_status(h)), h["host"], _host_state(h), h["disk_status"] or "not reported"],
+                      status=_row_status(h)) for h in hosts if not (grouped and _row_status(h) == "ok")]
+    section = _html.table(HOST_COLUMNS, rows, empty=f"none but the {len(fine)} below" if grouped else "none")
+    if grouped:
+        section += _html.paragraph(_html.Safe(_html.badge("ok", f"{len(fine)} OK") + " "
+                                              + _html.esc("reachable, disks ok: " + ", ".join(fine))))
+    return section
+
+
 def render_html(report: Mapping[str, Any]) -> str:
-    """The same report as a small self-contained HTML page."""
-    esc = html.escape
-    colours = {"ok": "#2e7d32", "warn": "#f9a825", "crit": "#c62828", None: "#757575"}
-
-    def fs_rows(rows: Iterable[Mapping[str, Any]]) -> str:
-        out = []
-        for f in rows:
-            pct = max(0.0, min(100.0, float(f["use_pct"])))
-            colour = colours.get(f.get("status"), "#757575")
-            days = _eta(f)
-            out.append(
-                f"<tr><td>{esc(f['host'])}</td><td>{esc(str(f['mount']))}</td>"
-                f"<td><div style='width:200px;background:#eee'><div style='width:{pct:.0f}%;"
-                f"background:{colour};color:#fff;padding:0 4px'>{pct:.1f}%</div></div></td>"
-                f"<td>{esc(_sizes.human(f.get('avail_bytes')))}</td><td>{esc(str(f.get('status') or '-'))}</td>"
-                f"<td>{esc(days)}</td></tr>")
-        return "".join(out) or "<tr><td colspan='6'>none</td></tr>"
-
-    def address_list(addresses: Sequence[str]) -> str:
-        return "".join(f"<li>{esc(_label(a, report['names']))}</li>" for a in addresses) or "<li>none</li>"
-
-    def host_row(h: Mapping[str, Any]) -> str:
-        state = _host_state(h)
-        shown = state if state == "reachable" else f"<b>{state}</b>"
-        colour = colours.get(h["disk_status"], "#757575")
-        return (f"<tr><td>{esc(h['host'])}</td><td>{shown}</td>"
-                f"<td style='color:{colour}'>{esc(str(h['disk_status'] or 'not reported'))}</td></tr>")
-
-    hosts = "".join(host_row(h) for h in report["hosts"])
-    head = "<tr><th>host</th><th>mount</th><th>use</th><th>free</th><th>status</th><th>fill rate</th></tr>"
-    changes = ("<p>First run: every alive address is the baseline.</p>" if report["first_run"] else
-               f"<h2>New addresses</h2><ul>{address_list(report['new'])}</ul>"
-               f"<h2>Vanished addresses</h2><ul>{address_list(report['vanished'])}</ul>")
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Fleet report</title></head>"
-        "<body style='font-family:sans-serif'>"
-        f"<h1>Fleet report {esc(report['generated'])}</h1>"
-        f"<p>{esc(_summary(report['summary']))}</p>"
-        f"<h2>Hosts</h2><table>{hosts}</table>"
-        f"<h2>Addresses down</h2><ul>{address_list(report['down'])}</ul>{changes}"
-        f"<h2>Fullest filesystems</h2><table>{head}{fs_rows(report['fullest'])}</table>"
-        f"<h2>Filling fastest</h2><table>{head}{fs_rows(report['forecasts'])}</table>"
-        "</body></html>")
+    """The same report as one self-contained HTML page for mail clients: worst first, counts at the top."""
+    hosts = _html.worst_first(report["hosts"], _row_status)
+    names = report["names"]
+    parts = [_html.heading("Fleet report", 1), _html.paragraph(f"Generated {report['generated']}", muted=True),
+             _html.counted("host", [_row_status(h) for h in hosts]),
+             _html.paragraph(_summary(report["summary"])),
+             _html.heading("Hosts, worst first"),
+             _hosts_section(hosts),
+             _html.heading(f"Addresses down ({len(report['down'])})"), _addresses_table(report["down"], names)]
+    if report["first_run"]:
+        parts.append(_html.paragraph("First run: every alive address is the baseline."))
+    else:
+        parts += [_html.heading(f"New addresses ({len(report['new'])})"), _addresses_table(report["new"], names),
+                  _html.heading(f"Vanished addresses ({len(report['vanished'])})"),
+                  _addresses_table(report["vanished"], names)]
+    parts += [_html.heading("Fullest filesystems"), _fs_table(report["fullest"], "No filesystem reported."),
+              _html.heading("Filling fastest (days until full at the current rate)"),
+              _fs_table(report["forecasts"], _not_filling(report["summary"]))]
+    return _html.page("Fleet report", parts)
 
 
 def load_state(path: str) -> Optional[Dict[str, Any]]:

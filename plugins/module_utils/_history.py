@@ -17,13 +17,12 @@ would.
 from __future__ import annotations
 
 import datetime
-import html
 import json
 import os
 from dataclasses import dataclass
 from typing import Any, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _files, _privilege, _sizes
+from . import _files, _html, _privilege, _sizes
 
 DAY = 86400.0
 DEFAULT_SAMPLE_EVERY = 900.0
@@ -190,6 +189,13 @@ def forecast(history: History, now: float, window: float = DEFAULT_WINDOW) -> Li
     return result
 
 
+def _full_in(item: Forecast) -> Tuple[str, str]:
+    """When a filling filesystem is full at its rate: ``("12 days", "2025-06-01")`` (hours under two days)."""
+    days = item.days_to_full or 0.0
+    soon = f"{days * 24:.0f} hours" if days < 2 else f"{days:.0f} days"
+    return soon, datetime.datetime.fromtimestamp(item.full_at or 0).strftime("%Y-%m-%d")
+
+
 def describe(item: Forecast) -> str:
     """One line of the report: ``/var: +1.2G/day, full in about 12 days (2025-06-01)``."""
     if item.rate_per_day is None:
@@ -198,9 +204,7 @@ def describe(item: Forecast) -> str:
         if item.rate_per_day == 0:
             return f"{item.mount}: steady"
         return f"{item.mount}: shrinking by {_sizes.human(-item.rate_per_day, 'B')}/day"
-    when = datetime.datetime.fromtimestamp(item.full_at or 0).strftime("%Y-%m-%d")
-    days = item.days_to_full
-    soon = f"{days * 24:.0f} hours" if days < 2 else f"{days:.0f} days"
+    soon, when = _full_in(item)
     return f"{item.mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, full in about {soon} ({when}) at this rate"
 
 
@@ -213,9 +217,43 @@ def render_text(items: Sequence[Forecast]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def needs_history() -> str:
+    """Why a filesystem has no fill rate yet, in words for the reports' readers."""
+    return (f"a rate needs disk-use history spanning at least {MIN_SPAN / 60:.0f} minutes (history_file; "
+            f"the watcher adds a sample every {DEFAULT_SAMPLE_EVERY / 60:.0f} minutes by default)")
+
+
+HTML_COLUMNS = (_html.Column("Mounted on", mono=True), _html.Column("Growth per day", numeric=True),
+                _html.Column("Full in", numeric=True), _html.Column("Full on", numeric=True),
+                _html.Column("History", numeric=True))
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _html_row(item: Forecast) -> _html.Row:
+    if item.rate_per_day is None:
+        return _html.Row([item.mount, _html.muted("no fill rate yet"), "-", "-", _span(item.span_s)])
+    growth = ("steady" if item.rate_per_day == 0 else
+              ("+" if item.rate_per_day > 0 else "") + f"{_sizes.human(item.rate_per_day, 'B')}/day")
+    if item.days_to_full is None:
+        return _html.Row([item.mount, growth, _html.muted("not filling"), "-", _span(item.span_s)])
+    soon, when = _full_in(item)
+    return _html.Row([item.mount, growth, soon, when, _span(item.span_s)])
+
+
 def render_html(items: Sequence[Forecast]) -> str:
-    """The same section for the HTML part of the mail."""
+    """The same section for the HTML part of the mail: a table, the soonest full first, and why a rate is missing."""
     if not items:
         return ""
-    lines = "".join(f"<li>{html.escape(describe(i))}</li>" for i in items)
-    return f"<h3>Fill rate</h3>\n<ul>{lines}</ul>\n"
+    hours = max((i.span_s for i in items), default=0.0) / 3600
+    ordered = sorted(items, key=lambda i: (i.days_to_full is None, i.rate_per_day is None, i.days_to_full or 0.0))
+    parts = [_html.heading(f"Fill rate (from {hours:.1f} hours of history)"),
+             _html.table(HTML_COLUMNS, [_html_row(i) for i in ordered])]
+    waiting = sum(1 for i in items if i.rate_per_day is None)
+    if waiting:
+        parts.append(_html.paragraph(f"No fill rate yet for {waiting} of {len(items)}: {needs_history()}.", muted=True))
+    if not any(i.days_to_full is not None for i in items) and waiting < len(items):
+        parts.append(_html.paragraph("No filesystem is filling: every fill rate is steady or shrinking.", muted=True))
+    return "".join(parts)

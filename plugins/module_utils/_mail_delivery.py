@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import html
 import os
 import socket
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from . import _mail, _mail_spool, _privilege
+from . import _html, _mail, _mail_spool, _privilege
 
 SEND_MODES = ("auto", "always", "on_alert", "never")
 SECURITY = _mail.SECURITY
@@ -462,6 +461,15 @@ def undelivered_section(spool_dir: str) -> Tuple[str, str]:
     return text, page
 
 
+UNDELIVERED_COLUMNS = (_html.Column("When", numeric=True), _html.Column("Kind"), _html.Column("Message"),
+                       _html.Column("Why"))
+
+
+def _what(entry: Mapping[str, str]) -> str:
+    """A listed message: its subject in quotes, or the file's name when it has none."""
+    return f'"{entry["subject"]}"' if entry["subject"] else os.path.basename(entry["file"])
+
+
 def _undelivered_section(spool_dir: str) -> Tuple[str, str]:
     """A report section (text, HTML) listing dead letters and quarantined files; empty when there are none."""
     entries = _mail_spool.undelivered(spool_dir)
@@ -469,18 +477,16 @@ def _undelivered_section(spool_dir: str) -> Tuple[str, str]:
         return "", ""
     shown = entries[-LISTED:]
     more = len(entries) - len(shown)
-    lines = []
-    for e in shown:
-        what = f'"{e["subject"]}"' if e["subject"] else os.path.basename(e["file"])
-        lines.append(f"{e['when'] or '?'}  {e['kind']}  {what}: {e['reason']}")
-    head = (f"Undelivered mail ({len(entries)}: refused for good by the server, or unreadable; never retried; "
-            f"in {os.path.join(spool_dir, _mail_spool.DEAD)} and {os.path.join(spool_dir, _mail_spool.QUARANTINE)}):")
+    lines = [f"{e['when'] or '?'}  {e['kind']}  {_what(e)}: {e['reason']}" for e in shown]
+    why = (f"refused for good by the server, or unreadable; never retried; "
+           f"in {os.path.join(spool_dir, _mail_spool.DEAD)} and {os.path.join(spool_dir, _mail_spool.QUARANTINE)}")
+    head = f"Undelivered mail ({len(entries)}: {why}):"
     tail = (f"Move a dead letter back into {spool_dir} to send it again, or delete it; "
             f"this list shows them until they are gone.")
     text = "\n".join([head] + [f"  {line}" for line in lines]
                      + ([f"  ... and {more} more"] if more else []) + [tail]) + "\n"
-    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    if more:
-        items += f"<li>... and {more} more</li>"
-    page = f"<h3>Undelivered mail</h3>\n<p>{html.escape(head)}</p><ul>{items}</ul><p>{html.escape(tail)}</p>\n"
+    rows = [_html.Row([e["when"] or "?", e["kind"], _what(e), e["reason"]]) for e in shown]
+    page = (_html.heading(f"Undelivered mail ({len(entries)})") + _html.paragraph(why[0].upper() + why[1:] + ".")
+            + _html.table(UNDELIVERED_COLUMNS, rows)
+            + (_html.paragraph(f"... and {more} more", muted=True) if more else "") + _html.paragraph(tail))
     return text, page

@@ -20,16 +20,14 @@ both call it with a Config from ``config_from_options()``.
 from __future__ import annotations
 
 import datetime
-import html
 import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _disk, _history, _mail_delivery, _sizes
+from . import _disk, _history, _html, _mail_delivery, _sizes
 
 STATUSES = ("ok", "warn", "crit")
-COLOURS = {"ok": "#2e7d32", "warn": "#f9a825", "crit": "#c62828"}
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 Size = Union[int, float, str, None]
@@ -192,44 +190,37 @@ def render_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _bar(fs: Dict[str, Any]) -> str:
-    """A usage bar as nested block elements with inline styles: what mail clients render."""
-    pct = fs["use_pct"] if fs["use_pct"] is not None else 100
-    colour = COLOURS[fs["status"]]
-    return (f'<div style="width:160px;height:12px;background:#e0e0e0;border:1px solid #9e9e9e">'
-            f'<div class="bar bar-{fs["status"]}" style="width:{min(pct, 100)}%;height:12px;'
-            f'background:{colour}"></div></div>')
+HTML_COLUMNS = (_html.Column("Status"), _html.Column("Mounted on", mono=True), _html.Column("Filesystem", mono=True),
+                _html.Column("Type"), _html.Column("Size", numeric=True), _html.Column("Used", numeric=True),
+                _html.Column("Avail", numeric=True), _html.Column("Use%", numeric=True), _html.Column("Usage"),
+                _html.Column("Inodes", numeric=True), _html.Column("IUse%", numeric=True))
+ALERT_COLUMNS = (_html.Column("Status"), _html.Column("Mounted on", mono=True), _html.Column("Why"))
+
+
+def _html_row(fs: Dict[str, Any]) -> _html.Row:
+    device, fstype, size, used, avail, use, inodes, iuse, unused_status, mount = _cells(fs)
+    return _html.Row([_html.badge(fs["status"]), mount, device, fstype, size, used, avail, use,
+                      _html.usage_bar(fs["use_pct"], fs["status"]), inodes, iuse],
+                     status=fs["status"], title="; ".join(fs["reasons"]))
 
 
 def render_html(report: Report) -> str:
-    """The HTML part: the same table, a usage bar per filesystem, status in colour."""
-    esc = html.escape
-    head = "".join(f"<th align=\"left\">{esc(name)}</th>" for name in
-                   ("Filesystem", "Type", "Size", "Used", "Avail", "Use%", "Usage", "Inodes", "IUse%",
-                    "Status", "Mounted on"))
-    body = []
-    for fs in report.filesystems:
-        cells = _cells(fs)
-        colour = COLOURS[fs["status"]]
-        title = esc("; ".join(fs["reasons"]), quote=True)
-        body.append(
-            f'<tr data-status="{fs["status"]}" title="{title}">'
-            + "".join(f"<td>{esc(c)}</td>" for c in cells[:6])
-            + f"<td>{_bar(fs)}</td>"
-            + "".join(f"<td>{esc(c)}</td>" for c in cells[6:8])
-            + f'<td style="color:{colour};font-weight:bold">{esc(cells[8])}</td><td>{esc(cells[9])}</td></tr>')
-    alerts = "".join(f'<li style="color:{COLOURS[fs["status"]]}">{esc(fs["status"].upper())} '
-                     f'{esc(fs["mount"])}: {esc("; ".join(fs["reasons"]))}</li>' for fs in report.alerts)
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        f"<title>{esc(report.title)}</title></head>\n"
-        "<body style=\"font-family:Arial,Helvetica,sans-serif;font-size:13px\">\n"
-        f"<h2>{esc(report.title)}</h2>\n<p>Generated {esc(f'{report.generated:%Y-%m-%d %H:%M:%S %Z}')}</p>\n"
-        "<table cellpadding=\"4\" cellspacing=\"0\" border=\"1\" style=\"border-collapse:collapse\">\n"
-        f"<tr>{head}</tr>\n" + "\n".join(body) + "\n</table>\n"
-        + (f"<h3>Alerts</h3>\n<ul>{alerts}</ul>\n" if alerts else "<p>No alerts: every filesystem is below its thresholds.</p>\n")
-        + "</body></html>\n"
-    )
+    """The HTML part: the table worst first, a usage bar per filesystem, the status as a word and a colour."""
+    rows = _html.worst_first(report.filesystems, lambda fs: fs["status"])
+    parts = [_html.heading(report.title, 1),
+             _html.paragraph(f"Generated {report.generated:%Y-%m-%d %H:%M:%S %Z}".rstrip() + f" on {report.host}",
+                             muted=True)]
+    if rows:
+        parts.append(_html.counted("filesystem", [fs["status"] for fs in rows], ", worst first"))
+    parts.append(_html.table(HTML_COLUMNS, [_html_row(fs) for fs in rows],
+                             empty="No filesystem matched the selection."))
+    alerts = [_html.Row([_html.badge(fs["status"]), fs["mount"], "; ".join(fs["reasons"])], status=fs["status"])
+              for fs in rows if fs["status"] != "ok"]
+    if alerts:
+        parts += [_html.heading(f"Alerts ({len(alerts)})"), _html.table(ALERT_COLUMNS, alerts)]
+    elif rows:
+        parts.append(_html.paragraph("No alerts: every filesystem is below its thresholds."))
+    return _html.page(report.title, parts)
 
 
 # ---- one run: read, assess, render, mail -------------------------------------------------------

@@ -21,9 +21,11 @@ description:
     filesystems in one C(df) call, each network or FUSE filesystem in its own, all at once. A hung
     network mount (stale NFS, dead FUSE server) cannot hang the report; it is reported as timed out,
     with status V(crit). Without C(df), each filesystem is probed with statvfs in a worker process instead.
-  - Mails the report (a C(df -h)-style plain table and an HTML table with a usage bar per filesystem)
-    over SMTP when O(send) says so. TLS is verified by default; V(starttls) never falls back to plain
-    text; a password is never sent unencrypted unless O(smtp_allow_plaintext_auth=true).
+  - Mails the report (a C(df -h)-style plain table, and an HTML part with the filesystems worst first,
+    each with its status as a word and a colour and a usage bar, made for mail clients with inline
+    styles only, nothing loaded and every name from the host escaped) over SMTP when O(send) says so.
+    TLS is verified by default; V(starttls) never falls back to plain text; a password is never sent
+    unencrypted unless O(smtp_allow_plaintext_auth=true).
   - The mail goes out like an MTA sends it, through a queue in O(spool_dir). Each run first sends the
     queued messages, oldest first, then its own report, over one conversation that O(smtp_timeout) bounds
     as a whole.

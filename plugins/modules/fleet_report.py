@@ -17,6 +17,10 @@ description:
   - The report lists every host (reachable or not, worst disk status), the addresses that are down
     (silent for every sweeper that swept them), the addresses that are new or vanished since the
     previous run, the fullest filesystems across the fleet and those that will fill first.
+  - The HTML report counts the hosts of each status at the top and lists them worst first (unreachable,
+    failed, crit, warn, no disk report, ok; many hosts that are fine share one line), each status as a
+    word and a colour; it says why a filesystem has no fill rate, and why "filling fastest" is empty.
+    It is made for mail clients, with inline styles only, nothing loaded and every name from the hosts escaped.
   - The addresses seen alive are kept in O(state_file) for the next run; the first run is the baseline.
   - Mails the text and HTML report as O(send) says, with the same mail options, TLS rules and spool as
     M(sysops.fleet.disk_report).
@@ -127,10 +131,12 @@ report:
     - The addresses alive are not returned (their count is in C(summary.addresses_alive)); they are kept in the
       state file (C(files.state)) and listed by the text report, and the sweeps that were merged have them.
     - Each entry of C(hosts) has C(host), C(reachable), C(failed), C(disk_status) and C(reported).
+    - C(summary) counts hosts, addresses and disk alerts, and the filesystems reported (C(filesystems)),
+      those filling (C(filling), they have a days-to-full) and those without a fill rate yet (C(no_fill_rate)).
   returned: success
   type: dict
   sample: {summary: {hosts: 4, unreachable: 0, failed: 0, addresses_alive: 3, addresses_down: 1, new: 0, vanished: 0,
-                     alerts: 0}}
+                     alerts: 0, filesystems: 6, filling: 2, no_fill_rate: 1}}
 text:
   description: The report as plain text, as written to C(fleet-report.txt).
   returned: success

@@ -5,6 +5,7 @@
 import datetime
 import json
 
+import html_check
 import pytest
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _files, _fleet
@@ -85,8 +86,11 @@ def test_text_and_html_say_the_same_things():
     page = _fleet.render_html(built["report"])
     assert "10.0.0.7 (<db>)" in text and "UNREACHABLE" in text and "+1.0M/day, full in 3.5 days" in text
     assert "Vanished addresses:\n  10.0.0.7" in text and "New addresses:\n  10.0.0.1" in text
-    assert "10.0.0.7 (&lt;db&gt;)" in page and "<db>" not in page
-    assert "width:91%" in page and "#c62828" in page
+    root = html_check.parse(page)[0]
+    assert [[td.text for td in r.kids("td")] for r in html_check.rows(html_check.table_after(root, "Vanished"))] == [
+        ["10.0.0.7", "<db>"]]
+    assert "&lt;db&gt;" in page and "<db>" not in page
+    assert "width:91%" in page and "#c62828" in page and "+1.0M/day, full in 3.5 days" in root.text
 
 
 def test_a_host_that_failed_a_task_is_failed_not_unreachable():
@@ -103,7 +107,10 @@ def test_a_host_that_failed_a_task_is_failed_not_unreachable():
     assert [line.split()[:2] for line in hosts] == [["a", "reachable"], ["b", "FAILED"], ["c", "UNREACHABLE"],
                                                     ["d", "UNREACHABLE"]]
     page = _fleet.render_html(report)
-    assert "<td>b</td><td><b>FAILED</b></td>" in page and "<td>a</td><td>reachable</td>" in page
+    hosts = html_check.rows(html_check.table_after(html_check.parse(page)[0], "Hosts"))
+    assert [[td.text for td in r.kids("td")] for r in hosts] == [
+        ["UNREACHABLE", "c", "UNREACHABLE", "not reported"], ["UNREACHABLE", "d", "UNREACHABLE", "not reported"],
+        ["FAILED", "b", "FAILED", "not reported"], ["OK", "a", "reachable", "ok"]]
     assert "4 hosts (2 unreachable, 1 failed)" in page
 
 

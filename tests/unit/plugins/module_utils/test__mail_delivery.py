@@ -201,7 +201,7 @@ def test_a_message_the_server_refuses_for_good_is_reported_by_the_next_report(tm
     text, page = _mail_delivery.undelivered_section(spool)
     assert text.startswith("Undelivered mail (1")
     assert '"Nightly for web1": c@example.com: 550 5.1.1 mailbox unavailable' in text
-    assert "Move a dead letter back into" in text and "<h3>Undelivered mail</h3>" in page
+    assert "Move a dead letter back into" in text and ">Undelivered mail (1)</h2>" in page
     assert _mail_delivery.undelivered_section(str(tmp_path / "empty")) == ("", "")
 
 

@@ -5,8 +5,8 @@
 import datetime
 import email
 import email.policy
-import html.parser
 
+import html_check
 import pytest
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _mail_spool, _report
@@ -113,43 +113,18 @@ def test_text_without_alerts_or_filesystems():
     assert "No filesystem matched the selection." in _report.build([], Thresholds(), "h", now=NOW).text
 
 
-class Bars(html.parser.HTMLParser):
-    """Collects the rows and their usage bars from the HTML part."""
-
-    def __init__(self):
-        super().__init__()
-        self.rows, self.bars, self.cells, self._cell = [], [], [], None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "tr" and "data-status" in attrs:
-            self.rows.append(attrs["data-status"])
-            self.cells.append([])
-        if tag == "div" and "bar" in attrs.get("class", ""):
-            self.bars.append(attrs["style"])
-        if tag == "td":
-            self._cell = ""
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell += data
-
-    def handle_endtag(self, tag):
-        if tag == "td" and self.cells:
-            self.cells[-1].append(self._cell)
-            self._cell = None
-
-
-def test_html_has_a_bar_per_filesystem_coloured_by_status_and_escapes_names():
+def test_html_has_a_bar_per_filesystem_coloured_by_status_worst_first_and_escapes_names():
     page = sample_report().html
-    parsed = Bars()
-    parsed.feed(page)
-    assert parsed.rows == ["ok", "crit", "warn", "crit"]
-    assert "width:50%" in parsed.bars[0] and "background:#2e7d32" in parsed.bars[0]
-    assert "width:93%" in parsed.bars[1] and "background:#c62828" in parsed.bars[1]
-    assert "width:81%" in parsed.bars[2] and "background:#f9a825" in parsed.bars[2]
-    assert "width:100%" in parsed.bars[3] and "background:#c62828" in parsed.bars[3]  # unknown usage: full red
-    assert parsed.cells[2][-1] == "/mnt/<b>&\"x\""  # shown as text, not markup
+    root, unused_doctype, errors = html_check.parse(page)
+    assert errors == [] and html_check.mail_problems(page) == []
+    rows = html_check.rows(html_check.table_after(root, "Nightly Disk Usage Report"))
+    assert [r.attrs["data-status"] for r in rows] == ["crit", "crit", "warn", "ok"]
+    bars = [r.find_all("td")[8].find_all("td")[0].style for r in rows]  # the filled part of each usage bar
+    assert bars[0]["width"] == "93%" and bars[0]["background"] == "#c62828"
+    assert bars[1]["width"] == "100%" and bars[1]["background"] == "#c62828"  # unknown usage: full red
+    assert bars[2]["width"] == "81%" and bars[2]["background"] == "#f9a825"
+    assert bars[3]["width"] == "50%" and bars[3]["background"] == "#2e7d32"
+    assert rows[2].kids("td")[1].text == "/mnt/<b>&\"x\""  # shown as text, not markup
     assert "<b>&" not in page and "&lt;b&gt;&amp;" in page
 
 
@@ -290,7 +265,7 @@ def test_history_file_gives_every_filesystem_its_fill_rate_in_the_result_and_the
     assert "Fill rate (from 24.0 hours of history):" in outcome.result["report"]
     message = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
     assert "Fill rate (from 24.0 hours" in message.get_body(("plain",)).get_content()
-    assert "<h3>Fill rate</h3>" in message.get_body(("html",)).get_content()
+    assert ">Fill rate (from 24.0 hours of history)</h2>" in message.get_body(("html",)).get_content()
     # this reading was added: two samples per filesystem now
     assert all(len(_history.load(history_file)[row["mount"]]) == 2 for row in rows)
 

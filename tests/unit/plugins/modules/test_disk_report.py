@@ -244,7 +244,7 @@ def test_a_dead_letter_is_reported_and_the_next_report_mentions_it(tmp_path, smt
     assert rc == 0 and "Undelivered mail (1" in nightly["report"]
     assert "gone@example.com: 550 5.1.1 mailbox unavailable" in nightly["report"]
     page = email.message_from_bytes(server.messages[-1].data, policy=email.policy.default).get_body(("html",))
-    assert "<h3>Undelivered mail</h3>" in page.get_content()
+    assert ">Undelivered mail (1)</h2>" in page.get_content()
     assert server.handler.rcpt_commands.count("gone@example.com") == 1, "never retried"
 
 

@@ -43,7 +43,7 @@ def test_two_runs_keep_state_and_report_what_changed(tmp_path):
     assert second["report"]["vanished"] == ["127.0.0.2"] and second["report"]["down"] == ["127.0.0.2"]
     text = (tmp_path / "fleet-report.txt").read_text()
     assert "Vanished addresses:\n  127.0.0.2" in text
-    assert "<h1>Fleet report" in (tmp_path / "fleet-report.html").read_text()
+    assert ">Fleet report</h1>" in (tmp_path / "fleet-report.html").read_text()
 
 
 def test_check_mode_writes_nothing(tmp_path):
