@@ -187,30 +187,26 @@ def _mode(value, path):
     return mode
 
 
-def _uid(owner, check_mode, path):
-    if owner is None:
+def _id(name, check_mode, path, kind):
+    """The uid (kind "owner") or gid (kind "group") of *name*, a name or a number; None when not given."""
+    if name is None:
         return None
-    if str(owner).isdigit():
-        return int(owner)
+    if str(name).isdigit():
+        return int(name)
     try:
-        return pwd.getpwnam(owner).pw_uid
+        return pwd.getpwnam(name).pw_uid if kind == "owner" else grp.getgrnam(name).gr_gid
     except KeyError:
         if check_mode:
             return -1  # made by an earlier task of this check-mode run: anything differs from it
-        raise Refused(f"{path}: owner {owner!r} does not exist") from None
+        raise Refused(f"{path}: {kind} {name!r} does not exist") from None
+
+
+def _uid(owner, check_mode, path):
+    return _id(owner, check_mode, path, "owner")
 
 
 def _gid(group, check_mode, path):
-    if group is None:
-        return None
-    if str(group).isdigit():
-        return int(group)
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        if check_mode:
-            return -1
-        raise Refused(f"{path}: group {group!r} does not exist") from None
+    return _id(group, check_mode, path, "group")
 
 
 def _attributes_differ(st, mode, uid, gid):

@@ -95,8 +95,8 @@ class Layout:
         self.cron_file = "/etc/cron.d/sysops-fleet" if not self.prefix else ""
         self.logrotate = "/etc/logrotate.d/sysops-fleet" if not self.prefix else ""
         self.user = pwd.getpwnam(user)
-        with open(self.bin, encoding="utf-8") as handle:  # the interpreter the watcher runs on
-            self.python = handle.readline()[2:].split()[0]
+        with open(self.bin, "rb") as handle:  # the interpreter the watcher runs on (a zipapp: bytes after line 1)
+            self.python = handle.readline()[2:].decode("utf-8").split()[0]
 
 
 def cron_lines(path: str):

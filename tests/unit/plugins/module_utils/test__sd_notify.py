@@ -65,6 +65,15 @@ def manager(tmp_path):
         each.close()
 
 
+def run_in_foreground(path, env):
+    """fleet-watcher run (what the systemd unit runs), logging to stderr, with *env* as its environment."""
+    return subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "from ansible_collections.sysops.fleet.plugins.module_utils import _watcher_cli; "
+         "_watcher_cli.entry_point(sys.argv[2:])", COLLECTIONS, "--config", path, "run", "--log-file", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
 @pytest.mark.parametrize("abstract", [False, True], ids=["path", "abstract"])
 def test_messages_reach_the_socket_and_the_variables_leave_the_environment(manager, abstract):
     receiver = manager(abstract)
@@ -115,11 +124,7 @@ def test_fleet_watcher_run_says_ready_pets_the_watchdog_and_says_stopping(tmp_pa
     pidfile = str(tmp_path / "run" / "watcher.pid")
     env = dict(os.environ, NOTIFY_SOCKET=receiver.name, WATCHDOG_USEC="600000")  # a 0.6 s watchdog
     env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-         "from ansible_collections.sysops.fleet.plugins.module_utils import _watcher_cli; "
-         "_watcher_cli.entry_point(sys.argv[2:])", COLLECTIONS, "--config", path, "run", "--log-file", "-"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = run_in_foreground(path, env)
     try:
         assert receiver.receive(lambda m: any("READY" in f for _t, f in m)), proc.stderr.read1() if proc.poll() else ""
         # READY comes when the daemon holds its pidfile: what "systemctl start" waits for is really there
@@ -143,11 +148,7 @@ def test_fleet_watcher_run_says_ready_pets_the_watchdog_and_says_stopping(tmp_pa
 def test_without_notify_socket_fleet_watcher_run_says_nothing_of_systemd(tmp_path):
     path = write_settings(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in _sd_notify.VARIABLES}
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-         "from ansible_collections.sysops.fleet.plugins.module_utils import _watcher_cli; "
-         "_watcher_cli.entry_point(sys.argv[2:])", COLLECTIONS, "--config", path, "run", "--log-file", "-"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = run_in_foreground(path, env)
     try:
         deadline = time.monotonic() + 15
         while _pidfile.running_pid(str(tmp_path / "run" / "watcher.pid")) != proc.pid and time.monotonic() < deadline:
