@@ -78,9 +78,10 @@ def main(argv):
               f"alive={sw.get('alive')} expected={live_ips}")
         check(sw.get("dead") == down_ips, "sweep: dead == the stopped container's address",
               f"dead={sw.get('dead')} expected={down_ips}")
-        probed = sorted(sw.get("hosts", {}), key=key)
-        check(probed == sorted(hosts.values(), key=key), "sweep probed exactly the containers' addresses",
-              f"probed={probed}")
+        probed = sorted(set(sw.get("alive", [])) | set(sw.get("dead", [])) | set(sw.get("errors", {})), key=key)
+        total = sw.get("summary", {}).get("total")
+        check(probed == sorted(hosts.values(), key=key) and total == len(hosts),
+              "sweep probed exactly the containers' addresses", f"probed={probed} summary.total={total}")
 
     # --- the merged report ----------------------------------------------------------
     reports = [r for r in results if r["task"] == REPORT_TASK and r["status"] == "ok"]
