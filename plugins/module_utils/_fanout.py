@@ -24,7 +24,9 @@ done so that it cannot hang:
   on its socket; its task is reported as crashed and a replacement worker
   takes the rest. A task that overruns *timeout* gets its worker killed
   and is reported as timed out.
-* Ctrl-C or SIGTERM in the parent kills the workers before it re-raises.
+* Ctrl-C or SIGTERM in the parent kills the workers before it re-raises,
+  within a quarter of a second even when the signal lands just before the
+  parent blocks in ``select()`` (which then is not interrupted).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 MAX_WORKERS = 256
 _HEADER = struct.Struct("!I")
+# The longest the parent blocks in select(). A signal that lands just before the call (or on
+# another thread) trips Python's handler but does not interrupt the wait; Python runs the
+# handler (Ctrl-C, SIGTERM) only once select() returns, so it must return often.
+_SIGNAL_POLL = 0.25
 
 
 class FanOutError(Exception):
@@ -97,7 +103,7 @@ def fan_out(func: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
             _hire(func, tasks, pool, sel, pending)
         while pool:
             wait = _time_left(pool.values(), timeout)
-            for key, _events in sel.select(wait):
+            for key, _events in sel.select(_SIGNAL_POLL if wait is None else min(wait, _SIGNAL_POLL)):
                 _collect(key.data, pool, sel, outcomes, pending, retired)
             _expire(pool, sel, outcomes, timeout)
             while pending and len(pool) < workers:

@@ -144,6 +144,51 @@ def test_sigterm_or_ctrl_c_in_the_parent_stops_every_worker(sig, code, word):
     assert all(_gone(p) for p in pids), "workers must not outlive an interrupted parent"
 
 
+# The signal lands while the parent waits in select() and does not interrupt it: delivered to
+# another thread (the main thread blocks it), it only trips Python's handler, as a signal that
+# arrives just before select() does. The parent must still notice it, and soon.
+PARENT_SIGNAL_ELSEWHERE = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    sys.path.insert(0, {path!r})
+    from ansible_collections.sysops.fleet.plugins.module_utils import _fanout
+    threading.Thread(target=time.sleep, args=(120,), daemon=True).start()  # SIGINT/SIGTERM go to it
+    signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT, signal.SIGTERM}})
+    def work(x):
+        os.write(1, b"%d\\n" % os.getpid())
+        time.sleep(60)
+    try:
+        _fanout.fan_out(work, [1, 2], workers=2)
+    except _fanout.Interrupted as exc:
+        print("INTERRUPTED", exc, flush=True)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        print("CTRL-C", flush=True)
+        sys.exit(4)
+""")
+
+
+@pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 3, "INTERRUPTED"), (signal.SIGINT, 4, "CTRL-C")])
+def test_a_signal_that_does_not_interrupt_select_still_stops_the_fan_out_soon(sig, code, word):
+    proc = subprocess.Popen([sys.executable, "-c", PARENT_SIGNAL_ELSEWHERE.format(path=_collections_root())],
+                            stdout=subprocess.PIPE, text=True)
+    pids = [int(proc.stdout.readline()), int(proc.stdout.readline())]
+    time.sleep(0.3)  # the parent is in select() by now
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    try:
+        out = proc.communicate(timeout=10)[0]
+    finally:
+        proc.kill()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    took = time.monotonic() - sent
+    assert proc.returncode == code and word in out
+    assert took < 3, f"the parent noticed the signal only after {took:.1f}s"
+
+
 GRANDPARENT = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {path!r})
