@@ -99,9 +99,10 @@ def test_works_from_a_non_main_thread_like_mitogen_runs_modules():
 
 
 PARENT = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, threading, time
     sys.path.insert(0, {path!r})
     from ansible_collections.sysops.fleet.plugins.module_utils import _fanout
+    {prelude}
     def work(x):
         os.write(1, b"%d\\n" % os.getpid())
         time.sleep(60)
@@ -132,7 +133,7 @@ def _gone(pid):
 
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 3, "INTERRUPTED"), (signal.SIGINT, 4, "CTRL-C")])
 def test_sigterm_or_ctrl_c_in_the_parent_stops_every_worker(sig, code, word):
-    proc = subprocess.Popen([sys.executable, "-c", PARENT.format(path=_collections_root())],
+    proc = subprocess.Popen([sys.executable, "-c", PARENT.format(path=_collections_root(), prelude="")],
                             stdout=subprocess.PIPE, text=True)
     pids = [int(proc.stdout.readline()), int(proc.stdout.readline())]
     proc.send_signal(sig)
@@ -147,29 +148,14 @@ def test_sigterm_or_ctrl_c_in_the_parent_stops_every_worker(sig, code, word):
 # The signal lands while the parent waits in select() and does not interrupt it: delivered to
 # another thread (the main thread blocks it), it only trips Python's handler, as a signal that
 # arrives just before select() does. The parent must still notice it, and soon.
-PARENT_SIGNAL_ELSEWHERE = textwrap.dedent("""
-    import os, signal, sys, threading, time
-    sys.path.insert(0, {path!r})
-    from ansible_collections.sysops.fleet.plugins.module_utils import _fanout
-    threading.Thread(target=time.sleep, args=(120,), daemon=True).start()  # SIGINT/SIGTERM go to it
-    signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGINT, signal.SIGTERM}})
-    def work(x):
-        os.write(1, b"%d\\n" % os.getpid())
-        time.sleep(60)
-    try:
-        _fanout.fan_out(work, [1, 2], workers=2)
-    except _fanout.Interrupted as exc:
-        print("INTERRUPTED", exc, flush=True)
-        sys.exit(3)
-    except KeyboardInterrupt:
-        print("CTRL-C", flush=True)
-        sys.exit(4)
-""")
+SIGNAL_ELSEWHERE = (
+    "threading.Thread(target=time.sleep, args=(120,), daemon=True).start()  # SIGINT/SIGTERM go to it\n"
+    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})")
 
 
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGTERM, 3, "INTERRUPTED"), (signal.SIGINT, 4, "CTRL-C")])
 def test_a_signal_that_does_not_interrupt_select_still_stops_the_fan_out_soon(sig, code, word):
-    proc = subprocess.Popen([sys.executable, "-c", PARENT_SIGNAL_ELSEWHERE.format(path=_collections_root())],
+    proc = subprocess.Popen([sys.executable, "-c", PARENT.format(path=_collections_root(), prelude=SIGNAL_ELSEWHERE)],
                             stdout=subprocess.PIPE, text=True)
     pids = [int(proc.stdout.readline()), int(proc.stdout.readline())]
     time.sleep(0.3)  # the parent is in select() by now
