@@ -83,7 +83,7 @@ options:
   failure_reasons:
     description:
       - Why each failed host failed, host name -> reason, shown under the host in the text and HTML report
-        and returned as C(reason) of its entry in RV(report.hosts).
+        and returned as C(reason) of its entry in C(report.hosts).
       - "C(playbooks/site.yml) passes the task that failed and its error, for example
         C(Gather facts: Missing sudo password) for a host whose user may not C(sudo)."
       - A host named here is failed even when it is not in O(failed); a host in O(unreachable) keeps no reason.
