@@ -9,7 +9,10 @@
 #                    run on a registry's debian image: their prepare step installs what the
 #                    role needs (roles/watcher/molecule/shared/prepare.yml). CMD /sbin/init.
 #          host      a managed host of the fleet test: python3, cron, iputils-ping, procps,
-#                    systemd. CMD /sbin/init.
+#                    openssh-server, sudo, systemd. CMD /sbin/init. It ships no SSH host key
+#                    (the keys openssh-server's install made are removed, so no two containers
+#                    share one): whoever starts sshd in it supplies its keys (tests/fleet does,
+#                    one per container, and writes its known_hosts from them).
 # SUITE    bullseye (Debian 11, Python 3.9), bookworm (12) or trixie (13), whatever
 #          release this machine runs.
 #
@@ -30,7 +33,7 @@ usage() { die "usage: scripts/build_image.sh molecule|host bullseye|bookworm|tri
 KIND="$1" SUITE="$2"
 case "$KIND" in
     molecule) PACKAGES=systemd,systemd-sysv,dbus ;;
-    host) PACKAGES=python3,cron,iputils-ping,procps,systemd,systemd-sysv,dbus ;;
+    host) PACKAGES=python3,cron,iputils-ping,procps,openssh-server,sudo,systemd,systemd-sysv,dbus ;;
     *) usage ;;
 esac
 case "$SUITE" in bullseye|bookworm|trixie) ;; *) usage ;; esac
@@ -75,6 +78,7 @@ rm -f "$WORK/rootfs/var/lib/dbus/machine-id" "$WORK/rootfs/etc/hostname"
 for unit in getty.target console-getty.service systemd-logind.service; do
     ln -sf /dev/null "$WORK/rootfs/etc/systemd/system/$unit"
 done
+rm -f "$WORK/rootfs/etc/ssh/ssh_host_"*
 
 log "importing into podman as $IMAGE"
 tar --numeric-owner --xattrs --xattrs-include="*" -C "$WORK/rootfs" -cf - . \

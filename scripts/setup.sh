@@ -34,6 +34,7 @@ APT_PACKAGES=(
     podman runc conmon catatonit                  # molecule scenarios and the fleet test (rootful podman, --init)
     netavark aardvark-dns iptables                # podman's networks; netavark runs iptables for them
     debootstrap debian-archive-keyring            # the test images, built without a registry
+    openssh-client                                # the fleet test logs in to its hosts over SSH (ssh, ssh-keygen)
     shellcheck git                                # ansible-test sanity (shellcheck; git for the copy it tests)
     python3 ca-certificates                       # the scripts' own Python (tests/lab.py, checks); PyPI over TLS
     prometheus-node-exporter prometheus           # the watcher's metrics: a real node_exporter scraped by the tests,

@@ -15,8 +15,9 @@
 #   molecule     the watcher role's scenarios exactly as a molecule user runs them: in a
 #                clean environment, "source .venv/bin/activate && cd roles/watcher &&
 #                molecule test --all" (root, podman; images built with debootstrap)
-#   fleet        playbooks/site.yml over podman containers on an internal network made by
-#                the test, one stopped (scripts/fleet.sh; root, podman)
+#   fleet        playbooks/site.yml over SSH (an ordinary user, become, pipelining) on podman
+#                containers running sshd on an internal network made by the test, one stopped,
+#                one whose sudo is refused; linear and mitogen (tests/fleet/run.py; root, podman)
 # Prints one line per step and ends with "N passed, N failed".
 #
 # Usage: scripts/test.sh [STEP [ARG...]]...      (default: every step, in the order above)
@@ -25,6 +26,7 @@
 #   scripts/test.sh integration ping_sweep                                          (targets)
 #   scripts/test.sh sanity --test pylint                                            (ansible-test)
 #   scripts/test.sh molecule systemd                                                (scenarios)
+#   scripts/test.sh fleet --strategy linear                                         (tests/fleet/run.py)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -89,7 +91,7 @@ step_molecule() {
 
 step_fleet() {
     need_root "the fleet scenario" "rootful podman" || return 1
-    bash "$ROOT/scripts/fleet.sh" "$@"
+    "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/run.py" "$@"
 }
 
 is_step() { local s; for s in "${ALL_STEPS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }

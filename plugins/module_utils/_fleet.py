@@ -33,6 +33,7 @@ STATUSES = ("ok", "warn", "crit")
 _FS_KEYS = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inode_pct", "status")
 _BYTES = ("size_bytes", "used_bytes", "avail_bytes")
 _PERCENT = ("use_pct", "inode_pct")
+REASON_MAX = 300  # characters of a failed host's reason kept in the report (error texts can be pages)
 
 
 class FleetError(ValueError):
@@ -69,6 +70,27 @@ def _names(value: Any, where: str, what: str = "host names", one: str = "a host 
         if not isinstance(item, str) or not item.strip():
             raise FleetError(f"{where}[{index}]: expected {one}, got {_kind(item)}")
     return list(value)
+
+
+def _reasons(value: Any) -> Dict[str, str]:
+    """host -> why it failed, each made one line of printable text of at most REASON_MAX characters.
+
+    A reason is an error text from the host (a module's message, sudo's complaint), so it may hold
+    line breaks, terminal escapes or a whole traceback: the report keeps one readable line of it.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FleetError(f"failure_reasons: expected a dict of host -> reason, got {_kind(value)}")
+    reasons = {}
+    for host, reason in value.items():
+        if not isinstance(host, str) or not host.strip():
+            raise FleetError(f"failure_reasons: expected host names as keys, got {_kind(host)}")
+        if not isinstance(reason, str):
+            raise FleetError(f"failure_reasons[{host!r}]: expected a string (why the host failed), got {_kind(reason)}")
+        line = " ".join("".join(c if c.isprintable() else " " for c in reason).split())
+        reasons[host] = line if len(line) <= REASON_MAX else line[:REASON_MAX - 1].rstrip() + "\u2026"
+    return reasons
 
 
 def _addresses(value: Any, where: str) -> List[str]:
@@ -196,17 +218,21 @@ def flatten_filesystems(disks: Mapping[str, List[Dict[str, Any]]]) -> List[Dict[
 
 def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[str, Any]],
           hosts: Sequence[str], unreachable: Sequence[str] = (), previous: Optional[Mapping[str, Any]] = None,
-          top: int = 10, now: Optional[datetime.datetime] = None, failed: Sequence[str] = ()) -> Dict[str, Any]:
+          top: int = 10, now: Optional[datetime.datetime] = None, failed: Sequence[str] = (),
+          failure_reasons: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     """The merged fleet report, and the state to keep for the next run.
 
     *unreachable* hosts could not be reached at all; *failed* ones were
     reached but a task failed on them (a host in both is unreachable).
+    *failure_reasons* says why a host failed (host -> text); a host with a
+    reason is failed too. Unreachable hosts keep no reason.
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise FleetError(f"top must be a whole number of at least 1, got {top!r}")
     checked = check_inputs(sweeps, disks)
     hosts, unreachable = _names(hosts, "hosts"), _names(unreachable, "unreachable")
     failed = _names(failed, "failed")
+    reasons = _reasons(failure_reasons)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     swept = merge_sweeps(checked["sweeps"])
     filesystems = flatten_filesystems(checked["disks"])
@@ -214,12 +240,13 @@ def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[s
     first_run = previous is None
     alive = set(swept["alive"])
     unreachable_set = set(unreachable)
-    failed_set = set(failed) - unreachable_set
+    failed_set = (set(failed) | set(reasons)) - unreachable_set
     host_rows = []
     for host in sorted(set(hosts) | set(checked["disks"]) | unreachable_set | failed_set):
         statuses = [f["status"] for f in filesystems if f["host"] == host and f.get("status")]
         worst = max(statuses, key=("ok", "warn", "crit").index, default=None)
         host_rows.append({"host": host, "reachable": host not in unreachable_set, "failed": host in failed_set,
+                          "reason": reasons.get(host) if host in failed_set else None,
                           "disk_status": worst, "reported": host in checked["disks"]})
     fullest = sorted((f for f in filesystems if f.get("use_pct") is not None),
                      key=lambda f: (-float(f["use_pct"]), f["host"], f["mount"] or ""))[:top]
@@ -286,6 +313,12 @@ def _host_state(h: Mapping[str, Any]) -> str:
     return "FAILED" if h.get("failed") else "reachable"
 
 
+def _host_line(h: Mapping[str, Any]) -> str:
+    """A host's line in the text report; a failed host's reason on a line of its own under it."""
+    line = f"  {h['host']:<24} {_host_state(h):<12} disks {h['disk_status'] or 'not reported'}"
+    return line + (f"\n      reason: {h['reason']}" if h.get("reason") else "")
+
+
 def render_text(report: Mapping[str, Any]) -> str:
     """The plain-text fleet report."""
     lines = [f"Fleet report {report['generated']}", _summary(report["summary"]), ""]
@@ -296,8 +329,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         lines.extend(items or [f"  {empty}"])
         lines.append("")
 
-    section("Hosts", (f"  {h['host']:<24} {_host_state(h):<12} "
-                      f"disks {h['disk_status'] or 'not reported'}" for h in report["hosts"]))
+    section("Hosts", (_host_line(h) for h in report["hosts"]))
     section("Addresses down", (f"  {_label(a, report['names'])}" for a in report["down"]))
     if report["first_run"]:
         lines.extend(["New / vanished addresses:", "  first run: every alive address is the baseline", ""])
@@ -356,11 +388,18 @@ def _addresses_table(addresses: Sequence[str], names: Mapping[str, str]) -> str:
     return _html.table(ADDRESS_COLUMNS, [_html.Row([a, names.get(a, "")]) for a in addresses])
 
 
+def _play_cell(h: Mapping[str, Any]) -> Any:
+    """How the play went on the host, and for a failed one why, in small print under it."""
+    if not h.get("reason"):
+        return _host_state(h)
+    return _html.Safe(_html.esc(_host_state(h)) + "<br>" + _html.muted(h["reason"]))
+
+
 def _hosts_section(hosts: Sequence[Mapping[str, Any]]) -> str:
     """A row per host, worst first; when many hosts are fine, they are named in one line under the table."""
     fine = [h["host"] for h in hosts if _row_status(h) == "ok"]
     grouped = len(fine) > OK_LISTED
-    rows = [_html.Row([_html.badge(_row_status(h)), h["host"], _host_state(h), h["disk_status"] or "not reported"],
+    rows = [_html.Row([_html.badge(_row_status(h)), h["host"], _play_cell(h), h["disk_status"] or "not reported"],
                       status=_row_status(h)) for h in hosts if not (grouped and _row_status(h) == "ok")]
     section = _html.table(HOST_COLUMNS, rows, empty=f"none but the {len(fine)} below" if grouped else "none")
     if grouped:
@@ -422,7 +461,7 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     previous = _privilege.as_owner(os.path.dirname(os.path.abspath(state_file)), load_state, state_file)
     built = build(options.get("sweeps") or {}, options.get("disk_reports") or {}, options.get("hosts") or [],
                   options.get("unreachable") or [], previous, _top(options.get("top")),
-                  failed=options.get("failed") or [])
+                  failed=options.get("failed") or [], failure_reasons=options.get("failure_reasons"))
     report = built["report"]
     undelivered = _mail_delivery.undelivered_section(config.spool_dir)
     text = render_text(report) + (undelivered[0] and "\n" + undelivered[0])

@@ -75,10 +75,23 @@ options:
     description:
       - Hosts that were reached but where a task failed; listed as V(FAILED). A host also in
         O(unreachable) is unreachable.
-      - C(playbooks/site.yml) tells the two apart by whether the host got past fact gathering.
+      - C(playbooks/site.yml) tells the two apart as Ansible does. A host it cannot log in to is
+        unreachable; a host it logs in to where anything fails (a refused C(sudo), a task, a handler) is failed.
     type: list
     elements: str
     default: []
+  failure_reasons:
+    description:
+      - Why each failed host failed, host name -> reason, shown under the host in the text and HTML report
+        and returned as C(reason) of its entry in C(report.hosts).
+      - "C(playbooks/site.yml) passes the task that failed and its error, for example
+        C(Gather facts: Missing sudo password) for a host whose user may not C(sudo)."
+      - A host named here is failed even when it is not in O(failed); a host in O(unreachable) keeps no reason.
+      - Each reason is kept as one line of printable text (line breaks and control characters become spaces)
+        of at most 300 characters.
+    type: dict
+    default: {}
+    version_added: "0.2.0"
   report_dir:
     description:
       - Directory for C(fleet-report.txt) and C(fleet-report.html); created if missing.
@@ -118,6 +131,7 @@ EXAMPLES = r"""
     hosts: "{{ ansible_play_hosts_all }}"
     unreachable: "{{ fleet_unreachable }}"  # hosts Ansible could not reach
     failed: "{{ fleet_failed }}"  # hosts reached, where a task failed
+    failure_reasons: "{{ fleet_failure_reasons }}"  # host -> why it failed
     report_dir: "{{ playbook_dir }}/reports"
     mail_to: [ops@example.com]
   run_once: true
@@ -130,7 +144,8 @@ report:
     - The merged report (hosts, unreachable, failed, down, new, vanished, alerts, fullest, forecasts, summary).
     - The addresses alive are not returned (their count is in C(summary.addresses_alive)); they are kept in the
       state file (C(files.state)) and listed by the text report, and the sweeps that were merged have them.
-    - Each entry of C(hosts) has C(host), C(reachable), C(failed), C(disk_status) and C(reported).
+    - Each entry of C(hosts) has C(host), C(reachable), C(failed), C(reason) (why a failed host failed, from
+      O(failure_reasons); null otherwise), C(disk_status) and C(reported).
     - C(summary) counts hosts, addresses and disk alerts, and the filesystems reported (C(filesystems)),
       those filling (C(filling), they have a days-to-full) and those without a fill rate yet (C(no_fill_rate)).
   returned: success
@@ -171,6 +186,7 @@ def main():
             hosts=dict(type="list", elements="str", default=[]),
             unreachable=dict(type="list", elements="str", default=[]),
             failed=dict(type="list", elements="str", default=[]),
+            failure_reasons=dict(type="dict", default={}),
             report_dir=dict(type="path", required=True),
             state_file=dict(type="path"),
             top=dict(type="int", default=10),

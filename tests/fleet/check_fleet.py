@@ -1,143 +1,171 @@
 # Copyright (c) sysops.fleet contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Checks one run of playbooks/site.yml over the podman fleet of scripts/fleet.sh.
+"""The checks of one run of playbooks/site.yml over the fleet of tests/fleet/run.py.
 
-Usage: check_fleet.py first|second|failing RECORD_JSON REPORT_DIR STATE_FILE MOUNT HOST=IP[,down|,fail|,grow=N] ...
-  RECORD_JSON  written by tests/fleet/callback_plugins/fleet_record.py
-  MOUNT        the filesystem seeded with a day-old sample in every live container
-               (tests/fleet/seed_history.py)
-  HOST=IP      every container and its address; ",down" marks the stopped one(s), ",fail" a running
-               one made to fail a task, ",grow=N" the bytes written to MOUNT of a live one since its
-               day-old sample
-Prints one line per check; exits 1 when any check fails.
+``check_run`` reads what the run left: the record of every task result and the
+play stats (tests/fleet/callback_plugins/fleet_record.py), the fleet report
+(its result, fleet-report.txt) and the state file, and checks them against
+what the test made: which hosts run, which is stopped, which was made to
+fail and why, how much each live host's data filesystem grew since its
+day-old history sample (tests/fleet/seed_history.py). It prints one line per
+check and returns the names of those that failed.
 """
+
+from __future__ import annotations
+
+import dataclasses
 import json
-import sys
+import os
+import re
+from typing import Dict, List, Sequence
 
 REPORT_TASK = "Merge everything into one fleet report on the controller"
+FAIL_TASK = "Fail the hosts that failed (the fleet report lists them with the reason)"
+SWEEPER = "fleettest-1"
 
 
-def main(argv):
-    run, record_path, report_dir, state_file = argv[1:5]
-    data_mount = argv[5]
-    hosts, down_hosts, failing, grown = {}, set(), set(), {}
-    for spec in argv[6:]:
-        name, rest = spec.split("=", 1)
-        ip, flag = (rest.split(",", 1) + [""])[:2]
-        hosts[name] = ip
-        if flag == "down":
-            down_hosts.add(name)
-        elif flag == "fail":
-            failing.add(name)
-        elif flag.startswith("grow="):
-            grown[name] = int(flag[5:])
-    live = sorted(h for h in hosts if h not in down_hosts)  # running containers: they answer ping
-    sound = [h for h in live if h not in failing]  # ... and run the play through
+@dataclasses.dataclass
+class Expected:
+    """One host of the fleet as the test made it.
 
-    def key(address):
-        return tuple(int(p) for p in address.split("."))
+    state: ``sound`` (runs the play through), ``down`` (stopped: unreachable),
+    or ``failing`` (reached, then made to fail; *reason* is a regular
+    expression the whole reason in the report must match).
+    """
 
-    live_ips = sorted((hosts[h] for h in live), key=key)
-    down_ips = sorted((hosts[h] for h in down_hosts), key=key)
+    name: str
+    address: str
+    state: str = "sound"
+    grow: int = 0
+    reason: str = ""
 
+
+def _key(address: str):
+    return tuple(int(p) for p in address.split("."))
+
+
+def check_run(run: str, record_path: str, report_dir: str, mount: str, hosts: Sequence[Expected]) -> List[str]:
+    """Every check of one run (``first``, ``second`` or ``failing``); the failed checks' names."""
+    by_name = {h.name: h for h in hosts}
+    down = sorted(h.name for h in hosts if h.state == "down")
+    failing = sorted(h.name for h in hosts if h.state == "failing")
+    sound = sorted(h.name for h in hosts if h.state == "sound")
+    live_ips = sorted((h.address for h in hosts if h.state != "down"), key=_key)  # running: they answer ping
+    down_ips = sorted((by_name[h].address for h in down), key=_key)
+    grown = {h.name: h.grow for h in hosts if h.state == "sound" and h.grow}
     with open(record_path, encoding="utf-8") as handle:
         record = json.load(handle)
     results, stats = record["results"], record["stats"]
-    failures = []
+    failures: List[str] = []
 
-    def check(ok, what, detail=""):
+    def check(ok: bool, what: str, detail: str = "") -> None:
         print(f"  [{'ok' if ok else 'FAIL'}] {what}" + (f": {detail}" if detail and not ok else ""))
         if not ok:
             failures.append(what)
 
-    # --- hosts: the live ones ran, the stopped ones are unreachable ---------------
-    for h in sorted(failing):
+    # --- hosts: the sound ones ran, the failing ones were reached and failed, the stopped one unreachable ---
+    for h in failing:
         s = stats.get(h, {})
-        check(s.get("failures", 0) >= 1 and s.get("unreachable", 1) == 0 and s.get("ok", 0) >= 1,
-              f"{h} was reached and failed a task", json.dumps(s))
+        check(s.get("failures", 0) >= 1 and s.get("rescued", 0) >= 1 and s.get("unreachable", 1) == 0
+              and s.get("ok", 0) >= 1, f"{h} was reached, failed (rescued, then failed after the report)", json.dumps(s))
+        ends = [r for r in results if r["host"] == h and r["task"] == FAIL_TASK and r["status"] == "failed"]
+        check(len(ends) == 1, f"{h}: the play's last task failed it", str(ends))
     for h in sound:
         s = stats.get(h, {})
-        check(s.get("failures", 1) == 0 and s.get("unreachable", 1) == 0,
+        check(s.get("failures", 1) == 0 and s.get("unreachable", 1) == 0 and s.get("rescued", 1) == 0,
               f"{h} ran the play without failure", json.dumps(s))
-    for h in sorted(down_hosts):
+    for h in down:
         s = stats.get(h, {})
-        check(s.get("unreachable", 0) + s.get("failures", 0) >= 1 and s.get("ok", 0) == 0,
-              f"{h} (stopped) was unreachable", json.dumps(s))
+        check(s.get("unreachable", 0) >= 1 and s.get("failures", 1) == 0 and s.get("ok", 1) == 0,
+              f"{h} (stopped) was unreachable, and nothing else", json.dumps(s))
+        dark = [r for r in results if r["host"] == h]
+        check(len(dark) == 1 and dark[0]["status"] == "unreachable", f"{h}: one result, unreachable",
+              str([(r["task"], r["status"]) for r in dark]))
     bad = [r for r in results if r["status"] in ("failed", "unreachable") and r["host"] in sound]
     check(not bad, "no failed or unreachable result on a sound host",
           "; ".join(f"{r['host']}: {r['task']}: {r.get('msg', '')}" for r in bad))
 
-    # --- the sweep ----------------------------------------------------------------
+    # --- the sweep -------------------------------------------------------------------------------
     sweeps = [r for r in results if r["action"].endswith("ping_sweep") and r["status"] == "ok"]
-    check(len(sweeps) == 1 and sweeps[0]["host"] == "fleettest-1", "exactly one sweep, by fleettest-1",
+    check(len(sweeps) == 1 and sweeps[0]["host"] == SWEEPER, f"exactly one sweep, by {SWEEPER}",
           str([(r["host"], r["status"]) for r in sweeps]))
     if sweeps:
         sw = sweeps[0]
-        check(sw.get("alive") == live_ips, "sweep: alive == the live containers' addresses",
+        check(sw.get("alive") == live_ips, "sweep: alive == the running containers' addresses",
               f"alive={sw.get('alive')} expected={live_ips}")
         check(sw.get("dead") == down_ips, "sweep: dead == the stopped container's address",
               f"dead={sw.get('dead')} expected={down_ips}")
-        probed = sorted(set(sw.get("alive", [])) | set(sw.get("dead", [])) | set(sw.get("errors", {})), key=key)
+        # the compact result (no details=true) has no per-address map: alive, dead and errors together
+        probed = sorted(set(sw.get("alive", [])) | set(sw.get("dead", [])) | set(sw.get("errors", {})), key=_key)
         total = sw.get("summary", {}).get("total")
-        check(probed == sorted(hosts.values(), key=key) and total == len(hosts),
+        check(probed == sorted((h.address for h in hosts), key=_key) and total == len(hosts),
               "sweep probed exactly the containers' addresses", f"probed={probed} summary.total={total}")
 
-    # --- the merged report ----------------------------------------------------------
+    # --- the merged report -----------------------------------------------------------------------
     reports = [r for r in results if r["task"] == REPORT_TASK and r["status"] == "ok"]
     check(len(reports) == 1, "the fleet report task ran once", str(len(reports)))
     if reports:
         rep = reports[0].get("report", {})
         rows = {row["host"]: row for row in rep.get("hosts", [])}
-        check(sorted(rows) == sorted(hosts), "report lists every host", f"listed={sorted(rows)}")
-        wrong = [h for h, row in rows.items() if row.get("reachable") != (h not in down_hosts)]
-        check(not wrong, "report rows: reachable exactly for the live hosts", f"wrong={wrong}")
+        check(sorted(rows) == sorted(by_name), "report lists every host", f"listed={sorted(rows)}")
+        wrong = [h for h, row in rows.items() if row.get("reachable") != (h not in down)]
+        check(not wrong, "report rows: reachable exactly for the running hosts", f"wrong={wrong}")
         wrong = [h for h, row in rows.items() if row.get("failed") != (h in failing)]
-        check(not wrong, "report rows: failed exactly for the host made to fail", f"wrong={wrong}")
-        check(rep.get("failed") == sorted(failing), "report: failed hosts", f"failed={rep.get('failed')}")
+        check(not wrong, "report rows: failed exactly for the hosts made to fail", f"wrong={wrong}")
+        check(rep.get("failed") == failing, "report: failed hosts", f"failed={rep.get('failed')}")
+        check(sorted(rep.get("unreachable", [])) == down, "report: the stopped host is unreachable",
+              f"unreachable={rep.get('unreachable')}")
+        for h in failing:
+            reason = rows.get(h, {}).get("reason") or ""
+            check(re.fullmatch(by_name[h].reason, reason) is not None, f"report: why {h} failed",
+                  f"reason={reason!r} expected to match {by_name[h].reason!r}")
+        wrong = [h for h, row in rows.items() if h not in failing and row.get("reason") is not None]
+        check(not wrong, "report: no reason for a host that did not fail", f"wrong={wrong}")
         unreported = [h for h in sound if not rows.get(h, {}).get("reported") or not rows.get(h, {}).get("disk_status")]
         check(not unreported, "every sound host has a disk report with a status", f"missing={unreported}")
-        check(sorted(rep.get("unreachable", [])) == sorted(down_hosts), "report marks the stopped host unreachable",
-              f"unreachable={rep.get('unreachable')}")
+        check(not [h for h in failing + down if rows.get(h, {}).get("reported")],
+              "no disk report from a failed or stopped host", str(rows))
         check("alive" not in rep and rep.get("summary", {}).get("addresses_alive") == len(live_ips),
-              "report: as many addresses alive as live containers (the list itself is in the state file)",
+              "report: as many addresses alive as running containers (the list itself is in the state file)",
               f"{rep.get('summary')}")
         check(rep.get("down") == down_ips, "report: down addresses", f"{rep.get('down')}")
         if run == "second":
             check(rep.get("new") == [] and rep.get("vanished") == [], "second run: no new or vanished address",
                   f"new={rep.get('new')} vanished={rep.get('vanished')}")
-        check_forecasts(check, rep.get("forecasts", []), data_mount, grown)
-    with open(f"{report_dir}/fleet-report.txt", encoding="utf-8") as handle:
+        check_forecasts(check, rep.get("forecasts", []), mount, grown)
+    with open(os.path.join(report_dir, "fleet-report.txt"), encoding="utf-8") as handle:
         text = handle.read()
-    missing = [h for h in hosts if h not in text]
+    missing = [h for h in by_name if h not in text]
     check(not missing, "fleet-report.txt names every host", f"missing={missing}")
     filling = text.split("Filling fastest", 1)[-1]
     missing = [h for h in grown if f"{h} " not in filling or "full in" not in filling]
     check(not missing, "fleet-report.txt: every growing host under 'Filling fastest' with 'full in'",
           f"missing={missing}")
-    marked = [h for h in failing if not any(line.split()[:2] == [h, "FAILED"] for line in text.splitlines())]
-    check(not marked, "fleet-report.txt marks the failed host FAILED", f"not marked={marked}")
-    with open(state_file, encoding="utf-8") as handle:
+    lines = text.splitlines()
+    for h in failing:
+        at = [i for i, line in enumerate(lines) if line.split()[:2] == [h, "FAILED"]]
+        under = lines[at[0] + 1] if at and at[0] + 1 < len(lines) else ""
+        check(len(at) == 1 and re.fullmatch(r"      reason: " + by_name[h].reason, under) is not None,
+              f"fleet-report.txt: {h} FAILED, the reason on the line under it", f"line under it: {under!r}")
+    for h in down:
+        check(any(line.split()[:2] == [h, "UNREACHABLE"] for line in lines), f"fleet-report.txt: {h} UNREACHABLE")
+    with open(os.path.join(report_dir, "fleet-state.json"), encoding="utf-8") as handle:
         state = json.load(handle)
-    check(state.get("alive") == live_ips, "state file keeps the live addresses", f"{state.get('alive')}")
+    check(state.get("alive") == live_ips, "state file keeps the running addresses", f"{state.get('alive')}")
 
-    # --- idempotence ------------------------------------------------------------------
+    # --- idempotence ------------------------------------------------------------------------------
     if run == "second":
         changed = [r for r in results if r["changed"] and r["task"] != REPORT_TASK]
         check(not changed, "second run: nothing changed except the fleet report task",
-              "; ".join(f"{r['host']}: {r['task']}" for r in changed))
+              "; ".join(f"{r['host']}: {r['task']} (stdout {str(r.get('stdout', ''))[:300]!r})" for r in changed))
         total = sum(s.get("changed", 0) for s in stats.values())
         check(total == 1, "second run: PLAY RECAP changed total is exactly 1 (the report)", f"changed={total}")
-
-    if failures:
-        print(f"{len(failures)} check(s) failed ({run} run)")
-        return 1
-    print(f"all checks passed ({run} run)")
-    return 0
+    return failures
 
 
-def check_forecasts(check, forecasts, mount, grown):
-    """Each live host's MOUNT grew by grown[host] bytes since a sample dated a day ago."""
+def check_forecasts(check, forecasts: Sequence[Dict], mount: str, grown: Dict[str, int]) -> None:
+    """Each sound host's MOUNT grew by grown[host] bytes since a sample dated a day ago."""
     rows = {f["host"]: f for f in forecasts if f.get("mount") == mount}
     check(sorted(rows) == sorted(grown), f"report forecasts: {mount} of every growing host", f"forecasts for {sorted(rows)}")
     for host, row in sorted(rows.items()):
@@ -152,7 +180,3 @@ def check_forecasts(check, forecasts, mount, grown):
     order = [f["host"] for f in forecasts if f.get("mount") == mount]
     expected = sorted(grown, key=lambda h: -grown[h])
     check(order == expected, "report forecasts: the fastest-growing filesystem first", f"order={order}")
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -2,7 +2,7 @@
 # Copyright (c) sysops.fleet contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Test-only callback for scripts/fleet.sh: records every task result and the play stats as JSON.
+"""Test-only callback for the fleet test (tests/fleet/run.py): records every task result and the play stats as JSON.
 
 Enabled with ANSIBLE_CALLBACK_PLUGINS=tests/fleet/callback_plugins and
 ANSIBLE_CALLBACKS_ENABLED=fleet_record; writes to the file named by FLEET_RECORD.
@@ -13,7 +13,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: fleet_record
 type: aggregate
-short_description: Record task results and stats as JSON (scripts/fleet.sh only)
+short_description: Record task results and stats as JSON (the fleet test only)
 description:
   - Writes one JSON document to the file named by the FLEET_RECORD environment variable.
 requirements:
@@ -25,7 +25,7 @@ import os
 
 from ansible.plugins.callback import CallbackBase
 
-KEEP = ("report", "alive", "dead", "hosts", "summary", "files", "msg", "rc", "stderr", "unreachable")
+KEEP = ("report", "alive", "dead", "errors", "summary", "files", "msg", "rc", "stdout", "stderr", "unreachable")
 
 
 class CallbackModule(CallbackBase):

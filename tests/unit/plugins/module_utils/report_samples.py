@@ -23,7 +23,11 @@ HOSTILE_HOST = f'{SCRIPT}"web\'1'
 HOSTILE_MOUNT = "/mnt/\"quoted\" & 'single' <b>bold</b>"
 HOSTILE_DEVICE = "<img src=x onerror=alert(2)>"
 HOSTILE_NAME = "\"><svg onload=alert(3)>"
-HOSTILE_TEXTS = (HOSTILE_HOST, HOSTILE_MOUNT, HOSTILE_DEVICE, HOSTILE_NAME)
+HOSTILE_REASON = "Report this host's disks: <i onmouseover=alert(4)>no</i> & \"quoted\""
+HOSTILE_TEXTS = (HOSTILE_HOST, HOSTILE_MOUNT, HOSTILE_DEVICE, HOSTILE_NAME, HOSTILE_REASON)
+# Why the failed hosts failed, as playbooks/site.yml passes it: the task, then Ansible's error.
+REASONS = ("Gather facts: Missing sudo password",
+           "Install the watcher: Destination /opt/sysops-fleet/lib not writable: a read-only file system")
 
 
 def spool_with_undelivered(spool: str, subject: str = "Nightly Disk Usage Report for web1") -> str:
@@ -92,13 +96,16 @@ def fleet_filesystem(mount, use, status, days=None, rate=None, avail=None):
 
 
 def fleet_inputs(count: int, hostile: bool = False):
-    """sweeps, disk_reports, hosts, unreachable, failed, previous state for a fleet of *count* hosts."""
+    """sweeps, disk_reports, hosts, unreachable, failed, failure_reasons, previous state for *count* hosts."""
     kinds = ("web", "db", "cache", "app", "mq")
     hosts = [f"{kinds[i % len(kinds)]}{i // len(kinds) + 1:02d}" for i in range(count)]
     if hostile:
         hosts[0] = HOSTILE_HOST
     unreachable = hosts[3:count:17][:3] if count > 1 else []
     failed = hosts[5:count:19][:2] if count > 1 else []
+    reasons = dict(zip(failed, REASONS))
+    if hostile and failed:
+        reasons[failed[0]] = HOSTILE_REASON
     disks = {}
     for i, host in enumerate(hosts):
         if host in unreachable or host in failed or (count > 1 and i % 23 == 11):
@@ -122,17 +129,18 @@ def fleet_inputs(count: int, hostile: bool = False):
     sweeps = {"sweeper-a": {"alive": alive, "dead": dead,
                             "hosts": {a: {"alive": True, "name": names[a]} for a in alive}}}
     previous = {"alive": alive[1:] + dead + ["127.9.9.9"]} if count > 1 else None
-    return sweeps, disks, hosts, unreachable, failed, previous
+    return sweeps, disks, hosts, unreachable, failed, reasons, previous
 
 
 def fleet_report(count: int, report_dir: str, spool: str, hostile: bool = False) -> str:
     """The fleet report's HTML file for *count* hosts, written by ``_fleet.run`` with the undelivered mail of *spool*."""
-    sweeps, disks, hosts, unreachable, failed, previous = fleet_inputs(count, hostile)
+    sweeps, disks, hosts, unreachable, failed, reasons, previous = fleet_inputs(count, hostile)
     os.makedirs(report_dir, exist_ok=True)
     if previous is not None:
         with open(os.path.join(report_dir, "fleet-state.json"), "w", encoding="utf-8") as state:
             json.dump(previous, state)
     result = _fleet.run({"report_dir": report_dir, "sweeps": sweeps, "disk_reports": disks, "hosts": hosts,
-                         "unreachable": unreachable, "failed": failed, "spool_dir": spool, "send": "never"})
+                         "unreachable": unreachable, "failed": failed, "failure_reasons": reasons,
+                         "spool_dir": spool, "send": "never"})
     assert not result["error"], result["error"]
     return result["files"]["html"]

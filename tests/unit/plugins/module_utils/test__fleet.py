@@ -114,6 +114,39 @@ def test_a_host_that_failed_a_task_is_failed_not_unreachable():
     assert "4 hosts (2 unreachable, 1 failed)" in page
 
 
+def test_a_failed_host_is_listed_with_why_it_failed():
+    disks = {"a": {"filesystems": [fs("/", 50.0)]}}
+    reasons = {"b": "Gather facts: Missing sudo password", "c": "Report this host's disks: warn (95%) must not be "
+               "above crit (90%)", "d": "never shown: d is unreachable"}
+    report = _fleet.build({}, disks, ["a", "b", "c", "d"], unreachable=["d"], failed=["b"], failure_reasons=reasons,
+                          now=NOW)["report"]
+    rows = {h["host"]: h for h in report["hosts"]}
+    assert report["failed"] == ["b", "c"], "a host with a reason is failed even when not in failed"
+    assert [(h, rows[h]["failed"], rows[h]["reason"]) for h in "abcd"] == [
+        ("a", False, None), ("b", True, reasons["b"]), ("c", True, reasons["c"]), ("d", False, None)]
+    hosts = _fleet.render_text(report).split("Hosts:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert hosts[1:3] == ["  b                        FAILED       disks not reported",
+                          "      reason: Gather facts: Missing sudo password"]
+    assert hosts[4] == "      reason: Report this host's disks: warn (95%) must not be above crit (90%)"
+    assert "never shown" not in _fleet.render_text(report)
+    page = _fleet.render_html(report)
+    table = html_check.rows(html_check.table_after(html_check.parse(page)[0], "Hosts"))
+    cells = {r.kids("td")[1].text: r.kids("td")[2].text for r in table}
+    assert cells == {"d": "UNREACHABLE", "b": "FAILED" + reasons["b"], "c": "FAILED" + reasons["c"], "a": "reachable"}
+    assert "never shown" not in page
+
+
+def test_a_reason_is_one_line_of_text_and_escaped_in_html():
+    hostile = "sudo: <b>no</b>\r\n\x1b[31mTraceback (most recent call last):\n\tFile \"x\"\x00 " + "x" * 400
+    report = _fleet.build({}, {}, ["h"], failure_reasons={"h": hostile}, now=NOW)["report"]
+    reason = report["hosts"][0]["reason"]
+    assert reason.startswith('sudo: <b>no</b> [31mTraceback (most recent call last): File "x" xxx')
+    assert len(reason) == _fleet.REASON_MAX and reason.endswith("x\u2026") and reason.isprintable()
+    assert _fleet.render_text(report).count("\n      reason: sudo: <b>no</b> [31m") == 1
+    page = _fleet.render_html(report)
+    assert "&lt;b&gt;no&lt;/b&gt;" in page and "<b>no</b>" not in page and "\x1b" not in page
+
+
 def good_fs(**changes):
     entry = fs("/", 50.0)
     entry.update(changes)
@@ -166,14 +199,19 @@ def test_hostile_inputs_are_refused_naming_the_host_and_field(sweeps, disks, mes
     ({"hosts": "web1,web2"}, "hosts: expected a list of host names, got a string ('web1,web2')"),
     ({"unreachable": [None]}, "unreachable[0]: expected a host name, got NoneType None"),
     ({"failed": "web3"}, "failed: expected a list of host names"),
+    ({"failure_reasons": ["web3"]}, "failure_reasons: expected a dict of host -> reason, got list"),
+    ({"failure_reasons": {"web3": 2}}, "failure_reasons['web3']: expected a string (why the host failed), got int 2"),
+    ({"failure_reasons": {"web3": None}}, "failure_reasons['web3']: expected a string"),
+    ({"failure_reasons": {"": "x"}}, "failure_reasons: expected host names as keys, got a string ('')"),
     ({"top": 0}, "top must be a whole number of at least 1, got 0"),
     ({"top": True}, "top must be a whole number of at least 1, got True"),
 ])
 def test_hostile_host_lists_are_refused_by_name(kwargs, message):
-    args = {"hosts": [], "unreachable": (), "failed": (), "top": 10}
+    args = {"hosts": [], "unreachable": (), "failed": (), "top": 10, "failure_reasons": None}
     args.update(kwargs)
     with pytest.raises(_fleet.FleetError) as refused:
-        _fleet.build({}, {}, args["hosts"], unreachable=args["unreachable"], top=args["top"], failed=args["failed"])
+        _fleet.build({}, {}, args["hosts"], unreachable=args["unreachable"], top=args["top"], failed=args["failed"],
+                     failure_reasons=args["failure_reasons"])
     assert message in str(refused.value)
 
 

@@ -157,7 +157,8 @@ def test_hostile_names_are_shown_as_text_in_both_reports(tmp_path, spool):
     root = html_check.parse(fleet)[0]
     cells = [td.text for td in root.find_all("td")]
     assert samples.HOSTILE_NAME in cells and samples.HOSTILE_MOUNT in cells
-    assert samples.HOSTILE_HOST in cells
+    assert samples.HOSTILE_HOST in cells and "FAILED" + samples.HOSTILE_REASON in cells
+    assert not [n for n in root.elements() if n.tag == "i"], "a failed host's reason is text, never markup"
 
 
 # ---- the disk report ------------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def test_undelivered_mail_is_a_table_with_the_servers_answer(spool):
 # ---- the fleet report -----------------------------------------------------------------------------
 
 def test_fifty_hosts_worst_first_with_the_counts_at_the_top_and_the_fine_ones_in_one_line(tmp_path, spool):
-    sweeps, disks, hosts, unreachable, failed, unused_previous = samples.fleet_inputs(50)
+    sweeps, disks, hosts, unreachable, failed, reasons, unused_previous = samples.fleet_inputs(50)
     root = html_check.parse(fleet_page(tmp_path, spool, 50))[0]
     paragraphs = [" ".join(p.text.split()) for p in root.find_all("p")]
     assert "50 hosts: 3 UNREACHABLE 2 FAILED 11 CRIT 7 WARN 2 NO REPORT 25 OK" in paragraphs
@@ -255,7 +256,10 @@ def test_fifty_hosts_worst_first_with_the_counts_at_the_top_and_the_fine_ones_in
         ["NO REPORT"] * 2
     assert [r[-1] for r in rows] == ["unreachable"] * 3 + ["failed"] * 2 + ["crit"] * 11 + ["warn"] * 7 + ["unknown"] * 2
     assert sorted(r[1] for r in rows[:3]) == sorted(unreachable) and sorted(r[1] for r in rows[3:5]) == sorted(failed)
-    assert rows[0][2:4] == ["UNREACHABLE", "not reported"] and rows[3][2:4] == ["FAILED", "not reported"]
+    assert rows[0][2:4] == ["UNREACHABLE", "not reported"]
+    assert [r[2:4] for r in rows[3:5]] == [["FAILED" + reasons[r[1]], "not reported"] for r in rows[3:5]], \
+        "a failed host says why under FAILED"
+    assert sorted(reasons.values()) == sorted(samples.REASONS)
     assert rows[5][2:4] == ["reachable", "crit"] and rows[-1][2:4] == ["reachable", "not reported"]
     fine = sorted(h for h in hosts if h not in {r[1] for r in rows})
     assert len(fine) == 25 and f"25 OK reachable, disks ok: {', '.join(fine)}" in paragraphs
