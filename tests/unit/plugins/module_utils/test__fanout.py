@@ -102,6 +102,9 @@ PARENT = textwrap.dedent("""
     import os, signal, sys, threading, time
     sys.path.insert(0, {path!r})
     from ansible_collections.sysops.fleet.plugins.module_utils import _fanout
+    # Ctrl-C raises KeyboardInterrupt here even when this test was started in the background,
+    # where the shell has SIGINT ignored and Python then keeps it so
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     {prelude}
     def work(x):
         os.write(1, b"%d\\n" % os.getpid())
