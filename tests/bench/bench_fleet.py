@@ -38,18 +38,18 @@ from typing import Dict, List, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "fleet"))
 
+import check_fleet  # noqa: E402  pylint: disable=wrong-import-position
 from podman_fleet import Fleet, FleetError, log  # noqa: E402  pylint: disable=wrong-import-position
 
 TEN_STATS = "---\n- name: Ten stats\n  hosts: all\n  tasks:\n" + "".join(
     f"    - name: Stat {n}\n      ansible.builtin.stat:\n        path: /etc/hostname\n" for n in range(1, 11))
-REPORT_TASK = "Merge everything into one fleet report on the controller"
 REFERENCE = "ten stat tasks (reference)"
 
 
 def changed_besides_report(record_path: str) -> list:
     with open(record_path, encoding="utf-8") as handle:
         record = json.load(handle)
-    return [f"{r['host']}: {r['task']}" for r in record["results"] if r["changed"] and r["task"] != REPORT_TASK]
+    return [f"{r['host']}: {r['task']}" for r in check_fleet.changed_besides_report(record["results"])]
 
 
 def main() -> int:

@@ -41,6 +41,11 @@ class Expected:
     reason: str = ""
 
 
+def changed_besides_report(results: Sequence[Dict]) -> List[Dict]:
+    """The recorded results that changed something, the fleet report task's aside (it writes every run)."""
+    return [r for r in results if r["changed"] and r["task"] != REPORT_TASK]
+
+
 def _key(address: str):
     return tuple(int(p) for p in address.split("."))
 
@@ -156,7 +161,7 @@ def check_run(run: str, record_path: str, report_dir: str, mount: str, hosts: Se
 
     # --- idempotence ------------------------------------------------------------------------------
     if run == "second":
-        changed = [r for r in results if r["changed"] and r["task"] != REPORT_TASK]
+        changed = changed_besides_report(results)
         check(not changed, "second run: nothing changed except the fleet report task",
               "; ".join(f"{r['host']}: {r['task']} (stdout {str(r.get('stdout', ''))[:300]!r})" for r in changed))
         total = sum(s.get("changed", 0) for s in stats.values())

@@ -139,7 +139,7 @@ class Fleet:
         if os.geteuid() != 0:
             raise FleetError("the fleet test needs root (rootful podman, debootstrap)")
         for tool in ("podman", "runc", "ssh", "ssh-keygen"):
-            if not any(os.access(os.path.join(d, tool), os.X_OK) for d in os.environ.get("PATH", "").split(":")):
+            if shutil.which(tool) is None:
                 raise FleetError(f"{tool} is missing: run scripts/setup.sh")
         if not os.path.isfile(os.path.join(VENV_BIN, "ansible-playbook")):
             raise FleetError(f"no ansible-playbook in {VENV_BIN}: run scripts/setup.sh first")
