@@ -26,14 +26,17 @@ import os
 import socket
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from . import _files, _history, _html, _mail_delivery, _privilege, _sizes
+from . import _files, _history, _html, _mail_delivery, _privilege, _sizes, _targets
 
 STATE_VERSION = 1
 STATUSES = ("ok", "warn", "crit")
 _FS_KEYS = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inode_pct", "status")
 _BYTES = ("size_bytes", "used_bytes", "avail_bytes")
 _PERCENT = ("use_pct", "inode_pct")
+ADDRESSES_LISTED = 256  # more down, new or vanished addresses than this are listed as ranges, one line per /24
+LIST_LIMIT = 1024  # the returned report has its down list up to this many addresses (down_ranges always)
 REASON_MAX = 300  # characters of a failed host's reason kept in the report (error texts can be pages)
+MAX_SWEPT = 1 << 20  # addresses one sweeper's alive_ranges or dead_ranges may stand for (a typo like 10.0.0.0/8 is refused)
 
 
 class FleetError(ValueError):
@@ -102,6 +105,17 @@ def _addresses(value: Any, where: str) -> List[str]:
     return found
 
 
+def _swept(result: Mapping[str, Any], key: str, where: str) -> List[str]:
+    """A sweep's alive or dead addresses: its list when it has one, else its ranges (a large sweep's only form)."""
+    if key in result or f"{key}_ranges" not in result:
+        return _addresses(result.get(key), f"{where}.{key}")
+    ranges = _names(result[f"{key}_ranges"], f"{where}.{key}_ranges", "ranges", "a range")
+    try:
+        return _targets.expand(ranges, f"{where}.{key}_ranges", MAX_SWEPT)
+    except _targets.TargetError as exc:
+        raise FleetError(f"{exc} (ping_sweep writes {key}_ranges as 192.0.2.1-5,9)") from None
+
+
 def _number(value: Any, where: str, low: float = 0.0, high: Optional[float] = None,
             integer: bool = False) -> Optional[float]:
     """A finite number in range (numeric strings too: templating makes them), or None."""
@@ -154,11 +168,11 @@ def check_inputs(sweeps: Any, disks: Any) -> Dict[str, Any]:
     clean_sweeps: Dict[str, Dict[str, Any]] = {}
     for sweeper, result in sweeps.items():
         where = f"sweeps[{sweeper!r}]"
-        if not isinstance(result, Mapping) or "alive" not in result:
-            raise FleetError(f"{where} is not a ping_sweep result (no 'alive' list)")
+        if not isinstance(result, Mapping) or ("alive" not in result and "alive_ranges" not in result):
+            raise FleetError(f"{where} is not a ping_sweep result (no 'alive' or 'alive_ranges' list)")
         names = _sweep_names(result, where)
-        clean_sweeps[str(sweeper)] = {"alive": _addresses(result.get("alive"), f"{where}.alive"),
-                                      "dead": _addresses(result.get("dead"), f"{where}.dead"), "names": names}
+        clean_sweeps[str(sweeper)] = {"alive": _swept(result, "alive", where), "dead": _swept(result, "dead", where),
+                                      "names": names}
     clean_disks: Dict[str, List[Dict[str, Any]]] = {}
     for host, report in disks.items():
         where = f"disk_reports[{host!r}]"
@@ -284,6 +298,18 @@ def _label(address: str, names: Mapping[str, str]) -> str:
     return f"{address} ({names[address]})" if address in names else address
 
 
+def _listing(addresses: Sequence[str], names: Mapping[str, str]) -> List[str]:
+    """What the reports list: every address, or above ADDRESSES_LISTED the named ones and ranges of the rest.
+
+    Twenty thousand down addresses of a /16 are one line each nowhere a person
+    reads them; one line per /24 (``10.1.2.3,6,9-40``) says the same.
+    """
+    if len(addresses) <= ADDRESSES_LISTED:
+        return list(addresses)
+    named = [a for a in addresses if a in names]
+    return named + _targets.compact(a for a in addresses if a not in names)
+
+
 def _eta(f: Mapping[str, Any]) -> str:
     """``+1.2G/day, full in 3.4 days`` for a filling filesystem; empty otherwise."""
     days, rate = f.get("days_to_full"), f.get("rate_per_day")
@@ -330,12 +356,13 @@ def render_text(report: Mapping[str, Any]) -> str:
         lines.append("")
 
     section("Hosts", (_host_line(h) for h in report["hosts"]))
-    section("Addresses down", (f"  {_label(a, report['names'])}" for a in report["down"]))
+    section("Addresses down", (f"  {_label(a, report['names'])}" for a in _listing(report["down"], report["names"])))
     if report["first_run"]:
         lines.extend(["New / vanished addresses:", "  first run: every alive address is the baseline", ""])
     else:
-        section("New addresses", (f"  {_label(a, report['names'])}" for a in report["new"]))
-        section("Vanished addresses", (f"  {_label(a, report['names'])}" for a in report["vanished"]))
+        section("New addresses", (f"  {_label(a, report['names'])}" for a in _listing(report["new"], report["names"])))
+        section("Vanished addresses",
+                (f"  {_label(a, report['names'])}" for a in _listing(report["vanished"], report["names"])))
     section("Fullest filesystems", (_fs_line(f) for f in report["fullest"]))
     section("Filling fastest (days until full at the current rate)", (_fs_line(f) for f in report["forecasts"]),
             empty="no filesystem is filling (or not enough history yet)")
@@ -385,7 +412,7 @@ def _not_filling(s: Mapping[str, Any]) -> str:
 
 
 def _addresses_table(addresses: Sequence[str], names: Mapping[str, str]) -> str:
-    return _html.table(ADDRESS_COLUMNS, [_html.Row([a, names.get(a, "")]) for a in addresses])
+    return _html.table(ADDRESS_COLUMNS, [_html.Row([a, names.get(a, "")]) for a in _listing(addresses, names)])
 
 
 def _play_cell(h: Mapping[str, Any]) -> Any:
@@ -481,7 +508,11 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
                                            what="the fleet report")
     # The alive addresses stay in the state file and the count in the summary: returned, a /16's
     # 40,000 addresses would be carried through Ansible for nothing (the sweeps have them).
+    # So does the down list above LIST_LIMIT (down_ranges has the same addresses in a few strings).
     returned = {key: value for key, value in report.items() if key != "alive"}
+    returned["down_ranges"] = _targets.compact(report["down"])
+    if len(report["down"]) > LIST_LIMIT:
+        del returned["down"]
     return {"changed": changed or mailing.changed, "report": returned, "text": text, "files": files,
             "mailing": mailing, "error": error}
 

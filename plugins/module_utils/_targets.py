@@ -31,6 +31,10 @@ DEFAULT_MAX_HOSTS = 65536
 _NO_NAME = "the name does not resolve (check DNS or /etc/hosts)"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
 _SHELL_CHARS = set(";&|`$<>(){}[]!*?~'\"\\ \t\n\r#=,")
+# Several last octets of one /24 in one entry, as nmap writes them: 192.0.2.1-5,9,20-30.
+# No leading zeros (is 010 octal?); the first three octets are checked by ipaddress.
+_OCTET = r"(?:0|[1-9][0-9]{0,2})"
+_OCTET_LIST = re.compile(rf"^([0-9.]+)\.({_OCTET}(?:-{_OCTET})?(?:,{_OCTET}(?:-{_OCTET})?)+)$")
 
 
 class TargetError(ValueError):
@@ -86,7 +90,8 @@ def parse(entry: str, option: str = "targets") -> Target:
     bad = sorted(set(text) & _SHELL_CHARS)
     if bad:
         raise TargetError(f"{option}: {entry!r} contains {''.join(bad)!r}; an entry is one address, "
-                          "CIDR (10.0.0.0/24), range (10.0.0.1-10.0.0.9 or 10.0.0.1-9) or host name")
+                          "CIDR (10.0.0.0/24), range (10.0.0.1-10.0.0.9, 10.0.0.1-9, or last octets as "
+                          "10.0.0.1-5,9 in a YAML list) or host name")
     if "/" in text:
         return _parse_cidr(text, option, hosts_only=option != "exclude")
     if "-" in text and _looks_like_range(text):
@@ -169,11 +174,42 @@ def _parse_range(text: str, option: str) -> Span:
     return Span(start.version, int(start), int(end), text)
 
 
+def parse_octet_list(entry: str, option: str = "targets") -> Optional[List[Span]]:
+    """The runs of an entry such as ``192.0.2.1-5,9,20-30`` (several last octets of one /24), or None if it is not one."""
+    runs = octet_list_runs(entry, option)
+    return None if runs is None else [Span(4, first, last, entry) for first, last in runs]
+
+
+def octet_list_runs(entry: str, option: str = "targets") -> Optional[List[Tuple[int, int]]]:
+    """parse_octet_list as (first, last) integers: what :func:`expand` reads a /16's ranges with, quickly."""
+    match = _OCTET_LIST.match(entry.strip()) if isinstance(entry, str) else None
+    if not match:
+        return None
+    try:
+        base = int(ipaddress.IPv4Address(match.group(1) + ".0"))
+    except ValueError:
+        raise TargetError(f"{option}: {entry!r}: {match.group(1)!r} is not the first three octets of an "
+                          "IPv4 address; write an octet list as 192.0.2.1-5,9") from None
+    spans = []
+    for item in match.group(2).split(","):
+        low, dash, high = item.partition("-")
+        first, last = int(low), int(high if dash else low)
+        if last > 255:
+            raise TargetError(f"{option}: {entry!r}: the last octet {last} is larger than 255")
+        if last < first:
+            raise TargetError(f"{option}: {entry!r}: {item} ends before it starts")
+        spans.append((base | first, base | last))
+    return spans
+
+
 def parse_all(entries: Sequence[str], option: str, max_hosts: Optional[int] = None) -> List[Target]:
     """Parse every entry; with *max_hosts*, refuse a sweep larger than that before expanding it."""
     if isinstance(entries, str):
         entries = [entries]
-    parsed = [parse(e, option) for e in entries]
+    parsed: List[Target] = []
+    for entry in entries:
+        runs = parse_octet_list(entry, option)
+        parsed.extend(runs if runs is not None else [parse(entry, option)])
     if max_hosts is not None:
         total = 0
         for target in parsed:
@@ -279,6 +315,74 @@ def plan(targets: Sequence[str], exclude: Sequence[str] = (), max_hosts: int = D
             result.names.setdefault(address_text(found[0].version, value), target.name)
     result.addresses = _expand(runs)
     return result
+
+
+def expand(entries: Sequence[str], option: str, max_hosts: int) -> List[str]:
+    """The addresses that address, range, octet-list and CIDR entries stand for, sorted; host names refused.
+
+    What reads ``alive_ranges`` back into addresses; *max_hosts* bounds
+    what a hostile or mistaken entry (``10.0.0.0/8``) can make us expand.
+    """
+    runs: List[Tuple[int, int, int]] = []
+    total = 0
+    for entry in [entries] if isinstance(entries, str) else entries:
+        octets = octet_list_runs(entry, option)
+        if octets is None:
+            target = parse(entry, option)
+            if isinstance(target, Name):
+                raise TargetError(f"{option}: {target.name!r} is a host name; only addresses, ranges and CIDRs "
+                                  "are read here (as ping_sweep returns them)")
+            octets = [(target.first, target.last)]
+            version = target.version
+        else:
+            version = 4
+        for first, last in octets:
+            total += last - first + 1
+            runs.append((version, first, last))
+        if total > max_hosts:
+            raise TargetError(f"{option}: {entry!r} brings the total to {total} addresses, more than max_hosts={max_hosts}")
+    return _expand(runs)
+
+
+def compact(addresses: Iterable[str]) -> List[str]:
+    """Addresses written as few ``targets`` entries as they take: one per /24 for IPv4, one per run for IPv6.
+
+    ``["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.9"]`` becomes
+    ``["192.0.2.1-3,9"]``; a lone address stays itself. The entries are
+    sorted and read back by ping_sweep's ``targets`` and by :func:`expand`.
+    Cheap for a /16 (a few hundred strings instead of 65,534), which is
+    what keeps a large sweep's result quick for Ansible to carry.
+    """
+    octets: Dict[str, List[int]] = {}
+    six: List[int] = []
+    for address in addresses:
+        if ":" in address:
+            six.append(int(ipaddress.IPv6Address(address)))
+            continue
+        head, last = address.rsplit(".", 1)
+        octets.setdefault(head, []).append(int(last))
+    out = []
+    for head in sorted(octets, key=lambda h: tuple(int(o) for o in h.split("."))):
+        runs = _runs(octets[head])
+        if len(runs) == 1 and runs[0][0] == runs[0][1]:
+            out.append(f"{head}.{runs[0][0]}")
+        else:
+            out.append(head + "." + ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs))
+    for first, last in _runs(six):
+        text = address_text(6, first)
+        out.append(text if first == last else f"{text}-{address_text(6, last)}")
+    return out
+
+
+def _runs(values: List[int]) -> List[Tuple[int, int]]:
+    """Inclusive runs of consecutive values, sorted and de-duplicated."""
+    runs: List[Tuple[int, int]] = []
+    for value in sorted(set(values)):
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
 
 
 def _expand(runs: List[Tuple[int, int, int]]) -> List[str]:

@@ -50,6 +50,8 @@ options:
     description:
       - Results of M(sysops.fleet.ping_sweep), keyed by the sweeper that produced each.
       - An address answering any sweeper is alive; it is down when every sweeper that swept it found it silent.
+      - Each result's C(alive) and C(dead) lists are read where it has them, else its C(alive_ranges) and
+        C(dead_ranges) (what a sweep larger than its O(sysops.fleet.ping_sweep#module:list_limit) returns).
     type: dict
     default: {}
   disk_reports:
@@ -144,6 +146,10 @@ report:
     - The merged report (hosts, unreachable, failed, down, new, vanished, alerts, fullest, forecasts, summary).
     - The addresses alive are not returned (their count is in C(summary.addresses_alive)); they are kept in the
       state file (C(files.state)) and listed by the text report, and the sweeps that were merged have them.
+    - C(down_ranges) has the down addresses as O(sysops.fleet.ping_sweep#module:targets) entries, one per /24
+      (V(192.0.2.3,6,9-40)); the C(down) list itself is returned only up to 1024 addresses. Above 256 down, new
+      or vanished addresses, the text and HTML reports list them the same way, one line per /24 (addresses with
+      a name stay on lines of their own).
     - Each entry of C(hosts) has C(host), C(reachable), C(failed), C(reason) (why a failed host failed, from
       O(failure_reasons); null otherwise), C(disk_status) and C(reported).
     - C(summary) counts hosts, addresses and disk alerts, and the filesystems reported (C(filesystems)),

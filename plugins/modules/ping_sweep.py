@@ -46,6 +46,9 @@ options:
       - A host name is resolved on the managed host and its first address probed; a name that
         does not resolve is reported in RV(unresolved) and RV(hosts) and does not fail the task
         unless no target resolves at all.
+      - Several last octets of one /24 in one entry, as nmap writes them, such as V(192.0.2.1-5,9,20-30). This is
+        the form of RV(alive_ranges) and RV(dead_ranges), so a result can be swept again as it is. In the
+        C(key=value) form of C(-a) commas split list items, so give such entries in a YAML or JSON list.
       - Entries with shell metacharacters, malformed addresses and V(/0) are refused before
         anything is sent.
       - An IPv4 address is written as a dotted quad. The other numeric forms C(inet_aton) reads
@@ -118,6 +121,18 @@ options:
       - Refuse a sweep with more addresses than this, before anything is expanded or sent.
     type: int
     default: 65536
+  list_limit:
+    description:
+      - Return the RV(alive) and RV(dead) lists (one string per address) only when the sweep probed at
+        most this many addresses. A larger sweep returns only RV(alive_ranges) and RV(dead_ranges),
+        which hold the same addresses in a few hundred strings however large the sweep.
+      - The default keeps the lists for anything up to a /22; set V(65536) to always get them, V(0) never.
+        Ansible spends time on every string of a result, so a /16's two lists add about a second to the
+        whole command; the P(sysops.fleet.addresses#filter) filter turns ranges into a list when needed.
+      - RV(summary.listed) says whether the lists were returned.
+    type: int
+    default: 1024
+    version_added: "0.2.0"
 notes:
   - Only sweep networks you are responsible for.
   - Results are per address; a host name that resolves to several addresses is probed at its first
@@ -148,6 +163,19 @@ EXAMPLES = r"""
     method: ping
     rate: 0
 
+- name: Sweep a /16; large results come as ranges, one string per /24
+  sysops.fleet.ping_sweep:
+    targets: 10.20.0.0/16
+  register: big
+
+- name: Probe again exactly the hosts that answered
+  sysops.fleet.ping_sweep:
+    targets: "{{ big.alive_ranges }}"
+
+- name: Every alive address of the /16 as a list
+  ansible.builtin.debug:
+    msg: "{{ big.alive_ranges | sysops.fleet.addresses | length }} addresses answered"
+
 - name: Split a /16 across two sweeper hosts
   sysops.fleet.ping_sweep:
     targets: "{{ sweep_targets }}"
@@ -160,16 +188,35 @@ EXAMPLES = r"""
 RETURN = r"""
 alive:
   description: Addresses that answered, sorted (IPv4 first, numerically).
-  returned: success
+  returned: when the sweep probed at most O(list_limit) addresses (RV(summary.listed))
   type: list
   elements: str
   sample: ["127.0.0.1", "127.0.0.2"]
 dead:
   description: Addresses that stayed silent after all retries, sorted.
-  returned: success
+  returned: when the sweep probed at most O(list_limit) addresses (RV(summary.listed))
   type: list
   elements: str
   sample: ["127.0.0.3"]
+alive_ranges:
+  description:
+    - The addresses of RV(alive), written as O(targets) entries, sorted. The IPv4 addresses of each /24 are
+      one entry (V(192.0.2.1-5,9,20-30)), a lone address stays itself, IPv6 comes as runs
+      (V(2001:db8::1-2001:db8::9)).
+    - Returned for every sweep. Give it to O(targets) to probe exactly these hosts again, or turn it into a
+      list with the P(sysops.fleet.addresses#filter) filter.
+  returned: success
+  type: list
+  elements: str
+  sample: ["127.0.0.1-2,4-5", "127.0.1.7"]
+  version_added: "0.2.0"
+dead_ranges:
+  description: The addresses of RV(dead) in the form of RV(alive_ranges).
+  returned: success
+  type: list
+  elements: str
+  sample: ["127.0.0.3,6"]
+  version_added: "0.2.0"
 unresolved:
   description: Host names from O(targets) that did not resolve; they were not probed.
   returned: success
@@ -248,6 +295,11 @@ summary:
       type: dict
       sample: {min: 0.021, median: 0.045, max: 1.2}
       version_added: "0.2.0"
+    listed:
+      description: Whether RV(alive) and RV(dead) are in the result (the sweep probed at most O(list_limit) addresses).
+      type: bool
+      sample: true
+      version_added: "0.2.0"
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -268,10 +320,14 @@ def main():
             rate=dict(type="float", default=_sweep.DEFAULT_RATE),
             max_hosts=dict(type="int", default=65536),
             details=dict(type="bool", default=False),
+            list_limit=dict(type="int", default=_sweep.DEFAULT_LIST_LIMIT),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    if p["list_limit"] < 0:
+        module.fail_json(msg=f"list_limit must be 0 or more (the largest sweep that still returns the alive and "
+                             f"dead lists), got {p['list_limit']}")
     try:
         result = _sweep.sweep(
             p["targets"], exclude=p["exclude"], timeout=p["timeout"], retries=p["retries"],
@@ -282,7 +338,7 @@ def main():
         module.fail_json(msg=str(exc))
     for name in result["exclude_unresolved"]:
         module.warn(f"exclude: {name!r} does not resolve, so it excludes nothing; check the name (DNS, /etc/hosts)")
-    module.exit_json(changed=False, **result)
+    module.exit_json(changed=False, **_sweep.listed(result, p["list_limit"]))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,16 @@ def test_the_compact_sweep_result_gives_its_names_too():
         _fleet.check_inputs({"s": dict(compact, names={"10.0.0.9": 7})}, {})
 
 
+def test_a_large_sweep_given_as_ranges_merges_like_its_lists():
+    listed = {"alive": ["10.0.0.1", "10.0.0.2", "10.0.1.7"], "dead": ["10.0.0.3", "10.0.1.8"], "names": {}}
+    ranged = {"alive_ranges": ["10.0.0.1-2", "10.0.1.7"], "dead_ranges": ["10.0.0.3", "10.0.1.8"], "names": {}}
+    other = {"alive": ["10.0.1.8"], "dead": [], "names": {}}
+    want = _fleet.merge_sweeps(_fleet.check_inputs({"a": listed, "b": other}, {})["sweeps"])
+    got = _fleet.merge_sweeps(_fleet.check_inputs({"a": ranged, "b": other}, {})["sweeps"])
+    assert got == want
+    assert got["alive"] == ["10.0.0.1", "10.0.0.2", "10.0.1.7", "10.0.1.8"] and got["down"] == ["10.0.0.3"]
+
+
 def test_first_run_is_the_baseline_then_new_and_vanished_are_reported():
     disks = {"web1": {"filesystems": [fs("/", 50.0)]}}
     first = _fleet.build({"s": sweep(["10.0.0.1", "10.0.0.2"], [])}, disks, ["web1"], now=NOW)
@@ -155,7 +165,14 @@ def good_fs(**changes):
 
 # Hostile inputs: each is refused naming the sweeper or host and the field, never a traceback.
 HOSTILE = [
-    ({"s": {"nope": 1}}, {}, "sweeps['s'] is not a ping_sweep result (no 'alive' list)"),
+    ({"s": {"nope": 1}}, {}, "sweeps['s'] is not a ping_sweep result (no 'alive' or 'alive_ranges' list)"),
+    ({"s1": {"alive_ranges": "127.0.0.1"}}, {}, "sweeps['s1'].alive_ranges: expected a list of ranges, got a string"),
+    ({"s1": {"alive_ranges": ["web1"]}}, {}, "sweeps['s1'].alive_ranges: 'web1' is a host name; only addresses"),
+    ({"s1": {"alive_ranges": ["10.0.0.0/8"]}}, {},
+     "sweeps['s1'].alive_ranges: '10.0.0.0/8' brings the total to 16777214 addresses, more than max_hosts=1048576"),
+    ({"s1": {"alive_ranges": [], "dead_ranges": ["127.0.0.1-3,999"]}}, {},
+     "sweeps['s1'].dead_ranges: '127.0.0.1-3,999': the last octet 999 is larger than 255 (ping_sweep writes"),
+    ({"s1": {"alive_ranges": ["127.0.0.1;reboot"]}}, {}, "sweeps['s1'].alive_ranges: '127.0.0.1;reboot' contains ';'"),
     ("s1", {}, "sweeps: expected a dict of sweeper -> ping_sweep result, got a string ('s1')"),
     ({"s1": {"alive": "127.0.0.1"}}, {}, "sweeps['s1'].alive: expected a list of addresses, got a string ('127.0.0.1')"),
     ({"s1": {"alive": ["127.0.0.1"], "dead": "10.0.0.1"}}, {}, "sweeps['s1'].dead: expected a list of addresses"),
@@ -235,3 +252,21 @@ def test_state_file_round_trip_and_corruption(tmp_path):
     path.write_text("[]")
     with pytest.raises(_fleet.FleetError, match="no 'alive' list"):
         _fleet.load_state(str(path))
+
+
+def test_a_large_down_list_is_reported_as_ranges_and_named_ones_stay_listed(tmp_path):
+    down = [f"10.9.{i // 200}.{i % 200 + 1}" for i in range(2000)]
+    sweep = {"alive": ["10.9.20.1"], "dead": down, "names": {"10.9.0.5": "printer"}}
+    result = _fleet.run({"sweeps": {"s": sweep}, "disk_reports": {}, "hosts": ["s"], "report_dir": str(tmp_path),
+                         "send": "never", "top": 10})
+    report, text = result["report"], result["text"]
+    assert report["summary"]["addresses_down"] == 2000
+    assert "down" not in report, "above LIST_LIMIT the list stays out of the result"
+    assert report["down_ranges"] == [f"10.9.{n}.1-200" for n in range(10)]
+    assert "  10.9.0.5 (printer)\n  10.9.0.1-4,6-200\n  10.9.1.1-200\n" in text
+    html = (tmp_path / "fleet-report.html").read_text(encoding="utf-8")
+    assert "10.9.0.1-4,6-200" in html and "printer" in html and ">10.9.0.7<" not in html
+    small = _fleet.run({"sweeps": {"s": {"alive": [], "dead": down[:3]}}, "disk_reports": {}, "hosts": ["s"],
+                        "report_dir": str(tmp_path / "small"), "send": "never", "top": 10})
+    assert small["report"]["down"] == down[:3] and small["report"]["down_ranges"] == ["10.9.0.1-3"]
+    assert "  10.9.0.1\n  10.9.0.2\n  10.9.0.3\n" in small["text"]

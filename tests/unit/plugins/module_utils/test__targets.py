@@ -3,6 +3,8 @@
 """Target parsing and planning: table-driven cases, no network."""
 
 import ipaddress
+import random
+import re
 
 import pytest
 
@@ -177,3 +179,69 @@ def test_resolve_name_uses_the_real_resolver_for_localhost():
     found = _targets.resolve_name("localhost")
     assert ipaddress.ip_address("127.0.0.1") in found or ipaddress.ip_address("::1") in found
     assert _targets.resolve_name("no-such-host.invalid") == []
+
+
+OCTET_LISTS = [
+    ("192.0.2.1-5,9", ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.9"]),
+    ("192.0.2.9,1-2,2", ["192.0.2.1", "192.0.2.2", "192.0.2.9"]),
+    ("10.0.0.0,255", ["10.0.0.0", "10.0.0.255"]),
+]
+
+
+@pytest.mark.parametrize("entry,addresses", OCTET_LISTS)
+def test_octet_lists_stand_for_their_addresses(entry, addresses):
+    assert _targets.plan([entry]).addresses == addresses
+    assert _targets.expand([entry], "x", 300) == addresses
+
+
+HOSTILE_OCTET_LISTS = [
+    ("192.0.2.1-3,256", "'192.0.2.1-3,256': the last octet 256 is larger than 255"),
+    ("192.0.2.9-3,1", "'192.0.2.9-3,1': 9-3 ends before it starts"),
+    ("192.0.2.010,1", "contains ','"),  # no leading zeros: octal to some tools
+    ("192.0.2.1,", "contains ','"),
+    ("192.0.2,1", "'192.0' is not the first three octets of an IPv4 address"),
+    ("999.0.2.1,2", "'999.0.2' is not the first three octets of an IPv4 address"),
+    ("0x7f.0.0.1,2", "contains ','"),
+    ("2001:db8::1,2", "contains ','"),
+    ("192.0.2.1,2;reboot", "contains ',;'"),
+]
+
+
+@pytest.mark.parametrize("entry,message", HOSTILE_OCTET_LISTS)
+def test_hostile_octet_lists_are_refused(entry, message):
+    with pytest.raises(_targets.TargetError, match=re.escape(message)):
+        _targets.plan([entry], resolver=_no_lookup)
+
+
+def _no_lookup(name):
+    raise AssertionError(f"{name!r} must be refused, never looked up")
+
+
+def test_compact_writes_one_entry_per_slash24_and_reads_back_exactly():
+    rng = random.Random(12)
+    for _round in range(50):
+        values = rng.sample(range(int(ipaddress.ip_address("10.1.0.0")), int(ipaddress.ip_address("10.1.4.0"))),
+                            rng.randint(1, 900))
+        six = [str(ipaddress.ip_address("2001:db8::") + rng.randint(0, 40)) for _n in range(rng.randint(0, 5))]
+        addresses = [str(ipaddress.ip_address(v)) for v in values] + six
+        entries = _targets.compact(addresses)
+        want = sorted(set(addresses), key=lambda a: (":" in a, int(ipaddress.ip_address(a))))
+        assert _targets.expand(entries, "x", 10000) == want
+        assert _targets.compact(want) == entries, "compact is independent of order and duplicates"
+        assert len([e for e in entries if ":" not in e]) == len({v >> 8 for v in values})
+
+
+def test_compact_forms():
+    assert _targets.compact(["192.0.2.7"]) == ["192.0.2.7"]
+    assert _targets.compact(["192.0.2.7", "192.0.2.8"]) == ["192.0.2.7-8"]
+    assert _targets.compact(["192.0.2.9", "192.0.2.7", "192.0.2.8", "192.0.2.1"]) == ["192.0.2.1,7-9"]
+    assert _targets.compact(["10.0.0.255", "9.0.0.1"]) == ["9.0.0.1", "10.0.0.255"]
+    assert _targets.compact(["2001:db8::2", "2001:db8::1", "2001:db8::9"]) == ["2001:db8::1-2001:db8::2", "2001:db8::9"]
+    assert _targets.compact([]) == []
+
+
+def test_expand_refuses_names_and_too_much():
+    with pytest.raises(_targets.TargetError, match="'web1' is a host name"):
+        _targets.expand(["web1"], "alive_ranges", 10)
+    with pytest.raises(_targets.TargetError, match="more than max_hosts=10"):
+        _targets.expand(["10.0.0.1-5,7-20"], "alive_ranges", 10)

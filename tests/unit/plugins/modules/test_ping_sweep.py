@@ -15,6 +15,7 @@ import sys
 
 import pytest
 
+from ansible_collections.sysops.fleet.plugins.module_utils import _targets
 from ansible_collections.sysops.fleet.plugins.modules import ping_sweep
 
 TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -52,6 +53,27 @@ def test_the_default_result_is_compact_and_details_add_the_hosts(tmp_path):
     assert all(h["alive"] and h["rtt_ms"] > 0 for h in detailed["hosts"].values())
     compact_size, detailed_size = len(json.dumps(out)), len(json.dumps(detailed))
     assert compact_size < detailed_size
+
+
+@needs_lab
+def test_above_list_limit_only_the_ranges_come_back_and_they_sweep_again_as_they_are(tmp_path):
+    cidr = "127.0.0.0/23"
+    expected = sorted(lab.expected_alive(cidr), key=lambda a: tuple(int(o) for o in a.split(".")))
+    with lab.lab() as ns:
+        rc, ranged = run_module(tmp_path, netns=ns, targets=[cidr], rate=0, retries=0, list_limit=509)
+        assert rc == 0, ranged
+        assert "alive" not in ranged and "dead" not in ranged and ranged["summary"]["listed"] is False
+        assert len(ranged["alive_ranges"]) == 2, "one entry per /24"
+        assert _targets.expand(ranged["alive_ranges"], "alive_ranges", 1024) == expected
+        assert ranged["summary"]["alive"] == len(expected) and ranged["summary"]["total"] == 510
+        rc, listed = run_module(tmp_path, netns=ns, targets=[cidr], rate=0, retries=0, list_limit=510)
+        assert rc == 0 and listed["summary"]["listed"] is True
+        assert listed["alive"] == expected and listed["alive_ranges"] == ranged["alive_ranges"]
+        assert _targets.expand(listed["dead_ranges"], "dead_ranges", 1024) == listed["dead"]
+        before = lab.echo_requests(ns)
+        rc, again = run_module(tmp_path, netns=ns, targets=ranged["alive_ranges"], rate=0, retries=0)
+        assert rc == 0 and again["alive"] == expected and again["dead"] == [], again
+        assert lab.echo_requests(ns) - before == len(expected), "exactly the alive hosts are probed again"
 
 
 def test_check_mode_sweeps_as_usual(tmp_path):
@@ -94,6 +116,13 @@ HOSTILE = [
     ({"targets": ["127.0.0.1;reboot"]}, "contains ';'"),
     ({"targets": ["-f"]}, "targets: '-f' is not a valid address, CIDR, range or host name"),
     ({"targets": ["127.0.0.0/8"]}, "has 16777214 addresses, more than max_hosts=65536"),
+    ({"targets": ["127.0.0.1"], "list_limit": -1}, "list_limit must be 0 or more"),
+    ({"targets": ["127.0.0.1-3,300"]}, "targets: '127.0.0.1-3,300': the last octet 300 is larger than 255"),
+    ({"targets": ["127.0.0.9-3,1"]}, "targets: '127.0.0.9-3,1': 9-3 ends before it starts"),
+    ({"targets": ["127.0.0.01,2"]}, "contains ','"),
+    ({"targets": ["127.0,1"]}, "'127' is not the first three octets of an IPv4 address"),
+    ({"targets": ["127.0.0.1,2;reboot"]}, "contains ',;'"),
+    ({"targets": ["localhost,127.0.0.1"]}, "contains ','"),
 ]
 
 
@@ -159,6 +188,8 @@ def test_documentation_lists_every_option_of_the_argument_spec():
     import yaml
     doc = yaml.safe_load(ping_sweep.DOCUMENTATION)
     assert set(doc["options"]) == {"targets", "exclude", "timeout", "retries", "method", "workers",
-                                   "concurrency", "rate", "max_hosts", "details"}
+                                   "concurrency", "rate", "max_hosts", "details", "list_limit"}
     returned = yaml.safe_load(ping_sweep.RETURN)
-    assert {"alive", "dead", "hosts", "summary", "unresolved", "exclude_unresolved", "names", "errors"} <= set(returned)
+    assert {"alive", "dead", "alive_ranges", "dead_ranges", "hosts", "summary", "unresolved", "exclude_unresolved",
+            "names", "errors"} <= set(returned)
+    assert "listed" in returned["summary"]["contains"]
