@@ -8,7 +8,8 @@ which a third of the hosts are silent (tests/lab.py), timing the whole
 command a user would type (median of --repeat runs, all in this one run):
 
 * ``ansible localhost -m sysops.fleet.ping_sweep -a 'targets=... timeout=1 retries=0 rate=0'``
-  (the default, compact result; and with ``details=true``);
+  (the default result: above list_limit only the ranges; with ``list_limit=65536``, the alive and dead
+  lists as well; and with ``details=true``);
 * the peers a user would pick instead, through ``ansible.builtin.command``:
   ``fping -a -q -r 0 -t 1000 -i 0 -g CIDR`` and ``nmap -sn -PE -n --min-rate 100000 CIDR``;
 * a playbook that sweeps, registers the result and merges it with
@@ -34,7 +35,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, ".build", "collections"))
 import lab  # noqa: E402
+from ansible_collections.sysops.fleet.plugins.module_utils import _targets  # noqa: E402
 
 VENV = os.path.join(ROOT, ".venv", "bin")
 ENV = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"), ANSIBLE_FORCE_COLOR="0",
@@ -66,14 +69,21 @@ def run(argv, ns):
     return time.monotonic() - started, proc
 
 
+def alive_set(result):
+    """The alive addresses of a ping_sweep result: its list, or its ranges above list_limit."""
+    if "alive" in result:
+        return set(result["alive"])
+    return set(_targets.expand(result["alive_ranges"], "alive_ranges", 1 << 20))
+
+
 def alive_from_json_output(text):
-    """The alive list out of ``ansible localhost -m ...``'s default output ("localhost | SUCCESS => {...}")."""
+    """The alive set out of ``ansible localhost -m ...``'s default output ("localhost | SUCCESS => {...}")."""
     start = text.index("{")
-    return set(json.loads(text[start:])["alive"])
+    return alive_set(json.loads(text[start:]))
 
 
-def adhoc_ours(ns, cidr, details=False):
-    args = f"targets={cidr} timeout=1 retries=0 rate=0" + (" details=true" if details else "")
+def adhoc_ours(ns, cidr, extra=""):
+    args = f"targets={cidr} timeout=1 retries=0 rate=0 {extra}".strip()
     seconds, proc = run(["ansible", "localhost", "-c", "local", "-i", "localhost,",
                          "-e", f"ansible_python_interpreter={sys.executable}",
                          "-m", "sysops.fleet.ping_sweep", "-a", args], ns)
@@ -127,7 +137,7 @@ def module_alone(ns, cidr, work, details=False):
             "runpy.run_module('ansible_collections.sysops.fleet.plugins.modules.ping_sweep', run_name='__main__')"
             % (os.path.join(ROOT, ".build", "collections"), args))
     seconds, proc = run([sys.executable, "-c", code], ns)
-    return seconds, len(proc.stdout), set(json.loads(proc.stdout)["alive"])
+    return seconds, len(proc.stdout), alive_set(json.loads(proc.stdout))
 
 
 def main() -> int:
@@ -149,7 +159,9 @@ def main() -> int:
                 "nmap -sn via ansible.builtin.command": lambda c: adhoc_command(
                     ns, ["nmap", "-sn", "-PE", "-n", "--min-rate", "100000", "--max-retries", "0", c], nmap_lines),
                 "ansible -m sysops.fleet.ping_sweep": lambda c: adhoc_ours(ns, c),
-                "ansible -m sysops.fleet.ping_sweep details=true": lambda c: adhoc_ours(ns, c, details=True),
+                "ansible -m sysops.fleet.ping_sweep list_limit=65536 (lists)": lambda c: adhoc_ours(
+                    ns, c, "list_limit=65536"),
+                "ansible -m sysops.fleet.ping_sweep details=true": lambda c: adhoc_ours(ns, c, "details=true"),
                 "playbook: ping_sweep + fleet_report": lambda c: playbook(ns, c, work),
             }
             times = {name: [] for name in tools}
