@@ -3,12 +3,19 @@
 """Target parsing and planning: table-driven cases, no network."""
 
 import ipaddress
+import os
 import random
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _targets
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+import lab  # noqa: E402  pylint: disable=wrong-import-position
 
 VALID = [
     # entry, version, first, last (as text), size
@@ -176,9 +183,22 @@ def test_excluded_runs_skip_whole_excluded_stretches():
 
 
 def test_resolve_name_uses_the_real_resolver_for_localhost():
-    found = _targets.resolve_name("localhost")
+    found = _targets.resolve_name("localhost")  # /etc/hosts: no DNS query
     assert ipaddress.ip_address("127.0.0.1") in found or ipaddress.ip_address("::1") in found
-    assert _targets.resolve_name("no-such-host.invalid") == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (shutil.which("ip") and shutil.which("nft")),
+                    reason="the loopback lab needs root, ip and nft")
+def test_a_name_that_does_not_resolve_gives_no_address():
+    # Looked up inside the lab namespace (loopback only), so the DNS query for it cannot leave the machine.
+    code = ("import sys; sys.path[:0] = sys.argv[1:]; "
+            "from ansible_collections.sysops.fleet.plugins.module_utils import _targets; "
+            "print(_targets.resolve_name('no-such-host.invalid'))")
+    with lab.lab() as ns:
+        root = os.path.abspath(os.path.join(os.path.dirname(_targets.__file__), *[".."] * 5))  # above ansible_collections
+        proc = subprocess.run(lab.netns_argv(ns, [sys.executable, "-c", code, root]),
+                              capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc
 
 
 OCTET_LISTS = [
