@@ -13,13 +13,11 @@ from ansible_collections.sysops.fleet.plugins.module_utils import _targets
 
 def addresses(entries, max_hosts=_targets.DEFAULT_MAX_HOSTS):
     """Every address that *entries* (ping_sweep's alive_ranges or dead_ranges, or targets-style entries) stand for."""
-    if isinstance(entries, str):
-        entries = [entries]
-    if not isinstance(entries, (list, tuple)):
+    if not isinstance(entries, (str, list, tuple)):
         raise AnsibleFilterError(f"sysops.fleet.addresses: expected a list of ranges (a ping_sweep result's "
                                  f"alive_ranges or dead_ranges), got {type(entries).__name__}")
     try:
-        return _targets.expand(list(entries), "the filter's input", int(max_hosts))
+        return _targets.expand(entries, "the filter's input", int(max_hosts))
     except (_targets.TargetError, ValueError) as exc:
         raise AnsibleFilterError(str(exc)) from None
 

@@ -239,6 +239,13 @@ def _result(addresses: List[str], probed: Probed, plan: _targets.Plan, method: s
 DEFAULT_LIST_LIMIT = 1024
 
 
+def check_list_limit(list_limit: int) -> None:
+    """Refuse a list_limit that cannot be, before anything is sent."""
+    if list_limit < 0:
+        raise SweepError(f"list_limit must be 0 or more (the largest sweep that still returns the alive and "
+                         f"dead lists), got {list_limit}")
+
+
 def listed(result: Dict[str, Any], list_limit: int = DEFAULT_LIST_LIMIT) -> Dict[str, Any]:
     """The module's form of a sweep result: ``alive_ranges`` and ``dead_ranges`` always, the ``alive`` and
     ``dead`` lists only for a sweep of at most *list_limit* addresses (``summary.listed`` says which).
@@ -248,8 +255,6 @@ def listed(result: Dict[str, Any], list_limit: int = DEFAULT_LIST_LIMIT) -> Dict
     lists cost a second of a four-second command; its ranges are a few hundred
     strings.
     """
-    if list_limit < 0:
-        raise SweepError(f"list_limit must be 0 or more, got {list_limit}")
     result["alive_ranges"] = _targets.compact(result["alive"])
     result["dead_ranges"] = _targets.compact(result["dead"])
     result["summary"]["listed"] = result["summary"]["total"] <= list_limit

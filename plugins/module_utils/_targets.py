@@ -174,14 +174,9 @@ def _parse_range(text: str, option: str) -> Span:
     return Span(start.version, int(start), int(end), text)
 
 
-def parse_octet_list(entry: str, option: str = "targets") -> Optional[List[Span]]:
-    """The runs of an entry such as ``192.0.2.1-5,9,20-30`` (several last octets of one /24), or None if it is not one."""
-    runs = octet_list_runs(entry, option)
-    return None if runs is None else [Span(4, first, last, entry) for first, last in runs]
-
-
 def octet_list_runs(entry: str, option: str = "targets") -> Optional[List[Tuple[int, int]]]:
-    """parse_octet_list as (first, last) integers: what :func:`expand` reads a /16's ranges with, quickly."""
+    """The runs (first, last) of an entry such as ``192.0.2.1-5,9,20-30`` (several last octets of one /24),
+    or None if it is not one. Integers, not Spans: :func:`expand` reads a /16's ranges with it, quickly."""
     match = _OCTET_LIST.match(entry.strip()) if isinstance(entry, str) else None
     if not match:
         return None
@@ -190,7 +185,7 @@ def octet_list_runs(entry: str, option: str = "targets") -> Optional[List[Tuple[
     except ValueError:
         raise TargetError(f"{option}: {entry!r}: {match.group(1)!r} is not the first three octets of an "
                           "IPv4 address; write an octet list as 192.0.2.1-5,9") from None
-    spans = []
+    runs = []
     for item in match.group(2).split(","):
         low, dash, high = item.partition("-")
         first, last = int(low), int(high if dash else low)
@@ -198,8 +193,8 @@ def octet_list_runs(entry: str, option: str = "targets") -> Optional[List[Tuple[
             raise TargetError(f"{option}: {entry!r}: the last octet {last} is larger than 255")
         if last < first:
             raise TargetError(f"{option}: {entry!r}: {item} ends before it starts")
-        spans.append((base | first, base | last))
-    return spans
+        runs.append((base | first, base | last))
+    return runs
 
 
 def parse_all(entries: Sequence[str], option: str, max_hosts: Optional[int] = None) -> List[Target]:
@@ -208,8 +203,8 @@ def parse_all(entries: Sequence[str], option: str, max_hosts: Optional[int] = No
         entries = [entries]
     parsed: List[Target] = []
     for entry in entries:
-        runs = parse_octet_list(entry, option)
-        parsed.extend(runs if runs is not None else [parse(entry, option)])
+        runs = octet_list_runs(entry, option)
+        parsed.extend([Span(4, a, b, entry) for a, b in runs] if runs is not None else [parse(entry, option)])
     if max_hosts is not None:
         total = 0
         for target in parsed:

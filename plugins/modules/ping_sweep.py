@@ -325,10 +325,8 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if p["list_limit"] < 0:
-        module.fail_json(msg=f"list_limit must be 0 or more (the largest sweep that still returns the alive and "
-                             f"dead lists), got {p['list_limit']}")
     try:
+        _sweep.check_list_limit(p["list_limit"])
         result = _sweep.sweep(
             p["targets"], exclude=p["exclude"], timeout=p["timeout"], retries=p["retries"],
             method=p["method"], workers=p["workers"], concurrency=p["concurrency"], rate=p["rate"],
