@@ -127,7 +127,7 @@ class Daemon:
 
     def __init__(self, pidfile: str, log_file: Optional[str] = None, error_log: Optional[str] = None,
                  umask: int = DEFAULT_UMASK, workdir: str = "/", detach: bool = True, keep_fds: Sequence[int] = (),
-                 keep_env: Sequence[str] = (), ready_timeout: float = READY_TIMEOUT):
+                 keep_env: Sequence[str] = (), ready_timeout: float = READY_TIMEOUT, program: Optional[str] = None):
         if not 0 <= umask <= 0o777:
             raise DaemonError(f"umask must be between 000 and 777 (octal), got {umask:o}")
         self.pidfile = _pidfile.PidFile(pidfile)
@@ -138,6 +138,7 @@ class Daemon:
         self.detach = detach
         self.keep_fds = tuple(keep_fds)
         self.keep_env = tuple(keep_env)
+        self.program = program  # this daemon's program: a pidfile held by anything else is taken over
         self.ready_timeout = ready_timeout
         self.stop_requested = False
         self.reload_requested = False
@@ -161,7 +162,7 @@ class Daemon:
                 raise DaemonError(f"cannot create the pidfile's directory {directory}: {exc.strerror}") from exc
         for path in {p for p in (self.log_file, self.error_log) if p}:
             self._logs[path] = open_log(path)
-        self.pidfile.acquire()
+        self.pidfile.acquire(take_over_from=self.program)
 
     # ---- the whole sequence ---------------------------------------------------------------
 
