@@ -328,9 +328,9 @@ def add_fill_rates(report: Report, config: Config, write: bool = True) -> Tuple[
     (``fill_rate``) and a warning when the history could not be saved.
     """
     now = report.generated.timestamp()
-    history, warning = _history.update(config.history_file, report.filesystems, now, config.sample_every,
-                                       config.keep_days, write=write)
-    forecasts = {f.mount: f for f in _history.forecast(history, now, config.rate_window)}
+    found, warning = _history.update(config.history_file, report.filesystems, now, config.sample_every,
+                                     config.keep_days, config.rate_window, write=write)
+    forecasts = {f.mount: f for f in found}
     items = []
     for fs in report.filesystems:
         item = forecasts.get(fs["mount"])

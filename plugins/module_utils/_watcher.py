@@ -291,7 +291,7 @@ class Watcher:
         self.clock = clock
         self.state = load_state(settings.state_file)
         self._rows: List[Dict[str, Any]] = []
-        self._history: _history.History = {}
+        self._forecasts: List[_history.Forecast] = []
         self._metrics_error = ""
         self._notify_error = ""
 
@@ -342,8 +342,8 @@ class Watcher:
         return changes
 
     def _record_history(self, rows: Sequence[Dict[str, Any]], now: float) -> None:
-        self._history, warning = _history.update(self.settings.history_file, rows, now, self.settings.sample_every,
-                                                 self.settings.keep_days)
+        self._forecasts, warning = _history.update(self.settings.history_file, rows, now, self.settings.sample_every,
+                                                   self.settings.keep_days, self.settings.rate_window)
         if warning:
             LOG.warning("%s", warning)
 
@@ -384,7 +384,7 @@ class Watcher:
     def _write_metrics(self, now: float, checks: Dict[str, bool]) -> None:
         """This round's findings for node_exporter's textfile collector (``_metrics``); errors logged once."""
         families = _metrics.watcher_metrics(
-            self._rows if checks.get("disk") else [], self._history, self.settings.rate_window,
+            self._rows if checks.get("disk") else [], self._forecasts,
             self.state["hosts"] if checks.get("host") else {}, now, self.state["spool_pending"], checks)
         try:
             _metrics.write_textfile(self.settings.textfile_dir, families)

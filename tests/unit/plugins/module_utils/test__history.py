@@ -96,9 +96,9 @@ def test_check_mode_reads_but_never_writes(tmp_path):
     path = str(tmp_path / "history.json")
     _history.save(path, {"/": [(0.0, 10, 90)]})
     before = os.stat(path).st_mtime_ns
-    history, warning = _history.update(path, [{"mount": "/", "used_bytes": 20, "avail_bytes": 80}],
-                                       now=_history.DAY, write=False)
-    assert warning is None and history["/"] == [(0.0, 10, 90), (_history.DAY, 20, 80)]
+    forecasts, warning = _history.update(path, [{"mount": "/", "used_bytes": 20, "avail_bytes": 80}],
+                                         now=_history.DAY, window=2 * _history.DAY, write=False)
+    assert warning is None and [(f.mount, f.rate_per_day, f.span_s) for f in forecasts] == [("/", 10.0, _history.DAY)]
     assert os.stat(path).st_mtime_ns == before and _history.load(path) == {"/": [(0.0, 10, 90)]}
     assert not os.path.exists(path + ".lock")
 
@@ -106,8 +106,8 @@ def test_check_mode_reads_but_never_writes(tmp_path):
 def test_a_history_that_cannot_be_written_warns_and_still_counts(tmp_path):
     (tmp_path / "not-a-dir").write_text("")
     path = str(tmp_path / "not-a-dir" / "history.json")
-    history, warning = _history.update(path, [{"mount": "/", "used_bytes": 1, "avail_bytes": 2}], now=5.0)
-    assert history == {"/": [(5.0, 1, 2)]}
+    forecasts, warning = _history.update(path, [{"mount": "/", "used_bytes": 1, "avail_bytes": 2}], now=5.0)
+    assert [(f.mount, f.avail_bytes, f.rate_per_day) for f in forecasts] == [("/", 2, None)]
     assert warning.startswith(f"cannot keep the disk history in {path}: ")
 
 
