@@ -165,12 +165,12 @@ def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
                    timeout: float = DEFAULT_TIMEOUT) -> Stopped:
     """Kill every process of *entry* (running *program*, if given) within *timeout* seconds; see the module docstring.
 
-    Raises AccountError for root, or for this process's own uid without a
-    *program* (it would stop itself and whoever runs it).
+    Raises AccountError for root or for this process's own uid, unless a
+    *program* says which of their processes to stop.
     """
     uid = entry.pw_uid
-    if uid == 0:
-        raise AccountError("refusing to stop the processes of root")
+    if program is None and uid == 0:
+        raise AccountError("refusing to stop every process of root (give a program to stop only that one)")
     if program is None and uid in (os.getuid(), os.geteuid()):
         raise AccountError(f"refusing to stop every process of uid {uid}, which runs this very program")
     deadline = time.monotonic() + timeout

@@ -96,7 +96,8 @@ class _Relay:
         self.cut = False
 
     def read(self) -> bool:
-        """Read what is there; False once the stream is closed."""
+        """Read what is there; False once the stream is closed. Past the limit it is read and dropped,
+        so that the child is never blocked writing."""
         try:
             data = os.read(self.fd, 65536)
         except BlockingIOError:
@@ -104,13 +105,15 @@ class _Relay:
         if not data:
             self.flush(final=True)
             return False
+        if self.cut:
+            return True
         if self.size + len(data) > OUTPUT_LIMIT:
             data = data[:max(0, OUTPUT_LIMIT - self.size)]
             self.cut = True
         self.size += len(data)
         self.pending += data
         self.flush(final=False)
-        return not self.cut
+        return True
 
     def flush(self, final: bool) -> None:
         if final:

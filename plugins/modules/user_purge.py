@@ -40,7 +40,9 @@ attributes:
     details: Linux (C(/proc), pidfds).
 options:
   name:
-    description: The user, by name or uid. Root and the user this module runs as (without O(program)) are refused.
+    description:
+      - The user, by name or uid.
+      - Root and the user this module runs as are refused without O(program).
     type: str
     required: true
   program:
@@ -149,8 +151,9 @@ def main():
     program = params["program"]
     try:
         if module.check_mode:
-            if entry.pw_uid == 0:
-                raise _account.AccountError("refusing to stop the processes of root")
+            if entry.pw_uid == 0 and program is None:
+                raise _account.AccountError("refusing to stop every process of root (give a program to stop "
+                                            "only that one)")
             result["killed"] = _account.describe(_account.processes_of(entry.pw_uid, program))
         else:
             stopped = _account.stop_processes(entry, program, params["timeout"])

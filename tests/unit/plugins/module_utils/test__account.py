@@ -105,8 +105,19 @@ def test_a_program_filter_stops_only_that_program(user):
 
 
 def test_root_is_refused():
-    with pytest.raises(_account.AccountError, match="root"):
+    with pytest.raises(_account.AccountError, match="every process of root"):
         _account.stop_processes(pwd.getpwuid(0))
+    sleeper = subprocess.Popen(["/usr/bin/python3", "-c", "import time; time.sleep(1000)",  # noqa: S603
+                                "/opt/not/fleet-watcher-test"])
+    other = subprocess.Popen(["sleep", "1001"])  # noqa: S603
+    try:
+        time.sleep(0.2)
+        stopped = _account.stop_processes(pwd.getpwuid(0), program="/opt/not/fleet-watcher-test", timeout=5)
+        assert [k["pid"] for k in stopped.killed] == [sleeper.pid] and other.poll() is None
+    finally:
+        for proc in (sleeper, other):
+            proc.kill()
+            proc.wait()
 
 
 def test_the_callers_own_uid_is_refused_without_a_program(user):
