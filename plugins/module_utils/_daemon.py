@@ -31,8 +31,8 @@ With ``detach=False`` (systemd ``Type=simple``, containers) steps 2, 6
 and 8 are skipped; the pidfile is still held, so ``status`` and a second
 start behave the same whatever started the daemon.
 
-*Change process owner* is not a step here: the caller becomes the daemon's
-user first (``_privilege.drop_to``), so that every file of the daemon is
+*Change process owner* is not a step here: the daemon is started as its
+user (root hands ``fleet-watcher`` to that user, ``_handoff``), so that every file of the daemon is
 opened, created and locked by that user, never by root on its behalf. Log
 files are opened as ``_files.open_regular`` does: a symbolic link or a FIFO
 planted at their path is refused, not followed or blocked on.

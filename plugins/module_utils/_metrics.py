@@ -172,7 +172,8 @@ def watcher_metrics(rows: Sequence[Mapping[str, Any]], forecasts: Sequence[_hist
     by_mount = {f.mount: f for f in forecasts}
     last = Family(PREFIX + "watcher_last_round_timestamp_seconds", "When the watcher's last round ran (unix time).")
     last.add(last_round)
-    ok = Family(PREFIX + "watcher_check_success", "1 if the check ran in the last round, 0 if it failed (see the log).")
+    ok = Family(PREFIX + "watcher_check_success", "1 if the check ran in the last round, 0 if it failed (see the log): "
+                "disk, host, mail (an alert neither mailed nor spooled), metrics (the last write of this file).")
     for name, success in checks.items():
         ok.add(1 if success else 0, check=name)
     spool = Family(PREFIX + "mail_spooled_messages", "Mails waiting in the spool for the mail server to answer.")

@@ -16,9 +16,11 @@ process's own user (``_files.open_regular``: no symlink followed, no FIFO
 blocked on), and a pid read from it is signalled only after ``/proc`` shows
 a process of this same user whose command line runs *program* (the
 ``fleet-watcher`` script). A forged pid, or a lock held by some other
-process, gets a refusal that names it, never a signal. Callers running as
-root switch to the daemon's user first (``_privilege.drop_to``), so the
-kernel, too, refuses a signal to anyone else's process.
+process, gets a refusal that names it, never a signal. Root never calls
+these: it hands the command to the daemon's user (``_handoff``), so the
+kernel, too, refuses a signal to anyone else's process. ``PidFile.acquire``
+can put aside whatever is not the daemon's pidfile, so that nothing the
+user plants keeps the daemon from starting.
 """
 
 from __future__ import annotations

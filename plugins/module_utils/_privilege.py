@@ -10,13 +10,15 @@ The collection's trust rule: **root never opens, creates, chowns, locks or
 signals anything through a path that a less privileged user can change.**
 Such a path belongs to that user, so root hands the work to that user:
 
-* ``drop_to`` for the rest of a process: ``fleet-watcher`` started by root
-  (cron's ``@reboot``, the role, logrotate) becomes the daemon's user before
-  it touches the daemon's files or signals anything;
+* ``become`` / ``drop_to`` switch a process for good, and keep it
+  undumpable throughout, so the new user can signal it but never read it;
+  ``fleet-watcher`` started by root hands its command to the daemon's user
+  this way (``_handoff``: executed anew, nothing of root's kept);
 * ``as_owner`` for one call, in a forked worker: a module run with become
-  that updates the watcher's disk history or spool does so as the owner of
-  that directory, so the files stay the owner's and nothing the owner
-  planted there (a symlink, a FIFO) can reach root.
+  that updates the watcher's disk history does so as the owner of that
+  directory, so the files stay the owner's and nothing the owner planted
+  there (a symlink, a FIFO) can reach root. The worker takes nothing of
+  root's along, and root waits for it only until a deadline.
 
 ``trust_boundary`` finds that owner: the first component of a path that
 root does not control.

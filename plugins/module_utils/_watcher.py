@@ -44,7 +44,9 @@ MIN_INTERVAL = 1.0
 MAX_INTERVAL = 86400.0
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.json"
+DAILY_REPORT = "daily-report.txt"  # the latest daily report, in state_dir
 SEVERITY = {"ok": 0, "warn": 1, "crit": 2}
+REPEAT_LOG = 3600.0  # a problem that lasts is logged again this often (status and metrics show it every round)
 
 
 class WatcherConfigError(ValueError):
@@ -294,6 +296,8 @@ class Watcher:
         self._forecasts: List[_history.Forecast] = []
         self._metrics_error = ""
         self._notify_error = ""
+        self._unsent: Optional[tuple] = None  # (message, sender, recipients) of an alert being delivered
+        self._logged: Dict[str, float] = {}  # problem -> when it was last logged
 
     # ---- checks -------------------------------------------------------------------------------
 
@@ -354,10 +358,14 @@ class Watcher:
 
         A failing check is logged and does not stop the others; the
         SIGTERM that ``_fanout`` turns into Interrupted is re-raised.
+        Whatever failed (a check, an alert neither sent nor spooled, the
+        state, the metrics) is logged as an error and kept in the state as
+        ``last_round``, which ``status`` shows and the metrics export.
         """
         now = self.clock()
         changes: List[Change] = []
         checks: Dict[str, bool] = {}
+        problems: List[str] = []
         for name, check in (("disk", self.check_disks), ("host", self.check_hosts)):
             try:
                 changes += check(now)
@@ -366,37 +374,82 @@ class Watcher:
                 raise
             except (ValueError, OSError, _fanout.FanOutError) as exc:
                 checks[name] = False
-                LOG.error("%s check failed: %s", name, exc)
+                problems.append(f"{name} check failed: {exc}")
         for change in changes:
             (LOG.warning if change.worse else LOG.info)("%s", change.line())
         self.state["last_check"] = now
         self.state["pid"] = os.getpid()
-        delivery = self.alert(changes, now) if changes else self.flush_spool()
+        delivery = self._deliver(changes, now, problems)
+        checks["mail"] = not any(p.startswith("alert") for p in problems)
         self.state["spool_pending"] = delivery.pending if delivery else len(self._spooled())
+        if self.settings.textfile_dir:
+            checks["metrics"] = self._write_metrics(now, checks)
+            if not checks["metrics"]:
+                problems.append(f"cannot write the metrics to {self.settings.textfile_dir}: {self._metrics_error}")
+        self.state["last_round"] = {"at": now, "ok": not problems, "problems": problems[:20]}
         try:
             save_json(self.settings.state_file, self.state)
         except OSError as exc:
-            LOG.error("cannot save the state %s: %s", self.settings.state_file, exc.strerror)
-        if self.settings.textfile_dir:
-            self._write_metrics(now, checks)
+            problems.append(f"cannot save the state {self.settings.state_file}: {exc.strerror or exc}")
+        self._log_problems(problems)
         return changes
 
-    def _write_metrics(self, now: float, checks: Dict[str, bool]) -> None:
-        """This round's findings for node_exporter's textfile collector (``_metrics``); errors logged once."""
+    def _log_problems(self, problems: Sequence[str]) -> None:
+        """Each problem at ERROR when it appears, and again every ``REPEAT_LOG`` seconds while it lasts."""
+        now = time.monotonic()
+        for problem in problems:
+            last = self._logged.get(problem)
+            if last is None or now - last >= REPEAT_LOG:
+                LOG.error("%s%s", problem, " (still)" if last is not None else "")
+                self._logged[problem] = now
+        for gone in set(self._logged) - set(problems):
+            del self._logged[gone]
+
+    def _deliver(self, changes: Sequence[Change], now: float, problems: List[str]) -> Optional[_mail_delivery.Delivery]:
+        """Alert on *changes* (or flush the spool); what could not be done goes into *problems*, never an exception.
+
+        An alert that can be neither mailed nor spooled is lost: that is a
+        failed round, said as such. Anything unexpected on the way (an
+        interpreter that cannot load a codec, say) is caught here, and the
+        alert is spooled if it was built, so the next round can send it.
+        """
+        try:
+            delivery = self.alert(changes, now) if changes else self.flush_spool()
+        except _fanout.Interrupted:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one round's mail must not end the round, let alone the daemon
+            problems.append(f"alert not sent: {type(exc).__name__}: {exc}" + self._spool_unsent())
+            return None
+        if delivery is not None and changes and not delivery.sent and not delivery.spooled and delivery.error:
+            problems.append(f"alert lost (neither mailed nor spooled): {delivery.error}")
+        return delivery
+
+    def _spool_unsent(self) -> str:
+        """Queue the alert the last ``alert()`` built but could not deliver; what became of it, as a clause."""
+        unsent, self._unsent = self._unsent, None
+        if unsent is None:
+            return " (it could not even be built, so it is lost)"
+        raw, sender, recipients = unsent
+        try:
+            path = _mail_spool.add(self.settings.report.mail.spool_dir, raw, sender, recipients)
+        except (OSError, ValueError) as exc:
+            return f" (and it could not be spooled: {exc}; it is lost)"
+        return f" (spooled to {path}: the next round sends it)"
+
+    def _write_metrics(self, now: float, checks: Dict[str, bool]) -> bool:
+        """This round's findings for node_exporter's textfile collector (``_metrics``); False if not written."""
         families = _metrics.watcher_metrics(
             self._rows if checks.get("disk") else [], self._forecasts,
             self.state["hosts"] if checks.get("host") else {}, now, self.state["spool_pending"], checks)
         try:
             _metrics.write_textfile(self.settings.textfile_dir, families)
         except (OSError, _metrics.MetricsError) as exc:
-            error = str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
-            if error != self._metrics_error:
-                LOG.error("cannot write the metrics to %s: %s", self.settings.textfile_dir, error)
-            self._metrics_error = error
-            return
+            self._metrics_error = str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+            return False
         if self._metrics_error:
             LOG.info("metrics written to %s again", self.settings.textfile_dir)
         self._metrics_error = ""
+        return True
 
     def _spooled(self) -> List[str]:
         try:
@@ -421,7 +474,10 @@ class Watcher:
                      f"{len(changes)} change(s) at {when}:</p><ul>{body}</ul></body></html>\n")
         message = _mail.build_message(config.mail_from, config.mail_to, _mail.clean_header(subject[:200]),
                                       text, html_body, domain=config.host, when=now)
-        delivery = _mail_delivery.deliver(message.as_bytes(policy=_mail.POLICY), config.smtp, config.spool_dir)
+        raw = message.as_bytes(policy=_mail.POLICY)
+        self._unsent = (raw, config.mail_from.addr_spec, [a.addr_spec for a in config.mail_to])
+        delivery = _mail_delivery.deliver(raw, config.smtp, config.spool_dir)
+        self._unsent = None
         self._log_delivery(delivery, "alert")
         return delivery
 

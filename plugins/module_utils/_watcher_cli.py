@@ -19,11 +19,16 @@ and 1 when the daemon is already running (0 with ``--if-not-running``);
 Run by root (cron's ``@reboot``, the role, logrotate's ``postrotate``), the
 command reads only a settings file that root alone can change, makes the
 daemon's top directories where root alone could have made them, and then
-becomes the daemon's user (``[watcher] user``) before anything else: the
-pidfile, log, state, history and spool are only ever touched, and the
-daemon only ever signalled, by that user. ``stop`` and ``status`` also take
+hands the command to the daemon's user (``[watcher] user``): the same
+program, executed anew as that user with nothing of root's, waited for at
+most a deadline per command (``_handoff``). So the pidfile, log, state,
+history and spool are only ever touched, and the daemon only ever
+signalled, by that user, and a user who stops its own processes can delay
+root by that deadline at most. ``stop`` and ``status`` also take
 ``--pidfile`` and ``--user``, which need no settings file at all, so a
-broken one never keeps a daemon from being stopped.
+broken one never keeps a daemon from being stopped. ``start`` runs the
+self-test (``_selftest``) first: a daemon that could not do its rounds is
+not started.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import _command, _daemon, _fanout, _handoff, _pidfile, _privilege, _sd_notify, _selftest, _sweep, _watcher
+from . import _command, _daemon, _fanout, _files, _handoff, _pidfile, _privilege, _sd_notify, _selftest, _sweep, _watcher
 
 DEFAULT_CONFIG = "/etc/sysops-fleet/watcher.ini"
 CONFIG_ENV = "FLEET_WATCHER_CONFIG"
@@ -134,8 +139,8 @@ def _deadline(args, settings: _watcher.Settings) -> float:
     mail = 2 * settings.report.mail.smtp.timeout
     hosts = (settings.host_retries + 1) * settings.host_timeout
     stop = getattr(args, "timeout", 10.0) + 20
-    return {"status": 15.0, "reload": 15.0, "stop": stop, "start": 60 + probe, "selftest": 60 + probe,
-            "restart": stop + 60 + probe, "check": 60 + probe + hosts + mail, "report": 60 + probe + mail,
+    return {"status": 15.0, "reload": 15.0, "stop": stop, "start": 30 + probe, "selftest": 30 + probe,
+            "restart": stop + 30 + probe, "check": 30 + probe + hosts + mail, "report": 30 + probe + mail,
             "sweep": 3600.0}.get(args.command, 600.0)
 
 
@@ -286,7 +291,7 @@ def status_of(settings: _watcher.Settings) -> Dict[str, Any]:
             "code": code, "settings": settings.path, "log_file": settings.log_file,
             "last_check": last, "last_check_age_s": round(time.time() - last, 1) if last else None,
             "disks": state.get("disks", {}), "hosts": state.get("hosts", {}),
-            "spool_pending": state.get("spool_pending", 0)}
+            "spool_pending": state.get("spool_pending", 0), "last_round": state.get("last_round")}
 
 
 def cmd_status(args, settings: _watcher.Settings) -> int:
@@ -314,6 +319,12 @@ def cmd_status(args, settings: _watcher.Settings) -> int:
         _say(f"last check {status['last_check_age_s']:g}s ago: "
              f"{_counts(d['status'] for d in disks.values())} filesystem(s), "
              f"{_counts(h['status'] for h in hosts.values())} host(s), {status['spool_pending']} mail(s) spooled")
+    last_round = status["last_round"] if isinstance(status["last_round"], dict) else {}
+    if last_round.get("ok") is False:
+        problems = [p for p in last_round.get("problems") or [] if isinstance(p, str)]
+        _say(f"last round FAILED ({len(problems)} problem(s), see {settings.log_file}):")
+        for problem in problems[:20]:
+            _say(f"  {problem}")
     return status["code"]
 
 
@@ -358,9 +369,19 @@ def cmd_check(args, settings: _watcher.Settings) -> int:
 
 
 def cmd_report(args, settings: _watcher.Settings) -> int:
-    """The daily disk report (the disk_report module's code), mailed or spooled, with fill rates."""
+    """The daily disk report (the disk_report module's code), mailed or spooled, with fill rates.
+
+    It is also kept, the latest one, in ``state_dir/daily-report.txt``, so
+    that a host without mail recipients has it somewhere to read.
+    """
     _logging()
     outcome = _watcher.daily_report(settings, check_mode=args.check)
+    if not args.check:
+        path = os.path.join(settings.state_dir, _watcher.DAILY_REPORT)
+        try:
+            _files.write_atomic(path, outcome.result["report"], 0o640)
+        except OSError as exc:
+            _complain(f"cannot keep the report in {path}: {exc.strerror or exc}")
     if args.json:
         _say(json.dumps(dict(outcome.result, changed=outcome.changed, error=outcome.error), indent=1, default=str))
     elif not args.quiet:
