@@ -29,6 +29,7 @@ import datetime
 import html
 import json
 import logging
+import math
 import os
 import re
 import stat
@@ -235,19 +236,34 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
 
 # ---- state -------------------------------------------------------------------------------------
 
+STATE_MAX_BYTES = 16 << 20
+
+
 def load_state(path: str) -> Dict[str, Any]:
     """The state saved by the last round; empty if there is none (first start) or it is unreadable.
 
     Read as ``_files.read_text`` does: a link or a FIFO in its place is not followed or blocked on.
+    Whatever does not have the shape a round writes (a disk or host entry that is no mapping with a
+    text status, a count that is no number) is left out, so that no reader trips on it.
     """
     try:
-        data = json.loads(_files.read_text(path))
-    except (OSError, ValueError):
+        data = json.loads(_files.read_text(path, STATE_MAX_BYTES))
+    except (OSError, ValueError, RecursionError):
         return {"disks": {}, "hosts": {}}
     if not isinstance(data, dict):
         return {"disks": {}, "hosts": {}}
-    data.setdefault("disks", {})
-    data.setdefault("hosts", {})
+    for key in ("disks", "hosts"):
+        entries = data.get(key)
+        data[key] = {name: entry for name, entry in entries.items()
+                     if isinstance(entry, dict) and isinstance(entry.get("status"), str)} \
+            if isinstance(entries, dict) else {}
+    for key in ("last_check", "spool_pending"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            data[key] = None
+    if data.get("last_round") is not None and not isinstance(data.get("last_round"), dict):
+        data["last_round"] = None
     return data
 
 

@@ -289,9 +289,9 @@ def status_of(settings: _watcher.Settings) -> Dict[str, Any]:
     last = state.get("last_check")
     return {"running": pid is not None, "pid": pid or None, "pidfile": settings.pidfile, "stale_pidfile": stale,
             "code": code, "settings": settings.path, "log_file": settings.log_file,
-            "last_check": last, "last_check_age_s": round(time.time() - last, 1) if last else None,
+            "last_check": last, "last_check_age_s": round(time.time() - last, 1) if last is not None else None,
             "disks": state.get("disks", {}), "hosts": state.get("hosts", {}),
-            "spool_pending": state.get("spool_pending", 0), "last_round": state.get("last_round")}
+            "spool_pending": state.get("spool_pending") or 0, "last_round": state.get("last_round")}
 
 
 def cmd_status(args, settings: _watcher.Settings) -> int:

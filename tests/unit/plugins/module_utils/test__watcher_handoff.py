@@ -139,3 +139,21 @@ def test_a_planted_pidfile_is_put_aside_by_start(install, user):
     with open(f"{top}/log/watcher.log", encoding="utf-8") as handle:
         assert "put aside what was not this daemon's pidfile" in handle.read()
     assert pwd.getpwnam("root")  # and /etc/shadow is untouched: it was never opened
+
+
+def test_run_in_the_foreground_as_root_becomes_the_user_in_the_same_process(install, user):
+    _run, settings, top = install
+    program = os.path.join(top, "fleet-watcher")
+    proc = subprocess.Popen([program, "--config", settings.path, "run", "--log-file", "-"], env=ROOT_ENV,  # noqa: S603
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not os.path.exists(f"{top}/lib/state.json"):
+            time.sleep(0.1)
+        assert owner_of(proc.pid) == [user.pw_uid] * 4, "the very process root started is now the user's"
+        assert b"root-only" not in environ_of(proc.pid)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
