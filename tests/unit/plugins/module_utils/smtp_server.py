@@ -114,6 +114,7 @@ class Received:
     login: Optional[str]
     peer: Tuple[str, int] = ("", 0)  # the client's address and port
     peer_uid: Optional[int] = None  # who owned the client's socket while the message came in (record_uid)
+    at: float = 0.0  # time.monotonic() when it came in
 
 
 @dataclass
@@ -141,6 +142,7 @@ class Recorder:
     messages: List[Received] = field(default_factory=list)
     mail_commands: List[bool] = field(default_factory=list)  # TLS state of every MAIL FROM seen
     rcpt_commands: List[str] = field(default_factory=list)   # every RCPT TO address seen, accepted or not
+    rcpt_at: List[float] = field(default_factory=list)       # time.monotonic() of each
     connections: int = 0
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -151,6 +153,7 @@ class Recorder:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.rcpt_commands.append(address)
+        self.rcpt_at.append(time.monotonic())
         if self.rcpt_reply:
             return self.rcpt_reply
         if address in self.rcpt_replies:
@@ -171,7 +174,8 @@ class Recorder:
         self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), data,
                                       self.implicit_tls or session.ssl is not None,
                                       _login(session), peer,
-                                      socket_uid(peer[1], self.port) if self.record_uid else None))
+                                      socket_uid(peer[1], self.port) if self.record_uid else None,
+                                      time.monotonic()))
         if self.maildir:  # numbered, so a reader knows the order of arrival
             numbered = f"X-Test-Sequence: {time.time_ns()}\r\n".encode() + data
             mailbox.Maildir(self.maildir, create=True).add(numbered)
