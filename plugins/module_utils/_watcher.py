@@ -225,6 +225,7 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
     options["smtp_validate_certs"] = _boolean(mail, "smtp_validate_certs", True)
     options["smtp_allow_plaintext_auth"] = _boolean(mail, "smtp_allow_plaintext_auth", False)
     options["spool_dir"] = mail.get("spool_dir", "").strip() or os.path.join(state_dir, "spool")
+    options["spool_lifetime_days"] = mail.get("spool_lifetime_days", "").strip() or None  # checked with the rest
     try:
         return _report.config_from_options(options)
     except ValueError as exc:
@@ -421,7 +422,8 @@ class Watcher:
                      f"{len(changes)} change(s) at {when}:</p><ul>{body}</ul></body></html>\n")
         message = _mail.build_message(config.mail_from, config.mail_to, _mail.clean_header(subject[:200]),
                                       text, html_body, domain=config.host, when=now)
-        delivery = _mail_delivery.deliver(message.as_bytes(policy=_mail.POLICY), config.smtp, config.spool_dir)
+        delivery = _mail_delivery.deliver(message.as_bytes(policy=_mail.POLICY), config.smtp, config.spool_dir,
+                                          config.lifetime)
         self._log_delivery(delivery, "alert")
         return delivery
 
@@ -430,7 +432,7 @@ class Watcher:
         config = self.settings.report.mail
         if not config.mail_to or not self._spooled():
             return None
-        delivery = _mail_delivery.deliver(None, config.smtp, config.spool_dir)
+        delivery = _mail_delivery.deliver(None, config.smtp, config.spool_dir, config.lifetime)
         self._log_delivery(delivery, "spool")
         return delivery
 
