@@ -393,9 +393,10 @@ class _Run:
             if len(waiting) < len(item.recipients) or since is None:
                 _mail_spool.keep_only(item, [r for r in item.recipients if r in waiting])
         except OSError as exc:
-            self.warn(f"the spooled message {_text.printable(item.path)} was delivered to "
-                      f"{', '.join(delivered) or 'nobody'} but cannot be updated in the spool "
-                      f"({exc.strerror or exc}): they may get it again")
+            problem = f"cannot be updated in the spool ({exc.strerror or exc})"
+            self.warn(f"the spooled message {_text.printable(item.path)} was delivered to {', '.join(delivered)} but "
+                      f"{problem}: they may get it again" if delivered else
+                      f"the spooled message {_text.printable(item.path)} {problem}; it stays as it was")
 
     def gave_up(self, since: float, why: str) -> str:
         """The reason of a message given up: how long it waited, and the last reason it did not go out."""
@@ -502,6 +503,7 @@ class _BesideRun(_Run):
         super().__init__(settings, spool_dir)
         self.to_queue: Optional[Tuple[bytes, str, List[str]]] = None
         self.to_bury: Optional[Tuple[bytes, str, Dict[str, str]]] = None
+        self.counted = False  # the owner's worker said how many messages wait there
 
     def spool(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None:
         self.to_queue = (raw, sender, list(recipients))
@@ -522,7 +524,7 @@ class _BesideRun(_Run):
         if done is None:
             self.lost("it sent back something else than what was asked for")
             return
-        self.result.pending = done["pending"]
+        self.result.pending, self.counted = done["pending"], True
         self.result.spooled = done["spooled"]
         if done["spool_problem"]:
             self.not_spooled(done["spool_problem"])
@@ -568,11 +570,12 @@ def _deliver_beside(raw: Optional[bytes], settings: _mail.SmtpSettings, spool_di
     result = run.result
     if raw is not None and not result.sent:
         result.error = run.why_not_sent() + result.error
+    queued = f"the {result.pending} message(s)" if run.counted else "the messages"
     result.warnings.append(
         f"spool_dir {spool_dir} is controlled by {_who(spool_dir)}, not root: root sent this run's message "
-        f"itself and left the {result.pending} message(s) queued there to their owner's runs (the watcher), "
-        f"which send them with their own mail settings; give root a spool_dir of its own (the default, "
-        f"{_mail_spool.SYSTEM_SPOOL}) to have root send its queue")
+        f"itself and left {queued} queued there to their owner's runs (the watcher), which send them with "
+        f"their own mail settings; give root a spool_dir of its own (the default, {_mail_spool.SYSTEM_SPOOL}) "
+        f"to have root send its queue")
     return result
 
 

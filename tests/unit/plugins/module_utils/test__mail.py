@@ -336,7 +336,8 @@ try:
     conn = _mail.connect(settings)
     try:
         sent = _mail.send(conn, settings, "a@example.com", ["b@example.com"], raw)
-        outcome = {"kind": "Sent", "accepted": sent.accepted, "error": " ".join(getattr(sent, "uncertain", {}).values())}
+        unknown = getattr(sent, "uncertain", {})
+        outcome = {"kind": "Sent", "accepted": sent.accepted, "error": " ".join(unknown.values())}
     finally:
         _mail.close(conn)
 except _mail.MailError as exc:
@@ -350,8 +351,7 @@ print(json.dumps(outcome))
 
 def collections_path():
     """The directory holding ``ansible_collections`` that this test imports the collection from."""
-    import ansible_collections.sysops.fleet as fleet  # pylint: disable=import-outside-toplevel
-    return os.path.dirname(os.path.dirname(os.path.dirname(list(fleet.__path__)[0])))
+    return os.path.abspath(os.path.join(os.path.dirname(_mail.__file__), *[".."] * 5))
 
 
 def talk_in_a_child(port, timeout):
@@ -462,7 +462,8 @@ def outcome_of(server, script, timeout=2.0):
     return "accepted" if sent.accepted == ["b@example.com"] else f"nothing: {sent}"
 
 
-@pytest.mark.parametrize("script,said", HOSTILE_REPLIES, ids=[repr(s[:24]) + s[-12:].hex() for s, _ in HOSTILE_REPLIES])
+@pytest.mark.parametrize("script,said", HOSTILE_REPLIES,
+                         ids=[repr(s[:24]) + s[-12:].hex() for s, unused in HOSTILE_REPLIES])
 def test_what_each_hostile_reply_gets(scripted, script, said):
     assert outcome_of(scripted, script).startswith(said)
 

@@ -224,7 +224,8 @@ def test_the_users_text_in_its_spool_reaches_roots_report_as_one_line_each(spool
         with open(os.path.join(spool, "quarantine", "20240101T000000-0-x\nForged: line\x1b[2J.why"), "wb") as why:
             why.write(b"x\nForged: line\x1b[2J is empty\nAnother: forged line\x1b]0;t\x07\n")
         with open(os.path.join(spool, "dead", "20240102T000000-000000000-0000001-000000.eml"), "wb") as dead:
-            dead.write(b"X-Sysops-Fleet-Refused: a@b 550 \x1b[31mred\r\nSubject: =?utf-8?q?a=0Ab?= \x1b[2J\r\n\r\nx\r\n")
+            dead.write(b"X-Sysops-Fleet-Refused: a@b 550 \x1b[31mred\r\n"
+                       b"Subject: =?utf-8?q?a=0Ab?= \x1b[2J\r\n\r\nx\r\n")
         return True
 
     assert _privilege.as_owner(spool, plant)
