@@ -228,6 +228,7 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
     options["smtp_validate_certs"] = _boolean(mail, "smtp_validate_certs", True)
     options["smtp_allow_plaintext_auth"] = _boolean(mail, "smtp_allow_plaintext_auth", False)
     options["spool_dir"] = mail.get("spool_dir", "").strip() or os.path.join(state_dir, "spool")
+    options["spool_lifetime_days"] = mail.get("spool_lifetime_days", "").strip() or None  # checked with the rest
     try:
         return _report.config_from_options(options)
     except ValueError as exc:
@@ -492,7 +493,7 @@ class Watcher:
                                       text, html_body, domain=config.host, when=now)
         raw = message.as_bytes(policy=_mail.POLICY)
         self._unsent = (raw, config.mail_from.addr_spec, [a.addr_spec for a in config.mail_to])
-        delivery = _mail_delivery.deliver(raw, config.smtp, config.spool_dir)
+        delivery = _mail_delivery.deliver(raw, config.smtp, config.spool_dir, config.lifetime)
         self._unsent = None
         self._log_delivery(delivery, "alert")
         return delivery
@@ -502,7 +503,7 @@ class Watcher:
         config = self.settings.report.mail
         if not config.mail_to or not self._spooled():
             return None
-        delivery = _mail_delivery.deliver(None, config.smtp, config.spool_dir)
+        delivery = _mail_delivery.deliver(None, config.smtp, config.spool_dir, config.lifetime)
         self._log_delivery(delivery, "spool")
         return delivery
 

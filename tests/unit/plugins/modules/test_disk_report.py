@@ -248,6 +248,32 @@ def test_a_dead_letter_is_reported_and_the_next_report_mentions_it(tmp_path, smt
     assert server.handler.rcpt_commands.count("gone@example.com") == 1, "never retried"
 
 
+def test_a_hang_up_after_the_whole_report_says_it_may_arrive_twice_and_sends_it_again(tmp_path, smtpd):
+    """mail.uncertain: the server kept the report and hung up before answering. Before: "so it did not take
+    the message" (it had), and nothing said the recipients might get it twice."""
+    server = smtpd(handler=smtp_server.Recorder(keep_then_drop=True))
+    rc, out = run_module(tmp_path, **mail_args(tmp_path, server, spool_lifetime_days=2))
+    assert rc == 1 and out["msg"].startswith("it is not known whether the disk report was delivered: 127.0.0.1:")
+    assert "may have taken the message" in out["msg"] and "did not take" not in out["msg"]
+    assert list(out["mail"]["uncertain"]) == ["ops@example.com"] and out["mail"]["refused"] == {}
+    assert out["mail"]["spooled"] and "they may get it twice" in json.dumps(out["warnings"])
+    server.handler.keep_then_drop = False
+    rc, again = run_module(tmp_path, **mail_args(tmp_path, server, send="never"))
+    assert again["mail"]["spool_pending"] == 1
+    rc, again = run_module(tmp_path, **mail_args(tmp_path, server))
+    assert rc == 0 and again["mail"]["spool_sent"] == 1
+    assert copies(server, out["mail"]["message_id"]) == Counter({"ops@example.com": 2})
+
+
+@pytest.mark.parametrize("value", [0, 400])
+def test_a_bad_spool_lifetime_fails_naming_it_before_anything_is_sent(tmp_path, smtpd, value):
+    server = smtpd()
+    rc, out = run_module(tmp_path, **mail_args(tmp_path, server, spool_lifetime_days=value))
+    assert rc == 1 and out["msg"] == (f"spool_lifetime_days must be a number of days, more than 0 and at most 365, "
+                                      f"got {float(value)}")
+    assert server.handler.connections == 0
+
+
 needs_mount_namespace = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                                            reason="a read-only bind mount needs root and unshare")
 READ_ONLY = ["unshare", "-m", "--propagation", "private", "sh", "-c",
@@ -301,13 +327,13 @@ def test_documentation_matches_the_argument_spec():
         "include_mounts", "exclude_mounts", "exclude_fstypes", "probe_timeout", "workers", "warn", "crit",
         "inode_warn", "inode_crit", "free_warn", "free_crit", "send", "mail_to", "mail_from", "subject",
         "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_allow_plaintext_auth",
-        "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir", "history_file"}
+        "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir", "spool_lifetime_days", "history_file"}
     assert set(shared) == set(_mail_delivery.MAIL_ARGUMENT_SPEC)
     assert doc["options"]["exclude_fstypes"]["default"] == list(_disk.PSEUDO_FSTYPES)
     returned = yaml.safe_load(disk_report.RETURN)
     assert {"filesystems", "alerts", "report", "mail", "status"} <= set(returned)
     assert {"sent", "recipients", "message_id", "spooled", "spool_sent", "spool_pending", "refused", "deferred",
-            "dead_letters", "quarantined", "reason"} == set(returned["mail"]["contains"])
+            "uncertain", "dead_letters", "quarantined", "reason"} == set(returned["mail"]["contains"])
     assert {"device", "fstype", "mount", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inodes_total",
             "inodes_used", "inode_pct", "status"} <= set(returned["filesystems"]["contains"])
     yaml.safe_load(disk_report.EXAMPLES)
