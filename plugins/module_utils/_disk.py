@@ -64,6 +64,8 @@ PSEUDO_FSTYPES = (
 # Types whose probe waits on a server (or a user process) and so may hang.
 NETWORK_FSTYPES = ("9p", "afs", "beegfs", "ceph", "cifs", "fuse", "fuse.*", "fuseblk", "glusterfs", "gpfs",
                    "lustre", "ncpfs", "nfs", "nfs4", "smb3", "smbfs", "sshfs", "virtiofs")
+# Types an ordinary user can mount (FUSE, through fusermount): their source names whatever the user chose.
+USER_FSTYPES = ("fuse", "fuse.*", "fuseblk")
 DEFAULT_PROBE_TIMEOUT = 5.0
 MAX_PROBE_TIMEOUT = 600.0
 DEFAULT_MAX_WORKERS = 4  # forked statvfs workers; df children are cheap and all run at once
@@ -202,15 +204,17 @@ def usage(mount: Mount, got: Probe) -> Filesystem:
     )
 
 
-def _keys(mount: Mount) -> List[str]:
-    """What makes two mount entries one filesystem: the device number, or the same /dev path.
+def _keys(mount: Mount) -> List[Tuple[str, ...]]:
+    """What makes two mount entries one filesystem: the device number, or the same type on the same /dev path.
 
     btrfs subvolumes get a device number each but share the /dev path and
-    every number; they are one filesystem in a disk report.
+    every number; they are one filesystem in a disk report. The source of a
+    FUSE mount is whatever its user chose (``-o fsname=/dev/sda1``), so it
+    never joins a mount to another: only the kernel's device number does.
     """
-    keys = [mount.dev or mount.device]
-    if mount.device.startswith("/dev/"):
-        keys.append(mount.device)
+    keys = [("dev", mount.dev)] if mount.dev else []
+    if mount.device.startswith("/dev/") and not _matches(mount.fstype, USER_FSTYPES):
+        keys.append(("source", mount.fstype, mount.device))
     return keys
 
 
@@ -226,7 +230,7 @@ def keep(probed: Sequence[Tuple[Mount, Optional[Probe], Optional[str]]]) -> List
     mounts that vanished while probed, and filesystems with no blocks
     (``df`` hides those too).
     """
-    groups: Dict[str, int] = {}
+    groups: Dict[Tuple[str, ...], int] = {}
     best: Dict[int, Tuple[int, Mount, Filesystem]] = {}
     for order, (mount, got, failure) in enumerate(probed):
         fs = _to_filesystem(mount, got, failure)

@@ -17,6 +17,7 @@ description:
     O(warn), O(crit), O(inode_warn), O(inode_crit), O(free_warn) and O(free_crit).
   - Pseudo filesystems (O(exclude_fstypes)), bind mounts of single files (C(/etc/hosts) in a container)
     and extra views of one device (bind mounts, btrfs subvolumes) are left out; each device appears once.
+    A FUSE mount never counts as a view of another device, whatever source its user gave it.
   - The mount table (C(/proc/self/mountinfo)) is read as bytes, exactly as the kernel writes it, so any
     mount point name is read back as it is (bytes that are not UTF-8, carriage returns, U+2028, text that
     looks like a mount-table line of its own) and probed under its exact bytes. Names are shown escaped,

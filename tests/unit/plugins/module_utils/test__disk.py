@@ -136,6 +136,15 @@ def test_vanished_and_empty_filesystems_are_dropped_and_other_errors_reported():
     assert kept[0].size_bytes is None and kept[0].use_pct is None
 
 
+def test_a_fuse_source_naming_a_real_device_never_hides_it():
+    """fusermount -o fsname=/dev/vdb: the source is the user's word; only the kernel's device number joins views."""
+    probed = [(Mount("/dev/vdb", "ext4", "/srv/data", dev="254:16"), vfs(), None),
+              (Mount("/dev/vdb", "fuse.sshfs", "/t", dev="0:90"), vfs(blocks=10), None),
+              (Mount("/dev/vdb", "fuseblk", "/u", dev="0:91"), vfs(blocks=20), None)]
+    kept = _disk.keep(probed)
+    assert [(fs.mount, fs.size_bytes) for fs in kept] == [("/srv/data", 4096000), ("/t", 40960), ("/u", 81920)]
+
+
 # ---- the numbers -------------------------------------------------------------------------------
 
 def test_usage_follows_df_reserved_blocks_and_rounding_up():
