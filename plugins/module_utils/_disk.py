@@ -145,8 +145,10 @@ def _either(name: str, patterns: Sequence[str]) -> bool:
     """*name* or its escaped form matches: a pattern copied from the report finds the odd mount it shows."""
     if not patterns:
         return False
+    if _matches(name, patterns):
+        return True
     shown = printable(name)
-    return _matches(name, patterns) or (shown != name and _matches(shown, patterns))
+    return shown != name and _matches(shown, patterns)
 
 
 @functools.lru_cache(maxsize=32)

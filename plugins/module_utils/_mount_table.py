@@ -24,24 +24,27 @@ and reported (``MountTable.warnings``), never dropped in silence.
 
 from __future__ import annotations
 
-import os
 import re
+import sys
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, NamedTuple
 
 from ._text import printable
 
 MOUNTINFO = "/proc/self/mountinfo"
 MOUNTS = "/proc/self/mounts"
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # as os.fsdecode
 
 
 class MountTableError(ValueError):
     """No mount table can be read; nothing was probed."""
 
 
-@dataclass(frozen=True)
-class Mount:
-    """One line of the mount table, each name as its exact bytes (``os.fsdecode``): for probing, never for showing."""
+class Mount(NamedTuple):
+    """One line of the mount table, each name as its exact bytes (``os.fsdecode``): for probing, never for showing.
+
+    A NamedTuple: a container host's table has thousands of lines, read on every report.
+    """
 
     device: str          # the source: /dev/sda1, server:/export, tmpfs
     fstype: str
@@ -82,22 +85,32 @@ class MountTable:
 
 
 _OCTAL = re.compile(rb"\\([0-3][0-7][0-7])")
+# show_mountinfo(): ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER-OPTIONS,
+# one space between fields; the optional fields end at the first field that is "-" (proc(5)).
+_MOUNTINFO_LINE = re.compile(rb"[0-9]+ [0-9]+ ([0-9]+:[0-9]+) ([^ ]*) (/[^ ]*) [^ ]*(?: (?!-(?: |$))[^ ]*)*"
+                             rb" - ([^ ]+) ([^ ]*) .*", re.DOTALL)
 
 
 class _NotAMount(ValueError):
     """A mount-table line the kernel would not have written; the message says what is wrong."""
 
 
-def unescape(field_bytes: bytes) -> bytes:
-    r"""Undo the kernel's escapes in one mount-table field: ``\ooo`` (three octal digits) is one byte.
+def _byte(match: "re.Match[bytes]") -> bytes:
+    """One ``\\ooo`` escape as the byte it stands for."""
+    return bytes((int(match.group(1), 8),))
 
-    ``mangle()`` writes space, tab, new line and backslash so (``\040``,
-    ``\011``, ``\012``, ``\134``) and every other byte as it is. A
-    backslash without three octal digits after it is kept as it is.
+
+def _name(field_bytes: bytes) -> str:
+    r"""One field as its exact bytes, in a str: the kernel's escapes undone, then decoded as ``os.fsdecode`` does.
+
+    ``mangle()`` writes space, tab, new line and backslash as ``\040``,
+    ``\011``, ``\012`` and ``\134``, and every other byte as it is; a
+    backslash without three octal digits after it is kept as it is. The
+    str gives the same bytes back to ``df``'s argv and ``statvfs``.
     """
-    if b"\\" not in field_bytes:
-        return field_bytes
-    return _OCTAL.sub(lambda m: bytes((int(m.group(1), 8),)), field_bytes)
+    if b"\\" in field_bytes:
+        field_bytes = _OCTAL.sub(_byte, field_bytes)
+    return field_bytes.decode(_FS_ENCODING, _FS_ERRORS)
 
 
 def _lines(data: bytes) -> List[bytes]:
@@ -108,37 +121,54 @@ def _lines(data: bytes) -> List[bytes]:
     return lines
 
 
-def _mount_point(field_bytes: bytes) -> bytes:
+def _mount_point(field_bytes: bytes) -> str:
     """The mount point of a line: an absolute path without NUL (anything else could not be probed safely)."""
-    path = unescape(field_bytes)
-    if not path.startswith(b"/"):
+    path = _name(field_bytes)
+    if not path.startswith("/"):
         raise _NotAMount("the mount point is not an absolute path")
-    if b"\0" in path:
+    if "\0" in path:
         raise _NotAMount("the mount point holds a NUL byte")
     return path
 
 
-def _mountinfo_mount(line: bytes) -> Mount:
-    """One line as ``show_mountinfo()`` writes it (proc(5)), fields separated by one space.
-
-    ``ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER-OPTIONS``
-    """
-    fields = line.split(b" ")
-    try:
-        sep = fields.index(b"-", 6)
-    except ValueError:
-        raise _NotAMount("no ' - ' after the mount options") from None
-    if len(fields) < sep + 4:
-        raise _NotAMount("fewer than three fields after ' - '")
-    major, colon, minor = fields[2].partition(b":")
-    if not (fields[0].isdigit() and fields[1].isdigit() and major.isdigit() and colon and minor.isdigit()):
-        raise _NotAMount("the mount IDs and MAJOR:MINOR are not numbers")
-    fstype = unescape(fields[sep + 1])
+def _fstype(field_bytes: bytes) -> str:
+    """The type of a line: never empty, the kernel always writes one."""
+    fstype = _name(field_bytes)
     if not fstype:
         raise _NotAMount("no filesystem type")
-    return Mount(device=os.fsdecode(unescape(fields[sep + 2])), fstype=os.fsdecode(fstype),
-                 mount=os.fsdecode(_mount_point(fields[4])), root=os.fsdecode(unescape(fields[3])),
-                 dev=fields[2].decode("ascii"))
+    return fstype
+
+
+def _mountinfo_mount(line: bytes) -> Mount:
+    """One line as ``show_mountinfo()`` writes it (proc(5)): one regular expression, then only the fields we use."""
+    match = _MOUNTINFO_LINE.fullmatch(line)
+    if match is None:
+        raise _NotAMount(_mountinfo_flaw(line))
+    dev, root, mount_point, fstype, source = match.groups()
+    if b"\\" in line:  # an escape somewhere (rare): undo it in each field
+        root, mount_point, fstype, source = (_OCTAL.sub(_byte, f) for f in (root, mount_point, fstype, source))
+    if b"\0" in mount_point:
+        raise _NotAMount("the mount point holds a NUL byte")
+    return Mount(source.decode(_FS_ENCODING, _FS_ERRORS), fstype.decode(_FS_ENCODING, _FS_ERRORS),
+                 mount_point.decode(_FS_ENCODING, _FS_ERRORS),
+                 "/" if root == b"/" else root.decode(_FS_ENCODING, _FS_ERRORS), dev.decode("ascii"))
+
+
+def _mountinfo_flaw(line: bytes) -> str:
+    """Why *line* is no mountinfo line: the first rule of the kernel's format it breaks, for the warning."""
+    fields = line.split(b" ")
+    if b"-" not in fields[6:]:
+        return "no ' - ' after the mount options"
+    sep = fields.index(b"-", 6)
+    if len(fields) < sep + 4:
+        return "fewer than three fields after ' - '"
+    if not re.fullmatch(rb"[0-9]+ [0-9]+ [0-9]+:[0-9]+", b" ".join(fields[:3])):
+        return "the mount IDs and MAJOR:MINOR are not numbers"
+    if not fields[4].startswith(b"/"):
+        return "the mount point is not an absolute path"
+    if not fields[sep + 1]:
+        return "no filesystem type"
+    return "not in the kernel's mountinfo format"
 
 
 def _mounts_mount(line: bytes) -> Mount:
@@ -146,21 +176,18 @@ def _mounts_mount(line: bytes) -> Mount:
     fields = line.split(b" ")
     if len(fields) < 6:
         raise _NotAMount("fewer than six fields")
-    fstype = unescape(fields[2])
-    if not fstype:
-        raise _NotAMount("no filesystem type")
-    return Mount(device=os.fsdecode(unescape(fields[0])), fstype=os.fsdecode(fstype),
-                 mount=os.fsdecode(_mount_point(fields[1])))
+    return Mount(_name(fields[0]), _fstype(fields[2]), _mount_point(fields[1]))
 
 
 def _parse(data: bytes, path: str, one: Callable[[bytes], Mount]) -> MountTable:
     """Every line a mount or an UnreadLine: nothing is dropped without a word."""
     table = MountTable(path)
+    mounts, unread = table.mounts, table.unread
     for number, line in enumerate(_lines(data), 1):
         try:
-            table.mounts.append(one(line))
+            mounts.append(one(line))
         except _NotAMount as exc:
-            table.unread.append(UnreadLine(number, str(exc), line))
+            unread.append(UnreadLine(number, str(exc), line))
     return table
 
 
@@ -186,4 +213,4 @@ def read_mounts(mountinfo: str = MOUNTINFO, mounts: str = MOUNTS) -> MountTable:
             raise MountTableError(f"cannot read the mount table {path}: {exc.strerror}") from exc
         return parse(data, path)
     raise MountTableError(f"cannot read the mount table: neither {mountinfo} nor {mounts} exists "
-                    "(disk_report reads the Linux mount table)")
+                          "(disk_report reads the Linux mount table)")
