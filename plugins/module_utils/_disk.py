@@ -45,7 +45,7 @@ import functools
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _command, _fanout
@@ -106,7 +106,12 @@ class Filesystem:
     error: Optional[str] = None
 
     def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict, in order: a shallow copy, as every field is a number, a str or None.
+
+        (``dataclasses.asdict`` copies recursively and cost a tenth of a
+        200-filesystem report.)
+        """
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)

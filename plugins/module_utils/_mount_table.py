@@ -87,8 +87,8 @@ class MountTable:
 _OCTAL = re.compile(rb"\\([0-3][0-7][0-7])")
 # show_mountinfo(): ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER-OPTIONS,
 # one space between fields; the optional fields end at the first field that is "-" (proc(5)).
-_MOUNTINFO_LINE = re.compile(rb"[0-9]+ [0-9]+ ([0-9]+:[0-9]+) ([^ ]*) (/[^ ]*) [^ ]*(?: (?!-(?: |$))[^ ]*)*"
-                             rb" - ([^ ]+) ([^ ]*) .*", re.DOTALL)
+_MOUNTINFO_LINE = re.compile(r"[0-9]+ [0-9]+ ([0-9]+:[0-9]+) ([^ ]*) (/[^ ]*) [^ ]*(?: (?!-(?: |$))[^ ]*)*"
+                             r" - ([^ ]+) ([^ ]*) .*", re.DOTALL)
 
 
 class _NotAMount(ValueError):
@@ -100,30 +100,35 @@ def _byte(match: "re.Match[bytes]") -> bytes:
     return bytes((int(match.group(1), 8),))
 
 
-def _name(field_bytes: bytes) -> str:
-    r"""One field as its exact bytes, in a str: the kernel's escapes undone, then decoded as ``os.fsdecode`` does.
+def _unescaped(field_text: str) -> str:
+    r"""One field with the kernel's escapes undone on its bytes (``mangle()``: ``\040``, ``\011``, ``\012``, ``\134``).
 
-    ``mangle()`` writes space, tab, new line and backslash as ``\040``,
-    ``\011``, ``\012`` and ``\134``, and every other byte as it is; a
-    backslash without three octal digits after it is kept as it is. The
-    str gives the same bytes back to ``df``'s argv and ``statvfs``.
+    Every other byte is written as it is; a backslash without three octal
+    digits after it is kept as it is. Undone on bytes, not characters: an
+    escaped byte may be half of a UTF-8 character, or not UTF-8 at all.
     """
-    if b"\\" in field_bytes:
-        field_bytes = _OCTAL.sub(_byte, field_bytes)
-    return field_bytes.decode(_FS_ENCODING, _FS_ERRORS)
+    if "\\" not in field_text:
+        return field_text
+    return _OCTAL.sub(_byte, field_text.encode(_FS_ENCODING, _FS_ERRORS)).decode(_FS_ENCODING, _FS_ERRORS)
 
 
-def _lines(data: bytes) -> List[bytes]:
-    """The lines of a mount table: each ends at a new line, which the kernel never writes inside a field."""
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
+def _lines(data: bytes) -> List[str]:
+    """The lines of a mount table, decoded as ``os.fsdecode`` does (each byte kept: ``fsencode`` gives it back).
+
+    Decoded once, then split at new lines only (never ``splitlines``): a
+    UTF-8 character never holds a new line or a space byte, and the
+    kernel writes neither inside a field, so the lines and fields are the
+    kernel's.
+    """
+    lines = data.decode(_FS_ENCODING, _FS_ERRORS).split("\n")
+    if lines[-1] == "":
         lines.pop()
     return lines
 
 
-def _mount_point(field_bytes: bytes) -> str:
+def _mount_point(field_text: str) -> str:
     """The mount point of a line: an absolute path without NUL (anything else could not be probed safely)."""
-    path = _name(field_bytes)
+    path = _unescaped(field_text)
     if not path.startswith("/"):
         raise _NotAMount("the mount point is not an absolute path")
     if "\0" in path:
@@ -131,55 +136,45 @@ def _mount_point(field_bytes: bytes) -> str:
     return path
 
 
-def _fstype(field_bytes: bytes) -> str:
-    """The type of a line: never empty, the kernel always writes one."""
-    fstype = _name(field_bytes)
-    if not fstype:
-        raise _NotAMount("no filesystem type")
-    return fstype
-
-
-def _mountinfo_mount(line: bytes) -> Mount:
+def _mountinfo_mount(line: str) -> Mount:
     """One line as ``show_mountinfo()`` writes it (proc(5)): one regular expression, then only the fields we use."""
     match = _MOUNTINFO_LINE.fullmatch(line)
     if match is None:
         raise _NotAMount(_mountinfo_flaw(line))
     dev, root, mount_point, fstype, source = match.groups()
-    if b"\\" in line:  # an escape somewhere (rare): undo it in each field
-        root, mount_point, fstype, source = (_OCTAL.sub(_byte, f) for f in (root, mount_point, fstype, source))
-    if b"\0" in mount_point:
-        raise _NotAMount("the mount point holds a NUL byte")
-    return Mount(source.decode(_FS_ENCODING, _FS_ERRORS), fstype.decode(_FS_ENCODING, _FS_ERRORS),
-                 mount_point.decode(_FS_ENCODING, _FS_ERRORS),
-                 "/" if root == b"/" else root.decode(_FS_ENCODING, _FS_ERRORS), dev.decode("ascii"))
+    if "\\" in line:  # an escape somewhere (rare): undo it in each field
+        root, fstype, source = _unescaped(root), _unescaped(fstype), _unescaped(source)
+    return Mount(source, fstype, _mount_point(mount_point), root, dev)
 
 
-def _mountinfo_flaw(line: bytes) -> str:
+def _mountinfo_flaw(line: str) -> str:
     """Why *line* is no mountinfo line: the first rule of the kernel's format it breaks, for the warning."""
-    fields = line.split(b" ")
-    if b"-" not in fields[6:]:
+    fields = line.split(" ")
+    if "-" not in fields[6:]:
         return "no ' - ' after the mount options"
-    sep = fields.index(b"-", 6)
+    sep = fields.index("-", 6)
     if len(fields) < sep + 4:
         return "fewer than three fields after ' - '"
-    if not re.fullmatch(rb"[0-9]+ [0-9]+ [0-9]+:[0-9]+", b" ".join(fields[:3])):
+    if not re.fullmatch(r"[0-9]+ [0-9]+ [0-9]+:[0-9]+", " ".join(fields[:3])):
         return "the mount IDs and MAJOR:MINOR are not numbers"
-    if not fields[4].startswith(b"/"):
+    if not fields[4].startswith("/"):
         return "the mount point is not an absolute path"
     if not fields[sep + 1]:
         return "no filesystem type"
     return "not in the kernel's mountinfo format"
 
 
-def _mounts_mount(line: bytes) -> Mount:
+def _mounts_mount(line: str) -> Mount:
     """One line as ``show_vfsmnt()`` writes it: ``SOURCE MOUNT-POINT FSTYPE OPTIONS 0 0``."""
-    fields = line.split(b" ")
+    fields = line.split(" ")
     if len(fields) < 6:
         raise _NotAMount("fewer than six fields")
-    return Mount(_name(fields[0]), _fstype(fields[2]), _mount_point(fields[1]))
+    if not fields[2]:
+        raise _NotAMount("no filesystem type")
+    return Mount(_unescaped(fields[0]), _unescaped(fields[2]), _mount_point(fields[1]))
 
 
-def _parse(data: bytes, path: str, one: Callable[[bytes], Mount]) -> MountTable:
+def _parse(data: bytes, path: str, one: Callable[[str], Mount]) -> MountTable:
     """Every line a mount or an UnreadLine: nothing is dropped without a word."""
     table = MountTable(path)
     mounts, unread = table.mounts, table.unread
@@ -187,7 +182,7 @@ def _parse(data: bytes, path: str, one: Callable[[bytes], Mount]) -> MountTable:
         try:
             mounts.append(one(line))
         except _NotAMount as exc:
-            unread.append(UnreadLine(number, str(exc), line))
+            unread.append(UnreadLine(number, str(exc), line.encode(_FS_ENCODING, _FS_ERRORS)))
     return table
 
 
