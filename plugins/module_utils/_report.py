@@ -298,7 +298,7 @@ def run(config: Config, check_mode: bool = False, now: Optional[datetime.datetim
     filesystems = _disk.read_filesystems(config.selection, config.probe_timeout, config.workers)
     report = build(filesystems, config.limits, config.host, title=config.mail.subject, now=now)
     extra: Dict[str, Any] = {}
-    warnings: List[str] = []
+    warnings: List[str] = list(getattr(filesystems, "warnings", ()))  # mount-table lines that are no mount
     if config.history_file:
         extra, warning = add_fill_rates(report, config, write=not check_mode)
         warnings += [warning] if warning else []

@@ -321,7 +321,10 @@ class Watcher:
     def check_disks(self, now: float) -> List[Change]:
         """Assess every filesystem; a change of status (ok/warn/crit) is a Change."""
         config = self.settings.report
-        rows = _report.assessed(self.reader(config.selection, config.probe_timeout, config.workers), config.limits)
+        found = self.reader(config.selection, config.probe_timeout, config.workers)
+        for warning in getattr(found, "warnings", ()):  # mount-table lines that are no mount: never dropped silently
+            LOG.warning("%s", warning)
+        rows = _report.assessed(found, config.limits)
         changes = []
         known = self.state["disks"]
         current = {}

@@ -17,6 +17,12 @@ description:
     O(warn), O(crit), O(inode_warn), O(inode_crit), O(free_warn) and O(free_crit).
   - Pseudo filesystems (O(exclude_fstypes)), bind mounts of single files (C(/etc/hosts) in a container)
     and extra views of one device (bind mounts, btrfs subvolumes) are left out; each device appears once.
+    A FUSE mount never counts as a view of another device, whatever source its user gave it.
+  - The mount table (C(/proc/self/mountinfo)) is read as bytes, exactly as the kernel writes it, so any
+    mount point name is read back as it is (bytes that are not UTF-8, carriage returns, U+2028, text that
+    looks like a mount-table line of its own) and probed under its exact bytes. Names are shown escaped,
+    in the result and in the report and mail alike (see RV(filesystems[].mount)). A line of the table that
+    is not a mount as the kernel writes one is never dropped in silence - the task warns, naming the line.
   - Each filesystem is read by C(df) (GNU coreutils) with a timeout (O(probe_timeout)); the local
     filesystems in one C(df) call, each network or FUSE filesystem in its own, all at once. A hung
     network mount (stale NFS, dead FUSE server) cannot hang the report; it is reported as timed out,
@@ -71,6 +77,8 @@ options:
   include_mounts:
     description:
       - Report only mount points matching one of these shell-style patterns (V(*) also matches V(/)).
+      - Patterns in O(include_mounts), O(exclude_mounts) and O(exclude_fstypes) match a name as it is or
+        as the report shows it (escaped), so a pattern copied from a report finds the mount it shows.
       - A mount point matched here is reported whatever its type, so V([/dev/shm]) watches a tmpfs
         without editing O(exclude_fstypes). O(exclude_mounts) still wins.
       - Empty means every mount point.
@@ -243,15 +251,20 @@ filesystems:
   elements: dict
   contains:
     device:
-      description: The mounted device or source.
+      description: The mounted device or source, escaped as RV(filesystems[].mount) is.
       type: str
       sample: /dev/sda1
     fstype:
-      description: The filesystem type.
+      description: The filesystem type, escaped as RV(filesystems[].mount) is.
       type: str
       sample: ext4
     mount:
-      description: The mount point.
+      description:
+        - The mount point, as one line of printable text that names exactly one mount point - a character
+          that is not printable is written as an escape (C(\n), C(\r), C(\t), C(\xHH) for an ASCII
+          control or a byte that is not UTF-8, C(\uXXXX) for any other, such as C(\u2028)), and a backslash
+          is doubled. A name that needs no escape is shown as it is.
+        - The same name keys the history (O(history_file)) and the watcher's state and metrics.
       type: str
       sample: /
     size_bytes:
