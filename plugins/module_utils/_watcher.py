@@ -403,8 +403,8 @@ class Watcher:
         checks["mail"] = not any(p.startswith("alert") for p in problems)
         self.state["spool_pending"] = delivery.pending if delivery else len(self._spooled())
         if self.settings.textfile_dir:
-            checks["metrics"] = self._write_metrics(now, checks)
-            if not checks["metrics"]:
+            checks["metrics"] = not self._metrics_error  # the file can only tell how its previous write went
+            if not self._write_metrics(now, checks):
                 problems.append(f"cannot write the metrics to {self.settings.textfile_dir}: {self._metrics_error}")
         self.state["last_round"] = {"at": now, "ok": not problems, "problems": problems[:20]}
         try:

@@ -54,7 +54,7 @@ while True:
 # the targets of its descriptors, and its memory (searched for the canary). Writes one JSON line
 # per finding to argv[2]; runs until argv[3] exists.
 SPY = r"""
-import json, os, sys
+import json, os, sys, time
 canary, out, stop = sys.argv[1].encode(), sys.argv[2], sys.argv[3]
 me = os.getpid()
 uid = os.getuid()
@@ -92,47 +92,75 @@ def memory(pid):
             except (OSError, ValueError, OverflowError):
                 continue
 
+def look(pid):
+    try:
+        if os.stat(f"/proc/{pid}").st_uid != uid:
+            return
+        environ = open(f"/proc/{pid}/environ", "rb").read()
+    except OSError:
+        return
+    if canary in environ:
+        note("read the canary in its environment", pid, "")
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if "sysops-fleet-secret" in target:
+                note("found root's secret file among its descriptors", pid, target)
+    except OSError:
+        pass
+    memory(pid)
+
+def last_pid():
+    with open("/proc/loadavg") as handle:
+        return int(handle.read().split()[4])
+
+# Fast: every new pid as soon as the kernel hands it out, looked at again and again for a few
+# seconds (a df lives a millisecond, and is still its parent's copy, root's to /proc, until it
+# executes); now and then a full pass over /proc for the longer-lived ones.
+newest = last_pid()
+young = {}
+rounds = 0
 while not os.path.exists(stop):
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        pid = int(name)
-        try:
-            if os.stat(f"/proc/{pid}").st_uid != uid:
-                continue
-            environ = open(f"/proc/{pid}/environ", "rb").read()
-        except OSError:
-            continue
-        if canary in environ:
-            note("read the canary in its environment", pid, "")
-        try:
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if "sysops-fleet-secret" in target:
-                    note("found root's secret file among its descriptors", pid, target)
-        except OSError:
-            pass
-        memory(pid)
+    latest = last_pid()
+    now = time.monotonic()
+    for pid in range(newest + 1, latest + 1) if latest >= newest else ():
+        young[pid] = now
+    newest = latest
+    for pid, born in list(young.items()):
+        if now - born > 5:
+            del young[pid]
+        elif pid != me:
+            look(pid)
+    rounds += 1
+    if rounds % 200 == 0:
+        for name in os.listdir("/proc"):
+            if name.isdigit() and int(name) != me:
+                look(int(name))
 """
 
 
 @pytest.fixture
-def spy(system_install, tmp_path):
+def spy(system_install):
     """The daemon's user watching its own uid's processes; yields a function that returns what it found."""
-    os.chmod(tmp_path, 0o777)
-    out, stop = tmp_path / "found", tmp_path / "stop"
-    proc = as_user(["/usr/bin/python3", "-c", SPY, CANARY, str(out), str(stop)])
+    work = tempfile.mkdtemp(prefix="attack-spy-")  # not under pytest's tmp_path: its parents are root's, 0700
+    os.chmod(work, 0o777)
+    out, stop = os.path.join(work, "found"), os.path.join(work, "stop")
+    proc = as_user(["/usr/bin/python3", "-c", SPY, CANARY, out, stop])
 
     def found():
-        if not out.exists():
+        assert proc.poll() is None, "the spy itself must still be watching"
+        if not os.path.exists(out):
             return []
-        return [json.loads(line) for line in out.read_text().splitlines()]
+        with open(out, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle.read().splitlines()]
     yield found
-    stop.write_text("stop")
+    with open(stop, "w", encoding="ascii") as handle:
+        handle.write("stop")
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def restored():
@@ -396,3 +424,32 @@ def test_a_textfile_dir_the_daemons_user_cannot_write_fails_the_role(system_inst
         assert "self-test failed" in refused.stdout and str(tmp_path) in refused.stdout, refused.stdout[-3000:]
     finally:
         restored()
+
+
+def test_the_users_text_never_becomes_lines_of_roots_report(system_install):
+    """A dead letter and a quarantined file whose names, subject and reason carry line breaks and escapes."""
+    spool = os.path.join(STATE, "spool")
+    forged = "\n\nALL FILESYSTEMS OK\x1b[2J\u2028"
+    root_install.run_as_user(
+        "import os\n"
+        f"spool = {spool!r}\n"
+        "for sub in ('dead', 'quarantine'):\n"
+        "    os.makedirs(os.path.join(spool, sub), exist_ok=True)\n"
+        f"forged = {forged!r}\n"
+        "name = '20240101T000000-000000001-0000001-000001' + forged + '.eml'\n"
+        "with open(os.path.join(spool, 'dead', name), 'w') as handle:\n"
+        "    handle.write('X-Sysops-Fleet-Refused: a@b.c 550 ' + forged + '\\r\\nSubject: ' + forged + '\\r\\n\\r\\nbody\\r\\n')\n"
+        "with open(os.path.join(spool, 'quarantine', 'x' + forged), 'w') as handle:\n"
+        "    handle.write('junk')\n"
+        "with open(os.path.join(spool, 'quarantine', 'x' + forged + '.why'), 'w') as handle:\n"
+        "    handle.write('x ' + forged + '\\n')\n")
+    try:
+        out = root_install.ansible("ansible", "localhost", "-i", "tests/attack/inventory.yml", "-m",
+                                   "sysops.fleet.disk_report", "-a", f"spool_dir={spool} send=never")
+        report = json.loads(out.stdout.split("=>", 1)[1])["report"]
+        assert "\x1b" not in report and "\u2028" not in report, report
+        assert not any(line.strip() == "ALL FILESYSTEMS OK" for line in report.splitlines()), report
+        assert "ALL FILESYSTEMS OK" in report, "the text is shown, escaped, not dropped"
+    finally:
+        root_install.run_as_user(f"import shutil\nfor sub in ('dead', 'quarantine'):\n"
+                                 f"    shutil.rmtree({spool!r} + '/' + sub, ignore_errors=True)\n")

@@ -93,3 +93,14 @@ def df_table(inodes=False):
 @pytest.fixture
 def df():
     return df_table
+
+
+@pytest.fixture(scope="module")
+def system_user():
+    """A real system user made for this test module and removed after it (root only): the daemon's user."""
+    if os.geteuid() != 0:
+        pytest.skip("acting as another user needs root")
+    import throwaway_user  # pylint: disable=import-outside-toplevel  (the helpers' directory is on sys.path)
+    entry = throwaway_user.make("sftest")
+    yield entry
+    throwaway_user.remove(entry)

@@ -25,16 +25,14 @@ missing. The mount points (directories under DIR) are removed on exit.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from typing import List, Optional
 
-CLONE_NEWNS = 0x00020000
-MS_REC = 0x4000
-MS_PRIVATE = 1 << 18
+from hung_mount import _check, _libc, private_namespace  # the same namespace and mount calls (this directory)
+
 MNT_DETACH = 2
 UNAVAILABLE = 77
 PATH_MAX = 4096
@@ -100,21 +98,6 @@ def plan(base: str, fuse: bool = False) -> List[Planned]:
     if fuse:
         mounts.append(Planned("fuse", root + b"/fuse-\rx", b"/dev/vda\rfake \xff", b"fuse.evil\x0b\x1b[1m\xfe"))
     return mounts
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
-def private_namespace() -> None:
-    """A mount namespace of our own whose mounts never propagate back to the host."""
-    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
 
 
 def make(mount: Planned) -> Optional[int]:

@@ -20,19 +20,14 @@ from hypothesis import given, settings, strategies as st
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _handoff, _privilege, _text
 
-import throwaway_user  # noqa: E402
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="handing work to another user needs root")
 PYTHON = "/usr/bin/python3"  # readable by any user, unlike a Python under /root
 
 
 @pytest.fixture(scope="module")
-def user():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    entry = throwaway_user.make("sfhand")
-    yield entry
-    throwaway_user.remove(entry)
+def user(system_user):
+    return system_user
 
 
 def hand(user, code, timeout=20.0, **kwargs):

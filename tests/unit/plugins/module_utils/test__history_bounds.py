@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _history
 
-import throwaway_user  # noqa: E402
 
 NOW = 1_700_000_000.0
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -129,12 +128,8 @@ POISONS = {
 
 
 @pytest.fixture(scope="module")
-def daemon_user():
-    if os.geteuid() != 0:
-        pytest.skip("acting as the daemon's user needs root")
-    entry = throwaway_user.make("sfhist")
-    yield entry
-    throwaway_user.remove(entry)
+def daemon_user(system_user):
+    return system_user
 
 
 @pytest.mark.parametrize("poison", sorted(POISONS))

@@ -3,9 +3,11 @@
 """The watcher: settings, state changes, alerts to a real local SMTP server, history, and the
 fleet-watcher command run as a real daemon."""
 
+import contextlib
 import datetime
 import email
 import email.policy
+import io
 import json
 import os
 import signal
@@ -17,7 +19,8 @@ import time
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail_spool, _pidfile, _sizes, _watcher, _watcher_cli
+from ansible_collections.sysops.fleet.plugins.module_utils import (_disk, _history, _mail_spool, _metrics, _pidfile, _sizes,
+                                                                   _watcher, _watcher_cli)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from smtp_server import SmtpServer  # noqa: E402  pylint: disable=wrong-import-position
@@ -409,3 +412,43 @@ def test_cli_parser_knows_every_command():
     parser = _watcher_cli.parser()
     for command in _watcher_cli.COMMANDS:
         assert parser.parse_args([command]).command == command
+
+
+# ---- a round that fails shows, everywhere an operator looks --------------------------------------
+
+def test_a_failing_round_shows_in_status_metrics_and_the_log_and_its_alert_is_not_lost(tmp_path, caplog):
+    """The host check fails (no probe method), the metrics cannot be written, and the alert meets an error
+    nobody planned for (an smtp_host that is no valid IDNA name: UnicodeError before any packet, as "unknown
+    encoding: idna" did on a Python the daemon's user could not read): the round says what failed, and the
+    alert waits in the spool."""
+    textfile = tmp_path / "textfile"  # missing: the metrics cannot be written
+    body = (f"[disk]\nwarn = 80\ncrit = 90\n[hosts]\nwatch = 127.0.0.1\n[metrics]\ntextfile_dir = {textfile}\n"
+            + mail_section(25).replace("smtp_host = 127.0.0.1", "smtp_host = a..b"))
+    settings = _watcher.load_settings(write_settings(tmp_path, body))
+
+    def no_probe(targets, **kwargs):
+        raise OSError(1, "no ICMP socket and no ping for this user")
+    watcher = _watcher.Watcher(settings, reader=FakeDisks(root=95), sweeper=no_probe)
+    with caplog.at_level("INFO", logger="fleet-watcher"):
+        changes = watcher.check_once()
+    assert [(c.name, c.new) for c in changes] == [("/", "crit")]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(e.startswith("host check failed") for e in errors), errors
+    assert any("cannot write the metrics" in e for e in errors), errors
+    assert len(_mail_spool.listing(settings.report.mail.spool_dir)) == 1, "the alert waits in the spool"
+    state = _watcher.load_state(settings.state_file)
+    assert state["last_round"]["ok"] is False and len(state["last_round"]["problems"]) == 2, state["last_round"]
+    args = _watcher_cli.parser().parse_args(["status"])
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        _watcher_cli.cmd_status(args, settings)
+    assert "last round FAILED (2 problem(s)" in out.getvalue() and "host check failed" in out.getvalue()
+    textfile.mkdir()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="fleet-watcher"):
+        watcher.check_once()
+    found = (textfile / _metrics.TEXTFILE_NAME).read_text()
+    assert 'sysops_fleet_watcher_check_success{check="metrics"} 0' in found, "its last write had failed"
+    assert 'sysops_fleet_watcher_check_success{check="host"} 0' in found
+    assert 'sysops_fleet_watcher_check_success{check="mail"} 1' in found, "spooled is not lost"
+    again = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert not again, "a lasting problem is logged again only after an hour"

@@ -24,10 +24,8 @@ ROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "SYSOPS_
 
 
 @pytest.fixture(scope="module")
-def user():
-    entry = throwaway_user.make("sfcli")
-    yield entry
-    throwaway_user.remove(entry)
+def user(system_user):
+    return system_user
 
 
 @pytest.fixture
