@@ -175,6 +175,7 @@ def _watch(pid: int, relays: List[_Relay], report_r: int, timeout: float) -> Han
     report_open = True
     status: Optional[int] = None
     exited_at: Optional[float] = None
+    exit_fd = _pidfd(pid)  # readable once the child has exited: no polling delay
     try:
         while True:
             now = time.monotonic()
@@ -185,10 +186,13 @@ def _watch(pid: int, relays: List[_Relay], report_r: int, timeout: float) -> Han
                 break
             if now >= deadline:
                 break
-            wait = min(deadline - now, 0.05 if exited_at is None else DRAIN_GRACE)
-            readable, _w, _x = select.select(list(streams) + ([report_r] if report_open else []), [], [],
-                                             max(0.0, wait))
+            wait = min(deadline - now, (1.0 if exit_fd is not None else 0.05) if exited_at is None else DRAIN_GRACE)
+            watched = list(streams) + ([report_r] if report_open else [])
+            watched += [exit_fd] if exit_fd is not None and exited_at is None else []
+            readable, _w, _x = select.select(watched, [], [], max(0.0, wait))
             for fd in readable:
+                if fd == exit_fd:
+                    continue
                 if fd != report_r:
                     if not streams[fd].read():
                         del streams[fd]
@@ -205,6 +209,8 @@ def _watch(pid: int, relays: List[_Relay], report_r: int, timeout: float) -> Han
                 relay.flush(final=True)
             os.close(relay.fd)
         os.close(report_r)
+        if exit_fd is not None:
+            os.close(exit_fd)
     timed_out = status is None
     if timed_out:
         _privilege.kill_child(pid)
@@ -213,6 +219,14 @@ def _watch(pid: int, relays: List[_Relay], report_r: int, timeout: float) -> Han
     exec_error = bytes(report).decode("utf-8", "replace").strip() if code == _EXEC_FAILED else ""
     return HandOff(code=code, timed_out=timed_out, exec_error=_text.words(exec_error, 500),
                    cut=[r.name for r in relays if r.cut])
+
+
+def _pidfd(pid: int) -> Optional[int]:
+    """A pidfd of our child (Linux 5.3+), or None where there is none: then the child is polled for."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _read_some(fd: int) -> Optional[bytes]:
