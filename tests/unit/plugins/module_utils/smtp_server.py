@@ -153,11 +153,12 @@ class Recorder:
         if self.data_reply:
             return self.data_reply
         data = envelope.original_content or envelope.content
-        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), data,
-                                      self.implicit_tls or session.ssl is not None,
-                                      _login(session)))
-        if self.maildir:  # numbered, so a reader knows the order of arrival
-            numbered = f"X-Test-Sequence: {time.time_ns()}\r\n".encode() + data
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), data,
+                            self.implicit_tls or session.ssl is not None, _login(session))
+        self.messages.append(received)
+        if self.maildir:  # numbered, so a reader knows the order of arrival; with how it came (TLS, login)
+            numbered = (f"X-Test-Sequence: {time.time_ns()}\r\nX-Test-TLS: {'yes' if received.tls else 'no'}\r\n"
+                        f"X-Test-Login: {received.login or '-'}\r\n").encode() + data
             mailbox.Maildir(self.maildir, create=True).add(numbered)
         return "250 2.0.0 Message accepted for delivery"
 
