@@ -330,4 +330,3 @@ def _top(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise FleetError(f"top must be a whole number of at least 1, got {value!r}")
     return value
-

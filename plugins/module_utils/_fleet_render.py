@@ -271,4 +271,3 @@ def html(report: Mapping[str, Any]) -> str:
     parts += _section("Filling fastest (days until full at the current rate)",
                       _fs_table(report["forecasts"], not_filling(s)))
     return _html.page("Fleet report", parts)
-

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import re
 import socket
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ def parse_size(value: Size, name: str) -> Optional[int]:
         if not match:
             raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {shown}")
         number, unit = float(match.group(1)), match.group(2).upper()
-    if number != number:  # NaN
+    if isinstance(number, float) and math.isnan(number):  # (an int is never NaN, and may not fit a float)
         raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {shown}")
     if number < 0:
         raise ReportError(f"{name} must not be negative, got {shown}")
