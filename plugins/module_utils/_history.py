@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _files, _html, _privilege, _sizes
+from . import _files, _html, _privilege, _sizes, _text
 
 DAY = 86400.0
 DEFAULT_SAMPLE_EVERY = 900.0
@@ -198,14 +198,15 @@ def _full_in(item: Forecast) -> Tuple[str, str]:
 
 def describe(item: Forecast) -> str:
     """One line of the report: ``/var: +1.2G/day, full in about 12 days (2025-06-01)``."""
+    mount = _text.printable(item.mount)  # a mount point may hold a line break: one line in the report
     if item.rate_per_day is None:
-        return f"{item.mount}: not enough history yet for a fill rate"
+        return f"{mount}: not enough history yet for a fill rate"
     if item.days_to_full is None:
         if item.rate_per_day == 0:
-            return f"{item.mount}: steady"
-        return f"{item.mount}: shrinking by {_sizes.human(-item.rate_per_day, 'B')}/day"
+            return f"{mount}: steady"
+        return f"{mount}: shrinking by {_sizes.human(-item.rate_per_day, 'B')}/day"
     soon, when = _full_in(item)
-    return f"{item.mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, full in about {soon} ({when}) at this rate"
+    return f"{mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, full in about {soon} ({when}) at this rate"
 
 
 def render_text(items: Sequence[Forecast]) -> str:

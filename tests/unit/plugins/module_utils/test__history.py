@@ -139,3 +139,11 @@ def test_an_atomic_rewrite_keeps_the_files_owner_and_mode(tmp_path):
     assert path.read_text() == '{"a": 1}'
     _files.write_atomic(str(path), "{}", 0o644)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644 and os.stat(path).st_uid == 65534
+
+
+def test_a_mount_point_with_a_line_break_stays_on_its_line_of_the_fill_rate_section():
+    """The disk report's "Fill rate" lines show a mount point as one printable line (``_text.printable``)."""
+    odd = _history.Forecast("/mnt/a\n  /: full in 1 day\x1b[2J", None, 10 * 1024 ** 3, span_s=60.0)
+    text = _history.render_text([odd])
+    assert text.count("\n") == 2 and all(line.isprintable() for line in text.splitlines())
+    assert "  /mnt/a\\n  /: full in 1 day\\x1b[2J: not enough history yet for a fill rate" in text
