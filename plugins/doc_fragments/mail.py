@@ -74,19 +74,42 @@ options:
         connecting to the last answer (TLS, login, and every queued message included). A server that
         answers slowly, even one byte at a time, cannot hold the task longer.
       - When it runs out, what was not sent stays queued in O(spool_dir) and the task says so.
+      - RFC 5321 gives a server 10 minutes to answer the end of a message. If the timeout runs out while
+        waiting for that answer, the server may have taken the message - it stays queued and is sent
+        again, so its recipients may get it twice (RV(sysops.fleet.disk_report#module:mail.uncertain)).
+        Set O(smtp_timeout=600) or more to wait as long as the RFC allows.
+      - Every answer of the server is bounded too (100 lines, 64 KiB); a server that sends more, or
+        something that is no SMTP reply, ends the conversation with a message that says what it sent.
       - More than 0, at most 3600.
     type: float
     default: 30
   spool_dir:
     description:
       - The mail queue - messages that could not be sent yet, kept until a later run sends them.
-      - Defaults to V(/var/lib/sysops-fleet/spool) for root and to
+      - Defaults to V(/var/spool/sysops-fleet) for root (root's own, mode 0700) and to
         C($XDG_STATE_HOME/sysops-fleet/spool) (C(~/.local/state/sysops-fleet/spool)) for other users.
+        It used to be the watcher's spool, V(/var/lib/sysops-fleet/spool) (see the changelog).
       - Created with mode 0700 when first needed; each message is a complete C(.eml) file (mode 0600)
         that starts with its envelope, written atomically and fsynced.
-      - C(dead/) below it holds dead letters (refused for good, with the server's answer) and
-        C(quarantine/) the files that could not be read as a message (with a C(.why) file). Neither is
-        retried; reports list them until they are removed. Move a dead letter back into O(spool_dir) to
-        send it again.
+      - C(dead/) below it holds dead letters (refused for good, with the server's answer, or given up after
+        O(spool_lifetime_days)) and C(quarantine/) the files that could not be read as a message (with a
+        C(.why) file). Neither is retried; reports list them until they are removed. Move a dead letter
+        back into O(spool_dir) to send it again.
+      - Run as root with a O(spool_dir) that another user controls (the watcher's
+        V(/var/lib/sysops-fleet/spool), owned by its user), root still holds the conversation with the mail
+        server itself and sends this run's message; only what it could not deliver is written there, as that
+        user, within 10 seconds. The messages that user has queued are not sent with root's settings - that
+        user's own runs (the watcher) send them. The task warns so.
     type: path
+  spool_lifetime_days:
+    description:
+      - Days a message may wait in O(spool_dir), counted from when it was first queued. A message still not
+        delivered after that (deferred by the server, never answered, or the server unreachable) is given up,
+        kept as a dead letter with the last reason it was not delivered, reported in
+        RV(sysops.fleet.disk_report#module:mail.dead_letters) and listed by later reports.
+      - 5 days, as Postfix's C(maximal_queue_lifetime) and sendmail's C(Timeout.queuereturn); RFC 5321
+        asks for at least 4-5 days.
+      - More than 0, at most 365.
+    type: float
+    default: 5
 """

@@ -31,8 +31,8 @@ With ``detach=False`` (systemd ``Type=simple``, containers) steps 2, 6
 and 8 are skipped; the pidfile is still held, so ``status`` and a second
 start behave the same whatever started the daemon.
 
-*Change process owner* is not a step here: the caller becomes the daemon's
-user first (``_privilege.drop_to``), so that every file of the daemon is
+*Change process owner* is not a step here: the daemon is started as its
+user (root hands ``fleet-watcher`` to that user, ``_handoff``), so that every file of the daemon is
 opened, created and locked by that user, never by root on its behalf. Log
 files are opened as ``_files.open_regular`` does: a symbolic link or a FIFO
 planted at their path is refused, not followed or blocked on.
@@ -127,7 +127,7 @@ class Daemon:
 
     def __init__(self, pidfile: str, log_file: Optional[str] = None, error_log: Optional[str] = None,
                  umask: int = DEFAULT_UMASK, workdir: str = "/", detach: bool = True, keep_fds: Sequence[int] = (),
-                 keep_env: Sequence[str] = (), ready_timeout: float = READY_TIMEOUT):
+                 keep_env: Sequence[str] = (), ready_timeout: float = READY_TIMEOUT, program: Optional[str] = None):
         if not 0 <= umask <= 0o777:
             raise DaemonError(f"umask must be between 000 and 777 (octal), got {umask:o}")
         self.pidfile = _pidfile.PidFile(pidfile)
@@ -138,6 +138,7 @@ class Daemon:
         self.detach = detach
         self.keep_fds = tuple(keep_fds)
         self.keep_env = tuple(keep_env)
+        self.program = program  # this daemon's program: a pidfile held by anything else is taken over
         self.ready_timeout = ready_timeout
         self.stop_requested = False
         self.reload_requested = False
@@ -161,7 +162,7 @@ class Daemon:
                 raise DaemonError(f"cannot create the pidfile's directory {directory}: {exc.strerror}") from exc
         for path in {p for p in (self.log_file, self.error_log) if p}:
             self._logs[path] = open_log(path)
-        self.pidfile.acquire()
+        self.pidfile.acquire(take_over_from=self.program)
 
     # ---- the whole sequence ---------------------------------------------------------------
 

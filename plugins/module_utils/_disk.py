@@ -9,8 +9,13 @@ PRIVATE to the sysops.fleet collection. Pure standard library; Linux.
 The numbers are the ones ``df -P`` and ``df -Pi`` print, because ``df``
 gives them:
 
-* The mount table comes from ``/proc/self/mountinfo``, which never touches
-  a filesystem, so a hung network mount cannot block reading it.
+* The mount table comes from ``/proc/self/mountinfo`` (``_mount_table``),
+  which never touches a filesystem, so a hung network mount cannot block
+  reading it. Each mount point is probed under its exact bytes and
+  reported under the name ``_text.printable`` shows (``Mount.shown``), so
+  any byte a name may hold (a carriage return, U+2028, bytes that are not
+  UTF-8) reaches no report, result, state key or metrics label raw; the
+  lines that are no mount come back as the Reading's ``warnings``.
 * The mount points are probed by GNU ``df`` itself, run through
   ``_command.run_many`` (``posix_spawn``, many children in flight, each
   killed at its own timeout, a killed child stuck in the kernel never
@@ -40,13 +45,12 @@ import functools
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _command, _fanout
-
-MOUNTINFO = "/proc/self/mountinfo"
-MOUNTS = "/proc/self/mounts"
+from ._mount_table import Mount, MountTable, read_mounts
+from ._text import printable
 
 # Types that hold no user data or only mirror another filesystem. tmpfs and
 # devtmpfs are here too, as they are memory, not disk; list them in
@@ -60,6 +64,8 @@ PSEUDO_FSTYPES = (
 # Types whose probe waits on a server (or a user process) and so may hang.
 NETWORK_FSTYPES = ("9p", "afs", "beegfs", "ceph", "cifs", "fuse", "fuse.*", "fuseblk", "glusterfs", "gpfs",
                    "lustre", "ncpfs", "nfs", "nfs4", "smb3", "smbfs", "sshfs", "virtiofs")
+# Types an ordinary user can mount (FUSE, through fusermount): their source names whatever the user chose.
+USER_FSTYPES = ("fuse", "fuse.*", "fuseblk")
 DEFAULT_PROBE_TIMEOUT = 5.0
 MAX_PROBE_TIMEOUT = 600.0
 DEFAULT_MAX_WORKERS = 4  # forked statvfs workers; df children are cheap and all run at once
@@ -80,20 +86,12 @@ class DiskError(ValueError):
     """The mount table cannot be read or the selection is malformed; nothing was probed."""
 
 
-@dataclass(frozen=True)
-class Mount:
-    """One line of the mount table."""
-
-    device: str          # the source: /dev/sda1, server:/export, tmpfs
-    fstype: str
-    mount: str           # where it is mounted
-    root: str = "/"      # the directory of the filesystem seen there ("/" unless a bind mount)
-    dev: str = ""        # major:minor, the identity of the filesystem
-
-
 @dataclass
 class Filesystem:
-    """One reported filesystem: ``df -P`` and ``df -Pi`` numbers, or the error that replaced them."""
+    """One reported filesystem: ``df -P`` and ``df -Pi`` numbers, or the error that replaced them.
+
+    ``device``, ``fstype`` and ``mount`` are the names as shown (``Mount.shown``), escaped.
+    """
 
     device: str
     fstype: str
@@ -108,7 +106,12 @@ class Filesystem:
     error: Optional[str] = None
 
     def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict, in order: a shallow copy, as every field is a number, a str or None.
+
+        (``dataclasses.asdict`` copies recursively and cost a tenth of a
+        200-filesystem report.)
+        """
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -131,15 +134,26 @@ class Selection:
                     raise DiskError(f"{name}: every entry must be a non-empty string, got {pattern!r}")
 
     def wanted(self, mount: Mount) -> bool:
-        if _matches(mount.mount, self.exclude_mounts):
+        """Patterns match a name as it is or as the report shows it (escaped), whichever the user wrote."""
+        if _either(mount.mount, self.exclude_mounts):
             return False
         if self.include_mounts:
-            return _matches(mount.mount, self.include_mounts)
-        return not _matches(mount.fstype, self.exclude_fstypes)
+            return _either(mount.mount, self.include_mounts)
+        return not _either(mount.fstype, self.exclude_fstypes)
 
 
 def _matches(value: str, patterns: Sequence[str]) -> bool:
     return bool(patterns) and _compiled(tuple(patterns))(value) is not None
+
+
+def _either(name: str, patterns: Sequence[str]) -> bool:
+    """*name* or its escaped form matches: a pattern copied from the report finds the odd mount it shows."""
+    if not patterns:
+        return False
+    if _matches(name, patterns):
+        return True
+    shown = printable(name)
+    return shown != name and _matches(shown, patterns)
 
 
 @functools.lru_cache(maxsize=32)
@@ -148,66 +162,13 @@ def _compiled(patterns: Tuple[str, ...]) -> Callable[[str], Any]:
     return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns)).match
 
 
-def unescape(field_text: str) -> str:
-    r"""Undo the kernel's octal escapes in mount table fields (``\040`` is a space)."""
-    if "\\" not in field_text:
-        return field_text
-    out, i = [], 0
-    while i < len(field_text):
-        chunk = field_text[i:i + 4]
-        if len(chunk) == 4 and chunk[0] == "\\" and chunk[1:].isdigit():
-            out.append(chr(int(chunk[1:], 8)))
-            i += 4
-        else:
-            out.append(field_text[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> List[Mount]:
-    """Mounts from ``/proc/self/mountinfo`` text, in mount order (see proc(5))."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        try:
-            sep = fields.index("-", 6)
-            mounts.append(Mount(device=unescape(fields[sep + 2]), fstype=fields[sep + 1],
-                                mount=unescape(fields[4]), root=unescape(fields[3]), dev=fields[2]))
-        except (ValueError, IndexError):
-            continue  # a line we do not understand is not worth failing the report for
-    return mounts
-
-
-def parse_mounts(text: str) -> List[Mount]:
-    """Mounts from ``/proc/mounts`` text: the fallback without device numbers."""
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) >= 3:
-            mounts.append(Mount(device=unescape(fields[0]), fstype=fields[2], mount=unescape(fields[1]),
-                                dev=unescape(fields[0])))
-    return mounts
-
-
-def read_mounts(mountinfo: str = MOUNTINFO, mounts: str = MOUNTS) -> List[Mount]:
-    """The mount table of this process; reading it never touches a mounted filesystem."""
-    for path, parse in ((mountinfo, parse_mountinfo), (mounts, parse_mounts)):
-        try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-                return parse(handle.read())
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise DiskError(f"cannot read the mount table {path}: {exc.strerror}") from exc
-    raise DiskError(f"cannot read the mount table: neither {mountinfo} nor {mounts} exists "
-                    "(disk_report reads the Linux mount table)")
-
-
 def visible(mounts: Sequence[Mount]) -> List[Mount]:
     """Drop mounts hidden under a later mount on the same mount point.
 
     ``statvfs(path)`` sees only the top mount, so reporting the ones below
-    would repeat its numbers under another device name.
+    would repeat its numbers under another device name. Every line comes
+    from the kernel (read as it writes them), so a name cannot forge a
+    later mount on another mount point and hide it.
     """
     top = {m.mount: i for i, m in enumerate(mounts)}
     return [m for i, m in enumerate(mounts) if top[m.mount] == i]
@@ -243,22 +204,24 @@ def usage(mount: Mount, got: Probe) -> Filesystem:
     avail_blocks = max(0, got["bavail"]) if got["bavail"] < 1 << 63 else 0
     inodes_used = max(0, got["files"] - got["ffree"])
     return Filesystem(
-        device=mount.device, fstype=mount.fstype, mount=mount.mount,
+        **mount.shown(),
         size_bytes=got["blocks"] * frsize, used_bytes=used_blocks * frsize,
         avail_bytes=avail_blocks * frsize, use_pct=ceil_pct(used_blocks, used_blocks + avail_blocks),
         inodes_total=got["files"], inodes_used=inodes_used, inode_pct=ceil_pct(inodes_used, got["files"]),
     )
 
 
-def _keys(mount: Mount) -> List[str]:
-    """What makes two mount entries one filesystem: the device number, or the same /dev path.
+def _keys(mount: Mount) -> List[Tuple[str, ...]]:
+    """What makes two mount entries one filesystem: the device number, or the same type on the same /dev path.
 
     btrfs subvolumes get a device number each but share the /dev path and
-    every number; they are one filesystem in a disk report.
+    every number; they are one filesystem in a disk report. The source of a
+    FUSE mount is whatever its user chose (``-o fsname=/dev/sda1``), so it
+    never joins a mount to another: only the kernel's device number does.
     """
-    keys = [mount.dev or mount.device]
-    if mount.device.startswith("/dev/"):
-        keys.append(mount.device)
+    keys = [("dev", mount.dev)] if mount.dev else []
+    if mount.device.startswith("/dev/") and not _matches(mount.fstype, USER_FSTYPES):
+        keys.append(("source", mount.fstype, mount.device))
     return keys
 
 
@@ -274,7 +237,7 @@ def keep(probed: Sequence[Tuple[Mount, Optional[Probe], Optional[str]]]) -> List
     mounts that vanished while probed, and filesystems with no blocks
     (``df`` hides those too).
     """
-    groups: Dict[str, int] = {}
+    groups: Dict[Tuple[str, ...], int] = {}
     best: Dict[int, Tuple[int, Mount, Filesystem]] = {}
     for order, (mount, got, failure) in enumerate(probed):
         fs = _to_filesystem(mount, got, failure)
@@ -293,14 +256,13 @@ def keep(probed: Sequence[Tuple[Mount, Optional[Probe], Optional[str]]]) -> List
 
 def _to_filesystem(mount: Mount, got: Optional[Probe], failure: Optional[str]) -> Optional[Filesystem]:
     if failure is not None:
-        return Filesystem(device=mount.device, fstype=mount.fstype, mount=mount.mount, error=failure)
+        return Filesystem(**mount.shown(), error=failure)
     if got is None:
         return None
     if "errno" in got:
         if got["errno"] in (errno.ENOENT, errno.ENOTDIR):
             return None  # unmounted while we looked
-        return Filesystem(device=mount.device, fstype=mount.fstype, mount=mount.mount,
-                          error=f"cannot read usage: {os.strerror(got['errno'])}")
+        return Filesystem(**mount.shown(), error=f"cannot read usage: {os.strerror(got['errno'])}")
     if not got["is_dir"] or got["blocks"] == 0:
         return None
     return usage(mount, got)
@@ -488,27 +450,43 @@ def check_timeout(timeout: float) -> float:
     return timeout
 
 
+class Reading(list):
+    """The filesystems one reading found (a list, in mount order) and its ``warnings``.
+
+    A list, so that callers that only want the filesystems (and readers
+    that stand in for this one) need nothing else; ``warnings`` names each
+    mount-table line that could not be read, so no filesystem goes missing
+    without a word.
+    """
+
+    def __init__(self, filesystems: Sequence[Filesystem] = (), warnings: Sequence[str] = ()):
+        super().__init__(filesystems)
+        self.warnings = list(warnings)
+
+
 def read_filesystems(selection: Selection = Selection(), timeout: float = DEFAULT_PROBE_TIMEOUT,
                      workers: Optional[int] = None, mounts: Optional[Sequence[Mount]] = None,
-                     prober: Optional[Prober] = None) -> List[Filesystem]:
-    """Every selected filesystem with its usage, each device once, in mount order.
+                     prober: Optional[Prober] = None) -> Reading:
+    """Every selected filesystem with its usage, each device once, in mount order, as a Reading.
 
-    A mount whose probe does not finish within *timeout* seconds is
-    reported with ``error`` set and no numbers. The probe is GNU ``df``
-    (df_probe_mounts), *workers* calls at once (default: all); without
-    ``df``, or when *prober* is given (tests, other platforms), *prober*
-    (default: ``probe``, statvfs) runs in *workers* worker processes
-    (default: at most 4). *mounts* replaces the mount table.
-    Raises DiskError for bad input and _fanout.FanOutError if no worker
-    process can be started (OSError if no df process can be).
+    The Reading's ``warnings`` name the mount-table lines that could not be
+    read (none when *mounts* is given). A mount whose probe does not
+    finish within *timeout* seconds is reported with ``error`` set and no
+    numbers. The probe is GNU ``df`` (df_probe_mounts), *workers* calls at
+    once (default: all); without ``df``, or when *prober* is given (tests,
+    other platforms), *prober* (default: ``probe``, statvfs) runs in
+    *workers* worker processes (default: at most 4). *mounts* replaces the
+    mount table. Raises DiskError for bad input, MountTableError without a
+    mount table, and _fanout.FanOutError if no worker process can be
+    started (OSError if no df process can be).
     """
     selection.check()
     timeout = check_timeout(timeout)
     workers = check_workers(workers)
-    table = read_mounts() if mounts is None else list(mounts)
-    chosen = [m for m in visible(table) if selection.wanted(m)]
+    table = read_mounts() if mounts is None else MountTable("", list(mounts))
+    chosen = [m for m in visible(table.mounts) if selection.wanted(m)]
     if not chosen:
-        return []
+        return Reading([], table.warnings())
     results = None
     if prober is None:
         try:
@@ -517,7 +495,7 @@ def read_filesystems(selection: Selection = Selection(), timeout: float = DEFAUL
             pass  # no df (a minimal image without coreutils): statvfs in workers gives the same numbers
     if results is None:
         results = probe_mounts(chosen, timeout, workers, probe if prober is None else prober)
-    return keep([(mount, got, error) for mount, (got, error) in zip(chosen, results)])
+    return Reading(keep([(mount, got, error) for mount, (got, error) in zip(chosen, results)]), table.warnings())
 
 
 def _describe(error: str, timeout: float) -> str:

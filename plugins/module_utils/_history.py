@@ -12,13 +12,25 @@ report turns them into "+1.2G/day, full in about 12 days". The rate is the
 least-squares slope of used bytes over the last ``window`` seconds, so one
 big temporary file does not dominate it the way a first-to-last difference
 would.
+
+The history file belongs to the watcher's user, who can write anything in
+it. So it is read as untrusted input, by its owner (``_privilege.as_owner``
+when root asks), and bounded: at most ``MAX_BYTES`` are read, a sample
+must be a time no later than now (``MAX_SKEW`` aside) and two byte counts
+below 2**63, at most ``MAX_MOUNTS`` filesystems of at most
+``MAX_SAMPLES`` samples each are kept (the newest); whatever else is
+dropped, counted and warned about. What crosses back to root is only the
+forecast of each filesystem (a few numbers each), checked again there.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
+import re
+import time
 from dataclasses import dataclass
 from typing import Any, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -30,26 +42,82 @@ DEFAULT_KEEP_DAYS = 14.0
 DEFAULT_WINDOW = 3 * DAY
 MIN_SPAN = 600.0  # a rate from samples closer together than this is noise
 LOCK_WAIT = 10.0
+MAX_BYTES = 4 << 20       # a history of 64 filesystems at the defaults is ~3.5 MiB; more is not ours
+MAX_MOUNTS = 512
+MAX_SAMPLES = 2048        # per filesystem: 21 days at the default 15 minutes; the newest are kept
+MAX_SKEW = 300.0          # a sample may be this much in the future (clocks differ a little)
+MAX_COUNT = 1 << 63       # bytes: anything larger is no filesystem's
+MAX_NAME = 4096           # a mount point's length (PATH_MAX)
+MAX_DAYS_TO_FULL = 36500.0  # "full in 100 years" and later is "not filling" in any report
+OWNER_TIMEOUT = 60.0      # root waits this long for the history's owner to read and update it
+_LONG_NUMBER = re.compile(rb"\d{40}")  # json.loads of a huge integer is slow before 3.11: refused unread
 
 Sample = Tuple[float, int, int]  # (unix time, used bytes, available bytes)
 History = Dict[str, List[Sample]]  # mount point -> samples, oldest first
 
 
-def load(path: str) -> History:
-    """The history file's samples; an empty history if it is missing or unreadable (it is only a cache)."""
+def load(path: str, now: Optional[float] = None) -> History:
+    """The history file's samples (``load_checked`` without the count of what was dropped)."""
+    return load_checked(path, now)[0]
+
+
+def load_checked(path: str, now: Optional[float] = None) -> Tuple[History, int]:
+    """The valid samples of the history file, and how many entries were dropped as invalid.
+
+    A missing, unreadable, oversized or unparsable file is an empty
+    history (it is only a cache): 0 dropped when missing, 1 otherwise.
+    """
     try:
-        data = json.loads(_files.read_text(path))
-    except (OSError, ValueError):
-        return {}
+        raw = _files.read_bytes(path, MAX_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}, 0
+    except OSError:
+        return {}, 1
+    if _LONG_NUMBER.search(raw):
+        return {}, 1
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError, MemoryError):
+        return {}, 1
+    filesystems = data.get("filesystems") if isinstance(data, dict) else None
+    if not isinstance(filesystems, dict):
+        return {}, 1
+    return checked(filesystems, time.time() if now is None else now)
+
+
+def checked(filesystems: Mapping[Any, Any], now: float) -> Tuple[History, int]:
+    """Only what a history may hold (see the module docstring); the rest is counted as dropped."""
     history: History = {}
-    if not isinstance(data, dict):
-        return history
-    for mount, samples in data.get("filesystems", {}).items():
-        try:
-            history[mount] = [(float(s[0]), int(s[1]), int(s[2])) for s in samples]
-        except (TypeError, ValueError, IndexError):
+    dropped = 0
+    for mount, samples in filesystems.items():
+        if (not isinstance(mount, str) or not mount or len(mount) > MAX_NAME or len(history) >= MAX_MOUNTS
+                or not isinstance(samples, list)):
+            dropped += 1
             continue
-    return history
+        good = [sample for sample in (_sample(s, now) for s in samples[-4 * MAX_SAMPLES:]) if sample is not None]
+        dropped += len(samples) - len(good)
+        good.sort(key=lambda s: s[0])
+        if good:
+            history[mount] = good[-MAX_SAMPLES:]
+    return history, dropped
+
+
+def _sample(value: Any, now: float) -> Optional[Sample]:
+    """(time, used, avail) if *value* is one: a finite time not after now (+MAX_SKEW), two counts in range."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return None
+    when, used, avail = value
+    if isinstance(when, bool) or not isinstance(when, (int, float)):
+        return None
+    when = float(when)
+    if not (math.isfinite(when) and 0 <= when <= now + MAX_SKEW):
+        return None
+    counts = []
+    for count in (used, avail):
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < MAX_COUNT:
+            return None
+        counts.append(count)
+    return (when, counts[0], counts[1])
 
 
 def save(path: str, history: History) -> None:
@@ -74,44 +142,98 @@ def locked(path: str, wait: float = LOCK_WAIT) -> ContextManager[None]:
 
 def update(path: str, filesystems: Sequence[Mapping[str, Any]], now: float,
            sample_every: float = DEFAULT_SAMPLE_EVERY, keep_days: float = DEFAULT_KEEP_DAYS,
-           write: bool = True) -> Tuple[History, Optional[str]]:
-    """Add this reading to the history file at *path* (under its lock) and return the history.
+           window: float = DEFAULT_WINDOW, write: bool = True) -> Tuple[List["Forecast"], Optional[str]]:
+    """Add this reading to the history file at *path* (under its lock); the forecast of every filesystem.
 
     With ``write=False`` (check mode) the sample is added in memory only.
     The history is a cache: when it cannot be saved the reading still
-    counts for this run, and the second value says why it was not kept.
-    Run as root on a history in another user's directory (the watcher's,
-    from ``disk_report`` with become), the update is done by that user
-    (``_privilege.as_owner``): root never writes, locks or reads through
-    a path the daemon's user can change.
+    counts for this run, and the second value says why it was not kept (or
+    what was dropped from it as invalid). Run as root on a history in
+    another user's directory (the watcher's, from ``disk_report`` with
+    become), the work is done by that user (``_privilege.as_owner``, for at
+    most ``OWNER_TIMEOUT`` seconds): root never writes, locks or reads
+    through a path the daemon's user can change, and gets back only the
+    forecasts, which it checks (``checked_forecasts``) before using them.
     """
-    warning = None
     rows = [{k: fs.get(k) for k in ("mount", "used_bytes", "avail_bytes")} for fs in filesystems]
-    if write:
-        try:
-            history = _privilege.as_owner(os.path.dirname(os.path.abspath(path)), _update_file, path, rows, now,
-                                          sample_every, keep_days)
-            return {mount: [tuple(s) for s in samples] for mount, samples in history.items()}, None
-        except OSError as exc:
-            warning = f"cannot keep the disk history in {path}: {exc.strerror or exc}"
+    directory = os.path.dirname(os.path.abspath(path))
     try:
-        history = _privilege.as_owner(os.path.dirname(os.path.abspath(path)), load, path)
+        done = _privilege.as_owner(directory, _update_file, path, rows, now, sample_every, keep_days, window, write,
+                                   timeout=OWNER_TIMEOUT, limit=1 << 20)
     except OSError as exc:
-        history, warning = {}, warning or f"cannot read the disk history in {path}: {exc.strerror or exc}"
-    history = {mount: [tuple(s) for s in samples] for mount, samples in history.items()}
-    record(history, rows, now, sample_every, keep_days)
-    return history, warning
+        warning = f"cannot {'keep' if write else 'read'} the disk history in {path}: {exc.strerror or exc}"
+        history: History = {}
+        record(history, rows, now, sample_every, keep_days)
+        return forecast(history, now, window), warning
+    forecasts, bad = checked_forecasts(done.get("forecasts") if isinstance(done, dict) else None)
+    notes = []
+    error = done.get("error") if isinstance(done, dict) else None
+    if isinstance(error, str) and error:
+        notes.append(f"cannot keep the disk history in {path}: {_text.words(error, 300)}")
+    dropped = done.get("dropped") if isinstance(done, dict) else None
+    if bad or not isinstance(dropped, int) or dropped < 0:
+        notes.append(f"the history's owner sent back {bad or 'an'} invalid answer(s): ignored")
+    elif dropped:
+        notes.append(f"dropped {dropped} invalid entr{'y' if dropped == 1 else 'ies'} of the disk history in "
+                     f"{path} (times in the future, numbers out of range, more than {MAX_BYTES} bytes, "
+                     f"or not a history at all)")
+    return forecasts, "; ".join(notes) or None
 
 
 def _update_file(path: str, rows: Sequence[Mapping[str, Any]], now: float, sample_every: float,
-                 keep_days: float) -> History:
-    """Lock, load, record and save: the part of ``update`` that touches the file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with locked(path):
-        history = load(path)
-        if record(history, rows, now, sample_every, keep_days):
-            save(path, history)
-    return history
+                 keep_days: float, window: float, write: bool) -> Dict[str, Any]:
+    """Lock, load, record, save (*write*) and forecast: the part of ``update`` its owner does."""
+    error = ""
+    if write:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with locked(path):
+                history, dropped = load_checked(path, now)
+                if record(history, rows, now, sample_every, keep_days) or dropped:
+                    save(path, history)
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+            write = False
+    if not write:
+        history, dropped = load_checked(path, now)
+        record(history, rows, now, sample_every, keep_days)
+    return {"forecasts": [f.as_dict() for f in forecast(history, now, window)], "dropped": dropped, "error": error}
+
+
+def checked_forecasts(value: Any) -> Tuple[List["Forecast"], int]:
+    """The forecasts in an answer from the history's owner that are well formed; and how many were not."""
+    if not isinstance(value, list):
+        return [], 1
+    good: List[Forecast] = []
+    for item in value[:MAX_MOUNTS]:
+        made = _forecast_from(item)
+        if made is not None:
+            good.append(made)
+    return good, len(value) - len(good)
+
+
+def _finite(value: Any, low: float, high: float, none: bool = False) -> bool:
+    if value is None:
+        return none
+    return (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            and low <= value <= high)
+
+
+def _forecast_from(item: Any) -> Optional["Forecast"]:
+    if not isinstance(item, dict):
+        return None
+    mount, rate, avail = item.get("mount"), item.get("rate_per_day"), item.get("avail_bytes")
+    days, full_at, span = item.get("days_to_full"), item.get("full_at"), item.get("span_s")
+    if (not isinstance(mount, str) or not mount or len(mount) > MAX_NAME
+            or not _finite(rate, -MAX_COUNT * 1.0, MAX_COUNT * 1.0, none=True)
+            or isinstance(avail, bool) or not isinstance(avail, int) or not 0 <= avail < MAX_COUNT
+            or not _finite(days, 0.0, MAX_DAYS_TO_FULL, none=True)
+            or not _finite(full_at, 0.0, 253402300799.0, none=True)  # up to the year 9999
+            or not _finite(span, 0.0, 400 * DAY)):
+        return None
+    return Forecast(mount=mount, rate_per_day=None if rate is None else float(rate), avail_bytes=avail,
+                    days_to_full=None if days is None else float(days),
+                    full_at=None if full_at is None else float(full_at), span_s=float(span))
 
 
 def record(history: History, filesystems: Sequence[Mapping[str, Any]], now: float,
@@ -131,6 +253,9 @@ def record(history: History, filesystems: Sequence[Mapping[str, Any]], now: floa
         samples = history.setdefault(mount, [])
         if not samples or now - samples[-1][0] >= sample_every or now < samples[-1][0]:
             samples.append((now, int(used), int(avail)))
+            changed = True
+        if len(samples) > MAX_SAMPLES:
+            del samples[:len(samples) - MAX_SAMPLES]
             changed = True
     for mount in list(history):
         kept = [s for s in history[mount] if s[0] >= horizon]
@@ -182,7 +307,7 @@ def forecast(history: History, now: float, window: float = DEFAULT_WINDOW) -> Li
         rate = slope(samples) if span >= MIN_SPAN else None
         item = Forecast(mount=mount, rate_per_day=None if rate is None else rate * DAY,
                         avail_bytes=last[2], span_s=span)
-        if rate is not None and rate > 0:
+        if rate is not None and rate > 0 and last[2] / rate / DAY <= MAX_DAYS_TO_FULL:
             item.days_to_full = last[2] / rate / DAY
             item.full_at = last[0] + last[2] / rate
         result.append(item)
@@ -198,15 +323,16 @@ def _full_in(item: Forecast) -> Tuple[str, str]:
 
 def describe(item: Forecast) -> str:
     """One line of the report: ``/var: +1.2G/day, full in about 12 days (2025-06-01)``."""
-    mount = _text.printable(item.mount)  # a mount point may hold a line break: one line in the report
     if item.rate_per_day is None:
-        return f"{mount}: not enough history yet for a fill rate"
+        return f"{item.mount}: not enough history yet for a fill rate"
     if item.days_to_full is None:
         if item.rate_per_day == 0:
-            return f"{mount}: steady"
-        return f"{mount}: shrinking by {_sizes.human(-item.rate_per_day, 'B')}/day"
+            return f"{item.mount}: steady"
+        if item.rate_per_day > 0:
+            return f"{item.mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, not full within 100 years at this rate"
+        return f"{item.mount}: shrinking by {_sizes.human(-item.rate_per_day, 'B')}/day"
     soon, when = _full_in(item)
-    return f"{mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, full in about {soon} ({when}) at this rate"
+    return f"{item.mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, full in about {soon} ({when}) at this rate"
 
 
 def render_text(items: Sequence[Forecast]) -> str:
@@ -239,7 +365,8 @@ def _html_row(item: Forecast) -> _html.Row:
     growth = ("steady" if item.rate_per_day == 0 else
               ("+" if item.rate_per_day > 0 else "") + f"{_sizes.human(item.rate_per_day, 'B')}/day")
     if item.days_to_full is None:
-        return _html.Row([item.mount, growth, _html.muted("not filling"), "-", _span(item.span_s)])
+        idle = "not within 100 years" if item.rate_per_day > 0 else "not filling"
+        return _html.Row([item.mount, growth, _html.muted(idle), "-", _span(item.span_s)])
     soon, when = _full_in(item)
     return _html.Row([item.mount, growth, soon, when, _span(item.span_s)])
 

@@ -20,14 +20,25 @@ PRIVATE to the sysops.fleet collection. Pure standard library.
   time left, so a server that trickles its greeting a byte a second cannot
   hold a task (smtplib's own timeout is per read). No signals: modules run
   in threads under mitogen.
-* ``send`` reports the server's answer per recipient (accepted, deferred
-  by a 4xx, refused by a 5xx); what to do with each is the queue's job
-  (``_mail_delivery``). Errors that end the conversation raise MailError.
+* Every reply is bounded (``read_reply``): at most ``MAX_REPLY_LINES``
+  lines and ``MAX_REPLY_BYTES`` bytes, each line a reply line as RFC 5321
+  §4.2 writes it (three digits, the same on every line). smtplib bounds
+  only each line, so a greeting of ``250-`` lines that never ends grew
+  the client's memory without limit. A server that breaks a bound ends
+  the conversation with a MailError that says what it sent.
+* ``send`` reports the server's answer per recipient (accepted by any
+  2xx, deferred by a 4xx, refused by a 5xx); what to do with each is the
+  queue's job (``_mail_delivery``). Errors that end the conversation raise
+  MailError. Once the whole message is sent, a hang-up, a timeout or a
+  reply that is neither 2xx, 4xx nor 5xx leaves the outcome unknown: the
+  server may have taken the message. ``send`` says so (``Sent.uncertain``)
+  and never calls it a refusal; the queue sends it again, as MTAs do.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -40,7 +51,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import formatdate, getaddresses, make_msgid, parseaddr
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple
+
+from . import _text
 
 SECURITY = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
@@ -50,6 +63,13 @@ POLICY = email_policy.SMTP.clone(cte_type="7bit")
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _BAD_HEADER_CHARS = frozenset(_LINE_BREAKS + "".join(chr(c) for c in range(32) if c != 9) + "\x7f")
 MAX_REPLY = 300  # characters of a server's answer kept in a reason
+MAX_REPLY_LINE = 8192  # bytes of one reply line: smtplib's own limit (RFC 5321 §4.5.3.1.5 says 512)
+MAX_REPLY_LINES = 100  # lines of one reply: an EHLO answer lists a dozen extensions
+MAX_REPLY_BYTES = 64 << 10  # bytes of one reply, all its lines
+# A reply line (RFC 5321 §4.2): a code whose first digit is 1-5 and second 0-5, then a space,
+# a hyphen (more lines follow) or the end of the line.
+_REPLY_LINE = re.compile(rb"[1-5][0-5][0-9](?:[ -]|\r?\n|\Z)")
+UNCERTAIN_PHASE = "final reply"  # the whole message is sent; whether the server took it is not known yet
 
 
 class MailError(Exception):
@@ -58,6 +78,48 @@ class MailError(Exception):
 
 class MailConfigError(MailError, ValueError):
     """A mail option is invalid; nothing was sent."""
+
+
+class ReplyError(smtplib.SMTPException):
+    """The server sent something that is no SMTP reply, or a reply beyond the bounds; the message says what."""
+
+
+def read_reply(stream: BinaryIO) -> Tuple[int, bytes]:
+    """One reply from *stream*: its code and its text (lines joined by LF), within the bounds above.
+
+    Raises ReplyError for a reply too long (bytes, lines or one line), a
+    line that is no reply line, or lines with different codes; and
+    SMTPServerDisconnected at the end of the stream. Memory stays below
+    ``MAX_REPLY_BYTES`` plus one line, whatever the server sends.
+    """
+    lines: List[bytes] = []
+    size = 0
+    code = b""
+    while True:
+        line = stream.readline(MAX_REPLY_LINE + 1)
+        if not line:
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        size += len(line)
+        if len(line) > MAX_REPLY_LINE:
+            raise ReplyError(f"sent a reply line longer than {MAX_REPLY_LINE} bytes")
+        if size > MAX_REPLY_BYTES:
+            raise ReplyError(f"sent a reply longer than {MAX_REPLY_BYTES} bytes")
+        if len(lines) == MAX_REPLY_LINES:
+            raise ReplyError(f"sent a reply of more than {MAX_REPLY_LINES} lines")
+        if not _REPLY_LINE.match(line):
+            raise ReplyError(f"sent something that is no SMTP reply: {_shown(line)}")
+        if code and line[:3] != code:
+            raise ReplyError(f"sent a reply whose lines have different codes ({code.decode()} and "
+                             f"{line[:3].decode()})")
+        code = line[:3]
+        lines.append(line[4:].strip(b" \t\r\n"))
+        if line[3:4] != b"-":
+            return int(code), b"\n".join(lines)
+
+
+def _shown(data: bytes) -> str:
+    """The start of what a server sent, quoted, as one printable line."""
+    return '"' + _text.printable(data[:60].rstrip(b"\r\n")) + ('..."' if len(data) > 60 else '"')
 
 
 def parse_address(value: str, name: str) -> Address:
@@ -324,6 +386,46 @@ class Conversation(smtplib.SMTP):
             return sock
         raise last or OSError(f"no address for {host}")
 
+    def getreply(self):
+        """smtplib's reply reader, bounded (``read_reply``); the connection is closed on any fault."""
+        if self.file is None:
+            self.file = self.sock.makefile("rb")
+        try:
+            return read_reply(self.file)
+        except (ReplyError, smtplib.SMTPServerDisconnected):
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
+
+    def data(self, msg: bytes) -> Tuple[int, bytes]:
+        """DATA, the message, the final dot, its reply: the phases ``explain`` tells apart.
+
+        "DATA" until the server's 354; "message" while the message is sent
+        (a fault here: the server cannot have it, its end never came); then
+        ``UNCERTAIN_PHASE``, when the server has the whole message and the
+        reply alone says whether it took it. Raises SMTPDataError for an
+        answer to DATA other than 354, as smtplib does.
+        """
+        self.phase = "DATA"
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        self.phase = "message"
+        self.send(_dot_stuffed(msg))
+        self.phase = UNCERTAIN_PHASE
+        return self.getreply()
+
+
+def _dot_stuffed(msg: bytes) -> bytes:
+    """The message as DATA carries it (RFC 5321 §4.5.2): leading dots doubled, CRLF, the final dot."""
+    data = re.sub(rb"(?m)^\.", b"..", msg)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
 
 def connect(settings: SmtpSettings, deadline: Optional[float] = None) -> Conversation:
     """An SMTP session, encrypted as asked and logged in, that must end by *deadline*.
@@ -336,7 +438,9 @@ def connect(settings: SmtpSettings, deadline: Optional[float] = None) -> Convers
     implicit = tls_context(settings) if settings.security == "ssl" else None
     conn = Conversation(deadline, local, implicit)
     try:
-        conn.connect(settings.host, settings.effective_port)
+        code, greeting = conn.connect(settings.host, settings.effective_port)
+        if code != 220:  # smtplib checks this only when given the host at construction
+            raise smtplib.SMTPConnectError(code, greeting)
         conn.phase = "EHLO"
         conn.ehlo_or_helo_if_needed()
         if settings.security == "starttls":
@@ -357,7 +461,7 @@ def connect(settings: SmtpSettings, deadline: Optional[float] = None) -> Convers
     except MailError:
         close(conn)
         raise
-    except (OSError, smtplib.SMTPException) as exc:
+    except (OSError, smtplib.SMTPException, ValueError) as exc:  # ValueError: a login challenge that is no base64
         close(conn)
         raise MailError(explain(exc, settings, conn.phase)) from exc
     return conn
@@ -386,25 +490,30 @@ def explain(exc: BaseException, settings: SmtpSettings, phase: str = "") -> str:
 
     *phase* is the step of the conversation it happened at: a server that
     hangs up before its greeting may be no SMTP server; one that hangs up
-    during DATA simply did not take the message.
+    while the message is sent cannot have it; one that hangs up once it has
+    the whole message may have taken it (``UNCERTAIN_PHASE``): never called
+    a refusal.
     """
+    if phase == UNCERTAIN_PHASE:
+        return uncertain(settings, _before_final_reply(exc, settings))
     where = settings.where
     if _timed_out(exc):
+        if phase == "message":
+            return (f"{where} did not take the whole message within smtp_timeout={settings.timeout:g}s (still "
+                    f"sending it; its end never reached the server, so it was not delivered); the timeout "
+                    f"bounds the whole exchange")
         return (f"{where} did not finish the conversation within smtp_timeout={settings.timeout:g}s "
                 f"(still waiting during {phase or 'connect'}); the timeout bounds the whole exchange")
+    if isinstance(exc, ReplyError):
+        return (f"{where} {exc} (at {phase or 'connect'}): it does not speak SMTP as RFC 5321 says, so the "
+                f"conversation was ended")
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return (f"{where} refused the login of {settings.username!r}: {_reply(exc)}; "
                 f"check smtp_username and smtp_password")
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return f"{where}: {exc}"
-    if isinstance(exc, smtplib.SMTPServerDisconnected):
-        detail = str(exc) or "no reason given"
-        if phase in ("connect", "greeting"):
-            return f"{where} closed the connection before its greeting ({detail}); is it an SMTP server?"
-        if phase == "DATA":
-            return (f"{where} closed the connection while the message was being sent (during DATA), "
-                    f"so it did not take the message ({detail})")
-        return f"{where} closed the connection unexpectedly during {phase} ({detail})"
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError)):
+        return _hang_up(exc, where, phase)
     if isinstance(exc, smtplib.SMTPConnectError):
         return f"{where} did not accept the connection: {_reply(exc)}"
     if isinstance(exc, smtplib.SMTPResponseException):
@@ -419,21 +528,59 @@ def explain(exc: BaseException, settings: SmtpSettings, phase: str = "") -> str:
         return f"cannot resolve smtp_host {settings.host!r}: {exc.strerror}"
     if isinstance(exc, ConnectionRefusedError):
         return f"cannot connect to {where}: connection refused (is the mail server running and listening there?)"
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-        return f"{where} dropped the connection during {phase} ({exc.strerror or exc})"
     if isinstance(exc, OSError):
         return f"cannot talk to {where}: {exc.strerror or exc}"
     return f"{where}: {exc}"
 
 
-def _text(message) -> str:
+def _hang_up(exc: BaseException, where: str, phase: str) -> str:
+    """A closed or reset connection, named by the step it ended (before the message's end: not delivered)."""
+    detail = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or "no reason given"
+    if phase in ("connect", "greeting"):
+        return f"{where} closed the connection before its greeting ({detail}); is it an SMTP server?"
+    if phase == "DATA":
+        return (f"{where} closed the connection after DATA, before the message was sent, so it did not "
+                f"take the message ({detail})")
+    if phase == "message":
+        return (f"{where} closed the connection while the message was being sent, before its end, so it "
+                f"did not take the message ({detail})")
+    return f"{where} closed the connection unexpectedly during {phase} ({detail})"
+
+
+def _before_final_reply(exc: BaseException, settings: SmtpSettings) -> str:
+    """What went wrong once the whole message was sent, for ``uncertain``."""
+    if _timed_out(exc):
+        return f"gave no final reply within smtp_timeout={settings.timeout:g}s"
+    if isinstance(exc, ReplyError):
+        return f"{exc} instead of its final reply"
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError)):
+        return "closed the connection before its final reply"
+    return f"failed before its final reply ({getattr(exc, 'strerror', None) or exc})"
+
+
+def uncertain(settings: SmtpSettings, what: str) -> str:
+    """The message for an outcome nobody knows: the server has the whole message and *what* happened then.
+
+    RFC 5321 §4.5.3.2.6 gives a server 10 minutes for the reply to the
+    final dot, while ``smtp_timeout`` bounds the whole conversation: the
+    message says how to wait that long.
+    """
+    text = (f"{settings.where} received the whole message but {what}: it may have taken the message. It stays "
+            f"queued and is sent again, so its recipients may get it twice")
+    if "smtp_timeout" in what:
+        text += (f" (RFC 5321 gives a server 10 minutes for this reply; smtp_timeout={settings.timeout:g}s bounds "
+                 f"the whole conversation: set smtp_timeout to 600 or more to wait that long)")
+    return text
+
+
+def _said(message) -> str:
+    """A server's answer as one printable line (it goes into reasons, headers and reports), bounded."""
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
-    text = " ".join(text.split())  # a multi-line answer on one line: it goes into reasons and headers
-    return text if len(text) <= MAX_REPLY else text[:MAX_REPLY - 3] + "..."
+    return _text.words(text, MAX_REPLY)
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
-    return f"{exc.smtp_code} {_text(exc.smtp_error)}".strip()
+    return f"{exc.smtp_code} {_said(exc.smtp_error)}".strip()
 
 
 # ---- one message, per recipient ----------------------------------------------------------------
@@ -445,64 +592,104 @@ class Sent:
     accepted: List[str] = field(default_factory=list)
     deferred: Dict[str, str] = field(default_factory=dict)  # recipient -> 4xx answer: try again later
     refused: Dict[str, str] = field(default_factory=dict)   # recipient -> 5xx answer: never
+    uncertain: Dict[str, str] = field(default_factory=dict)  # recipient -> why nobody knows if it was taken
+    ended: str = ""  # why the conversation ended with this message (nothing more can be sent); "" if it goes on
+
+
+def _kind(code: int) -> str:
+    """What a reply code says (RFC 5321 §4.2.1): "ok" (any 2xx), "later" (4xx), "never" (5xx), else "odd"."""
+    return {2: "ok", 4: "later", 5: "never"}.get(code // 100, "odd")
 
 
 def _closing(code: int, reply, settings: SmtpSettings, phase: str) -> MailError:
-    return MailError(f"{settings.where} is closing the connection: {code} {_text(reply)} (at {phase})")
+    return MailError(f"{settings.where} is closing the connection: {code} {_said(reply)} (at {phase})")
+
+
+def _odd(code: int, reply, settings: SmtpSettings, phase: str) -> MailError:
+    return MailError(f"{settings.where} answered {code} {_said(reply)} to {phase}, which is no answer RFC 5321 "
+                     f"allows there: the message was not sent, and is tried again later")
+
+
+def _answer(sent: Sent, kind: str, recipients: Sequence[str], reason: str) -> None:
+    """Record a 4xx ("later") or 5xx ("never") answer for *recipients*."""
+    (sent.deferred if kind == "later" else sent.refused).update({r: reason for r in recipients})
 
 
 def send(conn: Conversation, settings: SmtpSettings, sender: str, recipients: Sequence[str],
          raw: bytes) -> Sent:
     """MAIL FROM, RCPT TO each recipient, DATA: the server's answer for every recipient.
 
-    A 4xx defers a recipient, a 5xx refuses it; a 4xx or 5xx to MAIL FROM
-    or to DATA applies to every recipient it covers. Raises MailError when
-    the conversation itself ends (timeout, hang-up, 421): then nothing is
-    known about this message and all of it must be tried again.
+    Any 2xx accepts, a 4xx defers, a 5xx refuses; a 4xx or 5xx to MAIL
+    FROM or to DATA applies to every recipient it covers. Raises MailError
+    when the conversation ends before the message's end was sent (timeout,
+    hang-up, 421, a reply SMTP does not allow there): then the server does
+    not have the message and all of it must be tried again. Once it has the
+    whole message, a fault leaves the accepted recipients ``uncertain``
+    and sets ``ended`` instead.
     """
     sent = Sent()
     try:
         conn.phase = "MAIL FROM"
         code, reply = conn.mail(sender)
-        if code == 421:
-            raise _closing(code, reply, settings, conn.phase)
-        if code != 250:
-            target = sent.refused if 500 <= code < 600 else sent.deferred
-            target.update({r: f"{code} {_text(reply)} (to MAIL FROM:<{sender}>)" for r in recipients})
+        if code == 421 or _kind(code) == "odd":
+            raise (_closing if code == 421 else _odd)(code, reply, settings, conn.phase)
+        if _kind(code) != "ok":
+            _answer(sent, _kind(code), recipients, f"{code} {_said(reply)} (to MAIL FROM:<{sender}>)")
             _reset(conn)
             return sent
         conn.phase = "RCPT TO"
         for rcpt in recipients:
             code, reply = conn.rcpt(rcpt)
-            if code in (250, 251):
+            if code == 421 or _kind(code) == "odd":
+                raise (_closing if code == 421 else _odd)(code, reply, settings, conn.phase)
+            if _kind(code) == "ok":
                 sent.accepted.append(rcpt)
-            elif code == 421:
-                raise _closing(code, reply, settings, conn.phase)
-            elif 500 <= code < 600:
-                sent.refused[rcpt] = f"{code} {_text(reply)}"
             else:
-                sent.deferred[rcpt] = f"{code} {_text(reply)}"
+                _answer(sent, _kind(code), [rcpt], f"{code} {_said(reply)}")
         if not sent.accepted:
             _reset(conn)
             return sent
-        conn.phase = "DATA"
-        try:
-            code, reply = conn.data(raw)  # raises for the answer to DATA, returns the one to the message
-        except smtplib.SMTPDataError as exc:
-            code, reply = exc.smtp_code, exc.smtp_error
-        if code == 421:
-            raise _closing(code, reply, settings, conn.phase)
-        if code != 250:
-            target = sent.refused if 500 <= code < 600 else sent.deferred
-            target.update({r: f"{code} {_text(reply)} (to DATA)" for r in sent.accepted})
-            sent.accepted = []
+        _transfer(conn, settings, raw, sent)
     except MailError:
         raise
-    except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(explain(exc, settings, conn.phase)) from exc
     except UnicodeError as exc:  # a non-ASCII envelope address (a spool file edited by hand): the session is lost
         raise MailError(f"cannot send to {settings.where}: an envelope address is not ASCII ({exc})") from exc
+    except (OSError, smtplib.SMTPException, ValueError) as exc:
+        raise MailError(explain(exc, settings, conn.phase)) from exc
     return sent
+
+
+def _transfer(conn: Conversation, settings: SmtpSettings, raw: bytes, sent: Sent) -> None:
+    """DATA and the message: the answer to its end decides for every accepted recipient (see ``send``)."""
+    try:
+        code, reply = conn.data(raw)
+    except smtplib.SMTPDataError as exc:  # the answer to DATA itself: the message was not sent
+        code, reply = exc.smtp_code, exc.smtp_error
+        if code == 421 or _kind(code) in ("ok", "odd"):  # 354 is the only go-ahead
+            raise (_closing if code == 421 else _odd)(code, reply, settings, "DATA") from None
+    except (OSError, smtplib.SMTPException) as exc:
+        if conn.phase != UNCERTAIN_PHASE:
+            raise
+        _unknown(sent, explain(exc, settings, UNCERTAIN_PHASE))
+        return
+    kind = _kind(code)
+    if kind == "ok":
+        return
+    if kind == "odd":
+        _unknown(sent, uncertain(settings, f"answered {code} {_said(reply)} to it, which is neither success "
+                                           f"(2xx) nor failure (4xx, 5xx)"))
+        return
+    _answer(sent, kind, sent.accepted, f"{code} {_said(reply)} (to DATA)")
+    sent.accepted = []
+    if code == 421:
+        sent.ended = str(_closing(code, reply, settings, "the end of DATA"))
+
+
+def _unknown(sent: Sent, reason: str) -> None:
+    """The accepted recipients' outcome is not known (see ``uncertain``); the conversation is over."""
+    sent.uncertain.update({r: reason for r in sent.accepted})
+    sent.accepted = []
+    sent.ended = reason
 
 
 def _reset(conn: smtplib.SMTP) -> None:

@@ -20,6 +20,7 @@ with its SMTP envelope, which is taken off before it is sent::
 
     X-Sysops-Fleet-Envelope-From: disk@web1.example.com
     X-Sysops-Fleet-Envelope-To: ops@example.com          (one line per recipient)
+    X-Sysops-Fleet-Queued-Since: 2024-05-01T03:00:01Z      (queued: when it was first queued)
     X-Sysops-Fleet-Refused: gone@example.com 550 5.1.1 ...  (dead letters: why, per recipient)
     X-Sysops-Fleet-Dead-Since: 2024-05-01T03:00:01Z        (dead letters)
     From: ... (the message as built)
@@ -28,43 +29,61 @@ So a copy can wait for only some of the message's recipients (those a 4xx
 deferred) while the headers still show every one. A file without these
 lines (spooled by an older version, or by hand) is sent to the addresses
 of its From, To and Cc headers. To send a dead letter again, move it back
-into ``spool_dir``.
+into ``spool_dir``. The queue's age of a message is counted from its
+``Queued-Since`` line, kept when the file is rewritten for fewer
+recipients; a file without one (an older version's, a dead letter moved
+back) counts from the first run that keeps it queued, which adds the line.
+
+NAME is the UTC time, to the nanosecond, from one reading of the clock,
+then the process and a counter, all of fixed width: names sort in the
+order the messages were queued (within one process strictly, even when
+the clock steps back; across processes, as the wall clock does).
 
 Every open, read, write, rename and unlink of a spool file is in one of
 the small functions at the end of this file (``_read_file``, ``_write``,
-``_make_dir``, ``_move``, ``_unlink``, ``_names``).
+``_make_dir``, ``_move``, ``_unlink``, ``_names``, ``_scan``).
 """
 
 from __future__ import annotations
 
+import calendar
 import errno
+import heapq
 import itertools
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
-from typing import ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from . import _files, _mail
+from . import _files, _mail, _text
 
-SYSTEM_SPOOL = "/var/lib/sysops-fleet/spool"
+SYSTEM_SPOOL = "/var/spool/sysops-fleet"  # root's own; the watcher's is in its state directory
 USER_SPOOL = os.path.join("sysops-fleet", "spool")  # under $XDG_STATE_HOME or ~/.local/state
 SUFFIX = ".eml"
 DEAD = "dead"
 QUARANTINE = "quarantine"
 WHY = ".why"
 MAX_BYTES = 32 << 20  # a report is a few hundred KiB; anything this large is not ours
-HEAD_BYTES = 64 << 10  # enough of a dead letter to list it
+HEAD_BYTES = 64 << 10  # enough of a dead letter to list it, or of a queued file to read its envelope
+MAX_FIELD = 1000  # characters of a subject, a reason or a file name that a listing keeps
 LOCK_WAIT = 60.0
 
 FROM = b"X-Sysops-Fleet-Envelope-From:"
 TO = b"X-Sysops-Fleet-Envelope-To:"
 REFUSED = b"X-Sysops-Fleet-Refused:"
 DEAD_SINCE = b"X-Sysops-Fleet-Dead-Since:"
+QUEUED_SINCE = b"X-Sysops-Fleet-Queued-Since:"
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 _OURS = b"X-Sysops-Fleet-"
 _LINE = re.compile(rb"\r?\n")
 _FIELD = re.compile(rb"^[!-9;-~]+:")
 _serial = itertools.count()
+_clock = {"last": 0}  # the clock reading (ns) of this process's last name: names never go back
+_clock_lock = threading.Lock()
+KINDS = (("dead letter", DEAD), ("quarantined", QUARANTINE))
 
 
 class Corrupt(ValueError):
@@ -79,6 +98,7 @@ class Queued:
     sender: str
     recipients: List[str]
     message: bytes  # as it goes to the server: the envelope lines taken off, CRLF line ends
+    queued_since: Optional[float] = None  # when first queued (UTC seconds); None: not known (see above)
 
     @property
     def message_id(self) -> str:
@@ -86,7 +106,12 @@ class Queued:
 
 
 def default_dir(euid: Optional[int] = None, environ: Optional[Dict[str, str]] = None) -> str:
-    """``/var/lib/sysops-fleet/spool`` for root, else ``$XDG_STATE_HOME`` (``~/.local/state``)/sysops-fleet/spool."""
+    """``/var/spool/sysops-fleet`` for root, else ``$XDG_STATE_HOME`` (``~/.local/state``)/sysops-fleet/spool.
+
+    Root's own, not the watcher's (``/var/lib/sysops-fleet/spool``, its
+    user's): a report root sends never waits in a directory another user
+    controls unless ``spool_dir`` says so.
+    """
     euid = os.geteuid() if euid is None else euid
     environ = os.environ if environ is None else environ
     if euid == 0:
@@ -137,8 +162,9 @@ def unwritable(spool_dir: str) -> str:
 def add(spool_dir: str, message: bytes, sender: str, recipients: Sequence[str]) -> str:
     """Queue *message* for *recipients* (the envelope; its headers may name more); returns the file."""
     _make_dir(spool_dir)
-    path = os.path.join(spool_dir, _new_name())
-    _write(path, _envelope(sender, recipients) + message)
+    name, now = _new_name()
+    path = os.path.join(spool_dir, name)
+    _write(path, _envelope(sender, recipients, now) + message)
     return path
 
 
@@ -158,17 +184,43 @@ def read(path: str) -> Queued:
         sender, recipients = _mail.envelope(body)
     for address in [sender] + list(recipients):
         if not _plausible(address):
-            raise Corrupt(f"has an envelope address that cannot be used: {address!r}")
+            raise Corrupt(f"has an envelope address that cannot be used: {_text.printable(address, 80)}")
     if not recipients:
         raise Corrupt("has no recipients (no envelope, no To or Cc header)")
-    return Queued(path, sender, list(recipients), body)
+    return Queued(path, sender, list(recipients), body, _since(envelope))
+
+
+def queued_since(path: str) -> Optional[float]:
+    """When the message at *path* was first queued, from the head of the file; None when not known.
+
+    Raises Corrupt when the file cannot be read (it is quarantined by the
+    run that tries to send it).
+    """
+    envelope, _body = _split(_read_file(path, HEAD_BYTES, whole=False))
+    return _since(envelope)
+
+
+def _since(envelope: Dict[bytes, List[str]]) -> Optional[float]:
+    """The ``Queued-Since`` time as UTC seconds; None when missing or not written as this module writes it."""
+    value = (envelope.get(QUEUED_SINCE) or [""])[0]
+    if not _UTC.match(value):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(value, UTC_FORMAT)))
+    except (ValueError, OverflowError):
+        return None
 
 
 def keep_only(item: Queued, recipients: Sequence[str]) -> None:
-    """Rewrite a queued message in place for *recipients* only (the others have it); atomic."""
+    """Rewrite a queued message in place for *recipients* only (the others have it); atomic.
+
+    Its ``Queued-Since`` stays (the age counts from the first queueing);
+    a message without one gets it now.
+    """
     if not recipients:
         raise ValueError("keep_only needs a recipient; remove() a message nobody waits for")
-    _write(item.path, _envelope(item.sender, recipients) + item.message)
+    since = item.queued_since if item.queued_since is not None else time.time()
+    _write(item.path, _envelope(item.sender, recipients, since) + item.message)
 
 
 def remove(path: str) -> None:
@@ -185,7 +237,7 @@ def bury(spool_dir: str, message: bytes, sender: str, refused: Dict[str, str]) -
     _make_dir(directory)
     lines = [REFUSED + b" " + _ascii(f"{rcpt} {why}") for rcpt, why in refused.items()]
     lines.append(DEAD_SINCE + b" " + _ascii(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
-    path = os.path.join(directory, _new_name())
+    path = os.path.join(directory, _new_name()[0])
     _write(path, _envelope(sender, list(refused)) + b"".join(line + b"\r\n" for line in lines) + message)
     return path
 
@@ -204,30 +256,50 @@ def quarantine(spool_dir: str, path: str, reason: str) -> str:
     return target
 
 
-def undelivered(spool_dir: str) -> List[Dict[str, str]]:
+def undelivered(spool_dir: str, newest: int = 0) -> List[Dict[str, str]]:
     """Dead letters and quarantined files, oldest first: ``file``, ``kind``, ``when``, ``subject``, ``reason``.
 
-    For the daily report, which lists them until someone deals with them.
-    A file that cannot be read is listed with what is known.
+    For the daily report, which lists them until someone deals with them;
+    with *newest*, only that many of the newest (see ``summary``).
     """
-    found: List[Dict[str, str]] = []
-    for kind, sub in (("dead letter", DEAD), ("quarantined", QUARANTINE)):
+    return summary(spool_dir, newest)[1]
+
+
+def summary(spool_dir: str, newest: int = 0) -> Tuple[int, List[Dict[str, str]]]:
+    """How many dead letters and quarantined files there are, and the *newest* of them (all when 0).
+
+    A file that cannot be read is listed with what is known. Only the
+    listed files are read, and only their heads; the names are counted as
+    the directories are read, keeping the newest: a directory a user filled
+    with names costs time, not memory. Every string is at most
+    ``MAX_FIELD`` characters (the file's path: its name).
+    """
+    total = 0
+    kept: List[Tuple[str, str, str]] = []  # (when, path, kind): a heap of the newest when *newest* > 0
+    for kind, sub in KINDS:
         directory = os.path.join(spool_dir, sub)
-        try:
-            names = _names(directory)
-        except OSError:
-            continue
-        for name in names:
+        for name in _scan(directory):
             if name.startswith(".") or name.endswith(WHY):
                 continue
-            path = os.path.join(directory, name)
-            entry = {"file": path, "kind": kind, "when": _when(name), "subject": "", "reason": ""}
-            if kind == "dead letter":
-                entry.update(_dead_letter_summary(path))
+            total += 1
+            item = (_when(name), os.path.join(directory, name[:MAX_FIELD]), kind)
+            if newest <= 0:
+                kept.append(item)
+            elif len(kept) < newest:
+                heapq.heappush(kept, item)
             else:
-                entry["reason"] = _quarantine_reason(path)
-            found.append(entry)
-    return sorted(found, key=lambda e: (e["when"], e["file"]))
+                heapq.heappushpop(kept, item)
+    return total, [_entry(kind, path, when) for when, path, kind in sorted(kept)]
+
+
+def _entry(kind: str, path: str, when: str) -> Dict[str, str]:
+    entry = {"file": path, "kind": kind, "when": when, "subject": "", "reason": ""}
+    if kind == "dead letter":
+        entry.update(_dead_letter_summary(path))
+    else:
+        entry["reason"] = _quarantine_reason(path)
+    entry["subject"], entry["reason"] = entry["subject"][:MAX_FIELD], entry["reason"][:MAX_FIELD]
+    return entry
 
 
 def _dead_letter_summary(path: str) -> Dict[str, str]:
@@ -242,25 +314,35 @@ def _dead_letter_summary(path: str) -> Dict[str, str]:
 
 
 def _quarantine_reason(path: str) -> str:
+    """The reason in the ``.why`` beside a quarantined file, without the name it had in the queue.
+
+    ``quarantine`` names the file STAMP-SERIAL-NAME and writes "NAME reason";
+    a name may hold blanks.
+    """
     try:
         text = _read_file(path + WHY, HEAD_BYTES, whole=False).decode("utf-8", "replace").strip()
     except (Corrupt, OSError):
         return "could not be read as a message"
+    parts = os.path.basename(path).split("-", 2)
+    if len(parts) == 3 and text.startswith(parts[2] + " "):
+        return text[len(parts[2]) + 1:]
     return text.split(" ", 1)[1] if " " in text else text
 
 
 def _when(name: str) -> str:
-    match = re.match(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)", name)
+    match = re.match(r"([0-9]{4})([0-9]{2})([0-9]{2})T([0-9]{2})([0-9]{2})([0-9]{2})", name)
     return "{}-{}-{} {}:{}:{} UTC".format(*match.groups()) if match else ""
 
 
 # ---- envelope ------------------------------------------------------------------------------------
 
-def _envelope(sender: str, recipients: Sequence[str]) -> bytes:
+def _envelope(sender: str, recipients: Sequence[str], since: Optional[float] = None) -> bytes:
     for address in [sender] + list(recipients):
         if not _plausible(address):
             raise ValueError(f"not an envelope address: {address!r}")
     lines = [FROM + b" " + _ascii(sender)] + [TO + b" " + _ascii(r) for r in recipients]
+    if since is not None:
+        lines.append(QUEUED_SINCE + b" " + _ascii(time.strftime(UTC_FORMAT, time.gmtime(since))))
     return b"".join(line + b"\r\n" for line in lines)
 
 
@@ -290,9 +372,20 @@ def _ascii(text: str) -> bytes:
     return _mail.clean_header(text).encode("ascii", "replace")
 
 
-def _new_name() -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return f"{stamp}-{time.time_ns() % 10**9:09d}-{os.getpid()}-{next(_serial)}{SUFFIX}"
+def _new_name() -> Tuple[str, float]:
+    """A new queue file's name (see the module docstring) and the time it names, in seconds.
+
+    One reading of the clock gives both the second and the nanoseconds:
+    two readings put a name written across a second boundary before the
+    names of that whole second.
+    """
+    with _clock_lock:
+        now = max(time.time_ns(), _clock["last"] + 1)
+        _clock["last"] = now
+        serial = next(_serial)
+    seconds, fraction = divmod(now, 10**9)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds))
+    return f"{stamp}-{fraction:09d}-{os.getpid():07d}-{serial:06d}{SUFFIX}", now / 1e9
 
 
 # ---- the file operations (all spool I/O goes through these) --------------------------------------
@@ -303,6 +396,16 @@ def _names(directory: str) -> List[str]:
         return sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
+
+
+def _scan(directory: str) -> Iterator[str]:
+    """Entries of *directory* one by one, unsorted; none when it cannot be read."""
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                yield entry.name
+    except OSError:
+        return
 
 
 def _read_file(path: str, limit: int, whole: bool = True) -> bytes:

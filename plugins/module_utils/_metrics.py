@@ -165,19 +165,20 @@ def host_metrics(hosts: Mapping[str, Mapping[str, Any]]) -> List[Family]:
     return [up, rtt]
 
 
-def watcher_metrics(rows: Sequence[Mapping[str, Any]], history: _history.History, window: float,
+def watcher_metrics(rows: Sequence[Mapping[str, Any]], forecasts: Sequence[_history.Forecast],
                     hosts: Mapping[str, Mapping[str, Any]], last_round: float, spooled: int,
                     checks: Mapping[str, bool]) -> List[Family]:
-    """Everything one watcher round found, as metric families; fill rates from *history* over *window* seconds."""
-    forecasts = {f.mount: f for f in _history.forecast(history, last_round, window)}
+    """Everything one watcher round found, as metric families, with the fill rate of each filesystem."""
+    by_mount = {f.mount: f for f in forecasts}
     last = Family(PREFIX + "watcher_last_round_timestamp_seconds", "When the watcher's last round ran (unix time).")
     last.add(last_round)
-    ok = Family(PREFIX + "watcher_check_success", "1 if the check ran in the last round, 0 if it failed (see the log).")
+    ok = Family(PREFIX + "watcher_check_success", "1 if the check ran in the last round, 0 if it failed (see the log): "
+                "disk, host, mail (an alert neither mailed nor spooled), metrics (the last write of this file).")
     for name, success in checks.items():
         ok.add(1 if success else 0, check=name)
     spool = Family(PREFIX + "mail_spooled_messages", "Mails waiting in the spool for the mail server to answer.")
     spool.add(spooled)
-    return filesystem_metrics(rows, forecasts) + host_metrics(hosts) + [last, ok, spool]
+    return filesystem_metrics(rows, by_mount) + host_metrics(hosts) + [last, ok, spool]
 
 
 def _write(path: str, text: str) -> None:

@@ -16,9 +16,11 @@ process's own user (``_files.open_regular``: no symlink followed, no FIFO
 blocked on), and a pid read from it is signalled only after ``/proc`` shows
 a process of this same user whose command line runs *program* (the
 ``fleet-watcher`` script). A forged pid, or a lock held by some other
-process, gets a refusal that names it, never a signal. Callers running as
-root switch to the daemon's user first (``_privilege.drop_to``), so the
-kernel, too, refuses a signal to anyone else's process.
+process, gets a refusal that names it, never a signal. Root never calls
+these: it hands the command to the daemon's user (``_handoff``), so the
+kernel, too, refuses a signal to anyone else's process. ``PidFile.acquire``
+can put aside whatever is not the daemon's pidfile, so that nothing the
+user plants keeps the daemon from starting.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import signal
+import stat
 import time
-from typing import Optional
+from typing import List, Optional
 
 from . import _files
 
@@ -170,28 +174,66 @@ class PidFile:
         self.fd: Optional[int] = None
         self.stale_pid: Optional[int] = None  # pid found in a file taken over from a dead process
         self.pid: Optional[int] = None
+        self.replaced: List[str] = []  # what acquire() put aside: not this daemon's pidfile
 
-    def acquire(self, wait: float = 1.0) -> None:
+    def acquire(self, wait: float = 1.0, take_over_from: Optional[str] = None) -> None:
         """Take the lock, or raise AlreadyRunning naming the holder.
 
         A failed lock is retried for up to *wait* seconds while the holder
         is not a live process (``status`` probing, or a daemon that is just
         removing its file).
+
+        With *take_over_from* (the daemon's program), whatever is not this
+        daemon's pidfile is put aside instead of stopping the start: an
+        entry that is no regular file of ours (a link, a FIFO, a directory)
+        is removed, and a file locked by a process that is not *that*
+        program run by this user loses its name (the lock stays on a file
+        nobody looks at) for a new one. ``replaced`` says what was there.
+        Only the daemon's user can have planted either in its own run
+        directory, and removing a name follows nothing.
         """
         deadline = time.monotonic() + wait
         while True:
-            fd = self._open_and_lock()
+            try:
+                fd = self._open_and_lock()
+            except PidFileError as exc:
+                if take_over_from is None or not self._put_aside(str(exc)):
+                    raise
+                continue
             if fd is None:
                 holder_pid = read_pid(self.path)
-                if _alive(holder_pid) or time.monotonic() >= deadline:
+                alive = _alive(holder_pid)
+                if alive and (take_over_from is None or verify(holder_pid, take_over_from) is None):
                     raise AlreadyRunning(self.path, holder_pid)
-                time.sleep(0.05)
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                if take_over_from is None or not self._put_aside(
+                        f"pidfile {self.path} was locked by "
+                        + (f"pid {holder_pid}, which is not {take_over_from} run by this user" if holder_pid
+                           else "a process that wrote no pid")):
+                    raise AlreadyRunning(self.path, holder_pid)
                 continue
             if self._still_ours(fd):
                 self.fd = fd
                 self.stale_pid = _pid_in(fd)
                 return
             os.close(fd)  # the file was unlinked by a stopping daemon after we opened it: again
+
+    def _put_aside(self, why: str) -> bool:
+        """Remove whatever is at the pidfile's path (never following it); False if nothing could be removed."""
+        try:
+            st = os.lstat(self.path)
+            if stat.S_ISDIR(st.st_mode):
+                shutil.rmtree(self.path)
+            else:
+                os.unlink(self.path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        self.replaced.append(why)
+        return len(self.replaced) <= 3
 
     def _open_and_lock(self) -> Optional[int]:
         try:

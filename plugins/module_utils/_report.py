@@ -325,7 +325,7 @@ def run(config: Config, check_mode: bool = False, now: Optional[datetime.datetim
     filesystems = _disk.read_filesystems(config.selection, config.probe_timeout, config.workers)
     report = build(filesystems, config.limits, config.host, title=config.mail.subject, now=now)
     extra: Dict[str, Any] = {}
-    warnings: List[str] = []
+    warnings: List[str] = list(getattr(filesystems, "warnings", ()))  # mount-table lines that are no mount
     if config.history_file:
         extra, warning = add_fill_rates(report, config, write=not check_mode)
         warnings += [warning] if warning else []
@@ -355,9 +355,9 @@ def add_fill_rates(report: Report, config: Config, write: bool = True) -> Tuple[
     (``fill_rate``) and a warning when the history could not be saved.
     """
     now = report.generated.timestamp()
-    history, warning = _history.update(config.history_file, report.filesystems, now, config.sample_every,
-                                       config.keep_days, write=write)
-    forecasts = {f.mount: f for f in _history.forecast(history, now, config.rate_window)}
+    found, warning = _history.update(config.history_file, report.filesystems, now, config.sample_every,
+                                     config.keep_days, config.rate_window, write=write)
+    forecasts = {f.mount: f for f in found}
     items = []
     for fs in report.filesystems:
         item = forecasts.get(fs["mount"])

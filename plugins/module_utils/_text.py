@@ -72,3 +72,18 @@ def words(value: str, limit: int = 0) -> str:
     characters are escaped as ``printable`` does.
     """
     return printable(" ".join(str(value).split()), limit)
+
+
+def relayed(data: bytes) -> str:
+    """Bytes another user's process wrote, for root to pass on to its own caller: lines kept, nothing else.
+
+    Line breaks and tabs stay (it is that process's output: a status
+    line, JSON); every other control character, every unprintable
+    character and every byte that is not UTF-8 is escaped as ``printable``
+    does, so nothing it writes can move the cursor, repaint a terminal or
+    hide text. Backslashes are left alone, so JSON stays JSON.
+    """
+    text = data.decode("utf-8", "surrogateescape")
+    if text.isprintable():
+        return text
+    return "".join(c if c in "\n\t" or (c.isprintable() or c == " ") else _escape(c) for c in text)

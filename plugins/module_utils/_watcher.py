@@ -29,6 +29,7 @@ import datetime
 import html
 import json
 import logging
+import math
 import os
 import re
 import stat
@@ -44,7 +45,9 @@ MIN_INTERVAL = 1.0
 MAX_INTERVAL = 86400.0
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.json"
+DAILY_REPORT = "daily-report.txt"  # the latest daily report, in state_dir
 SEVERITY = {"ok": 0, "warn": 1, "crit": 2}
+REPEAT_LOG = 3600.0  # a problem that lasts is logged again this often (status and metrics show it every round)
 
 
 class WatcherConfigError(ValueError):
@@ -225,6 +228,7 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
     options["smtp_validate_certs"] = _boolean(mail, "smtp_validate_certs", True)
     options["smtp_allow_plaintext_auth"] = _boolean(mail, "smtp_allow_plaintext_auth", False)
     options["spool_dir"] = mail.get("spool_dir", "").strip() or os.path.join(state_dir, "spool")
+    options["spool_lifetime_days"] = mail.get("spool_lifetime_days", "").strip() or None  # checked with the rest
     try:
         return _report.config_from_options(options)
     except ValueError as exc:
@@ -233,19 +237,34 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
 
 # ---- state -------------------------------------------------------------------------------------
 
+STATE_MAX_BYTES = 16 << 20
+
+
 def load_state(path: str) -> Dict[str, Any]:
     """The state saved by the last round; empty if there is none (first start) or it is unreadable.
 
     Read as ``_files.read_text`` does: a link or a FIFO in its place is not followed or blocked on.
+    Whatever does not have the shape a round writes (a disk or host entry that is no mapping with a
+    text status, a count that is no number) is left out, so that no reader trips on it.
     """
     try:
-        data = json.loads(_files.read_text(path))
-    except (OSError, ValueError):
+        data = json.loads(_files.read_text(path, STATE_MAX_BYTES))
+    except (OSError, ValueError, RecursionError):
         return {"disks": {}, "hosts": {}}
     if not isinstance(data, dict):
         return {"disks": {}, "hosts": {}}
-    data.setdefault("disks", {})
-    data.setdefault("hosts", {})
+    for key in ("disks", "hosts"):
+        entries = data.get(key)
+        data[key] = {name: entry for name, entry in entries.items()
+                     if isinstance(entry, dict) and isinstance(entry.get("status"), str)} \
+            if isinstance(entries, dict) else {}
+    for key in ("last_check", "spool_pending"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value)):
+            data[key] = None
+    if data.get("last_round") is not None and not isinstance(data.get("last_round"), dict):
+        data["last_round"] = None
     return data
 
 
@@ -291,16 +310,21 @@ class Watcher:
         self.clock = clock
         self.state = load_state(settings.state_file)
         self._rows: List[Dict[str, Any]] = []
-        self._history: _history.History = {}
+        self._forecasts: List[_history.Forecast] = []
         self._metrics_error = ""
         self._notify_error = ""
+        self._unsent: Optional[tuple] = None  # (message, sender, recipients) of an alert being delivered
+        self._logged: Dict[str, float] = {}  # problem -> when it was last logged
 
     # ---- checks -------------------------------------------------------------------------------
 
     def check_disks(self, now: float) -> List[Change]:
         """Assess every filesystem; a change of status (ok/warn/crit) is a Change."""
         config = self.settings.report
-        rows = _report.assessed(self.reader(config.selection, config.probe_timeout, config.workers), config.limits)
+        found = self.reader(config.selection, config.probe_timeout, config.workers)
+        for warning in getattr(found, "warnings", ()):  # mount-table lines that are no mount: never dropped silently
+            LOG.warning("%s", warning)
+        rows = _report.assessed(found, config.limits)
         changes = []
         known = self.state["disks"]
         current = {}
@@ -342,8 +366,8 @@ class Watcher:
         return changes
 
     def _record_history(self, rows: Sequence[Dict[str, Any]], now: float) -> None:
-        self._history, warning = _history.update(self.settings.history_file, rows, now, self.settings.sample_every,
-                                                 self.settings.keep_days)
+        self._forecasts, warning = _history.update(self.settings.history_file, rows, now, self.settings.sample_every,
+                                                   self.settings.keep_days, self.settings.rate_window)
         if warning:
             LOG.warning("%s", warning)
 
@@ -354,10 +378,14 @@ class Watcher:
 
         A failing check is logged and does not stop the others; the
         SIGTERM that ``_fanout`` turns into Interrupted is re-raised.
+        Whatever failed (a check, an alert neither sent nor spooled, the
+        state, the metrics) is logged as an error and kept in the state as
+        ``last_round``, which ``status`` shows and the metrics export.
         """
         now = self.clock()
         changes: List[Change] = []
         checks: Dict[str, bool] = {}
+        problems: List[str] = []
         for name, check in (("disk", self.check_disks), ("host", self.check_hosts)):
             try:
                 changes += check(now)
@@ -366,37 +394,82 @@ class Watcher:
                 raise
             except (ValueError, OSError, _fanout.FanOutError) as exc:
                 checks[name] = False
-                LOG.error("%s check failed: %s", name, exc)
+                problems.append(f"{name} check failed: {exc}")
         for change in changes:
             (LOG.warning if change.worse else LOG.info)("%s", change.line())
         self.state["last_check"] = now
         self.state["pid"] = os.getpid()
-        delivery = self.alert(changes, now) if changes else self.flush_spool()
+        delivery = self._deliver(changes, now, problems)
+        checks["mail"] = not any(p.startswith("alert") for p in problems)
         self.state["spool_pending"] = delivery.pending if delivery else len(self._spooled())
+        if self.settings.textfile_dir:
+            checks["metrics"] = self._write_metrics(now, checks)
+            if not checks["metrics"]:
+                problems.append(f"cannot write the metrics to {self.settings.textfile_dir}: {self._metrics_error}")
+        self.state["last_round"] = {"at": now, "ok": not problems, "problems": problems[:20]}
         try:
             save_json(self.settings.state_file, self.state)
         except OSError as exc:
-            LOG.error("cannot save the state %s: %s", self.settings.state_file, exc.strerror)
-        if self.settings.textfile_dir:
-            self._write_metrics(now, checks)
+            problems.append(f"cannot save the state {self.settings.state_file}: {exc.strerror or exc}")
+        self._log_problems(problems)
         return changes
 
-    def _write_metrics(self, now: float, checks: Dict[str, bool]) -> None:
-        """This round's findings for node_exporter's textfile collector (``_metrics``); errors logged once."""
+    def _log_problems(self, problems: Sequence[str]) -> None:
+        """Each problem at ERROR when it appears, and again every ``REPEAT_LOG`` seconds while it lasts."""
+        now = time.monotonic()
+        for problem in problems:
+            last = self._logged.get(problem)
+            if last is None or now - last >= REPEAT_LOG:
+                LOG.error("%s%s", problem, " (still)" if last is not None else "")
+                self._logged[problem] = now
+        for gone in set(self._logged) - set(problems):
+            del self._logged[gone]
+
+    def _deliver(self, changes: Sequence[Change], now: float, problems: List[str]) -> Optional[_mail_delivery.Delivery]:
+        """Alert on *changes* (or flush the spool); what could not be done goes into *problems*, never an exception.
+
+        An alert that can be neither mailed nor spooled is lost: that is a
+        failed round, said as such. Anything unexpected on the way (an
+        interpreter that cannot load a codec, say) is caught here, and the
+        alert is spooled if it was built, so the next round can send it.
+        """
+        try:
+            delivery = self.alert(changes, now) if changes else self.flush_spool()
+        except _fanout.Interrupted:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one round's mail must not end the round, let alone the daemon
+            problems.append(f"alert not sent: {type(exc).__name__}: {exc}" + self._spool_unsent())
+            return None
+        if delivery is not None and changes and not delivery.sent and not delivery.spooled and delivery.error:
+            problems.append(f"alert lost (neither mailed nor spooled): {delivery.error}")
+        return delivery
+
+    def _spool_unsent(self) -> str:
+        """Queue the alert the last ``alert()`` built but could not deliver; what became of it, as a clause."""
+        unsent, self._unsent = self._unsent, None
+        if unsent is None:
+            return " (it could not even be built, so it is lost)"
+        raw, sender, recipients = unsent
+        try:
+            path = _mail_spool.add(self.settings.report.mail.spool_dir, raw, sender, recipients)
+        except (OSError, ValueError) as exc:
+            return f" (and it could not be spooled: {exc}; it is lost)"
+        return f" (spooled to {path}: the next round sends it)"
+
+    def _write_metrics(self, now: float, checks: Dict[str, bool]) -> bool:
+        """This round's findings for node_exporter's textfile collector (``_metrics``); False if not written."""
         families = _metrics.watcher_metrics(
-            self._rows if checks.get("disk") else [], self._history, self.settings.rate_window,
+            self._rows if checks.get("disk") else [], self._forecasts,
             self.state["hosts"] if checks.get("host") else {}, now, self.state["spool_pending"], checks)
         try:
             _metrics.write_textfile(self.settings.textfile_dir, families)
         except (OSError, _metrics.MetricsError) as exc:
-            error = str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
-            if error != self._metrics_error:
-                LOG.error("cannot write the metrics to %s: %s", self.settings.textfile_dir, error)
-            self._metrics_error = error
-            return
+            self._metrics_error = str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+            return False
         if self._metrics_error:
             LOG.info("metrics written to %s again", self.settings.textfile_dir)
         self._metrics_error = ""
+        return True
 
     def _spooled(self) -> List[str]:
         try:
@@ -421,7 +494,10 @@ class Watcher:
                      f"{len(changes)} change(s) at {when}:</p><ul>{body}</ul></body></html>\n")
         message = _mail.build_message(config.mail_from, config.mail_to, _mail.clean_header(subject[:200]),
                                       text, html_body, domain=config.host, when=now)
-        delivery = _mail_delivery.deliver(message.as_bytes(policy=_mail.POLICY), config.smtp, config.spool_dir)
+        raw = message.as_bytes(policy=_mail.POLICY)
+        self._unsent = (raw, config.mail_from.addr_spec, [a.addr_spec for a in config.mail_to])
+        delivery = _mail_delivery.deliver(raw, config.smtp, config.spool_dir, config.lifetime)
+        self._unsent = None
         self._log_delivery(delivery, "alert")
         return delivery
 
@@ -430,7 +506,7 @@ class Watcher:
         config = self.settings.report.mail
         if not config.mail_to or not self._spooled():
             return None
-        delivery = _mail_delivery.deliver(None, config.smtp, config.spool_dir)
+        delivery = _mail_delivery.deliver(None, config.smtp, config.spool_dir, config.lifetime)
         self._log_delivery(delivery, "spool")
         return delivery
 

@@ -19,11 +19,16 @@ and 1 when the daemon is already running (0 with ``--if-not-running``);
 Run by root (cron's ``@reboot``, the role, logrotate's ``postrotate``), the
 command reads only a settings file that root alone can change, makes the
 daemon's top directories where root alone could have made them, and then
-becomes the daemon's user (``[watcher] user``) before anything else: the
-pidfile, log, state, history and spool are only ever touched, and the
-daemon only ever signalled, by that user. ``stop`` and ``status`` also take
+hands the command to the daemon's user (``[watcher] user``): the same
+program, executed anew as that user with nothing of root's, waited for at
+most a deadline per command (``_handoff``). So the pidfile, log, state,
+history and spool are only ever touched, and the daemon only ever
+signalled, by that user, and a user who stops its own processes can delay
+root by that deadline at most. ``stop`` and ``status`` also take
 ``--pidfile`` and ``--user``, which need no settings file at all, so a
-broken one never keeps a daemon from being stopped.
+broken one never keeps a daemon from being stopped. ``start`` runs the
+self-test (``_selftest``) first: a daemon that could not do its rounds is
+not started.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import _command, _daemon, _fanout, _pidfile, _privilege, _sd_notify, _sweep, _watcher
+from . import _command, _daemon, _fanout, _files, _handoff, _pidfile, _privilege, _sd_notify, _selftest, _sweep, _watcher
 
 DEFAULT_CONFIG = "/etc/sysops-fleet/watcher.ini"
 CONFIG_ENV = "FLEET_WATCHER_CONFIG"
@@ -77,25 +82,11 @@ def _program() -> str:
     return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
 
 
-def _become_daemon_user(settings: _watcher.Settings, prepare: bool) -> None:
-    """Make the daemon's top directories if missing (*prepare*) and, as root, become the daemon's user.
+def _daemon_user(settings: _watcher.Settings) -> Optional[pwd.struct_passwd]:
+    """The user the daemon runs as: ``[watcher] user``, else whoever controls the pidfile's directory.
 
-    The user is ``[watcher] user``; without one, whoever controls the
-    pidfile's directory (root itself for a daemon that runs as root). A
-    directory is made only where root alone controls its parent, so the
-    name cannot be swapped for a link between mkdir and chown, and handed
-    over through its descriptor. Everything below them is the user's.
+    None when that is root (a daemon run as root, in directories only root controls).
     """
-    directories = ((settings.state_dir, 0o750), (os.path.dirname(settings.log_file), 0o750),
-                   (os.path.dirname(settings.pidfile), 0o755))
-    if os.geteuid() != 0:
-        if prepare:  # this user's own directories: it makes them itself
-            for directory, mode in directories:
-                try:
-                    os.makedirs(directory, mode, exist_ok=True)
-                except OSError as exc:
-                    raise _privilege.PrivilegeError(exc.errno, f"cannot make {directory}: {exc.strerror}") from None
-        return
     try:
         if settings.user:
             entry: Optional[pwd.struct_passwd] = _privilege.user_entry(settings.user)
@@ -104,24 +95,101 @@ def _become_daemon_user(settings: _watcher.Settings, prepare: bool) -> None:
             entry = _privilege.user_entry(owner[0]) if owner else None
     except _privilege.PrivilegeError as exc:
         raise _watcher.WatcherConfigError(f"[watcher] user: {exc.strerror}") from None
-    if entry is None or entry.pw_uid == 0:  # the daemon runs as root, in directories only root controls
-        if prepare:
-            for directory, mode in directories:
-                if _privilege.trust_boundary(directory) is None:
-                    os.makedirs(directory, mode, exist_ok=True)
-        return
-    if prepare:
-        for directory, mode in directories:
-            _privilege.make_directory_for(directory, entry, mode)
-    _privilege.drop_to(entry)
+    return None if entry is None or entry.pw_uid == 0 else entry
+
+
+def _top_directories(settings: _watcher.Settings) -> Sequence[tuple]:
+    return ((settings.state_dir, 0o750), (os.path.dirname(settings.log_file), 0o750),
+            (os.path.dirname(settings.pidfile), 0o755))
+
+
+def _prepare_directories(settings: _watcher.Settings, entry: Optional[pwd.struct_passwd]) -> None:
+    """Make the daemon's top directories if missing: as root for *entry*, where root alone controls the parent.
+
+    A directory is made only where root alone controls its parent, so the
+    name cannot be swapped for a link between mkdir and chown, and handed
+    over through its descriptor. Everything below them is the user's. Not
+    root: this user's own directories, made by itself.
+    """
+    for directory, mode in _top_directories(settings):
+        try:
+            if os.geteuid() != 0:
+                os.makedirs(directory, mode, exist_ok=True)
+            elif entry is not None:
+                _privilege.make_directory_for(directory, entry, mode)
+            elif _privilege.trust_boundary(directory) is None:
+                os.makedirs(directory, mode, exist_ok=True)
+        except _privilege.PrivilegeError:
+            raise
+        except OSError as exc:
+            raise _privilege.PrivilegeError(exc.errno, f"cannot make {directory}: {exc.strerror}") from None
+
+
+def _program_argv(settings: _watcher.Settings, argv: Sequence[str]) -> List[str]:
+    """This very command line, for the program run anew as the daemon's user (the settings named explicitly)."""
+    program = _program()
+    head = [program] if os.access(program, os.X_OK) and os.path.isfile(program) else [sys.executable, program]
+    config = [] if settings.path.startswith("(") else ["--config", settings.path]
+    return head + config + list(argv)
+
+
+def _deadline(args, settings: _watcher.Settings) -> float:
+    """How long root waits for a command handed to the daemon's user: long enough for its work, never forever."""
+    probe = 2 * settings.report.probe_timeout
+    mail = 2 * settings.report.mail.smtp.timeout
+    hosts = (settings.host_retries + 1) * settings.host_timeout
+    stop = getattr(args, "timeout", 10.0) + 20
+    return {"status": 15.0, "reload": 15.0, "stop": stop, "start": 30 + probe, "selftest": 30 + probe,
+            "restart": stop + 30 + probe, "check": 30 + probe + hosts + mail, "report": 30 + probe + mail,
+            "sweep": 3600.0}.get(args.command, 600.0)
+
+
+def _hand_off(args, settings: _watcher.Settings, entry: pwd.struct_passwd, argv: Sequence[str]) -> int:
+    """As root: run this command as the daemon's user, executed anew, and wait for it at most ``_deadline``.
+
+    Root gives it nothing of its own (``_handoff``) and never waits on it
+    unboundedly: that user can stop or kill its own processes at will.
+    ``run`` (the foreground daemon) replaces this process instead.
+    """
+    child = _program_argv(settings, argv)
+    unknown = EXIT_UNKNOWN if args.command == "status" else 1
+    if args.command == "run":
+        try:
+            _handoff.exec_as(entry, child, keep_env=_sd_notify.VARIABLES)
+        except OSError as exc:
+            _complain(f"the daemon's user {entry.pw_name} cannot run {child[0]}: {exc.strerror or exc}")
+            return EXIT_NOT_CONFIGURED
+    deadline = _deadline(args, settings)
+    outcome = _handoff.hand_off(entry, child, deadline)
+    if outcome.exec_error:
+        _complain(f"the daemon's user {entry.pw_name} cannot run {child[0]}: {outcome.exec_error}. The program and "
+                  f"its interpreter must be readable and executable by that user (the role's watcher_python: a "
+                  f"Python outside /root, such as /usr/bin/python3)")
+        return EXIT_UNKNOWN if args.command == "status" else EXIT_NOT_CONFIGURED
+    if outcome.timed_out:
+        _complain(f"'{PROG} {args.command}' run as {entry.pw_name} did not finish within {deadline:g}s "
+                  f"(stopped or stuck; that user can stop its own processes): killed")
+        return unknown
+    if outcome.code < 0:
+        _complain(f"'{PROG} {args.command}' run as {entry.pw_name} was ended by signal {-outcome.code}")
+        return unknown
+    return outcome.code
 
 
 # ---- daemon control --------------------------------------------------------------------------
 
 def cmd_start(args, settings: _watcher.Settings) -> int:
-    if args.if_not_running and _pidfile.running_pid(settings.pidfile) is not None:
+    """Start the daemon once it passed the self-test (``selftest``): a daemon that cannot work never starts."""
+    if args.if_not_running and _running(settings):
         return 0
-    daemon = _daemon.Daemon(settings.pidfile, log_file=settings.log_file, umask=settings.umask, detach=True)
+    failures = _selftest.run(settings)
+    if failures:
+        for failure in failures:
+            _complain(f"self-test failed: {failure}")
+        _complain("not started: fix the above (as the daemon's user it must run, read and write these)")
+        return EXIT_NOT_CONFIGURED
+    daemon = _daemon.Daemon(settings.pidfile, log_file=settings.log_file, umask=settings.umask, detach=True,
+                            program=_program())
     try:
         pid = daemon.open()
     except _pidfile.AlreadyRunning as exc:
@@ -136,11 +204,20 @@ def cmd_start(args, settings: _watcher.Settings) -> int:
     return _serve(daemon, settings, args.config)
 
 
+def _running(settings: _watcher.Settings) -> bool:
+    """Whether this daemon runs: a pidfile held by something else is not it (start takes that over)."""
+    try:
+        return _pidfile.holder(settings.pidfile, program=_program()) is not None
+    except _pidfile.PidFileError:
+        return False
+
+
 def cmd_run(args, settings: _watcher.Settings) -> int:
     """The foreground daemon for systemd (Type=notify: READY, WATCHDOG, STOPPING) and containers."""
     notifier = _sd_notify.Notifier.from_environment()  # before anything runs a child that could inherit it
     log_file = None if args.log_file == "-" else (args.log_file or settings.log_file)
-    daemon = _daemon.Daemon(settings.pidfile, log_file=log_file, umask=settings.umask, detach=False)
+    daemon = _daemon.Daemon(settings.pidfile, log_file=log_file, umask=settings.umask, detach=False,
+                            program=_program())
     try:
         daemon.open()
     except _pidfile.AlreadyRunning as exc:
@@ -155,6 +232,8 @@ def _serve(daemon: _daemon.Daemon, settings: _watcher.Settings, config_path: str
     log = logging.getLogger(PROG)
     if daemon.pidfile.stale_pid:
         log.info("took over the stale pidfile %s of pid %d", settings.pidfile, daemon.pidfile.stale_pid)
+    for what in daemon.pidfile.replaced:
+        log.warning("put aside what was not this daemon's pidfile: %s", what)
     try:
         watcher = _watcher.Watcher(settings)
         watcher.run(daemon, reload_settings=lambda: _watcher.load_settings(config_path), notifier=notifier)
@@ -179,8 +258,9 @@ def cmd_stop(args, settings: _watcher.Settings) -> int:
 
 
 def cmd_restart(args, settings: _watcher.Settings) -> int:
+    """Stop, then start; a pidfile that is not this daemon's does not keep it from starting (start takes it over)."""
     code = cmd_stop(args, settings)
-    if code:
+    if code and _running(settings):
         return code
     args.if_not_running = False
     return cmd_start(args, settings)
@@ -209,9 +289,9 @@ def status_of(settings: _watcher.Settings) -> Dict[str, Any]:
     last = state.get("last_check")
     return {"running": pid is not None, "pid": pid or None, "pidfile": settings.pidfile, "stale_pidfile": stale,
             "code": code, "settings": settings.path, "log_file": settings.log_file,
-            "last_check": last, "last_check_age_s": round(time.time() - last, 1) if last else None,
+            "last_check": last, "last_check_age_s": round(time.time() - last, 1) if last is not None else None,
             "disks": state.get("disks", {}), "hosts": state.get("hosts", {}),
-            "spool_pending": state.get("spool_pending", 0)}
+            "spool_pending": state.get("spool_pending") or 0, "last_round": state.get("last_round")}
 
 
 def cmd_status(args, settings: _watcher.Settings) -> int:
@@ -239,6 +319,12 @@ def cmd_status(args, settings: _watcher.Settings) -> int:
         _say(f"last check {status['last_check_age_s']:g}s ago: "
              f"{_counts(d['status'] for d in disks.values())} filesystem(s), "
              f"{_counts(h['status'] for h in hosts.values())} host(s), {status['spool_pending']} mail(s) spooled")
+    last_round = status["last_round"] if isinstance(status["last_round"], dict) else {}
+    if last_round.get("ok") is False:
+        problems = [p for p in last_round.get("problems") or [] if isinstance(p, str)]
+        _say(f"last round FAILED ({len(problems)} problem(s), see {settings.log_file}):")
+        for problem in problems[:20]:
+            _say(f"  {problem}")
     return status["code"]
 
 
@@ -250,6 +336,23 @@ def _counts(statuses) -> str:
 
 
 # ---- one-shot commands ---------------------------------------------------------------------
+
+def cmd_selftest(args, settings: _watcher.Settings) -> int:
+    """Everything a round needs, tried as the daemon's user (run as root, it is handed to that user)."""
+    failures = _selftest.run(settings)
+    for failure in failures:
+        _say(f"FAILED: {failure}")
+    if not failures and not args.quiet:
+        _say(f"{PROG} self-test passed as {_user_name()}: mail, directories, probes and disks work")
+    return 1 if failures else 0
+
+
+def _user_name() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
 
 def cmd_check(args, settings: _watcher.Settings) -> int:
     """One round now, in the foreground (it shares the daemon's state, so alerts are not repeated)."""
@@ -266,9 +369,19 @@ def cmd_check(args, settings: _watcher.Settings) -> int:
 
 
 def cmd_report(args, settings: _watcher.Settings) -> int:
-    """The daily disk report (the disk_report module's code), mailed or spooled, with fill rates."""
+    """The daily disk report (the disk_report module's code), mailed or spooled, with fill rates.
+
+    It is also kept, the latest one, in ``state_dir/daily-report.txt``, so
+    that a host without mail recipients has it somewhere to read.
+    """
     _logging()
     outcome = _watcher.daily_report(settings, check_mode=args.check)
+    if not args.check:
+        path = os.path.join(settings.state_dir, _watcher.DAILY_REPORT)
+        try:
+            _files.write_atomic(path, outcome.result["report"], 0o640)
+        except OSError as exc:
+            _complain(f"cannot keep the report in {path}: {exc.strerror or exc}")
     if args.json:
         _say(json.dumps(dict(outcome.result, changed=outcome.changed, error=outcome.error), indent=1, default=str))
     elif not args.quiet:
@@ -339,6 +452,8 @@ def parser(default_config: str = DEFAULT_CONFIG) -> argparse.ArgumentParser:
     report.add_argument("--check", action="store_true", help="build and print it, send nothing, write nothing")
     report.add_argument("--json", action="store_true")
     report.add_argument("--quiet", "-q", action="store_true", help="print nothing unless it fails (for cron)")
+    selftest = sub.add_parser("selftest", help="try, as the daemon's user, everything a round needs; send nothing")
+    selftest.add_argument("--quiet", "-q", action="store_true", help="print only what failed")
     sweep = sub.add_parser("sweep", help="ping sweep TARGETS (default: the watched hosts)")
     sweep.add_argument("targets", nargs="*", help="addresses, CIDRs, ranges (10.0.0.1-20) or host names")
     sweep.add_argument("--exclude", action="append", default=[])
@@ -351,7 +466,8 @@ def parser(default_config: str = DEFAULT_CONFIG) -> argparse.ArgumentParser:
 
 
 COMMANDS = {"start": cmd_start, "stop": cmd_stop, "restart": cmd_restart, "reload": cmd_reload,
-            "status": cmd_status, "run": cmd_run, "check": cmd_check, "report": cmd_report, "sweep": cmd_sweep}
+            "status": cmd_status, "run": cmd_run, "check": cmd_check, "report": cmd_report, "sweep": cmd_sweep,
+            "selftest": cmd_selftest}
 
 
 def _settings_for(args) -> Optional[_watcher.Settings]:
@@ -370,11 +486,16 @@ def _settings_for(args) -> Optional[_watcher.Settings]:
 
 
 def main(argv: Optional[Sequence[str]] = None, default_config: str = DEFAULT_CONFIG) -> int:
-    args = parser(default_config).parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser(default_config).parse_args(argv)
     try:
         settings = _settings_for(args)
         if settings is not None:
-            _become_daemon_user(settings, prepare=args.command in ("start", "restart", "run"))
+            entry = _daemon_user(settings) if os.geteuid() == 0 else None
+            if args.command in ("start", "restart", "run", "selftest"):
+                _prepare_directories(settings, entry)
+            if entry is not None:
+                return _hand_off(args, settings, entry, argv)
     except (_watcher.WatcherConfigError, _privilege.PrivilegeError) as exc:
         _complain(str(exc))
         return EXIT_UNKNOWN if args.command == "status" else EXIT_NOT_CONFIGURED

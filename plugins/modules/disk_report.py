@@ -17,6 +17,12 @@ description:
     O(warn), O(crit), O(inode_warn), O(inode_crit), O(free_warn) and O(free_crit).
   - Pseudo filesystems (O(exclude_fstypes)), bind mounts of single files (C(/etc/hosts) in a container)
     and extra views of one device (bind mounts, btrfs subvolumes) are left out; each device appears once.
+    A FUSE mount never counts as a view of another device, whatever source its user gave it.
+  - The mount table (C(/proc/self/mountinfo)) is read as bytes, exactly as the kernel writes it, so any
+    mount point name is read back as it is (bytes that are not UTF-8, carriage returns, U+2028, text that
+    looks like a mount-table line of its own) and probed under its exact bytes. Names are shown escaped,
+    in the result and in the report and mail alike (see RV(filesystems[].mount)). A line of the table that
+    is not a mount as the kernel writes one is never dropped in silence - the task warns, naming the line.
   - Each filesystem is read by C(df) (GNU coreutils) with a timeout (O(probe_timeout)); the local
     filesystems in one C(df) call, each network or FUSE filesystem in its own, all at once. A hung
     network mount (stale NFS, dead FUSE server) cannot hang the report; it is reported as timed out,
@@ -31,12 +37,18 @@ description:
     as a whole.
   - If the report cannot be sent (server down, timeout, TLS or login refused, a hang-up) the task fails
     with the reason and the complete message is queued; the next run that reaches the server sends it.
-  - The server's answer counts per recipient. A recipient refused temporarily (4xx) gets a copy that
-    waits in the queue for that recipient only, so the others never get it twice; the task warns, and
-    fails only when no recipient took the report. A recipient refused for good (5xx) is reported
+  - The server's answer counts per recipient. Any 2xx accepts. A recipient refused temporarily (4xx) gets a
+    copy that waits in the queue for that recipient only, so the others never get it twice; the task warns,
+    and fails only when no recipient took the report. A recipient refused for good (5xx) is reported
     (RV(mail.refused), RV(mail.dead_letters), a warning) and the message is kept as a dead letter in
     C(spool_dir/dead) with the server's answer; it is never retried, and every later report lists it
     under "Undelivered mail" until it is removed (or moved back into O(spool_dir) to be sent again).
+  - When the server received the whole message but the conversation then ended without its answer (a
+    hang-up, O(smtp_timeout), or an answer that is neither 2xx, 4xx nor 5xx), nobody knows whether it took
+    the message. It is never called a refusal - the recipients are in RV(mail.uncertain), the message stays
+    queued and is sent again (as mail servers do), so they may get it twice, and the task fails saying so.
+  - A message that waits in the queue longer than O(spool_lifetime_days) (5 days) is given up and kept as a
+    dead letter with the last reason it was not delivered.
   - A queued file that is no message (empty, corrupt, unreadable, not a regular file) is moved to
     C(spool_dir/quarantine) with the reason, never retried, and does not hold up the messages behind it.
   - A spool that cannot be read, locked or written (permissions, read-only filesystem) never stops the
@@ -72,6 +84,8 @@ options:
   include_mounts:
     description:
       - Report only mount points matching one of these shell-style patterns (V(*) also matches V(/)).
+      - Patterns in O(include_mounts), O(exclude_mounts) and O(exclude_fstypes) match a name as it is or
+        as the report shows it (escaped), so a pattern copied from a report finds the mount it shows.
       - A mount point matched here is reported whatever its type, so V([/dev/shm]) watches a tmpfs
         without editing O(exclude_fstypes). O(exclude_mounts) still wins.
       - Empty means every mount point.
@@ -176,10 +190,14 @@ notes:
   - A filesystem that cannot be probed (timeout, permission denied, stale file handle) is reported with
     an C(error), no numbers and status V(crit).
   - Delivery is at least once; a spooled message whose delivery is interrupted after the server accepted
-    it (the machine crashed before the spool file was updated) may be sent again.
-  - A spool file starts with its SMTP envelope (C(X-Sysops-Fleet-Envelope-From) and one
-    C(X-Sysops-Fleet-Envelope-To) line per recipient still waiting), taken off before it is sent; a dead
-    letter adds C(X-Sysops-Fleet-Refused) lines with the server's answers.
+    it (the machine crashed before the spool file was updated, or the answer never came) may be sent again.
+  - A spool file starts with its SMTP envelope (C(X-Sysops-Fleet-Envelope-From), one
+    C(X-Sysops-Fleet-Envelope-To) line per recipient still waiting, and C(X-Sysops-Fleet-Queued-Since), when
+    it was first queued), taken off before it is sent; a dead letter adds C(X-Sysops-Fleet-Refused) lines with
+    the server's answers (or why it was given up).
+  - Run with become (as root) the report goes through root's own O(spool_dir), V(/var/spool/sysops-fleet). With
+    a O(spool_dir) another user owns, root sends the report itself and only what it could not deliver is
+    queued there as that user; see O(spool_dir).
   - The watcher daemon of this collection runs the same report from cron without Ansible, with its own
     history file.
 seealso:
@@ -242,15 +260,20 @@ filesystems:
   elements: dict
   contains:
     device:
-      description: The mounted device or source.
+      description: The mounted device or source, escaped as RV(filesystems[].mount) is.
       type: str
       sample: /dev/sda1
     fstype:
-      description: The filesystem type.
+      description: The filesystem type, escaped as RV(filesystems[].mount) is.
       type: str
       sample: ext4
     mount:
-      description: The mount point.
+      description:
+        - The mount point, as one line of printable text that names exactly one mount point - a character
+          that is not printable is written as an escape (C(\n), C(\r), C(\t), C(\xHH) for an ASCII
+          control or a byte that is not UTF-8, C(\uXXXX) for any other, such as C(\u2028)), and a backslash
+          is doubled. A name that needs no escape is shown as it is.
+        - The same name keys the history (O(history_file)) and the watcher's state and metrics.
       type: str
       sample: /
     size_bytes:
@@ -390,16 +413,29 @@ mail:
       description: Recipients the server refused temporarily (4xx) in this run, with its answer; their copy waits in the queue.
       type: dict
       sample: {}
+    uncertain:
+      description:
+        - Recipients of a message (this run's or a queued one) that the server received whole, after which the
+          conversation ended before its answer - a hang-up, O(smtp_timeout), or an answer that is neither 2xx,
+          4xx nor 5xx - with what happened. The server may have taken it, so it is not called a refusal; the
+          message stays queued and is sent again, and these recipients may get it twice.
+        - RFC 5321 gives a server 10 minutes for that answer; O(smtp_timeout=600) waits that long.
+      type: dict
+      sample: {ops@example.com: "mail.example.com:25 received the whole message but gave no final reply within
+               smtp_timeout=30s: it may have taken the message. It stays queued and is sent again, so its
+               recipients may get it twice (...)"}
     dead_letters:
       description:
         - Messages this run kept as dead letters in C(spool_dir/dead), one entry per message - C(file),
-          C(message_id), C(subject) and C(recipients) (recipient to the server's answer).
+          C(message_id), C(subject), C(recipients) (recipient to the server's answer, or why it was given up)
+          and C(expired) (true when it was given up after O(spool_lifetime_days), false when the server
+          refused it).
       type: list
       elements: dict
       sample:
-        - {file: /var/lib/sysops-fleet/spool/dead/20240501T030001-123456789-4242-0.eml,
+        - {file: /var/spool/sysops-fleet/dead/20240501T030001-123456789-0004242-000000.eml,
            message_id: "<171453240112.4242.123456789@web1>", subject: Nightly Disk Usage Report for web1,
-           recipients: {gone@example.com: "550 5.1.1 mailbox unavailable"}}
+           recipients: {gone@example.com: "550 5.1.1 mailbox unavailable"}, expired: false}
     quarantined:
       description: Queued files this run moved to C(spool_dir/quarantine) because they are no message - C(file), C(was), C(reason).
       type: list

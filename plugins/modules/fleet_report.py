@@ -206,12 +206,12 @@ files:
 mail:
   description:
     - What mailing did, with the keys of M(sysops.fleet.disk_report)'s RV(sysops.fleet.disk_report#module:mail)
-      (sent, recipients, message_id, spooled, spool_sent, spool_pending, refused, deferred, dead_letters,
-      quarantined, reason).
+      (sent, recipients, message_id, spooled, spool_sent, spool_pending, refused, deferred, uncertain,
+      dead_letters, quarantined, reason).
   returned: success
   type: dict
   sample: {sent: false, recipients: [], message_id: null, spooled: null, spool_sent: 0, spool_pending: 0, refused: {},
-           deferred: {}, dead_letters: [], quarantined: [], reason: mail_to is empty}
+           deferred: {}, uncertain: {}, dead_letters: [], quarantined: [], reason: mail_to is empty}
 """
 
 from ansible.module_utils.basic import AnsibleModule

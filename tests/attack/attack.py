@@ -324,6 +324,14 @@ class Root:
 
     def everything(self) -> None:
         """What root may run on a watcher host, in the order a day brings them."""
+        if self.control:  # the naive root of the first round: opens, appends, signals as told (before start
+            # puts a planted pidfile aside, so that it meets the plant)
+            code = (f"import os\ntry:\n    os.write(os.open({self.layout.log!r}, os.O_WRONLY | os.O_APPEND), b'x')\n"
+                    f"except OSError:\n    pass\n"
+                    f"try:\n    os.kill(int(open({self.layout.pidfile!r}).read().split()[0]), 15)\n"
+                    f"except (OSError, ValueError, IndexError):\n    pass\n")
+            self.run("control: a naive root that follows links and signals what the pidfile says",
+                     [self.layout.python, "-c", code])
         for words in (("start", "--if-not-running"), ("status",), ("reload",), ("restart",), ("report",),
                       ("check",), ("stop",)):
             self.fleet_watcher(*words)
@@ -331,13 +339,6 @@ class Root:
         self.logrotate()
         self.disk_report()
         self.fleet_watcher("stop")
-        if self.control:  # the naive root of the first round: opens, appends, signals as told
-            code = (f"import os\ntry:\n    os.write(os.open({self.layout.log!r}, os.O_WRONLY | os.O_APPEND), b'x')\n"
-                    f"except OSError:\n    pass\n"
-                    f"try:\n    os.kill(int(open({self.layout.pidfile!r}).read().split()[0]), 15)\n"
-                    f"except (OSError, ValueError, IndexError):\n    pass\n")
-            self.run("control: a naive root that follows links and signals what the pidfile says",
-                     [self.layout.python, "-c", code])
 
 
 # ---- the attacks ----------------------------------------------------------------------------

@@ -25,45 +25,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a root system install needs root")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
-USER = "sysops-fleet"
-BIN = "/opt/sysops-fleet/bin/fleet-watcher"
-STATE = "/var/lib/sysops-fleet"
-SMTP_PORT = 2525
-LEFTOVERS = ("/opt/sysops-fleet", "/etc/sysops-fleet", STATE, "/var/log/sysops-fleet", "/run/sysops-fleet",
-             "/etc/cron.d/sysops-fleet", "/etc/logrotate.d/sysops-fleet", "/usr/local/bin/fleet-watcher")
-
-
-def ansible(*args, check=True, timeout=600):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"),
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", PATH=VENV_BIN + os.pathsep + os.environ["PATH"])
-    proc = subprocess.run([os.path.join(VENV_BIN, args[0]), *args[1:]], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
-    return proc
-
-
-def play(*extra, check=True):
-    return ansible("ansible-playbook", "-i", "tests/attack/inventory.yml", "tests/attack/install.yml",
-                   "-e", f"attack_smtp_port={SMTP_PORT}", *extra, check=check)
-
-
-def remove():
-    play("-e", "watcher_state=absent", check=False)
-
-
-@pytest.fixture(scope="module")
-def system_install():
-    if os.path.exists(BIN) and not os.environ.get("SYSOPS_FLEET_ATTACK_REUSE"):
-        remove()
-    play()
-    yield
-    remove()
-    left = [p for p in LEFTOVERS if os.path.lexists(p)]
-    assert not left, f"absent left {left}"
+from root_install import BIN, HERE, LEFTOVERS, SMTP_PORT, STATE, USER, ansible, play  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +175,7 @@ def test_a_watcher_root_the_daemons_user_cannot_reach_is_refused_before_touching
 
 
 def test_absent_stops_the_daemon_even_with_a_broken_settings_file(system_install):
+    """The last test of the suite: it removes the install (the session fixture checks nothing is left)."""
     start = subprocess.run([BIN, "start", "--if-not-running"], capture_output=True, text=True, timeout=60, check=False)
     assert start.returncode == 0, start.stderr
     pid = int(open("/run/sysops-fleet/watcher.pid", encoding="ascii").read())

@@ -3,8 +3,11 @@
 """Fixtures shared by the module_utils and module tests: real SMTP servers (good and slow), a test CA, df's numbers."""
 
 import os
+import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -56,6 +59,20 @@ def slow_smtpd(certs):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def shm_path(tmp_path):
+    """A directory on tmpfs (/dev/shm) when there is one, else tmp_path: for tests that write many files
+    (each spool write is fsynced, which a disk makes slow), on a real filesystem all the same."""
+    if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        yield tmp_path
+        return
+    directory = tempfile.mkdtemp(prefix="sysops-fleet-test-", dir="/dev/shm")
+    try:
+        yield pathlib.Path(directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def df_table(inodes=False):

@@ -4,10 +4,15 @@
 
 Variants: plain, STARTTLS (offered or required), implicit TLS (SMTPS),
 AUTH (with or without TLS), scripted refusals (451/550 at RCPT or DATA,
-for every recipient or per recipient), and a server that hangs up in the
-middle of DATA. ``SlowServer`` is a raw asyncio server for the faults
-aiosmtpd cannot play: a greeting trickled a byte at a time, or silence
-after the message. Received messages are kept in memory (``messages``) and, when
+for every recipient or per recipient), other 2xx answers (251, 252),
+and a server that hangs up once it has the whole message (before or
+after keeping it). ``SlowServer`` is a raw asyncio server for the faults
+aiosmtpd cannot play: a greeting trickled a byte at a time, replies that
+never end (lines forever, one line forever), silence after the message,
+a hang-up in the middle of the message. ``ScriptedServer`` sends bytes
+the test gives (property-based tests of reply reading). ``socket_uid``
+reads who owns the client's end of a connection from /proc/net/tcp.
+Received messages are kept in memory (``messages``) and, when
 ``maildir`` is given, written to a Maildir, so another process can read
 them back. ``make_certs`` makes a throw-away CA and a server certificate
 for 127.0.0.1 / ::1 / localhost with ``cryptography`` (an ansible-core
@@ -31,6 +36,7 @@ import logging
 import mailbox
 import os
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -106,6 +112,9 @@ class Received:
     data: bytes
     tls: bool
     login: Optional[str]
+    peer: Tuple[str, int] = ("", 0)  # the client's address and port
+    peer_uid: Optional[int] = None  # who owned the client's socket while the message came in (record_uid)
+    at: float = 0.0  # time.monotonic() when it came in
 
 
 @dataclass
@@ -122,21 +131,29 @@ class Recorder:
     refuse_rcpt: Tuple[str, ...] = ()    # addresses refused with 550 while others are accepted
     rcpt_replies: Dict[str, str] = field(default_factory=dict)  # address -> its own reply ("451 4.2.1 busy")
     drop_in_data: bool = False           # hang up once the message is in, before answering it
+    keep_then_drop: bool = False         # keep the message, then hang up before answering it
+    mail_reply: str = "250 OK"           # the answer to MAIL FROM (a 2xx: the sender is accepted)
+    rcpt_accept_replies: Dict[str, str] = field(default_factory=dict)  # address -> a 2xx other than 250
+    accept_reply: str = "250 2.0.0 Message accepted for delivery"  # the answer to a message kept
+    record_uid: bool = False             # read the client socket's owner from /proc/net/tcp at DATA
+    port: int = 0                        # the server's port (for record_uid), set by SmtpServer
     maildir: Optional[str] = None
     implicit_tls: bool = False
     messages: List[Received] = field(default_factory=list)
     mail_commands: List[bool] = field(default_factory=list)  # TLS state of every MAIL FROM seen
     rcpt_commands: List[str] = field(default_factory=list)   # every RCPT TO address seen, accepted or not
+    rcpt_at: List[float] = field(default_factory=list)       # time.monotonic() of each
     connections: int = 0
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         self.mail_commands.append(self.implicit_tls or session.ssl is not None)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        return "250 OK"
+        return self.mail_reply
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.rcpt_commands.append(address)
+        self.rcpt_at.append(time.monotonic())
         if self.rcpt_reply:
             return self.rcpt_reply
         if address in self.rcpt_replies:
@@ -144,7 +161,7 @@ class Recorder:
         if address in self.refuse_rcpt:
             return "550 5.1.1 mailbox unavailable"
         envelope.rcpt_tos.append(address)
-        return "250 OK"
+        return self.rcpt_accept_replies.get(address, "250 OK")
 
     async def handle_DATA(self, server, session, envelope):
         if self.drop_in_data:
@@ -153,14 +170,21 @@ class Recorder:
         if self.data_reply:
             return self.data_reply
         data = envelope.original_content or envelope.content
+        peer = tuple(session.peer[:2]) if session.peer else ("", 0)
         received = Received(envelope.mail_from, list(envelope.rcpt_tos), data,
-                            self.implicit_tls or session.ssl is not None, _login(session))
+                            self.implicit_tls or session.ssl is not None,
+                            _login(session), peer,
+                            socket_uid(peer[1], self.port) if self.record_uid else None,
+                            time.monotonic())
         self.messages.append(received)
         if self.maildir:  # numbered, so a reader knows the order of arrival; with how it came (TLS, login)
             numbered = (f"X-Test-Sequence: {time.time_ns()}\r\nX-Test-TLS: {'yes' if received.tls else 'no'}\r\n"
                         f"X-Test-Login: {received.login or '-'}\r\n").encode() + data
             mailbox.Maildir(self.maildir, create=True).add(numbered)
-        return "250 2.0.0 Message accepted for delivery"
+        if self.keep_then_drop:
+            server.transport.close()
+            return "250 never sent: the connection is gone"
+        return self.accept_reply
 
     def copies(self) -> Dict[str, Counter]:
         """Message-ID -> how many copies each recipient got: what "delivered exactly once" is counted on."""
@@ -174,6 +198,27 @@ class Recorder:
 def _login(session) -> Optional[str]:
     data = getattr(session, "auth_data", None)
     return data.login.decode() if isinstance(data, LoginPassword) else None
+
+
+def socket_uid(client_port: int, server_port: int) -> Optional[int]:
+    """The uid owning the client's end of a live loopback TCP connection, from /proc/net/tcp and tcp6.
+
+    The client's socket has local port *client_port* and remote port
+    *server_port*. Read while the connection is up (a closed socket in
+    TIME_WAIT shows uid 0 whoever had it).
+    """
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, remote, uid = fields[1], fields[2], fields[7]
+            if int(local.rsplit(":", 1)[1], 16) == client_port and int(remote.rsplit(":", 1)[1], 16) == server_port:
+                return int(uid)
+    return None
 
 
 def server_context(certs: Certs) -> ssl.SSLContext:
@@ -251,6 +296,11 @@ class SmtpServer(_LoopThread):
         self.tls, self.certs, self.auth, self.auth_require_tls = tls, certs, auth, auth_require_tls
         self.port = port
 
+    def start(self):
+        super().start()
+        self.handler.port = self.port
+        return self
+
     @property
     def messages(self) -> List[Received]:
         return self.handler.messages
@@ -278,19 +328,28 @@ class SmtpServer(_LoopThread):
 
 
 class SlowServer(_LoopThread):
-    """A raw asyncio server on 127.0.0.1 that misbehaves in time, which aiosmtpd cannot.
+    """A raw asyncio server on 127.0.0.1 that misbehaves in time or in size, which aiosmtpd cannot.
 
     ``mode="trickle"``: a greeting that never ends, one byte every
     *interval* seconds ("220-" and then x's): each read gets a byte well
     within any per-read timeout, so only a deadline on the whole
-    conversation stops a client. ``mode="stall_after_data"``: a correct
-    dialogue up to the message, then silence instead of the final answer.
-    With *certs* it speaks implicit TLS first. Counts its connections;
-    records nothing as delivered.
+    conversation stops a client. ``"flood_lines"``: a greeting of "220-"
+    lines, as fast as the client reads, forever. ``"endless_line"``: one
+    greeting line that never ends, as fast. ``"flood_ehlo"``: a good
+    greeting, then an EHLO reply of "250-" lines forever. ``"flood_final"``:
+    a correct dialogue up to the message, then "250-" lines forever as its
+    final reply. ``"stall_after_data"``: a correct dialogue up to the
+    message, then silence instead of the final answer.
+    ``"drop_mid_message"``: a hang-up after the first line of the message.
+    With *certs* it speaks implicit TLS first. Counts its connections and
+    bytes sent; records nothing as delivered.
     """
 
+    MODES = ("trickle", "flood_lines", "endless_line", "flood_ehlo", "flood_final", "stall_after_data",
+             "drop_mid_message")
+
     def __init__(self, mode: str, interval: float = 0.2, port: int = 0, certs: Optional[Certs] = None):
-        if mode not in ("trickle", "stall_after_data"):
+        if mode not in self.MODES:
             raise ValueError(mode)
         self.mode, self.interval, self.port = mode, interval, port
         self.certs = certs  # given: implicit TLS (SMTPS), the misbehaviour comes after the handshake
@@ -305,7 +364,16 @@ class SlowServer(_LoopThread):
             writer.write(b"x")
             self.bytes_sent += 1
 
-    async def _stall_after_data(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _flood(self, writer: asyncio.StreamWriter, chunk: bytes) -> None:
+        """*chunk* again and again, as fast as the client takes it."""
+        block = chunk * max(1, (64 << 10) // len(chunk))
+        while True:
+            writer.write(block)
+            self.bytes_sent += len(block)
+            await writer.drain()
+
+    async def _dialogue(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A correct SMTP dialogue, but for the misbehaviour the mode names."""
         writer.write(b"220 slow.test ESMTP\r\n")
         while True:
             line = await reader.readline()
@@ -313,12 +381,19 @@ class SlowServer(_LoopThread):
                 return
             verb = line[:4].upper()
             if verb in (b"EHLO", b"HELO"):
+                if self.mode == "flood_ehlo":
+                    await self._flood(writer, b"250-" + b"X" * 60 + b"\r\n")
                 writer.write(b"250 slow.test\r\n")
             elif verb == b"DATA":
                 writer.write(b"354 go ahead\r\n")
                 await writer.drain()
+                if self.mode == "drop_mid_message":
+                    await reader.readline()
+                    return
                 while (await reader.readline()) not in (b".\r\n", b""):
                     pass
+                if self.mode == "flood_final":
+                    await self._flood(writer, b"250-" + b"Y" * 60 + b"\r\n")
                 await asyncio.sleep(3600)  # never answers the message
             elif verb == b"QUIT":
                 writer.write(b"221 bye\r\n")
@@ -333,8 +408,13 @@ class SlowServer(_LoopThread):
         try:
             if self.mode == "trickle":
                 await self._trickle(writer)
+            elif self.mode == "flood_lines":
+                await self._flood(writer, b"220-" + b"x" * 60 + b"\r\n")
+            elif self.mode == "endless_line":
+                writer.write(b"220 ")
+                await self._flood(writer, b"x" * 1024)
             else:
-                await self._stall_after_data(reader, writer)
+                await self._dialogue(reader, writer)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
@@ -343,6 +423,54 @@ class SlowServer(_LoopThread):
     def _listen(self, loop: asyncio.AbstractEventLoop):
         return asyncio.start_server(self._client, LOOPBACK, self.port,
                                     ssl=server_context(self.certs) if self.certs else None)
+
+
+class ScriptedServer:
+    """A tiny TCP server on 127.0.0.1 that sends each connection the bytes in ``script``, then its EOF.
+
+    After the script it shuts its sending side and reads what the client
+    sends until the client closes: the client's commands never meet a
+    reset, so what it makes of the script is all that is tested. One
+    client at a time (set ``script`` before each connection).
+    """
+
+    def __init__(self) -> None:
+        self.script = b""
+        self.listener = socket.socket()
+        self.listener.bind((LOOPBACK, 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._closed = False
+
+    def _serve(self) -> None:
+        while not self._closed:
+            try:
+                conn, unused_addr = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn, self.script), daemon=True).start()
+
+    @staticmethod
+    def _talk(conn: socket.socket, script: bytes) -> None:
+        conn.settimeout(10)
+        try:
+            conn.sendall(script)
+            conn.shutdown(socket.SHUT_WR)
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def __enter__(self) -> "ScriptedServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closed = True
+        self.listener.close()
 
 
 def bounded(func, limit: float = 30.0):
@@ -378,7 +506,7 @@ def main() -> int:
     parser.add_argument("--certs", help="directory to make a CA and server certificate in (with --tls)")
     parser.add_argument("--auth", help="USER:PASSWORD required to log in")
     parser.add_argument("--refuse", action="append", default=[], help="refuse this recipient with 550 (repeatable)")
-    parser.add_argument("--slow", choices=["trickle", "stall_after_data"], help="a SlowServer instead")
+    parser.add_argument("--slow", choices=list(SlowServer.MODES), help="a SlowServer instead")
     args = parser.parse_args()
     if args.slow:
         server = SlowServer(args.slow, port=args.port).start()

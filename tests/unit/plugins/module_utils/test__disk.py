@@ -1,18 +1,25 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_disk: the mount table, selection, one view per device, df's numbers, and hung mounts."""
+"""_disk: selection, one view per device, df's numbers, hung mounts, and the watcher's disk check against
+hostile mounts made in a private mount namespace (the mount table itself: test__mount_table.py)."""
 
+import email
+import email.policy
 import errno
+import html
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 
+import hostile_mounts
 import pytest
+from prometheus import parse as parse_metrics, promtool
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _command, _disk, _fanout
-from ansible_collections.sysops.fleet.plugins.module_utils._disk import Mount
+from ansible_collections.sysops.fleet.plugins.module_utils import _command, _disk, _fanout, _mount_table, _text
+from ansible_collections.sysops.fleet.plugins.module_utils._mount_table import Mount
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HUNG_MOUNT = os.path.join(HERE, "hung_mount.py")
@@ -51,32 +58,6 @@ def df_mismatches(fs, blocks, inodes):
     return wrong
 
 
-# ---- the mount table ---------------------------------------------------------------------------
-
-def test_mountinfo_is_parsed_with_escapes_optional_fields_and_bind_roots():
-    mounts = _disk.parse_mountinfo(MOUNTINFO + "garbage line\n")
-    assert [m.mount for m in mounts] == ["/proc", "/", "/run/netns", "/mnt/my disk", "/srv"]
-    disk = mounts[3]
-    assert (disk.device, disk.fstype, disk.dev, disk.root) == ("/dev/mapper/vg-my\\lv", "xfs", "0:45", "/")
-    assert mounts[2].root == "/run/netns" and mounts[2].dev == "254:0"
-
-
-def test_proc_mounts_is_the_fallback(tmp_path):
-    mounts_file = tmp_path / "mounts"
-    mounts_file.write_text("/dev/sda1 / ext4 rw 0 0\nsrv:/x /mnt/a\\040b nfs rw 0 0\n")
-    mounts = _disk.read_mounts(mountinfo=str(tmp_path / "missing"), mounts=str(mounts_file))
-    assert [(m.device, m.mount, m.fstype) for m in mounts] == [("/dev/sda1", "/", "ext4"), ("srv:/x", "/mnt/a b", "nfs")]
-
-
-def test_no_mount_table_is_a_clear_error(tmp_path):
-    with pytest.raises(_disk.DiskError, match="cannot read the mount table"):
-        _disk.read_mounts(mountinfo=str(tmp_path / "a"), mounts=str(tmp_path / "b"))
-
-
-def test_the_real_mount_table_has_the_root_filesystem():
-    assert "/" in [m.mount for m in _disk.read_mounts()]
-
-
 # ---- selection ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("selection,expected", [
@@ -88,7 +69,7 @@ def test_the_real_mount_table_has_the_root_filesystem():
     (_disk.Selection(include_mounts=("/*",), exclude_mounts=("/srv",)), ["/proc", "/", "/run/netns", "/mnt/my disk"]),
 ])
 def test_selection_by_mount_and_type_patterns(selection, expected):
-    mounts = _disk.parse_mountinfo(MOUNTINFO)
+    mounts = _mount_table.parse_mountinfo(MOUNTINFO.encode()).mounts
     assert [m.mount for m in mounts if selection.wanted(m)] == expected
 
 
@@ -102,6 +83,14 @@ def test_default_selection_skips_pseudo_and_memory_filesystems():
 def test_empty_patterns_are_refused():
     with pytest.raises(_disk.DiskError, match="exclude_mounts: every entry must be a non-empty string"):
         _disk.read_filesystems(_disk.Selection(exclude_mounts=("",)), mounts=[])
+
+
+def test_patterns_match_a_name_as_it_is_or_as_the_report_shows_it():
+    odd = Mount("tmpfs", "tmpfs", "/mnt/a\x0bb\udcff")
+    assert _disk.Selection(include_mounts=("/mnt/a\\x0bb\\xff",)).wanted(odd)
+    assert _disk.Selection(include_mounts=("/mnt/a\x0bb*",)).wanted(odd)
+    assert not _disk.Selection(include_mounts=("/*",), exclude_mounts=("/mnt/a\\x0b*",)).wanted(odd)
+    assert not _disk.Selection(include_mounts=("/mnt/a\\x0bc",)).wanted(odd)
 
 
 def test_an_overmounted_mount_point_is_reported_once_as_its_top_mount():
@@ -145,6 +134,15 @@ def test_vanished_and_empty_filesystems_are_dropped_and_other_errors_reported():
     assert [(fs.mount, fs.error) for fs in kept] == [
         ("/stale", "cannot read usage: Stale file handle"), ("/secret", "cannot read usage: Permission denied")]
     assert kept[0].size_bytes is None and kept[0].use_pct is None
+
+
+def test_a_fuse_source_naming_a_real_device_never_hides_it():
+    """fusermount -o fsname=/dev/vdb: the source is the user's word; only the kernel's device number joins views."""
+    probed = [(Mount("/dev/vdb", "ext4", "/srv/data", dev="254:16"), vfs(), None),
+              (Mount("/dev/vdb", "fuse.sshfs", "/t", dev="0:90"), vfs(blocks=10), None),
+              (Mount("/dev/vdb", "fuseblk", "/u", dev="0:91"), vfs(blocks=20), None)]
+    kept = _disk.keep(probed)
+    assert [(fs.mount, fs.size_bytes) for fs in kept] == [("/srv/data", 4096000), ("/t", 40960), ("/u", 81920)]
 
 
 # ---- the numbers -------------------------------------------------------------------------------
@@ -411,3 +409,104 @@ def test_the_default_probe_is_df_and_forks_no_python_worker(monkeypatch):
     monkeypatch.setattr(_fanout, "fan_out", refuse)
     result = _disk.read_filesystems(mounts=[Mount("/dev/vda", "ext4", "/", dev="254:0")])
     assert result[0].error is None and result[0].size_bytes > 0
+
+
+# ---- the watcher's disk check against hostile mounts in a private mount namespace ----------------
+
+HOSTILE_MOUNTS = os.path.join(HERE, "hostile_mounts.py")
+# findmnt (util-linux, its own mountinfo parser) lists the table in the same namespace, odd bytes as \xHH
+FINDMNT = 'LC_ALL=C findmnt -rn -o TARGET,SOURCE,FSTYPE > "$0" && exec "$@"'
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts in a private mount namespace need root")
+
+WATCHER_CODE = """
+import json, logging, sys, time
+from ansible_collections.sysops.fleet.plugins.module_utils import _metrics, _report, _watcher
+base, port, state = sys.argv[1:4]
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
+mail = {"mail_to": ["ops@example.com"], "mail_from": "watcher@example.com", "smtp_host": "127.0.0.1",
+        "smtp_port": int(port), "smtp_timeout": 5, "spool_dir": state + "/spool"} if port != "0" else {}
+config = _report.config_from_options(dict(include_mounts=["/", base + "/*"], free_warn="1P", probe_timeout=1,
+                                          **mail), host="web1")
+watcher = _watcher.Watcher(_watcher.Settings(path=state + "/watcher.ini", state_dir=state, report=config))
+now = time.time()
+changes = watcher.check_disks(now)
+delivery = watcher.alert(changes, now)
+print(json.dumps({"state": watcher.state["disks"], "changes": [c.name for c in changes],
+                  "sent": bool(delivery and delivery.sent),
+                  "metrics": _metrics.render(_metrics.filesystem_metrics(watcher._rows, {}))}))
+"""
+
+
+def run_watcher_check(tmp_path, wrapper, port):
+    """(the check's findings, its log) from WATCHER_CODE run under *wrapper*; skip where it cannot run."""
+    state = tmp_path / "state"
+    state.mkdir()
+    argv = list(wrapper) + [sys.executable, "-c", WATCHER_CODE, str(tmp_path / "m"), str(port), str(state)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS] + sys.path))
+    proc = subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape", env=env, timeout=120,
+                          check=False)
+    if proc.returncode == 77:
+        pytest.skip(proc.stderr.strip())
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return json.loads(proc.stdout), proc.stderr
+
+
+def findmnt_shown(path, base):
+    """The mount points findmnt listed at / and under *base*, as a report must show them."""
+    def unhex(field):
+        return re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes((int(m.group(1), 16),)), field)
+    under = os.fsencode(base) + b"/"
+    targets = [unhex(line.split(b" ")[0]) for line in path.read_bytes().splitlines()]
+    return {_text.printable(t) for t in targets if t == b"/" or t.startswith(under)}
+
+
+@needs_root
+def test_the_watchers_disk_check_keys_alerts_and_labels_hostile_mounts_by_their_escaped_names(tmp_path, smtpd):
+    """Every filesystem of the table is a state key, an alert and a metrics label under its escaped name; the
+    alert mail and the log carry no raw control character. Before: the non-UTF-8 and line-break names vanished
+    or broke the mail, and / was keyed under the forged line's device."""
+    server = smtpd()
+    base = str(tmp_path / "m")
+    wrapper = [sys.executable, HOSTILE_MOUNTS, "--dir", base, "--fuse", "--", "sh", "-c", FINDMNT,
+               str(tmp_path / "findmnt")]
+    found, log = run_watcher_check(tmp_path, wrapper, server.port)
+    expected = findmnt_shown(tmp_path / "findmnt", base)
+    assert len(expected) == len(hostile_mounts.plan(base, fuse=True)) + 1
+    assert set(found["state"]) == expected and sorted(found["changes"]) == sorted(expected)
+    fuse = found["state"][_text.printable(base) + "/fuse-\\rx"]
+    assert fuse["status"] == "crit" and "timed out after 1s" in fuse["reasons"][0]
+    assert all(line.isprintable() for line in log.splitlines()) and "is not a mount" not in log
+
+    assert found["sent"] and len(server.messages) == 1
+    msg = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
+    assert msg["Subject"].isprintable() and msg["Subject"].startswith("[fleet-watcher] web1: problem: ")
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    page = msg.get_body(("html",)).get_content().replace("\r\n", "\n")
+    assert all(line.isprintable() for line in text.split("\n") + page.split("\n"))
+    for name in expected:
+        assert f"  filesystem {name}: ok -> " in text and html.escape(f"filesystem {name}: ok -> ") in page
+
+    samples = parse_metrics(found["metrics"])
+    assert {dict(labels)["mount"] for (name, labels) in samples if name.endswith("filesystem_status")} == expected
+    assert all(line.isprintable() for line in found["metrics"].splitlines())
+    checked = promtool("check", "metrics", stdin=found["metrics"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+CRAFTED_TABLE = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 'mount --bind "$0" /proc/$$/mountinfo && exec "$@"']
+
+
+@needs_root
+def test_the_watcher_logs_each_line_of_the_mount_table_it_cannot_read(tmp_path):
+    with open("/proc/self/mountinfo", "rb") as handle:
+        real = handle.read().split(b"\n")
+    crafted = tmp_path / "mountinfo"
+    crafted.write_bytes(b"\n".join(real[:1] + [b"\x1b[2Jnot a mount\r", b"1 2 3:4 / relative rw - ext4 x rw"]
+                                   + real[1:]))
+    found, log = run_watcher_check(tmp_path, CRAFTED_TABLE + [str(crafted)], 0)
+    assert "/" in found["state"]
+    assert ("WARNING /proc/self/mountinfo line 2 is not a mount as the kernel writes one (no ' - ' after the mount "
+            "options), so a filesystem may be missing from the report: \\x1b[2Jnot a mount\\r") in log.splitlines()
+    assert "/proc/self/mountinfo line 3 is not a mount as the kernel writes one (the mount point is not an " \
+           "absolute path)" in log

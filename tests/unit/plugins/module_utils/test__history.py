@@ -96,9 +96,9 @@ def test_check_mode_reads_but_never_writes(tmp_path):
     path = str(tmp_path / "history.json")
     _history.save(path, {"/": [(0.0, 10, 90)]})
     before = os.stat(path).st_mtime_ns
-    history, warning = _history.update(path, [{"mount": "/", "used_bytes": 20, "avail_bytes": 80}],
-                                       now=_history.DAY, write=False)
-    assert warning is None and history["/"] == [(0.0, 10, 90), (_history.DAY, 20, 80)]
+    forecasts, warning = _history.update(path, [{"mount": "/", "used_bytes": 20, "avail_bytes": 80}],
+                                         now=_history.DAY, window=2 * _history.DAY, write=False)
+    assert warning is None and [(f.mount, f.rate_per_day, f.span_s) for f in forecasts] == [("/", 10.0, _history.DAY)]
     assert os.stat(path).st_mtime_ns == before and _history.load(path) == {"/": [(0.0, 10, 90)]}
     assert not os.path.exists(path + ".lock")
 
@@ -106,8 +106,8 @@ def test_check_mode_reads_but_never_writes(tmp_path):
 def test_a_history_that_cannot_be_written_warns_and_still_counts(tmp_path):
     (tmp_path / "not-a-dir").write_text("")
     path = str(tmp_path / "not-a-dir" / "history.json")
-    history, warning = _history.update(path, [{"mount": "/", "used_bytes": 1, "avail_bytes": 2}], now=5.0)
-    assert history == {"/": [(5.0, 1, 2)]}
+    forecasts, warning = _history.update(path, [{"mount": "/", "used_bytes": 1, "avail_bytes": 2}], now=5.0)
+    assert [(f.mount, f.avail_bytes, f.rate_per_day) for f in forecasts] == [("/", 2, None)]
     assert warning.startswith(f"cannot keep the disk history in {path}: ")
 
 
@@ -139,11 +139,3 @@ def test_an_atomic_rewrite_keeps_the_files_owner_and_mode(tmp_path):
     assert path.read_text() == '{"a": 1}'
     _files.write_atomic(str(path), "{}", 0o644)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644 and os.stat(path).st_uid == 65534
-
-
-def test_a_mount_point_with_a_line_break_stays_on_its_line_of_the_fill_rate_section():
-    """The disk report's "Fill rate" lines show a mount point as one printable line (``_text.printable``)."""
-    odd = _history.Forecast("/mnt/a\n  /: full in 1 day\x1b[2J", None, 10 * 1024 ** 3, span_s=60.0)
-    text = _history.render_text([odd])
-    assert text.count("\n") == 2 and all(line.isprintable() for line in text.splitlines())
-    assert "  /mnt/a\\n  /: full in 1 day\\x1b[2J: not enough history yet for a fill rate" in text

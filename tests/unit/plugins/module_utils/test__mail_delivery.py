@@ -10,11 +10,16 @@ a dead letter with the server's reason (and no second attempt).
 import email
 import email.policy
 import os
+import tempfile
 import threading
+import time
 from collections import Counter
 
 import pytest
 import smtp_server
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _mail, _mail_delivery, _mail_spool
 from ansible_collections.sysops.fleet.plugins.module_utils._mail import SmtpSettings
@@ -24,11 +29,14 @@ SENDER = "disk@web1.example.com"
 FOLLOWING_RUNS = 3
 
 
-def message(subject="Nightly Disk Usage Report for web1", to=(A, B)):
+def message(subject="Nightly Disk Usage Report for web1", to=(A, B), text="table\n"):
     msg = _mail.build_message(_mail.parse_address(SENDER, "mail_from"),
-                              [_mail.parse_address(a, "mail_to") for a in to], subject, "table\n", "<p>table</p>",
+                              [_mail.parse_address(a, "mail_to") for a in to], subject, text, "<p>table</p>",
                               domain="web1.example.com")
     return msg.as_bytes(policy=_mail.POLICY)
+
+
+BIG_TEXT = ("x" * 76 + "\n") * 120000  # larger than the loopback buffers: a hang-up meets the client mid-message
 
 
 def mid(raw):
@@ -69,6 +77,7 @@ def test_when_to_send():
     ({"smtp_timeout": float("inf")}, "smtp_timeout must be more than 0 and at most 3600"),
     ({"smtp_timeout": "soon"}, "smtp_timeout must be a number of seconds"),
     ({"send": "always"}, "send=always needs mail_to"),
+    ({"spool_lifetime_days": 0}, "spool_lifetime_days must be a number of days, more than 0 and at most 365"),
 ])
 def test_bad_mail_options_are_refused_by_name(options, message_text):
     with pytest.raises(_mail.MailConfigError, match=message_text.replace("(", r"\(").replace(")", r"\)")):
@@ -111,7 +120,10 @@ FAULTS = {
                                 "refused every recipient permanently", {A, B}),
     "451 at DATA": (_scripted(data_reply="451 4.3.0 Try again later"), (A, B), False, "temporarily", set()),
     "554 at DATA": (_scripted(data_reply="554 5.6.0 Content rejected"), (A, B), False, "permanently", {A, B}),
-    "hang-up in the middle of DATA": (_scripted(drop_in_data=True), (A, B), False, "during DATA", set()),
+    "hang-up in the middle of the message": (_slow("drop_mid_message"), (A, B), False,
+                                             "before its end, so it did not take the message", set()),
+    "hang-up after the whole message": (_scripted(drop_in_data=True), (A, B), False,
+                                        "closed the connection before its final reply: it may have taken", set()),
     "greeting trickled a byte at a time": (_slow("trickle"), (A, B), False, "within smtp_timeout=1.5s", set()),
     "silence after the message": (_slow("stall_after_data"), (A, B), False, "within smtp_timeout=1.5s", set()),
     "server down": (_down, (A, B), False, "connection refused", set()),
@@ -134,7 +146,7 @@ def test_after_every_fault_each_recipient_gets_exactly_one_copy_or_a_dead_letter
     start_bad, recipients, sent_first, error, dead = FAULTS[fault]
     port, bad = start_bad(smtpd, slow_smtpd)
     spool = str(tmp_path / "spool")
-    raw = message(to=recipients)
+    raw = message(to=recipients, text=BIG_TEXT if "middle of the message" in fault else "table\n")
 
     took, first, unused = smtp_server.bounded(lambda: deliver(raw, port, spool, timeout=1.5))
     assert took < 3.0, f"smtp_timeout=1.5 held the delivery for {took:.1f}s"
@@ -142,7 +154,7 @@ def test_after_every_fault_each_recipient_gets_exactly_one_copy_or_a_dead_letter
     assert error in first.error
     if "temporarily" in error or "451" in fault:
         assert "check mail_to" not in first.error, "a temporary refusal is not a wrong address"
-    if "DATA" in fault and "hang-up" in fault:
+    if "hang-up" in fault:
         assert "is it an SMTP server" not in first.error
     assert set(first.refused) == dead
     waiting = set(first.deferred) if sent_first else set(recipients) - dead
@@ -293,3 +305,297 @@ def test_mail_document_reports_deferred_refused_and_dead_letters_with_warnings(t
     assert mail["dead_letters"][0]["message_id"] == mail["message_id"]
     assert any("temporarily refused b@example.com" in w and "the next run tries again" in w for w in mailing.warnings)
     assert any("refused for good c@example.com" in w and "dead letter" in w for w in mailing.warnings)
+
+
+# ---- any 2xx is success (RFC 5321 §4.2.1) ---------------------------------------------------------
+
+@pytest.mark.parametrize("script", [
+    {"accept_reply": "251 2.1.5 will forward"},
+    {"mail_reply": "251 2.1.0 sender ok"},
+    {"rcpt_accept_replies": {A: "252 2.1.5 cannot verify, will try", B: "251 2.1.5 will forward"}},
+], ids=["251 at end of data", "251 to MAIL FROM", "252 and 251 to RCPT TO"])
+def test_any_2xx_is_success_and_each_recipient_gets_one_copy(tmp_path, smtpd, script):
+    """Before: a 251 at end of data (or a 2xx other than 250 to MAIL FROM, a 252 to RCPT TO) was a
+    deferral; the message was queued and sent again: two copies."""
+    server = smtpd(handler=smtp_server.Recorder(**script))
+    spool = str(tmp_path / "spool")
+    raw = message()
+    first = deliver(raw, server.port, spool)
+    assert first.sent and first.error == "" and first.deferred == {} and first.spooled is None, first
+    for _run in range(FOLLOWING_RUNS):
+        deliver(None, server.port, spool)
+    assert server.handler.copies()[mid(raw)] == Counter({A: 1, B: 1})
+
+
+# ---- an outcome nobody knows is said plainly -------------------------------------------------------
+
+def test_a_hang_up_after_the_whole_message_keeps_it_queued_and_says_it_may_arrive_twice(tmp_path, smtpd):
+    """The server kept the message and hung up before its reply: it is sent again (as MTAs do), and the
+    result said beforehand that the recipients may get it twice. Before: "did not take the message"."""
+    server = smtpd(handler=smtp_server.Recorder(keep_then_drop=True))
+    config = _mail_delivery.config_from_options(
+        {"mail_to": [A, B], "smtp_host": "127.0.0.1", "smtp_port": server.port, "mail_from": SENDER,
+         "spool_dir": str(tmp_path / "spool"), "smtp_timeout": 5}, host="web1", default_subject="Report")
+    mailing = _mail_delivery.mail_document(config, "text\n", "<p>html</p>", alerting=False)
+    mail = mailing.mail
+    assert mail["sent"] is False and mail["refused"] == {} and mail["deferred"] == {}
+    assert set(mail["uncertain"]) == {A, B} and mail["spooled"] and mail["spool_pending"] == 1
+    why = mail["uncertain"][A]
+    assert "closed the connection before its final reply: it may have taken the message" in why
+    assert "may get it twice" in why and "did not take" not in why and "refused" not in why
+    assert mailing.error.startswith("it is not known whether the report was delivered: 127.0.0.1:")
+    assert any("it is not known whether" in w and "they may get it twice" in w for w in mailing.warnings)
+    server.handler.keep_then_drop = False
+    assert deliver(None, server.port, config.spool_dir).spool_sent == [mail["message_id"]]
+    assert server.handler.copies()[mail["message_id"]] == Counter({A: 2, B: 2}), "as the result said it may"
+
+
+def test_a_timeout_waiting_for_the_final_reply_says_how_to_wait_longer(tmp_path, slow_smtpd):
+    server = slow_smtpd("stall_after_data")
+    took, result, unused = smtp_server.bounded(lambda: deliver(message(), server.port, str(tmp_path), timeout=1.0))
+    assert took < 2.5 and result.sent is False and set(result.uncertain) == {A, B} and result.spooled
+    assert "gave no final reply within smtp_timeout=1s: it may have taken the message" in result.error
+    assert "set smtp_timeout to 600 or more" in result.error
+
+
+# ---- a message deferred forever is given up -------------------------------------------------------
+
+def queued_days_ago(spool, days, raw=None, to=(A, B)):
+    """A queued message first queued *days* ago (its Queued-Since line, as an earlier run wrote it)."""
+    path = _mail_spool.add(spool, raw or message(subject=f"{days} days old", to=to), SENDER, list(to))
+    item = _mail_spool.read(path)
+    item.queued_since -= days * 86400
+    _mail_spool.keep_only(item, item.recipients)
+    return path
+
+
+@pytest.mark.parametrize("server_state", ["defers", "down"])
+def test_a_message_older_than_the_lifetime_becomes_a_dead_letter_with_the_last_reason(tmp_path, smtpd, server_state):
+    """Before: a message deferred on every try (or never reaching a server) was tried forever."""
+    spool = str(tmp_path / "spool")
+    server = smtpd(handler=smtp_server.Recorder(rcpt_reply="451 4.3.0 Try again later"))
+    if server_state == "down":
+        server.stop()
+    old = queued_days_ago(spool, 6)
+    young = queued_days_ago(spool, 4)
+    result = deliver(None, server.port, spool)
+    assert _mail_spool.listing(spool) == [young], "the old one left the queue, the young one waits"
+    [dead] = result.dead_letters
+    assert dead["expired"] is True and dead["subject"] == "6 days old" and set(dead["recipients"]) == {A, B}
+    last = "451 4.3.0 Try again later" if server_state == "defers" else "connection refused"
+    why = dead["recipients"][A]
+    assert why.startswith("not delivered within spool_lifetime_days=5 (queued since ") and last in why, why
+    assert result.refused == {}, "given up is not refused by the server"
+    assert any(w.startswith(f"127.0.0.1:{server.port} gave up on a@example.com") for w in
+               _mail_delivery.notices(result, f"127.0.0.1:{server.port}", spool))
+    text, unused = _mail_delivery.undelivered_section(spool)
+    assert '"6 days old": a@example.com: not delivered within spool_lifetime_days=5' in text
+    assert not os.path.exists(old)
+
+
+def test_a_short_lifetime_gives_up_in_real_time(tmp_path, smtpd):
+    """spool_lifetime_days as the modules take it: a message spooled while the server is down is given up by
+    the first run after its lifetime, with the reason that run met."""
+    down = smtpd()
+    down.stop()
+    options = {"mail_to": [A], "smtp_host": "127.0.0.1", "smtp_port": down.port, "mail_from": SENDER,
+               "spool_dir": str(tmp_path / "spool"), "smtp_timeout": 2, "spool_lifetime_days": 1.5 / 86400}
+    config = _mail_delivery.config_from_options(options, host="web1", default_subject="Report")
+    first = _mail_delivery.mail_document(config, "one\n", "<p>one</p>", alerting=False)
+    assert first.mail["spooled"] and first.mail["dead_letters"] == []
+    time.sleep(2.0)
+    second = _mail_delivery.mail_document(config, "two\n", "<p>two</p>", alerting=False)
+    [dead] = second.mail["dead_letters"]
+    assert dead["message_id"] == first.mail["message_id"] and dead["expired"]
+    assert "spool_lifetime_days=1.73611e-05" in dead["recipients"][A] and "connection refused" in dead["recipients"][A]
+    assert _mail_spool.listing(config.spool_dir) == [second.mail["spooled"]]
+
+
+def test_a_message_without_its_queueing_time_gets_it_and_waits(tmp_path, smtpd):
+    """A file from an older version (or a dead letter moved back) counts from the first run that keeps it."""
+    down = smtpd()
+    down.stop()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    old = spool / "20000101T000000-000000001-0000001-000000.eml"  # its name says 2000: the name is not its age
+    old.write_bytes(f"X-Sysops-Fleet-Envelope-From: {SENDER}\r\nX-Sysops-Fleet-Envelope-To: {A}\r\n".encode()
+                    + message(to=(A,)))
+    result = deliver(None, down.port, str(spool))
+    assert result.dead_letters == [] and _mail_spool.listing(str(spool)) == [str(old)]
+    assert abs(_mail_spool.read(str(old)).queued_since - time.time()) < 10
+
+
+@pytest.mark.parametrize("value,text", [(0, "0"), (-1, "-1"), (366, "366"), ("soon", "'soon'"), (float("nan"), "nan"),
+                                        (True, "True")])
+def test_a_bad_lifetime_is_refused_by_name(value, text):
+    with pytest.raises(_mail.MailConfigError) as refused:
+        _mail_delivery.config_from_options({"spool_lifetime_days": value}, host="web1")
+    assert str(refused.value) == ("spool_lifetime_days must be a number of days, more than 0 and at most 365, "
+                                  f"got {text}")
+
+
+# ---- oldest first, strictly -----------------------------------------------------------------------
+
+REAL_GMTIME = time.gmtime
+
+
+class SteppingClock:
+    """The wall clock, stepping on every reading: a name's readings straddle second boundaries (see
+    test__mail_spool); a real boundary cannot be placed between two readings of the clock."""
+
+    def __init__(self, step):
+        self.now, self.step = (time.time_ns() // 10**9 - 3600) * 10**9 - 500_000, step
+
+    def time_ns(self):
+        self.now += self.step
+        return self.now
+
+    def time(self):
+        return self.time_ns() / 1e9
+
+    def gmtime(self, seconds=None):
+        return REAL_GMTIME(self.time() if seconds is None else seconds)
+
+
+@pytest.mark.parametrize("clock", ["stepping", "real"])
+def test_a_thousand_messages_arrive_in_the_order_they_were_queued(shm_path, smtpd, monkeypatch, clock):
+    """1,000 messages queued over several seconds, flushed to a real server: arrival order is queue order.
+    Before: names took the second and the nanoseconds from two readings of the clock."""
+    spool = str(shm_path / "spool")
+    monkeypatch.setattr(_mail_spool, "_clock", {"last": 0}, raising=False)
+    subjects = [f"queued {n:04d}" for n in range(1000)]
+    started = time.time()
+    with monkeypatch.context() as patch:
+        if clock == "stepping":
+            fake = SteppingClock(step=3_000_000)  # 333.3 readings a second: boundaries fall inside names
+            for name in ("time_ns", "time", "gmtime"):
+                patch.setattr(time, name, getattr(fake, name))
+        raw = message(subject="queued PLACEHOLDER", to=(A,))  # built once: the email package takes 9 ms a message
+        for n, subject in enumerate(subjects):
+            _mail_spool.add(spool, raw.replace(b"queued PLACEHOLDER", subject.encode()), SENDER, [A])
+            if clock == "real" and n % 10 == 9:
+                time.sleep(0.03)
+    seconds = {os.path.basename(p)[:15] for p in _mail_spool.listing(spool)}
+    assert len(seconds) >= 3, f"queued within {len(seconds)} second(s): not across several"
+    server = smtpd()
+    result = deliver(None, server.port, spool, timeout=120)
+    assert result.error == "" and len(result.spool_sent) == 1000, result.error
+    arrived = [email.message_from_bytes(m.data)["Subject"] for m in server.messages]
+    assert arrived == subjects
+    print(f"{clock} clock: queued over {len(seconds)} s in {time.time() - started:.1f} s wall time")
+
+
+# ---- what another user can write reaches the report as one line each ---------------------------
+
+HOSTILE_TEXT = ["line\nForged: line", "\x1b[2J\x1b]0;title\x07", "\u2028next\u2029para\x85nel", "tab\there",
+                "\r\nSubject: forged", "\\x0a looks escaped"]
+
+
+def test_undelivered_mail_shows_each_file_as_one_printable_line_and_bounded(tmp_path):
+    """Before: a quarantined file's name and reason, a dead letter's subject or reason with escapes, came
+    out raw in the report's text, new lines as lines of their own."""
+    spool = tmp_path / "spool"
+    (spool / "dead").mkdir(parents=True)
+    (spool / "quarantine").mkdir()
+    for n, text in enumerate(HOSTILE_TEXT * 10):  # 60 dead letters (older), 60 quarantined files (newer)
+        raw = message(subject="PLACEHOLDER").replace(b"PLACEHOLDER", f"subject {text}".encode())  # written raw
+        (spool / "dead" / f"2024020{n % 9 + 1}T000000-{n:09d}-0000001-000000.eml").write_bytes(
+            f"X-Sysops-Fleet-Envelope-From: {SENDER}\r\nX-Sysops-Fleet-Refused: {A} 550 {text}\r\n".encode() + raw)
+        name = f"2024030{n % 9 + 1}T0000{n % 60:02d}-{text}-{n}".replace("/", "")
+        (spool / "quarantine" / name).write_bytes(b"")
+        (spool / "quarantine" / (name + ".why")).write_text(f"{name} is empty, {text}", encoding="utf-8")
+    text, page = _mail_delivery.undelivered_section(str(spool))
+    lines = text.splitlines()
+    assert lines[0].startswith("Undelivered mail (120: ") and lines[-2] == "  ... and 100 more"
+    assert len(lines) == 2 + _mail_delivery.LISTED + 1, "one line per listed file"
+    assert all(line.isprintable() and len(line) < 800 for line in lines)
+    names = "\n".join(lines[1:-2])
+    for escaped in ("line\\nForged: line", "\\x1b[2J\\x1b]0;title\\x07", "\\u2028next\\u2029para\\u0085nel",
+                    "\\r\\nSubject: forged", "\\\\x0a looks escaped"):
+        assert escaped in names, (escaped, names)
+    assert "\x1b" not in page and "\u2028" not in page
+
+    for path in (spool / "quarantine").iterdir():
+        path.unlink()
+    text, page = _mail_delivery.undelivered_section(str(spool))
+    assert len(text.splitlines()) == 23 and "\\x1b[2J" in text and "\x1b" not in text + page
+
+
+FILE_NAMES = st.binary(min_size=1, max_size=60).filter(lambda b: b"/" not in b and b"\0" not in b
+                                                        and b not in (b".", b".."))
+SPOOL_BYTES = st.lists(st.one_of(
+    st.sampled_from([b"X-Sysops-Fleet-Envelope-From: a@b.example\r\n", b"X-Sysops-Fleet-Refused: a@b 550 \x1b[2J\n",
+                     b"Subject: \xe2\x80\xa8x\r\n", b"\r\n\r\nbody\r\n", b"X-Sysops-Fleet-Refused: "]),
+    st.binary(max_size=60)), max_size=8).map(b"".join)
+
+
+@given(dead=st.lists(st.tuples(FILE_NAMES, SPOOL_BYTES), max_size=4),
+       quarantined=st.lists(st.tuples(FILE_NAMES, st.binary(max_size=200)), max_size=4))
+@examples(max_examples=150, deadline=None)
+def test_any_names_and_bytes_in_dead_and_quarantine_list_as_one_printable_line_each(dead, quarantined):
+    """Files another user can write: each listed entry is one line of the report, whatever they hold."""
+    with tempfile.TemporaryDirectory() as directory:
+        base = os.fsencode(directory)
+        for sub, files, why in ((b"dead", dead, False), (b"quarantine", quarantined, True)):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
+            for name, data in files:
+                with open(os.path.join(base, sub, name), "wb") as handle:
+                    handle.write(b"" if why else data)
+                if why:
+                    with open(os.path.join(base, sub, name + b".why"), "wb") as handle:
+                        handle.write(data)
+        text, page = _mail_delivery.undelivered_section(directory)
+    lines = text.splitlines()
+    assert all(line.isprintable() for line in lines)
+    assert len(lines) <= 2 + min(len(dead) + len(quarantined), _mail_delivery.LISTED) + 1
+    assert "\x1b" not in page
+
+
+@pytest.mark.parametrize("answer", [
+    None, [], "Undelivered mail (1):\nforged", {"total": 1}, {"total": "1", "entries": []},
+    {"total": -1, "entries": []}, {"total": 10**12, "entries": []}, {"total": True, "entries": []},
+    {"total": 1, "entries": [{"file": "x"}]},
+    {"total": 1, "entries": [{"file": "x", "kind": "rm -rf", "when": "", "subject": "", "reason": ""}]},
+    {"total": 1, "entries": [{"file": "x", "kind": "quarantined", "when": "", "subject": 1, "reason": ""}]},
+    {"total": 1, "entries": [{"file": "x" * 10**6, "kind": "quarantined", "when": "", "subject": "", "reason": ""}]},
+    {"total": 1, "entries": [{"file": "x", "kind": "quarantined", "when": "", "subject": "", "reason": ""}] * 2},
+    {"total": 99, "entries": [{"file": "x", "kind": "quarantined", "when": "", "subject": "", "reason": ""}] * 21},
+], ids=lambda a: repr(a)[:40])
+def test_what_the_spools_owner_sends_back_is_checked_before_root_uses_it(answer, monkeypatch):
+    monkeypatch.setattr(_mail_delivery._privilege, "as_owner", lambda *args, **kwargs: answer)
+    text, page = _mail_delivery.undelivered_section("/var/lib/sysops-fleet/spool")
+    assert text == ("Undelivered mail: cannot be listed (its owner's answer was not a listing); see "
+                    "/var/lib/sysops-fleet/spool\n") and "forged" not in page
+
+
+@pytest.mark.parametrize("answer", [
+    None, {"spooled": None}, {"spooled": "/etc/shadow", "spool_problem": "", "dead": None, "dead_problem": "",
+                              "pending": 0},
+    {"spooled": "/s/../etc/20240101T000000-000000000-0000001-000000.eml", "spool_problem": "", "dead": None,
+     "dead_problem": "", "pending": 0},
+    {"spooled": None, "spool_problem": "", "dead": "/s/20240101T000000-000000000-0000001-000000.eml",
+     "dead_problem": "", "pending": 0},
+    {"spooled": None, "spool_problem": "", "dead": None, "dead_problem": "", "pending": -3},
+    {"spooled": None, "spool_problem": "", "dead": None, "dead_problem": "", "pending": 2.5},
+    {"spooled": None, "spool_problem": "x" * 5000, "dead": None, "dead_problem": "", "pending": 0},
+    {"spooled": None, "spool_problem": "", "dead": None, "dead_problem": "", "pending": 0, "extra": 1},
+], ids=lambda a: repr(a)[:48])
+def test_a_hand_over_answer_that_is_not_one_is_refused(answer):
+    assert _mail_delivery._from_owner(answer, "/s") is None
+
+
+def test_a_good_hand_over_answer_is_taken_with_its_problems_made_one_line():
+    done = _mail_delivery._from_owner(
+        {"spooled": "/s/20240101T000000-000000000-0000001-000000.eml", "spool_problem": "",
+         "dead": "/s/dead/20240101T000000-000000001-0000001-000001.eml", "dead_problem": "disk\nfull\x1b[2J",
+         "pending": 3}, "/s/")
+    assert done["pending"] == 3 and done["dead_problem"] == "disk full\\x1b[2J"
+
+
+def test_notices_name_spool_files_as_one_printable_line_and_are_bounded():
+    delivery = _mail_delivery.Delivery(quarantined=[{"file": f"/s/quarantine/q{n}\n\x1b", "was": f"/s/{n}\nx.eml",
+                                                     "reason": "is empty\r\nForged: yes"} for n in range(50)])
+    out = _mail_delivery.notices(delivery, "mx:25", "/s")
+    assert len(out) == _mail_delivery.LISTED + 1 and out[-1] == "... and 30 more dead letter(s) or quarantined " \
+                                                                 "file(s) in /s"
+    assert all(line.isprintable() for line in out) and "\\n\\x1b" in out[0]

@@ -158,7 +158,8 @@ def test_hosts_up_and_round_trip_in_seconds():
 
 def test_every_name_has_the_prefix_and_promtool_finds_nothing_to_lint():
     history = {"/srv": [(1000.0, 100, 900), (4600.0, 200, 800)]}
-    families = _metrics.watcher_metrics([row(), row("/home", status="crit")], history, _history.DEFAULT_WINDOW,
+    forecasts = _history.forecast(history, 4600.0, _history.DEFAULT_WINDOW)
+    families = _metrics.watcher_metrics([row(), row("/home", status="crit")], forecasts,
                                         {"127.0.0.1": {"status": "up", "address": "127.0.0.1", "rtt_ms": 0.02}},
                                         4600.0, 2, {"disk": True, "host": False})
     text = _metrics.render(families)

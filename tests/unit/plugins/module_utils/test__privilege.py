@@ -137,8 +137,9 @@ def test_a_history_in_the_daemons_directory_is_updated_by_the_daemons_user(top):
     os.chown(owned, NOBODY.pw_uid, NOBODY.pw_gid)
     path = os.path.join(owned, "history.json")
     rows = [{"mount": "/", "used_bytes": 10, "avail_bytes": 90}]
-    history, warning = _history.update(path, rows, time.time())
-    assert warning is None and history["/"][0][1:] == (10, 90)
+    forecasts, warning = _history.update(path, rows, time.time())
+    assert warning is None and [(f.mount, f.avail_bytes) for f in forecasts] == [("/", 90)]
+    assert _history.load(path)["/"][0][1:] == (10, 90)
     for name in (path, path + ".lock"):
         assert os.stat(name).st_uid == NOBODY.pw_uid, name
 

@@ -216,6 +216,29 @@ def test_alerts_are_mailed_and_spooled_while_the_server_is_down(tmp_path):
     assert _mail_spool.listing(str(spool)) == []
 
 
+def test_an_alert_spooled_longer_than_spool_lifetime_days_is_given_up(tmp_path):
+    """[mail] spool_lifetime_days reaches the watcher's deliveries: a spooled alert the server never takes
+    becomes a dead letter, and the spool is empty again. Checked: 0 or 366 is refused naming the setting."""
+    down = free_port()
+    body = "[hosts]\nwatch = 127.0.0.9\n" + mail_section(down) + "spool_lifetime_days = 0.00002\n"  # 1.7 s
+    settings = _watcher.load_settings(write_settings(tmp_path, body))
+    assert settings.report.mail.spool_lifetime_days == 0.00002
+    watcher = _watcher.Watcher(settings, reader=FakeDisks(root=1), sweeper=FakeSweep({"127.0.0.9": False}))
+    watcher.check_once()
+    spool = str(tmp_path / "lib" / "spool")
+    assert len(_mail_spool.listing(spool)) == 1
+    time.sleep(2.0)
+    watcher.check_once()
+    assert _mail_spool.listing(spool) == [] and watcher.state["spool_pending"] == 0
+    [dead] = _mail_spool.undelivered(spool)
+    assert "not delivered within spool_lifetime_days=2e-05" in dead["reason"] and "connection refused" in dead["reason"]
+    for bad in ("0", "366", "5d"):
+        with pytest.raises(_watcher.WatcherConfigError) as refused:
+            _watcher.load_settings(write_settings(tmp_path, mail_section(down) + f"spool_lifetime_days = {bad}\n"))
+        assert str(refused.value) == ("[disk]/[mail]: spool_lifetime_days must be a number of days, more than 0 and "
+                                      f"at most 365, got '{bad}'")
+
+
 def test_no_recipients_means_log_only(tmp_path):
     settings = _watcher.load_settings(write_settings(tmp_path, "[hosts]\nwatch = 127.0.0.9\n"))
     watcher = _watcher.Watcher(settings, reader=FakeDisks(root=1), sweeper=FakeSweep({"127.0.0.9": False}))

@@ -4,22 +4,27 @@
 
 import email
 import email.policy
+import html
 import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
 
 import ansible_runner
+import hostile_mounts
+import html_check
 import module_runner
 import pytest
 import smtp_server
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.modules import disk_report
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fleet, _fleet_render, _mail, _mail_delivery
-from ansible_collections.sysops.fleet.plugins.module_utils import _mail_spool, _sizes
+from ansible_collections.sysops.fleet.plugins.module_utils import (_disk, _fleet, _fleet_render, _mail, _mail_delivery,
+                                                                   _mail_spool, _sizes, _text)
 
 HUNG_MOUNT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", "hung_mount.py")
 
@@ -254,6 +259,32 @@ def test_a_dead_letter_is_reported_and_the_next_report_mentions_it(tmp_path, smt
     assert server.handler.rcpt_commands.count("gone@example.com") == 1, "never retried"
 
 
+def test_a_hang_up_after_the_whole_report_says_it_may_arrive_twice_and_sends_it_again(tmp_path, smtpd):
+    """mail.uncertain: the server kept the report and hung up before answering. Before: "so it did not take
+    the message" (it had), and nothing said the recipients might get it twice."""
+    server = smtpd(handler=smtp_server.Recorder(keep_then_drop=True))
+    rc, out = run_module(tmp_path, **mail_args(tmp_path, server, spool_lifetime_days=2))
+    assert rc == 1 and out["msg"].startswith("it is not known whether the disk report was delivered: 127.0.0.1:")
+    assert "may have taken the message" in out["msg"] and "did not take" not in out["msg"]
+    assert list(out["mail"]["uncertain"]) == ["ops@example.com"] and out["mail"]["refused"] == {}
+    assert out["mail"]["spooled"] and "they may get it twice" in json.dumps(out["warnings"])
+    server.handler.keep_then_drop = False
+    rc, again = run_module(tmp_path, **mail_args(tmp_path, server, send="never"))
+    assert again["mail"]["spool_pending"] == 1
+    rc, again = run_module(tmp_path, **mail_args(tmp_path, server))
+    assert rc == 0 and again["mail"]["spool_sent"] == 1
+    assert copies(server, out["mail"]["message_id"]) == Counter({"ops@example.com": 2})
+
+
+@pytest.mark.parametrize("value", [0, 400])
+def test_a_bad_spool_lifetime_fails_naming_it_before_anything_is_sent(tmp_path, smtpd, value):
+    server = smtpd()
+    rc, out = run_module(tmp_path, **mail_args(tmp_path, server, spool_lifetime_days=value))
+    assert rc == 1 and out["msg"] == (f"spool_lifetime_days must be a number of days, more than 0 and at most 365, "
+                                      f"got {float(value)}")
+    assert server.handler.connections == 0
+
+
 needs_mount_namespace = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                                            reason="a read-only bind mount needs root and unshare")
 READ_ONLY = ["unshare", "-m", "--propagation", "private", "sh", "-c",
@@ -307,13 +338,13 @@ def test_documentation_matches_the_argument_spec():
         "include_mounts", "exclude_mounts", "exclude_fstypes", "probe_timeout", "workers", "warn", "crit",
         "inode_warn", "inode_crit", "free_warn", "free_crit", "send", "mail_to", "mail_from", "subject",
         "smtp_host", "smtp_port", "smtp_security", "smtp_username", "smtp_password", "smtp_allow_plaintext_auth",
-        "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir", "history_file"}
+        "smtp_validate_certs", "smtp_ca_file", "smtp_timeout", "spool_dir", "spool_lifetime_days", "history_file"}
     assert set(shared) == set(_mail_delivery.MAIL_ARGUMENT_SPEC)
     assert doc["options"]["exclude_fstypes"]["default"] == list(_disk.PSEUDO_FSTYPES)
     returned = yaml.safe_load(disk_report.RETURN)
     assert {"filesystems", "alerts", "report", "mail", "status"} <= set(returned)
     assert {"sent", "recipients", "message_id", "spooled", "spool_sent", "spool_pending", "refused", "deferred",
-            "dead_letters", "quarantined", "reason"} == set(returned["mail"]["contains"])
+            "uncertain", "dead_letters", "quarantined", "reason"} == set(returned["mail"]["contains"])
     assert {"device", "fstype", "mount", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inodes_total",
             "inodes_used", "inode_pct", "status"} <= set(returned["filesystems"]["contains"])
     yaml.safe_load(disk_report.EXAMPLES)
@@ -366,3 +397,145 @@ def test_through_ansible_a_size_too_big_for_a_float_is_refused_by_name(tmp_path,
     rc, out = ansible_runner.adhoc("sysops.fleet.disk_report", mail_args(tmp_path, server, **{option: value}), tmp_path)
     assert rc == 2 and out["msg"].startswith(message), out
     assert server.handler.connections == 0
+
+
+# ---- hostile mount tables: real mounts in a private mount namespace ------------------------------
+
+HELPERS = os.path.dirname(HUNG_MOUNT)
+HOSTILE_MOUNTS = os.path.join(HELPERS, "hostile_mounts.py")
+BIN = os.path.dirname(sys.executable)
+# findmnt (util-linux, its own mountinfo parser) lists the table the module sees, in the same namespace:
+# raw output, every odd byte as \xHH
+FINDMNT = 'LC_ALL=C findmnt -rn -o TARGET,SOURCE,FSTYPE > "$0" && exec "$@"'
+
+
+def findmnt_rows(path):
+    """(mount point, source, type) as bytes, from findmnt's raw output."""
+    def unhex(field):
+        return re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes((int(m.group(1), 16),)), field)
+    return [tuple(unhex(f) for f in line.split(b" ")) for line in path.read_bytes().splitlines()]
+
+
+def shown_rows(rows, base):
+    """What a report must show for the rows of the table at / and under *base*: (device, fstype, mount), escaped."""
+    under = os.fsencode(base) + b"/"
+    return {(_text.printable(src), _text.printable(fstype), _text.printable(target))
+            for target, src, fstype in rows if target == b"/" or target.startswith(under)}
+
+
+def ansible_disk_report(tmp_path, wrapper, args):
+    """(exit code, result, output) of ``ansible localhost -m sysops.fleet.disk_report`` started under *wrapper*."""
+    argv = list(wrapper) + [os.path.join(BIN, "ansible"), "localhost", "-c", "local", "-i", "localhost,",
+                            "-e", f"ansible_python_interpreter={sys.executable}",
+                            "-m", "sysops.fleet.disk_report", "-a", json.dumps(args)]
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=module_runner.COLLECTIONS_ROOT, ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"), ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"),
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+               PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
+    proc = subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape", cwd=tmp_path, env=env,
+                          timeout=300, check=False)
+    if proc.returncode == 77:
+        pytest.skip(proc.stderr.strip())
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output and "localhost | " in proc.stdout, output
+    result, unused_end = json.JSONDecoder().raw_decode(proc.stdout, proc.stdout.index(" => ") + 4)
+    return proc.returncode, result, output
+
+
+def printable_lines(text):
+    """Every line of *text* printable: no raw control, line or paragraph separator inside a line."""
+    return all(line.isprintable() for line in text.split("\n"))
+
+
+@needs_mount_namespace
+def test_hostile_mount_points_are_all_reported_escaped_through_ansible_and_the_mail(tmp_path, smtpd):
+    """Non-UTF-8 bytes, every line break str.splitlines knows, forged mountinfo lines naming / and another real
+    mount, a path near PATH_MAX, and a FUSE mount with a hostile source and type: every filesystem of the table
+    is reported, each under its escaped name, nothing hidden, and no raw control character reaches the report
+    or the mail. Before: the whole task failed (Ansible refused the result); after removing the non-UTF-8 name,
+    eight mounts vanished and / was reported with the forged device."""
+    base = str(tmp_path / "m")
+    server = smtpd()
+    wrapper = [sys.executable, HOSTILE_MOUNTS, "--dir", base, "--fuse", "--", "sh", "-c", FINDMNT,
+               str(tmp_path / "findmnt")]
+    args = mail_args(tmp_path, server, include_mounts=["/", base + "/*"], probe_timeout=1, send="always")
+    rc, out, output = ansible_disk_report(tmp_path, wrapper, args)
+    assert rc == 0, output
+
+    expected = shown_rows(findmnt_rows(tmp_path / "findmnt"), base)
+    planned = hostile_mounts.plan(base, fuse=True)
+    assert len(expected) == len(planned) + 1, "findmnt sees / and every planned mount"
+    reported = [(fs["device"], fs["fstype"], fs["mount"]) for fs in out["filesystems"]]
+    assert sorted(reported) == sorted(expected), "every filesystem of the table, each once, nothing forged"
+    mounts = {fs["mount"]: fs for fs in out["filesystems"]}
+    for name, shown, why in hostile_mounts.NAMES:
+        assert f"{_text.printable(base)}/{shown}" in mounts, why
+    assert {_text.printable(p.path) for p in planned} | {"/"} == set(mounts)
+    assert mounts["/"]["error"] is None and mounts["/"]["device"] != "/dev/forged"
+    assert mounts[_text.printable(base) + "/plain"]["device"] == "src-plain", "not the forged line's device"
+    fuse = mounts[_text.printable(base) + "/fuse-\\rx"]
+    assert (fuse["device"], fuse["fstype"]) == ("/dev/vda\\rfake \\xff", "fuse.evil\\x0b\\x1b[1m\\xfe")
+    assert fuse["status"] == "crit" and "timed out after 1s" in fuse["error"]
+    assert not [w for w in warning_texts(out) if "is not a mount" in w]
+
+    table = out["report"].split("\n\n")[1].split("\n")
+    assert len(table) == 1 + len(reported), "one line per filesystem: no name broke a line"
+    assert printable_lines(out["report"])
+    msg = received(server)
+    assert msg["Subject"].isprintable()
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    page = msg.get_body(("html",)).get_content().replace("\r\n", "\n")
+    assert text == out["report"] and printable_lines(text)
+    assert printable_lines(page) and html_check.mail_problems(page) == []
+    for fs in out["filesystems"]:
+        assert html.escape(fs["mount"], quote=False) in page and html.escape(fs["device"], quote=False) in page
+
+
+@needs_mount_namespace
+def test_a_forged_line_cannot_hide_the_root_filesystem_from_the_default_selection(tmp_path):
+    """The forged line names / as a tmpfs: before, / was dropped as a pseudo filesystem and the report was empty
+    but for the FUSE mount. The hostile tmpfs mounts are left out (tmpfs), the user's FUSE mount is reported."""
+    base = str(tmp_path / "m")
+    wrapper = [sys.executable, HOSTILE_MOUNTS, "--dir", base, "--fuse", "--", "sh", "-c", FINDMNT,
+               str(tmp_path / "findmnt")]
+    rc, out = run_module(tmp_path, wrapper=wrapper, probe_timeout=1)
+    assert rc == 0, out
+    root = {(src, fstype) for target, src, fstype in findmnt_rows(tmp_path / "findmnt") if target == b"/"}
+    mounts = {fs["mount"]: fs for fs in out["filesystems"]}
+    assert "/" in mounts and {(os.fsencode(mounts["/"]["device"]), os.fsencode(mounts["/"]["fstype"]))} == root
+    assert [m for m in mounts if m.startswith(_text.printable(base))] == [_text.printable(base) + "/fuse-\\rx"]
+    assert "/dev/forged" not in [fs["device"] for fs in out["filesystems"]]
+
+
+BAD_LINES = [b"garbage line", b"", b"1 2 x:y / /z rw - ext4 /dev/q rw", b"\x1b[2Jhidden\r/dev/sdz 1 2",
+             b"1 2 3:4 / relative rw - ext4 /dev/q rw", b"1 2 3:4 / /a rw - ext4", b"7 8 9:9 / /b\xff rw"]
+# The module's own /proc/self/mountinfo replaced by the real table with bad lines among it: the shell binds the
+# file over /proc/$$/mountinfo and then becomes the module (exec keeps the pid); df, a child, reads the real one.
+CRAFTED_TABLE = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                 'mount --bind "$0" /proc/$$/mountinfo && exec "$@"']
+
+
+def warning_texts(result):
+    """The module's warnings as text (ansible-core 2.19+ returns each as an event with its message)."""
+    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
+
+
+@needs_mount_namespace
+def test_lines_that_are_no_mount_are_warnings_naming_them_and_the_rest_is_reported(tmp_path):
+    with open("/proc/self/mountinfo", "rb") as handle:
+        real = handle.read().split(b"\n")
+    crafted = tmp_path / "mountinfo"
+    crafted.write_bytes(b"\n".join(real[:2] + BAD_LINES + real[2:]))
+    rc, plain = run_module(tmp_path)
+    rc, out = run_module(tmp_path, wrapper=CRAFTED_TABLE + [str(crafted)])
+    assert rc == 0, out
+    assert [fs["mount"] for fs in out["filesystems"]] == [fs["mount"] for fs in plain["filesystems"]]
+    warnings = [w for w in warning_texts(out) if "/proc/self/mountinfo" in w]
+    assert len(warnings) == 6, warnings
+    assert "line 3 is not a mount as the kernel writes one (no ' - ' after the mount options)" in warnings[0]
+    assert warnings[0].endswith("may be missing from the report: garbage line")
+    assert warnings[3].startswith("/proc/self/mountinfo line 6 is not a mount") \
+        and warnings[3].endswith(": \\x1b[2Jhidden\\r/dev/sdz 1 2")
+    assert warnings[5] == ("/proc/self/mountinfo: 2 more line(s) could not be read (7 in all), so filesystems may "
+                           "be missing from the report")
+    assert all(w.isprintable() for w in warnings)

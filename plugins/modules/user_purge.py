@@ -1,0 +1,178 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: user_purge
+short_description: Stop everything a user runs and remove what it left scheduled, so the account can be deleted
+version_added: "0.1.0"
+description:
+  - Run before M(ansible.builtin.user) with O(ansible.builtin.user#module:state=absent), so that nothing of the
+    account survives it. The M(sysops.fleet.watcher) role uses it to uninstall the watcher by the daemon's uid,
+    never by what that user wrote (a pidfile it could have replaced).
+  - B(Processes:) every process of the user is killed by one C(kill(-1, SIGKILL)) made as that user, which the
+    kernel delivers to all of them at once: a process that keeps forking to new pids (each generation alive for
+    a millisecond, too short for any list of pids) cannot outrun it, since a fork racing with it fails. The task
+    checks C(/proc) afterwards, tries again until O(timeout), and fails naming any process still there.
+  - B(Leftovers) (O(leftovers=true)): the user's crontab and C(at) jobs (which would start it again), its entries
+    at the top of C(/tmp), C(/var/tmp) and C(/dev/shm), its System V IPC objects and its mail spool, which a
+    later account given the same uid would otherwise inherit.
+  - With O(program), only processes whose command line runs that program are stopped, and no leftover is
+    removed: for an account that also runs other things.
+  - A user that does not exist is nothing to do.
+author:
+  - sysops.fleet maintainers (@sysops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Lists the processes and leftovers that would be removed; signals and removes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Linux (C(/proc), pidfds).
+options:
+  name:
+    description:
+      - The user, by name or uid.
+      - Root and the user this module runs as are refused without O(program).
+    type: str
+    required: true
+  program:
+    description:
+      - Only stop processes whose command line has this path as one of its arguments (compared as text; never
+        looked up).
+      - Without it, every process of the user is stopped.
+    type: path
+  leftovers:
+    description:
+      - Also remove the user's crontab, C(at) jobs, temporary files, System V IPC objects and mail spool.
+      - Ignored (nothing is removed) with O(program).
+    type: bool
+    default: true
+  timeout:
+    description: Seconds to freeze and kill every process before the task fails.
+    type: float
+    default: 30
+"""
+
+EXAMPLES = r"""
+- name: Stop everything the watcher's system user runs, then delete the user
+  sysops.fleet.user_purge:
+    name: sysops-fleet
+
+- name: The account is now unused
+  ansible.builtin.user:
+    name: sysops-fleet
+    state: absent
+
+- name: Stop only the watcher, in an account that runs other things too
+  sysops.fleet.user_purge:
+    name: nobody
+    program: /srv/watcher/opt/sysops-fleet/bin/fleet-watcher
+"""
+
+RETURN = r"""
+uid:
+  description: The user's uid; null when the user does not exist.
+  returned: always
+  type: int
+  sample: 998
+killed:
+  description: The processes killed (or, in check mode, that would be), with their command lines.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"pid": 4242, "command": "/usr/bin/python3 -I /opt/sysops-fleet/bin/fleet-watcher start"}]
+passes:
+  description: How many rounds of killing it took until no process of the user was left.
+  returned: always
+  type: int
+  sample: 2
+crontab:
+  description: Whether the user had a crontab, now removed.
+  returned: always
+  type: bool
+  sample: true
+at_jobs:
+  description: The numbers of the user's C(at) jobs removed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["12"]
+removed:
+  description: Temporary files and directories, IPC objects (V(ipc -m 32768)) and mail spool removed.
+  returned: always
+  type: list
+  elements: str
+  sample: ["/tmp/sysops-fleet-cache", "ipc -m 32768"]
+"""
+
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _account
+
+
+def _entry(name):
+    try:
+        return pwd.getpwuid(int(name)) if str(name).isdigit() else pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            program=dict(type="path"),
+            leftovers=dict(type="bool", default=True),
+            timeout=dict(type="float", default=_account.DEFAULT_TIMEOUT),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    result = dict(changed=False, uid=None, killed=[], passes=0, crontab=False, at_jobs=[], removed=[])
+    if not 0 < params["timeout"] <= 3600:
+        module.fail_json(msg=f"timeout must be more than 0 and at most 3600 seconds, got {params['timeout']:g}",
+                         **result)
+    entry = _entry(params["name"])
+    if entry is None:
+        module.exit_json(**result)
+    result["uid"] = entry.pw_uid
+    program = params["program"]
+    try:
+        if module.check_mode:
+            if entry.pw_uid == 0 and program is None:
+                raise _account.AccountError("refusing to stop every process of root (give a program to stop "
+                                            "only that one)")
+            result["killed"] = _account.describe(_account.processes_of(entry.pw_uid, program))
+        else:
+            stopped = _account.stop_processes(entry, program, params["timeout"])
+            result.update(killed=stopped.killed, passes=stopped.passes)
+            if stopped.left:
+                module.fail_json(msg=f"{len(stopped.left)} process(es) of {entry.pw_name} still run after "
+                                 f"{params['timeout']:g}s of SIGSTOP and SIGKILL (stuck in the kernel?): "
+                                 + "; ".join(f"pid {p['pid']} ({p['state']}) {p['command']}" for p in stopped.left),
+                                 left=stopped.left, **result)
+        if params["leftovers"] and program is None:
+            result.update(_account.remove_schedules(entry.pw_name, module.check_mode))
+            result["removed"] = _account.remove_leftovers(entry.pw_uid, entry.pw_name, module.check_mode)
+    except _account.AccountError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except OSError as exc:
+        module.fail_json(msg=f"{exc.filename or ''}: {exc.strerror or exc}", **result)
+    result["changed"] = bool(result["killed"] or result["crontab"] or result["at_jobs"] or result["removed"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
