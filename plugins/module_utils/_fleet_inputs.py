@@ -66,17 +66,29 @@ def address_key(address: str) -> Tuple[int, int, str]:
 def kind(value: Any) -> str:
     """What *value* is, for a message: short, one line, and safe for any size of integer or string."""
     if isinstance(value, str):
-        return f"a string ({_short(repr(value))})"
+        return f"a string ({shown(repr(value), 80)})"
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
         return f"an integer of {int(value.bit_length() * math.log10(2)) + 1} digits"
     if isinstance(value, (list, dict)):
         return type(value).__name__
-    return f"{type(value).__name__} {_short(repr(value))}"
+    return f"{type(value).__name__} {shown(repr(value), 80)}"
 
 
-def _short(text: str, limit: int = 80) -> str:
-    """A ``repr`` (printable already) cut to *limit* characters: a message quotes a value, not a page of it."""
-    return text if len(text) <= limit else text[:limit - 1] + _text.ELLIPSIS
+def shown(text: str, limit: int = 0, words: bool = False) -> str:
+    """Outside text as one printable line, escaped once.
+
+    A name disk_report read from a host is shown escaped already (a line
+    break in a mount point arrives as ``\\n``): printable text is kept as
+    it is, so the fleet report shows it as the disk report does, only cut
+    to *limit*. Text that is not printable (passed by hand, a raw error
+    text) goes through ``_text.printable``, or ``_text.words`` for a message
+    whose line breaks are just blanks.
+    """
+    if not text.isprintable():
+        return _text.words(text, limit) if words else _text.printable(text, limit)
+    if limit and len(text) > limit:
+        return text[:limit - 1] + _text.ELLIPSIS
+    return text
 
 
 def decoded(value: Any, option: str) -> Any:
@@ -104,7 +116,7 @@ def names(value: Any, where: str, what: str = "host names", one: str = "a host n
 
 
 def reasons(value: Any) -> Dict[str, str]:
-    """host -> why it failed or could not be reached, each one line of printable text (``_text.words``).
+    """host -> why it failed or could not be reached, each one line of printable text (``shown``).
 
     A reason is an error text from the host or from ssh (a module's
     message, sudo's complaint, a refused connection), so it may hold line
@@ -121,7 +133,7 @@ def reasons(value: Any) -> Dict[str, str]:
             raise FleetError(f"failure_reasons: expected host names as keys, got {kind(host)}")
         if not isinstance(reason, str):
             raise FleetError(f"failure_reasons[{host!r}]: expected a string (why the host failed), got {kind(reason)}")
-        found[host] = _text.words(reason, REASON_MAX)
+        found[host] = shown(reason, REASON_MAX, words=True)
     return found
 
 
@@ -129,7 +141,7 @@ def _addresses(value: Any, where: str) -> List[str]:
     found = names(value, where, "addresses", "an address")
     for index, item in enumerate(found):
         if address_key(item)[0] == 9:
-            raise FleetError(f"{where}[{index}]: {_short(repr(item))} is not an IP address (ping_sweep lists "
+            raise FleetError(f"{where}[{index}]: {shown(repr(item), 80)} is not an IP address (ping_sweep lists "
                              f"addresses in alive and dead)")
     return found
 
@@ -296,7 +308,7 @@ def _fs_reasons(value: Any) -> List[str]:
     for index, reason in enumerate(value):
         if not isinstance(reason, str):
             raise _Bad(f".reasons[{index}]", f"expected a string, got {kind(reason)}")
-    return [_text.words(reason, REASON_MAX) for reason in value]
+    return [shown(reason, REASON_MAX, words=True) for reason in value]
 
 
 def number(value: Any, field: str, low: float = 0.0, high: float = FLOAT_MAX, integer: bool = False) -> Any:

@@ -19,14 +19,15 @@ Both say the same things in the same order:
 
 Host names, mount points, address names and reasons come from outside:
 the HTML escapes them (``_html``), and the text shows each as one
-printable line (``_text``), so nothing a host holds can add a line to it.
+printable line (``_fleet_inputs.shown``, through ``_text``), so nothing a
+host holds can add a line to it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, List, Mapping, Sequence
 
-from . import _history, _html, _report, _sizes, _targets, _text
+from . import _fleet_inputs, _history, _html, _report, _sizes, _targets
 
 ADDRESSES_LISTED = 256  # more down, new or vanished addresses than this are listed as ranges, one line per /24
 OK_LISTED = 10  # with more hosts that are fine than this, the HTML names them in one line under the table
@@ -92,7 +93,7 @@ def why(f: Mapping[str, Any]) -> str:
     if f.get("reasons"):
         return "; ".join(f["reasons"])
     if f.get("error"):
-        return _text.words(f["error"], 300)
+        return _fleet_inputs.shown(f["error"], _fleet_inputs.REASON_MAX, words=True)
     numbers = [f"use {_pct(f.get('use_pct'))}", f"inode use {_pct(f.get('inode_pct'))}",
                f"{_sizes.human(f.get('avail_bytes'))} free"]
     return ", ".join(numbers) + " (no reason given: pass disk_report's result)"
@@ -110,13 +111,13 @@ def _use(f: Mapping[str, Any]) -> str:
 # ---- text ----------------------------------------------------------------------------------------
 
 def _name(value: Any, width: int = 0) -> str:
-    """A name from outside as one printable line, padded to *width*."""
-    return _text.printable(str(value)).ljust(width)
+    """A name from outside as one printable line, padded to *width* (``_fleet_inputs.shown``)."""
+    return _fleet_inputs.shown(str(value)).ljust(width)
 
 
 def _width(values: Iterable[Any], least: int, most: int = 48) -> int:
     """A column as wide as its longest name (at least *least*, at most *most*: a long one only shifts its line)."""
-    return max([least] + [min(most, len(_text.printable(str(v)))) for v in values])
+    return max([least] + [min(most, len(_fleet_inputs.shown(str(v)))) for v in values])
 
 
 def _label(address: str, names: Mapping[str, str]) -> str:

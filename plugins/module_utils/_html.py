@@ -70,14 +70,14 @@ def esc(value: Any) -> Safe:
     """*value* as text in HTML, quotes included (it may end up in an attribute); ``Safe`` markup as is.
 
     Control characters (an escape sequence in a mount point, a NUL) are no
-    text HTML may hold: such text is shown as the text report shows it,
-    ``\\x1b`` (and a backslash doubled, so escapes never collide), by
-    ``_text.printable``: a name reads the same in both.
+    text HTML may hold: text that holds one is shown as ``_text.printable``
+    shows it, ``\\x1b``. Names the hosts escaped already (disk_report's
+    mount points) are printable and kept as they are: escaped once.
     """
     if isinstance(value, Safe):
         return value
     text = "" if value is None else str(value)
-    if not text.isprintable() or "\\" in text:
+    if not text.isprintable():
         text = _text.printable(text)
     return Safe(html.escape(text, quote=True))
 

@@ -179,17 +179,10 @@ def _cells(fs: Dict[str, Any]) -> List[str]:
             _pct(fs["inode_pct"]), fs["status"], fs["mount"]]
 
 
-def _text_cells(fs: Dict[str, Any]) -> List[str]:
-    """The cells of the text table: names from the host (device, type, mount point) as one printable line each."""
-    cells = _cells(fs)
-    for index in (0, 1, 9):
-        cells[index] = _text.printable(cells[index] or "")
-    return cells
-
 
 def render_table(filesystems: Sequence[Dict[str, Any]]) -> str:
     """The ``df -h``-style table: text columns left-aligned, numbers right-aligned."""
-    rows = [list(TEXT_COLUMNS)] + [_text_cells(fs) for fs in filesystems]
+    rows = [list(TEXT_COLUMNS)] + [_cells(fs) for fs in filesystems]
     widths = [max(len(row[i]) for row in rows) for i in range(len(TEXT_COLUMNS))]
     lines = []
     for row in rows:
@@ -210,8 +203,7 @@ def render_text(report: Report) -> str:
     lines.append("")
     if report.alerts:
         lines.append(f"Alerts ({len(report.alerts)}):")
-        lines += [f"  {fs['status'].upper():4} {_text.printable(fs['mount'])}: "
-                  f"{'; '.join(_text.words(r) for r in fs['reasons'])}" for fs in report.alerts]
+        lines += [f"  {fs['status'].upper():4} {fs['mount']}: {'; '.join(fs['reasons'])}" for fs in report.alerts]
     else:
         lines.append("No alerts: every filesystem is below its thresholds.")
     return "\n".join(lines) + "\n"

@@ -58,9 +58,6 @@ description:
     and filtered by it, as monit's and Nagios' can: C([CRIT] Nightly Disk Usage Report for web1: 1 filesystem
     crit, 2 filesystems warn), C([OK] Nightly Disk Usage Report for web1: 7 filesystems ok). Its C(X-Mailer)
     header is C(sysops.fleet disk_report)."
-  - In the text report device, type and mount point are each shown as one line of printable text (a line
-    break or a terminal escape in a mount point is shown escaped, as C(\n) or C(\x1b)), so no name can add
-    a line to the report; the HTML escapes them.
   - C(changed) is true only when a mail went out. Check mode reads and reports but never sends mail
     nor writes the spool or O(history_file); its C(changed) says whether a real run would send the report.
 author:

@@ -136,17 +136,6 @@ def test_text_is_a_df_h_table_with_the_alerts():
     assert not any(line.endswith(" ") for line in lines)
 
 
-def test_names_from_the_host_never_add_a_line_to_the_text():
-    """A mount point or device with a line break or an escape is one printable cell; its alert one line."""
-    plain = _report.build([fs("/mnt/a", use=95), fs("/")], Thresholds(), "web1", now=NOW).text
-    odd = [fs("/mnt/a\n  CRIT /: fake\x1b[2J", use=95, device="/dev/x\r\u2028"), fs("/")]
-    text = _report.build(odd, Thresholds(), "web1", now=NOW).text
-    assert len(text.split("\n")) == len(plain.split("\n"))
-    assert all(line.isprintable() for line in text.split("\n"))
-    assert "  CRIT /mnt/a\\n  CRIT /: fake\\x1b[2J: use 95% is at or above crit 90%" in text
-    assert "/dev/x\\r\\u2028" in text
-
-
 def test_text_without_alerts_or_filesystems():
     assert "No alerts" in _report.build([fs()], Thresholds(), "h", now=NOW).text
     assert "No filesystem matched the selection." in _report.build([], Thresholds(), "h", now=NOW).text

@@ -302,8 +302,9 @@ def test_names_from_outside_never_add_a_line_to_the_text_report(tmp_path):
     assert len(text.split("\n")) == len(calm["text"].rstrip("\n").split("\n")) + 1, "not one line more"
     assert all(line.isprintable() for line in lines), [line for line in lines if not line.isprintable()]
     assert "  web\\n  CRIT  db9  /  use 100%" in text and "db\\r\\x1b[2J\\x1b[31mred" in text
-    assert "app\\u2028next" in text and "mq\\u0085\\x0b\\x0c" in text and "x\\\\ny" in text
-    assert "127.0.0.8 (x\\\\ny)" in text and "127.0.0.9 (\\x00\\t\\u200b)" in text
+    assert "app\\u2028next" in text and "mq\\u0085\\x0b\\x0c" in text
+    # a name that is printable is shown as it came: disk_report has escaped a mount point's line break once already
+    assert "  x\\ny " in text and "127.0.0.8 (x\\ny)" in text and "127.0.0.9 (\\x00\\t\\u200b)" in text
     page = (tmp_path / "hostile" / "reports" / "fleet-report.html").read_text()
     assert "\x1b" not in page and "<\x1b" not in page and html_check.mail_problems(page) == []
 
