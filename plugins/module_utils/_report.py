@@ -179,7 +179,6 @@ def _cells(fs: Dict[str, Any]) -> List[str]:
             _pct(fs["inode_pct"]), fs["status"], fs["mount"]]
 
 
-
 def render_table(filesystems: Sequence[Dict[str, Any]]) -> str:
     """The ``df -h``-style table: text columns left-aligned, numbers right-aligned."""
     rows = [list(TEXT_COLUMNS)] + [_cells(fs) for fs in filesystems]
