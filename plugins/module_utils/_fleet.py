@@ -7,265 +7,157 @@
 PRIVATE to the sysops.fleet collection. Pure standard library.
 
 Runs once, on the controller, after the fleet has been swept and reported
-on. It answers what an operator asks first thing in the morning: which
-hosts are down, which addresses are new or gone since the last run, which
-filesystems are fullest across the fleet, and which will fill first. The
+on. It answers what an operator asks first thing in the morning: what needs
+attention (every filesystem that is not ok, and why; hosts that could not
+be reached or failed, and why), which addresses are down, new or gone since
+the last run, which filesystems are fullest and which will fill first. The
 addresses seen alive are kept in a small JSON state file between runs.
 
-Its inputs come from a play (other modules' results, templated by hand
-sometimes), so ``check_inputs`` reads every field it uses and refuses a
-malformed one with the host and field named, before anything is written.
+Its inputs are checked field by field first (``_fleet_inputs``); the report
+is rendered by ``_fleet_render``. Building it is one pass over the
+filesystems, whatever the fleet's size: a 10,000-host fleet brings 100,000
+of them, so nothing here compares every host with every filesystem.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
-import math
 import os
-import socket
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _files, _history, _html, _mail_delivery, _privilege, _sizes, _targets
+from . import _files, _fleet_render, _mail_delivery, _privilege, _report, _targets
+from ._fleet_inputs import FleetError, address_key, check_disk_reports, check_sweeps, filesystems, names, reasons
 
 STATE_VERSION = 1
-STATUSES = ("ok", "warn", "crit")
-_FS_KEYS = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", "use_pct", "inode_pct", "status")
-_BYTES = ("size_bytes", "used_bytes", "avail_bytes")
-_PERCENT = ("use_pct", "inode_pct")
-ADDRESSES_LISTED = 256  # more down, new or vanished addresses than this are listed as ranges, one line per /24
 LIST_LIMIT = 1024  # the returned report has its down list up to this many addresses (down_ranges always)
-REASON_MAX = 300  # characters of a failed host's reason kept in the report (error texts can be pages)
-MAX_SWEPT = 1 << 20  # addresses one sweeper's alive_ranges or dead_ranges may stand for (a typo like 10.0.0.0/8 is refused)
+MAILER = "sysops.fleet fleet_report"
+_SEVERITY = {"crit": 0, "warn": 1, "ok": 2}
+ALERT_KEYS = ("host", "mount", "device", "status", "reasons", "use_pct", "inode_pct", "avail_bytes")
+_KEEP_EVERY = 4096  # candidates for a top list kept between two trims to its size
 
-
-class FleetError(ValueError):
-    """The inputs to the fleet report are not what the play should pass."""
-
-
-def _address_key(address: str):
-    """Sort addresses numerically (IPv4 before IPv6), names last.
-
-    ``inet_pton`` rather than a full parse: a merged /16 sorts 65,000 of them.
-    """
-    for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
-        try:
-            return (version, int.from_bytes(socket.inet_pton(family, address), "big"), address)
-        except (OSError, ValueError, TypeError):
-            continue
-    return (9, 0, str(address))
-
-
-# ---- inputs --------------------------------------------------------------------------------------
-
-def _kind(value: Any) -> str:
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    return f"{type(value).__name__} {value!r}" if not isinstance(value, (list, dict)) else type(value).__name__
-
-
-def _names(value: Any, where: str, what: str = "host names", one: str = "a host name") -> List[str]:
-    if value is None:
-        return []
-    if not isinstance(value, (list, tuple)):
-        raise FleetError(f"{where}: expected a list of {what}, got {_kind(value)}")
-    for index, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            raise FleetError(f"{where}[{index}]: expected {one}, got {_kind(item)}")
-    return list(value)
-
-
-def _reasons(value: Any) -> Dict[str, str]:
-    """host -> why it failed, each made one line of printable text of at most REASON_MAX characters.
-
-    A reason is an error text from the host (a module's message, sudo's complaint), so it may hold
-    line breaks, terminal escapes or a whole traceback: the report keeps one readable line of it.
-    """
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise FleetError(f"failure_reasons: expected a dict of host -> reason, got {_kind(value)}")
-    reasons = {}
-    for host, reason in value.items():
-        if not isinstance(host, str) or not host.strip():
-            raise FleetError(f"failure_reasons: expected host names as keys, got {_kind(host)}")
-        if not isinstance(reason, str):
-            raise FleetError(f"failure_reasons[{host!r}]: expected a string (why the host failed), got {_kind(reason)}")
-        line = " ".join("".join(c if c.isprintable() else " " for c in reason).split())
-        reasons[host] = line if len(line) <= REASON_MAX else line[:REASON_MAX - 1].rstrip() + "\u2026"
-    return reasons
-
-
-def _addresses(value: Any, where: str) -> List[str]:
-    found = _names(value, where, "addresses", "an address")
-    for index, item in enumerate(found):
-        if _address_key(item)[0] == 9:
-            raise FleetError(f"{where}[{index}]: {item!r} is not an IP address (ping_sweep lists addresses "
-                             f"in alive and dead)")
-    return found
-
-
-def _swept(result: Mapping[str, Any], key: str, where: str) -> List[str]:
-    """A sweep's alive or dead addresses: its list when it has one, else its ranges (a large sweep's only form)."""
-    if key in result or f"{key}_ranges" not in result:
-        return _addresses(result.get(key), f"{where}.{key}")
-    ranges = _names(result[f"{key}_ranges"], f"{where}.{key}_ranges", "ranges", "a range")
-    try:
-        return _targets.expand(ranges, f"{where}.{key}_ranges", MAX_SWEPT)
-    except _targets.TargetError as exc:
-        raise FleetError(f"{exc} (ping_sweep writes {key}_ranges as 192.0.2.1-5,9)") from None
-
-
-def _number(value: Any, where: str, low: float = 0.0, high: Optional[float] = None,
-            integer: bool = False) -> Optional[float]:
-    """A finite number in range (numeric strings too: templating makes them), or None."""
-    if value is None:
-        return None
-    expected = "a whole number" if integer else "a number"
-    span = f" from {low:g} to {high:g}" if high is not None else (f" of at least {low:g}" if low > -math.inf else "")
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise FleetError(f"{where}: expected {expected}{span} or null, got {_kind(value)}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise FleetError(f"{where}: expected {expected}{span} or null, got {_kind(value)}") from None
-    if not math.isfinite(number) or number < low or (high is not None and number > high) or (
-            integer and number != int(number)):
-        raise FleetError(f"{where}: expected {expected}{span} or null, got {value!r}")
-    return int(number) if integer else number
-
-
-def _filesystem(fs: Any, where: str) -> Dict[str, Any]:
-    if not isinstance(fs, Mapping):
-        raise FleetError(f"{where}: expected a filesystem (a dict with mount, use_pct, ...), got {_kind(fs)}")
-    row: Dict[str, Any] = {k: fs.get(k) for k in _FS_KEYS}
-    if not isinstance(row["mount"], str) or not row["mount"]:
-        raise FleetError(f"{where}.mount: expected a mount point, got {_kind(row['mount'])}")
-    for key in ("device", "fstype"):
-        if row[key] is not None and not isinstance(row[key], str):
-            raise FleetError(f"{where}.{key}: expected a string or null, got {_kind(row[key])}")
-    for key in _BYTES:
-        row[key] = _number(row[key], f"{where}.{key}", integer=True)
-    for key in _PERCENT:
-        row[key] = _number(row[key], f"{where}.{key}", high=100.0)
-    if row["status"] is not None and row["status"] not in STATUSES:
-        raise FleetError(f"{where}.status: expected one of {', '.join(STATUSES)} (or null), got {_kind(row['status'])}")
-    forecast = fs.get("forecast")
-    if forecast is not None and not isinstance(forecast, Mapping):
-        raise FleetError(f"{where}.forecast: expected a dict (disk_report's forecast) or null, got {_kind(forecast)}")
-    forecast = forecast or {}
-    row["days_to_full"] = _number(forecast.get("days_to_full"), f"{where}.forecast.days_to_full")
-    row["rate_per_day"] = _number(forecast.get("rate_per_day"), f"{where}.forecast.rate_per_day", low=-math.inf)
-    return row
-
-
-def check_inputs(sweeps: Any, disks: Any) -> Dict[str, Any]:
-    """Every field the report uses, checked and normalised; FleetError names the sweeper or host and field."""
-    if not isinstance(sweeps, Mapping):
-        raise FleetError(f"sweeps: expected a dict of sweeper -> ping_sweep result, got {_kind(sweeps)}")
-    if not isinstance(disks, Mapping):
-        raise FleetError(f"disk_reports: expected a dict of host -> disk_report result, got {_kind(disks)}")
-    clean_sweeps: Dict[str, Dict[str, Any]] = {}
-    for sweeper, result in sweeps.items():
-        where = f"sweeps[{sweeper!r}]"
-        if not isinstance(result, Mapping) or ("alive" not in result and "alive_ranges" not in result):
-            raise FleetError(f"{where} is not a ping_sweep result (no 'alive' or 'alive_ranges' list)")
-        names = _sweep_names(result, where)
-        clean_sweeps[str(sweeper)] = {"alive": _swept(result, "alive", where), "dead": _swept(result, "dead", where),
-                                      "names": names}
-    clean_disks: Dict[str, List[Dict[str, Any]]] = {}
-    for host, report in disks.items():
-        where = f"disk_reports[{host!r}]"
-        if not isinstance(report, Mapping) or not isinstance(report.get("filesystems"), list):
-            raise FleetError(f"{where} is not a disk_report result (no 'filesystems' list)")
-        clean_disks[str(host)] = [_filesystem(fs, f"{where}.filesystems[{i}]")
-                                  for i, fs in enumerate(report["filesystems"])]
-    return {"sweeps": clean_sweeps, "disks": clean_disks}
-
-
-def _sweep_names(result: Mapping[str, Any], where: str) -> Dict[str, str]:
-    """address -> the name it was swept as: ``names`` of the compact result, else from ``hosts`` (details)."""
-    found: Dict[str, Any] = {}
-    if result.get("names") is not None:
-        if not isinstance(result["names"], Mapping):
-            raise FleetError(f"{where}.names: expected a dict of address -> name, got {_kind(result['names'])}")
-        found = {address: (name, f"{where}.names[{address!r}]") for address, name in result["names"].items()}
-    else:
-        hosts = result.get("hosts") or {}
-        if not isinstance(hosts, Mapping):
-            raise FleetError(f"{where}.hosts: expected a dict of address -> entry, got {_kind(hosts)}")
-        found = {address: (entry.get("name") if isinstance(entry, Mapping) else None,
-                           f"{where}.hosts[{address!r}].name") for address, entry in hosts.items()}
-    names = {}
-    for address, (name, field_name) in found.items():
-        if name is not None and not isinstance(name, str):
-            raise FleetError(f"{field_name}: expected a string, got {_kind(name)}")
-        if name:
-            names[str(address)] = name
-    return names
+__all__ = ["FleetError", "build", "merge_sweeps", "load_state", "run", "subject"]
 
 
 def merge_sweeps(sweeps: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
     """One view of several sweepers' checked results: an address answering any sweeper is alive."""
     alive: Dict[str, str] = {}
     dead: Dict[str, str] = {}
-    names: Dict[str, str] = {}
+    found_names: Dict[str, str] = {}
     for sweeper, result in sorted(sweeps.items()):
         for address in result["alive"]:
             alive.setdefault(address, sweeper)
         for address in result["dead"]:
             dead.setdefault(address, sweeper)
-        names.update(result["names"])
+        found_names.update(result["names"])
     down = {a: s for a, s in dead.items() if a not in alive}
     return {
-        "alive": sorted(alive, key=_address_key),
-        "down": sorted(down, key=_address_key),
+        "alive": sorted(alive, key=address_key),
+        "down": sorted(down, key=address_key),
         "swept_by": {**down, **alive},
-        "names": names,
+        "names": found_names,
     }
 
 
-def flatten_filesystems(disks: Mapping[str, List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
-    """Every host's checked filesystems as one list, each tagged with its host."""
-    return [dict(fs, host=host) for host, rows in sorted(disks.items()) for fs in rows]
+@dataclasses.dataclass
+class _Scan:
+    """What one pass over every filesystem found: per host, per status, and the short lists."""
+
+    worst: Dict[str, Optional[str]] = dataclasses.field(default_factory=dict)  # host -> worst status (None: none given)
+    alerts: List[Dict[str, Any]] = dataclasses.field(default_factory=list)    # every filesystem that is not ok
+    fullest: List[Dict[str, Any]] = dataclasses.field(default_factory=list)    # the *top* fullest
+    forecasts: List[Dict[str, Any]] = dataclasses.field(default_factory=list)  # the *top* filling fastest
+    filesystems: int = 0
+    filling: int = 0
+    no_fill_rate: int = 0
 
 
-def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[str, Any]],
-          hosts: Sequence[str], unreachable: Sequence[str] = (), previous: Optional[Mapping[str, Any]] = None,
-          top: int = 10, now: Optional[datetime.datetime] = None, failed: Sequence[str] = (),
-          failure_reasons: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+class _Top:
+    """The *size* smallest of many keys, kept without sorting them all: a top 10 of 100,000 filesystems.
+
+    Candidates are collected and, every few thousand, sorted and cut to
+    *size*; after that only a key below the last one kept can get in.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: List[Tuple[Any, ...]] = []
+        self.cut: Optional[Tuple[Any, ...]] = None
+
+    def offer(self, item: Tuple[Any, ...]) -> None:
+        if self.cut is None or item < self.cut:
+            self.items.append(item)
+            if len(self.items) > _KEEP_EVERY:
+                self._trim()
+
+    def _trim(self) -> None:
+        self.items.sort()
+        del self.items[self.size:]
+        if len(self.items) == self.size:
+            self.cut = self.items[-1]
+
+    def rows(self) -> List[Dict[str, Any]]:
+        self._trim()
+        return [item[-1] for item in self.items]
+
+
+def scan(disks: Mapping[str, List[Any]], top: int) -> _Scan:
+    """Check every host's filesystems once, keeping only what the report shows (FleetError names a bad field)."""
+    found = _Scan()
+    fullest, forecasts = _Top(top), _Top(top)
+    seq = 0
+    for host in sorted(disks):
+        worst = None
+        for row in filesystems(host, disks[host]):
+            seq += 1
+            row["host"] = host
+            status = row["status"]
+            if status is not None and (worst is None or _SEVERITY[status] < _SEVERITY[worst]):
+                worst = status
+            if status == "warn" or status == "crit":
+                found.alerts.append(row)
+            if row["use_pct"] is not None:
+                fullest.offer((-row["use_pct"], host, row["mount"], seq, row))
+            if row["days_to_full"] is not None:
+                found.filling += 1
+                forecasts.offer((row["days_to_full"], host, row["mount"], seq, row))
+            found.no_fill_rate += row["rate_per_day"] is None
+        found.filesystems += len(disks[host])
+        found.worst[host] = worst
+    found.fullest, found.forecasts = fullest.rows(), forecasts.rows()
+    found.alerts.sort(key=lambda f: (_SEVERITY[f["status"]], f["host"], f["mount"]))
+    return found
+
+
+def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[str] = (),
+          previous: Optional[Mapping[str, Any]] = None, top: int = 10, now: Optional[datetime.datetime] = None,
+          failed: Sequence[str] = (), failure_reasons: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     """The merged fleet report, and the state to keep for the next run.
 
     *unreachable* hosts could not be reached at all; *failed* ones were
     reached but a task failed on them (a host in both is unreachable).
-    *failure_reasons* says why a host failed (host -> text); a host with a
-    reason is failed too. Unreachable hosts keep no reason.
+    *failure_reasons* says why (host -> text) a host failed or could not be
+    reached; a host with a reason that is not unreachable is failed.
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise FleetError(f"top must be a whole number of at least 1, got {top!r}")
-    checked = check_inputs(sweeps, disks)
-    hosts, unreachable = _names(hosts, "hosts"), _names(unreachable, "unreachable")
-    failed = _names(failed, "failed")
-    reasons = _reasons(failure_reasons)
+    checked_sweeps, checked_disks = check_sweeps(sweeps), check_disk_reports(disks)
+    hosts, unreachable = names(hosts, "hosts"), names(unreachable, "unreachable")
+    failed = names(failed, "failed")
+    why = reasons(failure_reasons)
+    found = scan(checked_disks, top)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    swept = merge_sweeps(checked["sweeps"])
-    filesystems = flatten_filesystems(checked["disks"])
+    swept = merge_sweeps(checked_sweeps)
     previously_alive = set((previous or {}).get("alive", []))
     first_run = previous is None
     alive = set(swept["alive"])
     unreachable_set = set(unreachable)
-    failed_set = (set(failed) | set(reasons)) - unreachable_set
-    host_rows = []
-    for host in sorted(set(hosts) | set(checked["disks"]) | unreachable_set | failed_set):
-        statuses = [f["status"] for f in filesystems if f["host"] == host and f.get("status")]
-        worst = max(statuses, key=("ok", "warn", "crit").index, default=None)
-        host_rows.append({"host": host, "reachable": host not in unreachable_set, "failed": host in failed_set,
-                          "reason": reasons.get(host) if host in failed_set else None,
-                          "disk_status": worst, "reported": host in checked["disks"]})
-    fullest = sorted((f for f in filesystems if f.get("use_pct") is not None),
-                     key=lambda f: (-float(f["use_pct"]), f["host"], f["mount"] or ""))[:top]
-    forecasts = sorted((f for f in filesystems if f.get("days_to_full") is not None),
-                       key=lambda f: (float(f["days_to_full"]), f["host"], f["mount"] or ""))[:top]
+    failed_set = (set(failed) | set(why)) - unreachable_set
+    host_rows = [{"host": host, "reachable": host not in unreachable_set, "failed": host in failed_set,
+                  "reason": why.get(host) if host in failed_set or host in unreachable_set else None,
+                  "disk_status": found.worst.get(host), "reported": host in checked_disks}
+                 for host in sorted(set(hosts) | set(checked_disks) | unreachable_set | failed_set)]
     report = {
         "generated": now.isoformat(timespec="seconds"),
         "hosts": host_rows,
@@ -274,187 +166,58 @@ def build(sweeps: Mapping[str, Mapping[str, Any]], disks: Mapping[str, Mapping[s
         "alive": swept["alive"],
         "down": swept["down"],
         "names": swept["names"],
-        "new": [] if first_run else sorted(alive - previously_alive, key=_address_key),
-        "vanished": [] if first_run else sorted(previously_alive - alive, key=_address_key),
+        "new": [] if first_run else sorted(alive - previously_alive, key=address_key),
+        "vanished": [] if first_run else sorted(previously_alive - alive, key=address_key),
         "first_run": first_run,
-        "alerts": [f for f in filesystems if f.get("status") not in (None, "ok")],
-        "fullest": fullest,
-        "forecasts": forecasts,
+        "alerts": found.alerts,
+        "fullest": found.fullest,
+        "forecasts": found.forecasts,
     }
-    report["summary"] = {
-        "hosts": len(host_rows), "unreachable": len(unreachable_set), "failed": len(failed_set),
-        "addresses_alive": len(swept["alive"]),
-        "addresses_down": len(swept["down"]), "new": len(report["new"]), "vanished": len(report["vanished"]),
-        "alerts": len(report["alerts"]),
-        "filesystems": len(filesystems),
-        "filling": sum(1 for f in filesystems if f.get("days_to_full") is not None),
-        "no_fill_rate": sum(1 for f in filesystems if f.get("rate_per_day") is None),
-    }
+    report["summary"] = _summary(report, found)
+    report["status"] = overall_status(report["summary"])
     state = {"version": STATE_VERSION, "generated": report["generated"], "alive": swept["alive"]}
     return {"report": report, "state": state}
 
 
-def _label(address: str, names: Mapping[str, str]) -> str:
-    return f"{address} ({names[address]})" if address in names else address
+def _summary(report: Mapping[str, Any], found: _Scan) -> Dict[str, int]:
+    """The counts at the top of the report, in the subject and in the result."""
+    by_status = {"unreachable": 0, "failed": 0, "crit": 0, "warn": 0, "unknown": 0, "ok": 0}
+    for row in report["hosts"]:
+        by_status[_fleet_render.host_status(row)] += 1
+    return {
+        "hosts": len(report["hosts"]), "unreachable": len(report["unreachable"]), "failed": len(report["failed"]),
+        "hosts_crit": by_status["crit"], "hosts_warn": by_status["warn"], "hosts_ok": by_status["ok"],
+        "hosts_no_report": by_status["unknown"],
+        "addresses_alive": len(report["alive"]), "addresses_down": len(report["down"]),
+        "new": len(report["new"]), "vanished": len(report["vanished"]),
+        "alerts": len(report["alerts"]), "filesystems": found.filesystems, "filling": found.filling,
+        "no_fill_rate": found.no_fill_rate,
+    }
 
 
-def _listing(addresses: Sequence[str], names: Mapping[str, str]) -> List[str]:
-    """What the reports list: every address, or above ADDRESSES_LISTED the named ones and ranges of the rest.
+def overall_status(s: Mapping[str, int]) -> str:
+    """crit when a host is unreachable, failed or has a crit filesystem; warn for warn or an address down."""
+    if s["unreachable"] or s["failed"] or s["hosts_crit"]:
+        return "crit"
+    return "warn" if s["hosts_warn"] or s["addresses_down"] else "ok"
 
-    Twenty thousand down addresses of a /16 are one line each nowhere a person
-    reads them; one line per /24 (``10.1.2.3,6,9-40``) says the same.
+
+def subject(base: str, report: Mapping[str, Any]) -> str:
+    """``[CRIT] Fleet report: 2 hosts unreachable, 3 addresses down``: the worst status first, then the counts.
+
+    Operators sort and filter mail by subject, as they do monit's and
+    Nagios': the status and what is wrong belong there, not only inside.
     """
-    if len(addresses) <= ADDRESSES_LISTED:
-        return list(addresses)
-    named = [a for a in addresses if a in names]
-    return named + _targets.compact(a for a in addresses if a not in names)
-
-
-def _eta(f: Mapping[str, Any]) -> str:
-    """``+1.2G/day, full in 3.4 days`` for a filling filesystem; empty otherwise."""
-    days, rate = f.get("days_to_full"), f.get("rate_per_day")
-    if days is None:
-        return ""
-    growth = "" if rate is None else f"+{_sizes.human(float(rate), 'B')}/day, "
-    return f"{growth}full in {float(days):.1f} days"
-
-
-def _fs_line(f: Mapping[str, Any]) -> str:
-    eta = _eta(f)
-    eta = f"  {eta}" if eta else ""
-    return (f"  {f['host']:<20} {str(f['mount']):<24} {float(f['use_pct']):5.1f}%  "
-            f"{_sizes.human(f.get('avail_bytes')):>8} free  {f.get('status') or '-'}{eta}")
-
-
-def _summary(s: Mapping[str, Any]) -> str:
-    return (f"{s['hosts']} hosts ({s['unreachable']} unreachable, {s['failed']} failed), "
-            f"{s['addresses_alive']} addresses alive, {s['addresses_down']} down, {s['new']} new, "
-            f"{s['vanished']} vanished, {s['alerts']} disk alerts")
-
-
-def _host_state(h: Mapping[str, Any]) -> str:
-    """How the play went on a host: reached, UNREACHABLE, or reached but FAILED (a task failed)."""
-    if not h["reachable"]:
-        return "UNREACHABLE"
-    return "FAILED" if h.get("failed") else "reachable"
-
-
-def _host_line(h: Mapping[str, Any]) -> str:
-    """A host's line in the text report; a failed host's reason on a line of its own under it."""
-    line = f"  {h['host']:<24} {_host_state(h):<12} disks {h['disk_status'] or 'not reported'}"
-    return line + (f"\n      reason: {h['reason']}" if h.get("reason") else "")
-
-
-def render_text(report: Mapping[str, Any]) -> str:
-    """The plain-text fleet report."""
-    lines = [f"Fleet report {report['generated']}", _summary(report["summary"]), ""]
-
-    def section(title: str, items: Iterable[str], empty: str = "none") -> None:
-        items = list(items)
-        lines.append(f"{title}:")
-        lines.extend(items or [f"  {empty}"])
-        lines.append("")
-
-    section("Hosts", (_host_line(h) for h in report["hosts"]))
-    section("Addresses down", (f"  {_label(a, report['names'])}" for a in _listing(report["down"], report["names"])))
-    if report["first_run"]:
-        lines.extend(["New / vanished addresses:", "  first run: every alive address is the baseline", ""])
+    s = report["summary"]
+    if s["hosts"] and s["unreachable"] == s["hosts"]:
+        counts = [f"all {_report.counted(s['hosts'], 'host', 'unreachable')}"]
     else:
-        section("New addresses", (f"  {_label(a, report['names'])}" for a in _listing(report["new"], report["names"])))
-        section("Vanished addresses",
-                (f"  {_label(a, report['names'])}" for a in _listing(report["vanished"], report["names"])))
-    section("Fullest filesystems", (_fs_line(f) for f in report["fullest"]))
-    section("Filling fastest (days until full at the current rate)", (_fs_line(f) for f in report["forecasts"]),
-            empty="no filesystem is filling (or not enough history yet)")
-    return "\n".join(lines)
-
-
-def _row_status(h: Mapping[str, Any]) -> str:
-    """One status for a host's row: unreachable, failed, else its worst disk (``unknown``: no disk report)."""
-    if not h["reachable"]:
-        return "unreachable"
-    return "failed" if h.get("failed") else (h["disk_status"] or "unknown")
-
-
-OK_LISTED = 10  # with more hosts that are fine than this, they are named in one line under the table
-HOST_COLUMNS = (_html.Column("Status"), _html.Column("Host"), _html.Column("Play"), _html.Column("Disks"))
-ADDRESS_COLUMNS = (_html.Column("Address", mono=True), _html.Column("Name"))
-FS_COLUMNS = (_html.Column("Status"), _html.Column("Host"), _html.Column("Mounted on", mono=True),
-              _html.Column("Use%", numeric=True), _html.Column("Usage"), _html.Column("Free", numeric=True),
-              _html.Column("Fill rate", numeric=True))
-
-
-def _fill_rate_cell(f: Mapping[str, Any]) -> Any:
-    if f.get("days_to_full") is not None:
-        return _eta(f)
-    return _html.muted("no fill rate yet" if f.get("rate_per_day") is None else "not filling")
-
-
-def _fs_table(rows: Sequence[Mapping[str, Any]], empty: str) -> str:
-    table = _html.table(FS_COLUMNS, [
-        _html.Row([_html.badge(f.get("status")), f["host"], f["mount"], f"{float(f['use_pct']):.1f}%",
-                   _html.usage_bar(f["use_pct"], f.get("status")), _sizes.human(f.get("avail_bytes")), _fill_rate_cell(f)],
-                  status=f.get("status") or "unknown") for f in rows], empty=empty)
-    if any(f.get("rate_per_day") is None for f in rows):
-        table += _html.paragraph(f"No fill rate yet: {_history.needs_history()}.", muted=True)
-    return table
-
-
-def _not_filling(s: Mapping[str, Any]) -> str:
-    """Why "Filling fastest" is empty: no filesystem, none filling, or not enough history yet."""
-    total, waiting = s.get("filesystems", 0), s.get("no_fill_rate", 0)
-    if not total:
-        return "No filesystem reported."
-    if waiting == total:
-        return f"No fill rate yet for any of the {total} filesystems: {_history.needs_history()}."
-    steady = "No filesystem is filling: every fill rate is steady or shrinking"
-    return steady + (f"; {waiting} of {total} have no fill rate yet ({_history.needs_history()})." if waiting else ".")
-
-
-def _addresses_table(addresses: Sequence[str], names: Mapping[str, str]) -> str:
-    return _html.table(ADDRESS_COLUMNS, [_html.Row([a, names.get(a, "")]) for a in _listing(addresses, names)])
-
-
-def _play_cell(h: Mapping[str, Any]) -> Any:
-    """How the play went on the host, and for a failed one why, in small print under it."""
-    if not h.get("reason"):
-        return _host_state(h)
-    return _html.Safe(_html.esc(_host_state(h)) + "<br>" + _html.muted(h["reason"]))
-
-
-def _hosts_section(hosts: Sequence[Mapping[str, Any]]) -> str:
-    """A row per host, worst first; when many hosts are fine, they are named in one line under the table."""
-    fine = [h["host"] for h in hosts if _row_status(h) == "ok"]
-    grouped = len(fine) > OK_LISTED
-    rows = [_html.Row([_html.badge(_row_status(h)), h["host"], _play_cell(h), h["disk_status"] or "not reported"],
-                      status=_row_status(h)) for h in hosts if not (grouped and _row_status(h) == "ok")]
-    section = _html.table(HOST_COLUMNS, rows, empty=f"none but the {len(fine)} below" if grouped else "none")
-    if grouped:
-        section += _html.paragraph(_html.Safe(_html.badge("ok", f"{len(fine)} OK") + " "
-                                              + _html.esc("reachable, disks ok: " + ", ".join(fine))))
-    return section
-
-
-def render_html(report: Mapping[str, Any]) -> str:
-    """The same report as one self-contained HTML page for mail clients: worst first, counts at the top."""
-    hosts = _html.worst_first(report["hosts"], _row_status)
-    names = report["names"]
-    parts = [_html.heading("Fleet report", 1), _html.paragraph(f"Generated {report['generated']}", muted=True),
-             _html.counted("host", [_row_status(h) for h in hosts]),
-             _html.paragraph(_summary(report["summary"])),
-             _html.heading("Hosts, worst first"),
-             _hosts_section(hosts),
-             _html.heading(f"Addresses down ({len(report['down'])})"), _addresses_table(report["down"], names)]
-    if report["first_run"]:
-        parts.append(_html.paragraph("First run: every alive address is the baseline."))
-    else:
-        parts += [_html.heading(f"New addresses ({len(report['new'])})"), _addresses_table(report["new"], names),
-                  _html.heading(f"Vanished addresses ({len(report['vanished'])})"),
-                  _addresses_table(report["vanished"], names)]
-    parts += [_html.heading("Fullest filesystems"), _fs_table(report["fullest"], "No filesystem reported."),
-              _html.heading("Filling fastest (days until full at the current rate)"),
-              _fs_table(report["forecasts"], _not_filling(report["summary"]))]
-    return _html.page("Fleet report", parts)
+        counts = [_report.counted(s["unreachable"], "host", "unreachable"),
+                  _report.counted(s["failed"], "host", "failed"), _report.counted(s["hosts_crit"], "host", "crit"),
+                  _report.counted(s["hosts_warn"], "host", "warn"),
+                  _report.counted(s["addresses_down"], "address", "down", "addresses")]
+    counts = [c for c in counts if c] or [_report.counted(s["hosts"], "host", "ok") or "no hosts"]
+    return _report.tagged_subject(report["status"], base, counts)
 
 
 def load_state(path: str) -> Optional[Dict[str, Any]]:
@@ -478,7 +241,8 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     Returns the module result plus ``mailing`` (a ``_mail_delivery.Mailing``)
     and ``error`` (why the files could not be written, else empty; the
     report is still mailed). Bad input raises FleetError before anything is
-    written. Nothing is written or sent in check mode.
+    written. Nothing is written or sent in check mode, and ``changed`` says
+    whether a real run would write the report or send it.
     """
     report_dir = options["report_dir"]
     state_file = options.get("state_file") or os.path.join(report_dir, "fleet-state.json")
@@ -491,37 +255,73 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
                   failed=options.get("failed") or [], failure_reasons=options.get("failure_reasons"))
     report = built["report"]
     undelivered = _mail_delivery.undelivered_section(config.spool_dir)
-    text = render_text(report) + (undelivered[0] and "\n" + undelivered[0])
-    page = render_html(report).replace("</body>", undelivered[1] + "</body>")
+    text = _fleet_render.text(report) + (undelivered[0] and "\n" + undelivered[0])
+    page = _fleet_render.html(report).replace("</body>", undelivered[1] + "</body>")
     files = {"text": os.path.join(report_dir, "fleet-report.txt"),
              "html": os.path.join(report_dir, "fleet-report.html"), "state": state_file}
+    contents = {"text": text.rstrip("\n") + "\n", "html": page.rstrip("\n") + "\n",
+                "state": json.dumps(built["state"], indent=1) + "\n"}
     changed, error = False, ""
-    if not check_mode:
-        try:
-            changed = _privilege.as_owner(report_dir, _write_files, files, text, page, built["state"])
-        except OSError as exc:
-            error = (f"cannot write the fleet report in {report_dir} ({getattr(exc, 'filename', '') or ''}: "
-                     f"{exc.strerror or exc}); the report is in this result and was mailed as configured")
+    try:
+        if check_mode:
+            changed = _privilege.as_owner(report_dir, _differ, files, contents)
+        else:
+            changed = _privilege.as_owner(report_dir, _write_files, files, contents)
+    except OSError as exc:
+        error = (f"cannot write the fleet report in {report_dir} ({getattr(exc, 'filename', '') or ''}: "
+                 f"{exc.strerror or exc}); the report is in this result and was mailed as configured")
+        if check_mode:
+            changed, error = True, ""
     s = report["summary"]
     alerting = bool(s["addresses_down"] or s["unreachable"] or s["failed"] or s["alerts"])
+    config = dataclasses.replace(config, subject=subject(config.subject, report))
     mailing = _mail_delivery.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
-                                           what="the fleet report")
-    # The alive addresses stay in the state file and the count in the summary: returned, a /16's
-    # 40,000 addresses would be carried through Ansible for nothing (the sweeps have them).
-    # So does the down list above LIST_LIMIT (down_ranges has the same addresses in a few strings).
+                                           what="the fleet report", mailer=MAILER)
+    would_mail = check_mode and _mail_delivery.decide(config.send, config.mail_to, alerting)[0]
+    return {"changed": changed or mailing.changed or would_mail, "report": _returned(report), "text": text,
+            "files": files, "mailing": mailing, "error": error}
+
+
+def _returned(report: Mapping[str, Any]) -> Dict[str, Any]:
+    """The report as the module returns it.
+
+    Each alert (a filesystem that is not ok) keeps what the report shows of
+    it (ALERT_KEYS), and ``names`` the names of the addresses listed (down,
+    new, vanished): at 10,000 hosts the whole rows and every name would
+    double what Ansible carries back and sanitizes. The alive addresses stay
+    in the state file and the count in the summary:
+    returned, a /16's 40,000 addresses would be carried through Ansible for
+    nothing (the sweeps have them). So does the down list above LIST_LIMIT
+    (down_ranges has the same addresses in a few strings).
+    """
     returned = {key: value for key, value in report.items() if key != "alive"}
+    returned["alerts"] = [{key: f[key] for key in ALERT_KEYS} for f in report["alerts"]]
+    listed = set(report["down"]) | set(report["new"]) | set(report["vanished"])
+    returned["names"] = {a: name for a, name in report["names"].items() if a in listed}
     returned["down_ranges"] = _targets.compact(report["down"])
     if len(report["down"]) > LIST_LIMIT:
         del returned["down"]
-    return {"changed": changed or mailing.changed, "report": returned, "text": text, "files": files,
-            "mailing": mailing, "error": error}
+    return returned
 
 
-def _write_files(files: Mapping[str, str], text: str, page: str, state: Mapping[str, Any]) -> bool:
+def _differ(files: Mapping[str, str], contents: Mapping[str, str]) -> bool:
+    """Whether writing *contents* would change any of *files* (check mode: read, never write)."""
+    for key, path in files.items():
+        try:
+            if _files.read_text(path) != contents[key]:
+                return True
+        except FileNotFoundError:
+            return True
+        except (_files.UnsafeFile, UnicodeDecodeError):
+            return True
+    return False
+
+
+def _write_files(files: Mapping[str, str], contents: Mapping[str, str]) -> bool:
     """Write the report and the state (only what changed); True if anything was written."""
-    changed = _files.write_if_changed(files["text"], text + "\n")
-    changed = _files.write_if_changed(files["html"], page + "\n") or changed
-    return _files.write_if_changed(files["state"], json.dumps(state, indent=1) + "\n", 0o600) or changed
+    changed = _files.write_if_changed(files["text"], contents["text"])
+    changed = _files.write_if_changed(files["html"], contents["html"]) or changed
+    return _files.write_if_changed(files["state"], contents["state"], 0o600) or changed
 
 
 def _top(value: Any) -> int:

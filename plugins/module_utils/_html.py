@@ -27,6 +27,8 @@ import html
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, List, Optional, Sequence, TypeVar
 
+from . import _text
+
 T = TypeVar("T")
 
 FONT = "font-family:Arial,Helvetica,sans-serif"
@@ -65,10 +67,19 @@ class Safe(str):
 
 
 def esc(value: Any) -> Safe:
-    """*value* as text in HTML, quotes included (it may end up in an attribute); ``Safe`` markup as is."""
+    """*value* as text in HTML, quotes included (it may end up in an attribute); ``Safe`` markup as is.
+
+    Control characters (an escape sequence in a mount point, a NUL) are no
+    text HTML may hold: text that holds one is shown as ``_text.printable``
+    shows it, ``\\x1b``. Names the hosts escaped already (disk_report's
+    mount points) are printable and kept as they are: escaped once.
+    """
     if isinstance(value, Safe):
         return value
-    return Safe(html.escape("" if value is None else str(value), quote=True))
+    text = "" if value is None else str(value)
+    if not text.isprintable():
+        text = _text.printable(text)
+    return Safe(html.escape(text, quote=True))
 
 
 def status_of(name: Optional[str]) -> Status:
@@ -117,11 +128,17 @@ def usage_bar(pct: Optional[float], status: Optional[str], width: int = 120) -> 
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a report table: numbers are right-aligned, paths and devices in a fixed-width font."""
+    """A column of a report table: numbers are right-aligned, paths and devices in a fixed-width font.
+
+    *min_width* (pixels) keeps a column of sentences (why a filesystem is
+    crit) readable in a narrow window: the table scrolls sideways instead of
+    squeezing it to a word per line.
+    """
 
     title: str
     numeric: bool = False
     mono: bool = False
+    min_width: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,9 +158,10 @@ def _cell_style(column: Column, background: str, extra: str = "") -> str:
     font = MONO if column.mono else FONT
     align = "text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums" if column.numeric \
         else "text-align:left"
+    width = f";min-width:{column.min_width}px" if column.min_width else ""
     return (f"padding:4px 10px;border:1px solid {LINE};color:{INK};vertical-align:middle;{font};"
             f"font-size:{12 if column.mono else 13}px;"
-            f"{align};background:{background}{extra}")
+            f"{align};background:{background}{width}{extra}")
 
 
 def _row(columns: Sequence[Column], row: Row, index: int) -> str:

@@ -231,8 +231,13 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext:
 
 
 def build_message(sender: Address, recipients: Sequence[Address], subject: str, text: str,
-                  html_body: str, domain: str, when: Optional[float] = None) -> EmailMessage:
-    """A multipart/alternative message: plain table first, HTML second (clients show the last they can)."""
+                  html_body: str, domain: str, when: Optional[float] = None,
+                  mailer: str = "sysops.fleet") -> EmailMessage:
+    """A multipart/alternative message: plain table first, HTML second (clients show the last they can).
+
+    *mailer* (``X-Mailer``) names what sent it, ``sysops.fleet fleet_report``, for mail filters and for
+    the reader who wonders which job to look at.
+    """
     msg = EmailMessage(policy=POLICY)
     msg["From"] = sender
     msg["To"] = list(recipients)
@@ -240,7 +245,7 @@ def build_message(sender: Address, recipients: Sequence[Address], subject: str, 
     msg["Date"] = formatdate(when, localtime=True)
     msg["Message-ID"] = make_msgid(domain=domain)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a robot
-    msg["X-Mailer"] = "sysops.fleet disk_report"
+    msg["X-Mailer"] = check_header(mailer, "mailer")
     msg.set_content(text)
     msg.add_alternative(html_body, subtype="html")
     return msg

@@ -664,7 +664,7 @@ class Mailing:
 
 
 def mail_document(config: MailConfig, text: str, html_body: str, alerting: bool, when: Optional[float] = None,
-                  check_mode: bool = False, what: str = "the report") -> Mailing:
+                  check_mode: bool = False, what: str = "the report", mailer: str = "sysops.fleet") -> Mailing:
     """Mail a document (text and HTML parts) as ``config.send`` says, queued messages first.
 
     Never raises for mail: a failure is in ``error`` (and the message in
@@ -684,7 +684,7 @@ def mail_document(config: MailConfig, text: str, html_body: str, alerting: bool,
     raw = None
     if wanted:
         message = _mail.build_message(config.mail_from, config.mail_to, config.subject, text, html_body,
-                                      domain=config.host, when=when)
+                                      domain=config.host, when=when, mailer=mailer)
         raw = message.as_bytes(policy=_mail.POLICY)
         mail["message_id"] = message["Message-ID"]
     delivery = deliver(raw, config.smtp, config.spool_dir, config.lifetime)

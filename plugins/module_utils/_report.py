@@ -19,16 +19,20 @@ both call it with a Config from ``config_from_options()``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import math
 import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _disk, _history, _html, _mail_delivery, _sizes
+from . import _disk, _history, _html, _mail_delivery, _sizes, _text
 
 STATUSES = ("ok", "warn", "crit")
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTPE]?)(?:I?B)?\s*$", re.IGNORECASE)
+MAX_SIZE = 1 << 70  # 1024E: a threshold above this is larger than any filesystem (and 10**400 overflows a float)
+MAILER = "sysops.fleet disk_report"
 
 Size = Union[int, float, str, None]
 
@@ -41,18 +45,32 @@ def parse_size(value: Size, name: str) -> Optional[int]:
     """Bytes from ``10G``, ``512M``, ``1.5T`` or a plain number of bytes (units are powers of 1024)."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool):
-        raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {value!r}")
+    shown = _shown(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {shown}")
     if isinstance(value, (int, float)):
-        number, unit = float(value), ""
+        number, unit = value, ""
     else:
-        match = _SIZE.match(str(value))
+        match = _SIZE.match(value)
         if not match:
-            raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {value!r}")
+            raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {shown}")
         number, unit = float(match.group(1)), match.group(2).upper()
+    if isinstance(number, float) and math.isnan(number):  # (an int is never NaN, and may not fit a float)
+        raise ReportError(f"{name} must be a size such as 10G, 500M or a number of bytes, got {shown}")
     if number < 0:
-        raise ReportError(f"{name} must not be negative, got {value!r}")
-    return int(number * 1024 ** (_sizes.UNITS.index(unit) + 1 if unit else 0))
+        raise ReportError(f"{name} must not be negative, got {shown}")
+    scale = 1024 ** (_sizes.UNITS.index(unit) + 1 if unit else 0)
+    if number > MAX_SIZE // scale:  # compared before multiplying: 10**400 never becomes a float
+        raise ReportError(f"{name} must be at most 1024E (larger than any filesystem), got {shown}")
+    return int(number * scale)
+
+
+def _shown(value: Any) -> str:
+    """*value* for a message: its repr, cut short (a 400-digit number or a page of text is not repeated)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:59] + _text.ELLIPSIS
 
 
 @dataclass(frozen=True)
@@ -348,10 +366,38 @@ def mail_report(config: Config, report: Report, check_mode: bool = False,
     """Mail a built report as ``config.mail.send`` says, spooled earlier messages first; never raises for mail."""
     outcome = Outcome(result={"filesystems": report.filesystems, "alerts": report.alerts,
                               "report": report.text, "status": report.status, **(extra or {})})
-    mailing = _mail_delivery.mail_document(config.mail, report.text, report.html, alerting=bool(report.alerts),
+    mail = dataclasses.replace(config.mail, subject=subject(config.mail.subject, report))
+    mailing = _mail_delivery.mail_document(mail, report.text, report.html, alerting=bool(report.alerts),
                                            when=report.generated.timestamp(), check_mode=check_mode,
-                                           what="the disk report")
+                                           what="the disk report", mailer=MAILER)
     outcome.result["mail"] = mailing.mail
     outcome.changed, outcome.error = mailing.changed, mailing.error
+    if check_mode:  # changed says what a real run would do: send the report
+        outcome.changed = _mail_delivery.decide(mail.send, mail.mail_to, bool(report.alerts))[0]
     outcome.warnings.extend(mailing.warnings)
     return outcome
+
+
+def plural(count: int, noun: str, many: str = "") -> str:
+    """``1 host``, ``2 hosts``; ``1 address``, ``3 addresses`` (*many* where adding an s is wrong)."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
+def counted(count: int, noun: str, state: str, many: str = "") -> str:
+    """``2 hosts crit``, ``1 filesystem warn``; empty for none (a subject lists only what is there)."""
+    return f"{plural(count, noun, many)} {state}" if count else ""
+
+
+def tagged_subject(status: str, base: str, counts: Sequence[str]) -> str:
+    """``[CRIT] base: 2 hosts crit, 3 addresses down``: the worst status first, the counts after, as monit does."""
+    return f"[{status.upper()}] {base}: {', '.join(counts)}"
+
+
+def subject(base: str, report: Report) -> str:
+    """The disk report's subject: ``[CRIT] Nightly Disk Usage Report for web1: 1 filesystem crit, 2 filesystems warn``.
+    """
+    statuses = [fs["status"] for fs in report.filesystems]
+    counts = [counted(statuses.count("crit"), "filesystem", "crit"),
+              counted(statuses.count("warn"), "filesystem", "warn")]
+    counts = [c for c in counts if c] or [counted(len(statuses), "filesystem", "ok") or "no filesystem matched"]
+    return tagged_subject(report.status, base, counts)

@@ -54,8 +54,12 @@ description:
   - A spool that cannot be read, locked or written (permissions, read-only filesystem) never stops the
     report from being mailed; the task warns, and the queued messages wait for a run that can use it.
     Nothing is lost.
+  - "The mail's subject starts with the worst status and ends with the counts, so that mail can be sorted
+    and filtered by it, as monit's and Nagios' can: C([CRIT] Nightly Disk Usage Report for web1: 1 filesystem
+    crit, 2 filesystems warn), C([OK] Nightly Disk Usage Report for web1: 7 filesystems ok). Its C(X-Mailer)
+    header is C(sysops.fleet disk_report)."
   - C(changed) is true only when a mail went out. Check mode reads and reports but never sends mail
-    nor writes the spool or O(history_file).
+    nor writes the spool or O(history_file); its C(changed) says whether a real run would send the report.
 author:
   - sysops.fleet maintainers (@sysops)
 requirements:
@@ -68,7 +72,7 @@ attributes:
   check_mode:
     support: full
     details: Check mode reads and reports as usual but never connects to a mail server nor writes the spool or
-      the history.
+      the history. It reports C(changed) when a real run would send the report.
   diff_mode:
     support: none
   platform:
@@ -160,6 +164,8 @@ options:
     description:
       - The subject of the mail and the title of the report.
       - Defaults to V(Nightly Disk Usage Report for HOST), with the managed host's name.
+      - "The mail's subject is this text between the worst status and the counts:
+        V([WARN] Nightly Disk Usage Report for web1: 2 filesystems warn)."
     type: str
   history_file:
     description:

@@ -22,6 +22,8 @@ from typing import Dict, List, Sequence
 
 REPORT_TASK = "Merge everything into one fleet report on the controller"
 FAIL_TASK = "Fail the hosts that failed (the fleet report lists them with the reason)"
+RETRY_TASK = "Try the unreachable hosts once more (the fleet report lists them with the reason)"
+RUN_ONCE = (REPORT_TASK, "Where to look")  # recorded on whichever host comes first in the report's play
 SWEEPER = "fleettest-1"
 
 
@@ -82,11 +84,13 @@ def check_run(run: str, record_path: str, report_dir: str, mount: str, hosts: Se
               f"{h} ran the play without failure", json.dumps(s))
     for h in down:
         s = stats.get(h, {})
-        check(s.get("unreachable", 0) >= 1 and s.get("failures", 1) == 0 and s.get("ok", 1) == 0,
-              f"{h} (stopped) was unreachable, and nothing else", json.dumps(s))
-        dark = [r for r in results if r["host"] == h]
-        check(len(dark) == 1 and dark[0]["status"] == "unreachable", f"{h}: one result, unreachable",
-              str([(r["task"], r["status"]) for r in dark]))
+        check(s.get("unreachable", 0) >= 1 and s.get("failures", 1) == 0 and s.get("rescued", 1) == 0,
+              f"{h} (stopped) was unreachable, and failed nothing", json.dumps(s))
+        ran = [(r["task"], r["status"]) for r in results
+               if r["host"] == h and r["status"] != "skipped" and r["task"] not in RUN_ONCE]
+        check(ran == [("Gather facts", "unreachable"), (RETRY_TASK, "unreachable")],
+              f"{h}: unreachable at its first task (kept in the run) and once more at the end; nothing else ran",
+              str(ran))
     bad = [r for r in results if r["status"] in ("failed", "unreachable") and r["host"] in sound]
     check(not bad, "no failed or unreachable result on a sound host",
           "; ".join(f"{r['host']}: {r['task']}: {r.get('msg', '')}" for r in bad))
@@ -125,8 +129,12 @@ def check_run(run: str, record_path: str, report_dir: str, mount: str, hosts: Se
             reason = rows.get(h, {}).get("reason") or ""
             check(re.fullmatch(by_name[h].reason, reason) is not None, f"report: why {h} failed",
                   f"reason={reason!r} expected to match {by_name[h].reason!r}")
-        wrong = [h for h, row in rows.items() if h not in failing and row.get("reason") is not None]
-        check(not wrong, "report: no reason for a host that did not fail", f"wrong={wrong}")
+        for h in down:  # what ssh (or mitogen) said when the connection failed
+            reason = rows.get(h, {}).get("reason") or ""
+            check(re.search(r"ssh|connect|stream|host", reason, re.IGNORECASE) is not None,
+                  f"report: why {h} could not be reached", f"reason={reason!r}")
+        wrong = [h for h in sound if rows.get(h, {}).get("reason") is not None]
+        check(not wrong, "report: no reason for a host that neither failed nor was unreachable", f"wrong={wrong}")
         unreported = [h for h in sound if not rows.get(h, {}).get("reported") or not rows.get(h, {}).get("disk_status")]
         check(not unreported, "every sound host has a disk report with a status", f"missing={unreported}")
         check(not [h for h in failing + down if rows.get(h, {}).get("reported")],
@@ -154,7 +162,10 @@ def check_run(run: str, record_path: str, report_dir: str, mount: str, hosts: Se
         check(len(at) == 1 and re.fullmatch(r"      reason: " + by_name[h].reason, under) is not None,
               f"fleet-report.txt: {h} FAILED, the reason on the line under it", f"line under it: {under!r}")
     for h in down:
-        check(any(line.split()[:2] == [h, "UNREACHABLE"] for line in lines), f"fleet-report.txt: {h} UNREACHABLE")
+        at = [i for i, line in enumerate(lines) if line.split()[:2] == [h, "UNREACHABLE"]]
+        under = lines[at[0] + 1] if at and at[0] + 1 < len(lines) else ""
+        check(len(at) == 1 and under.startswith("      reason: "),
+              f"fleet-report.txt: {h} UNREACHABLE, what the connection said on the line under it", under)
     with open(os.path.join(report_dir, "fleet-state.json"), encoding="utf-8") as handle:
         state = json.load(handle)
     check(state.get("alive") == live_ips, "state file keeps the running addresses", f"{state.get('alive')}")

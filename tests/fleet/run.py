@@ -121,7 +121,7 @@ class Scenario:
         with open(os.path.join(fleet.report_dir, "fleet-report.txt"), encoding="utf-8") as handle:
             text = handle.read()
         print(f"--- fleet-report.txt, hosts ({self.strategy}, last run) ---")
-        print(text.split("Hosts:\n", 1)[-1].split("\n\n", 1)[0])
+        print(text.split("Hosts, worst first:\n", 1)[-1].split("\n\n", 1)[0])
         fleet.remove_hosts()
         os.rename(fleet.report_dir, f"{fleet.report_dir}-{self.strategy}")
 

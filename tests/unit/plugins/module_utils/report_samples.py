@@ -86,10 +86,15 @@ def disk_report(spool: str, hostile: bool = False) -> _report.Report:
     return report
 
 
-def fleet_filesystem(mount, use, status, days=None, rate=None, avail=None):
+def fleet_filesystem(mount, use, status, days=None, rate=None, avail=None, inode=5.0):
+    """A filesystem as disk_report returns it: its status and reasons from the real ``_report.assess``."""
     row = {"mount": mount, "device": "/dev/vda1", "fstype": "ext4", "size_bytes": 50 * G,
            "used_bytes": int(50 * G * use / 100), "avail_bytes": avail if avail is not None else int(50 * G * (100 - use) / 100),
-           "use_pct": use, "inode_pct": 5.0, "status": status}
+           "use_pct": use, "inode_pct": inode, "status": status}
+    probed = _disk.Filesystem(row["device"], row["fstype"], mount, row["size_bytes"], row["used_bytes"],
+                              row["avail_bytes"], use, 6553600, int(65536 * inode), inode)
+    assessed, row["reasons"] = _report.assess(probed, _report.Thresholds())
+    assert assessed == status, (mount, use, inode, assessed, status)
     if days is not None or rate is not None:
         row["forecast"] = {"days_to_full": days, "rate_per_day": rate}
     return row
@@ -120,6 +125,8 @@ def fleet_inputs(count: int, hostile: bool = False):
                                          days=0.4 + i / 25, rate=(1 + i % 5) * G))
         if i % 5 == 1:
             rows.append(fleet_filesystem("/srv", 82.5, "warn", rate=-1.0 * G))
+        if i % 13 == 7:  # crit for its inodes alone, at 12% use: never among the fullest
+            rows.append(fleet_filesystem("/var/spool", 12.0, "crit", inode=99.0))
         disks[host] = {"filesystems": rows}
     alive = [f"127.0.{i // 250}.{i % 250 + 1}" for i in range(count)]
     dead = [alive.pop(3)] if count > 1 else []

@@ -171,13 +171,15 @@ class Recorder:
             return self.data_reply
         data = envelope.original_content or envelope.content
         peer = tuple(session.peer[:2]) if session.peer else ("", 0)
-        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), data,
-                                      self.implicit_tls or session.ssl is not None,
-                                      _login(session), peer,
-                                      socket_uid(peer[1], self.port) if self.record_uid else None,
-                                      time.monotonic()))
-        if self.maildir:  # numbered, so a reader knows the order of arrival
-            numbered = f"X-Test-Sequence: {time.time_ns()}\r\n".encode() + data
+        received = Received(envelope.mail_from, list(envelope.rcpt_tos), data,
+                            self.implicit_tls or session.ssl is not None,
+                            _login(session), peer,
+                            socket_uid(peer[1], self.port) if self.record_uid else None,
+                            time.monotonic())
+        self.messages.append(received)
+        if self.maildir:  # numbered, so a reader knows the order of arrival; with how it came (TLS, login)
+            numbered = (f"X-Test-Sequence: {time.time_ns()}\r\nX-Test-TLS: {'yes' if received.tls else 'no'}\r\n"
+                        f"X-Test-Login: {received.login or '-'}\r\n").encode() + data
             mailbox.Maildir(self.maildir, create=True).add(numbered)
         if self.keep_then_drop:
             server.transport.close()

@@ -16,8 +16,10 @@ screenshot of the whole page, which stays in tests/output/screenshots/
 """
 
 import concurrent.futures
+import json
 import os
 import shutil
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
@@ -27,7 +29,11 @@ import html_check
 import pytest
 import report_samples as samples
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _html
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _html
+
+ROOT_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT_DIR, "tests", "bench"))
+import fleet_scale  # noqa: E402  pylint: disable=wrong-import-position
 
 pytestmark = pytest.mark.skipif(chromium.BINARY is None, reason=chromium.MISSING)
 
@@ -190,8 +196,8 @@ def test_the_counts_the_explanations_and_the_undelivered_mail_are_on_the_page(pa
     assert f"No fill rate yet: {need}" in one
     fifty = " ".join(body(pages["fleet-50-hosts"]).split())
     assert fifty.startswith("Fleet report Generated ") and \
-        "50 hosts: 3 UNREACHABLE 2 FAILED 11 CRIT 7 WARN 2 NO REPORT 25 OK 50 hosts (3 unreachable" in fifty
-    assert "25 OK reachable, disks ok: app03, app04, " in fifty, "the fine hosts share one line"
+        "50 hosts: 3 UNREACHABLE 2 FAILED 14 CRIT 6 WARN 2 NO REPORT 23 OK 50 hosts (3 unreachable" in fifty
+    assert "23 OK reachable, disks ok: app03, app04, " in fifty, "the fine hosts share one line"
     assert "10 filesystems, worst first: 3 CRIT 1 WARN 6 OK" in disk
     for text in (disk, one, fifty):
         assert "Undelivered mail (2)" in text and "gone@example.com: 550 5.1.1 mailbox <unavailable>" in text
@@ -237,7 +243,8 @@ def test_screenshots_show_the_whole_page_with_every_status_colour(pages, name, w
     white = counts.get((255, 255, 255), 0)
     total = image.width * image.height
     assert len(counts) > 200, f"{name}: {len(counts)} colours: a blank or flat picture"
-    assert 0.02 < 1 - white / total < 0.6, f"{name}: {1 - white / total:.1%} of the picture is not white"
+    # (the fifty-host sample is mostly hosts and filesystems that are not ok: tinted rows, a third of it white)
+    assert 0.02 < 1 - white / total < 0.75, f"{name}: {1 - white / total:.1%} of the picture is not white"
     for status in statuses:
         look = _html.STATUSES[status]
         assert count_near(counts, look.colour) > 150, f"{name}: no {status} badge ({look.colour}) in the picture"
@@ -267,3 +274,41 @@ def test_the_png_reader_undoes_every_filter():
             filtered[i] = (row[i] - (0, left, up, (left + up) >> 1, paeth)[kind]) & 255
         assert chromium._unfilter(kind, bytes(filtered), prior, bpp) == row, kind  # pylint: disable=protected-access
         prior = row
+
+
+# ---- ten thousand hosts ---------------------------------------------------------------------------
+
+def test_ten_thousand_hosts_open_in_the_browser_with_what_is_not_ok_first(tmp_path):
+    """The fleet report of tests/bench/fleet_scale.py's 10,000 hosts, as the module writes it, in Chromium.
+
+    Chromium must build the whole page (every row written), and what it shows
+    first is what needs attention: the filesystems that are not ok (crit, then
+    warn), then the hosts worst first; the thousands that are fine share one
+    line. The first screen holds crit badges and rows; OK only in the count.
+    """
+    inputs = fleet_scale.fleet(10000)
+    result = _fleet.run(dict(inputs, sweeps=json.dumps(inputs["sweeps"]), report_dir=str(tmp_path),
+                             disk_reports=json.dumps(inputs["disk_reports"]), send="never"))
+    summary = result["report"]["summary"]
+    page = result["files"]["html"]
+    with open(page, encoding="utf-8") as handle:
+        source = handle.read()
+    dom = html_check.parse(chromium.dump_dom(page, WIDE, 800))[0]
+    assert tags(dom) == tags(html_check.parse(source)[0]), "Chromium built every element written"
+    headings = [" ".join(h.text.split()) for h in dom.find_all("h2")]
+    assert headings[:2] == [f"Filesystems not ok ({summary['alerts']}), worst first", "Hosts, worst first"]
+    severity = list(_html.STATUSES)
+    alerts = [r.attrs["data-status"] for r in html_check.rows(html_check.table_after(dom, "Filesystems not ok"))]
+    assert len(alerts) == summary["alerts"] > 1000 and alerts == sorted(alerts, key=severity.index)
+    hosts = [r.attrs["data-status"] for r in html_check.rows(html_check.table_after(dom, "Hosts, worst first"))]
+    assert hosts == sorted(hosts, key=severity.index) and hosts[0] == "unreachable" and "ok" not in hosts
+    assert len(hosts) == summary["hosts"] - summary["hosts_ok"], "every host not ok has a row; the fine ones do not"
+    fine = [p.text for p in dom.find_all("p") if "reachable, disks ok:" in p.text]
+    assert len(fine) == 1 and len(fine[0].split("disks ok: ", 1)[1].split(", ")) == summary["hosts_ok"]
+    png = str(tmp_path / "first-screen.png")
+    chromium.screenshot(page, png, WIDE, 800)
+    counts = chromium.read_png(png).colours()
+    assert count_near(counts, _html.STATUSES["crit"].colour) > 1000, "crit badges on the first screen"
+    assert count_near(counts, _html.STATUSES["crit"].tint) > 20000, "crit rows on the first screen"
+    ok = count_near(counts, _html.STATUSES["ok"].colour)
+    assert 0 < ok < count_near(counts, _html.STATUSES["crit"].colour) / 5, "OK only in the count at the top"

@@ -8,6 +8,7 @@ import email.policy
 
 import html_check
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _history, _mail, _mail_spool, _report
 from ansible_collections.sysops.fleet.plugins.module_utils._disk import Filesystem
@@ -38,6 +39,33 @@ def test_sizes_use_powers_of_1024(text, value):
 def test_bad_sizes_are_refused_by_name(text):
     with pytest.raises(_report.ReportError, match="free_crit"):
         _report.parse_size(text, "free_crit")
+
+
+@pytest.mark.parametrize("value,message", [
+    (10 ** 400, "free_crit must be at most 1024E (larger than any filesystem), got a number of about 401 digits"),
+    ("9" * 400 + "G", "free_crit must be at most 1024E (larger than any filesystem), got '99999"),
+    ("1025E", "free_crit must be at most 1024E (larger than any filesystem), got '1025E'"),
+    (float("inf"), "free_crit must be at most 1024E (larger than any filesystem), got inf"),
+    (float("nan"), "free_crit must be a size such as 10G, 500M or a number of bytes, got nan"),
+    ([10], "free_crit must be a size such as 10G, 500M or a number of bytes, got [10]"),
+])
+def test_a_size_too_big_for_a_float_is_refused_by_name(value, message):
+    """Before: OverflowError for 10**400 and for a 400-digit size."""
+    with pytest.raises(_report.ReportError) as refused:
+        _report.parse_size(value, "free_crit")
+    assert str(refused.value).startswith(message) and len(str(refused.value)) < 200
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.integers(), st.floats(), st.text(max_size=40),
+                 st.from_regex(r"\A ?[0-9]{1,500}(\.[0-9]{1,20})? ?[KMGTPEkmgtpe]?(i?[bB])?\Z")))
+def test_any_size_is_a_number_of_bytes_or_refused_by_name(value):
+    try:
+        size = _report.parse_size(value, "free_warn")
+    except _report.ReportError as exc:
+        assert str(exc).startswith("free_warn ") and str(exc).isprintable() and len(str(exc)) < 200
+        return
+    assert size is None or (isinstance(size, int) and 0 <= size <= _report.MAX_SIZE)
 
 
 # ---- thresholds --------------------------------------------------------------------------------
@@ -210,9 +238,12 @@ def test_check_mode_never_connects_nor_spools(tmp_path):
     config = _report.config_from_options({"mail_to": ["ops@example.com"], "smtp_host": "127.0.0.1",
                                           "smtp_port": 9, "spool_dir": str(tmp_path / "spool")}, host="web1")
     outcome = _report.run(config, check_mode=True)
-    assert outcome.changed is False and outcome.error == ""
+    assert outcome.changed is True and outcome.error == "", "changed: a real run would send the report"
     assert outcome.result["mail"]["reason"] == "check mode: nothing sent (would send to 1 recipient(s))"
     assert not (tmp_path / "spool").exists()
+    quiet = _report.config_from_options({"mail_to": ["ops@example.com"], "send": "never", "smtp_host": "127.0.0.1",
+                                         "smtp_port": 9, "spool_dir": str(tmp_path / "spool")}, host="web1")
+    assert _report.run(quiet, check_mode=True).changed is False, "send=never: a real run would change nothing"
 
 
 def test_send_on_alert_mails_only_when_something_is_wrong(tmp_path, smtpd):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fleet, _history, _sizes
+from ansible_collections.sysops.fleet.plugins.module_utils import _disk, _fleet_render, _history, _sizes
 
 G = 1024 ** 3
 
@@ -42,6 +42,6 @@ def test_sizes_match_df_h_on_this_machine():
 def test_the_daily_report_and_the_fleet_report_print_one_rate_the_same(rate):
     """They used to disagree: 1.2G/day in the daily report, 1.3G/day in the fleet report."""
     daily = _history.describe(_history.Forecast("/var", rate, 10 * G, days_to_full=3.0, full_at=0.0, span_s=86400))
-    fleet = _fleet._eta({"days_to_full": 3.0, "rate_per_day": rate})
+    fleet = _fleet_render.eta({"days_to_full": 3.0, "rate_per_day": rate})
     shown = daily.split("+", 1)[1].split("/day", 1)[0]
     assert fleet.startswith(f"+{shown}/day, ") and shown == _sizes.human(rate, "B")

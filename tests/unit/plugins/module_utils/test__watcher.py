@@ -10,6 +10,7 @@ import email.policy
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -267,7 +268,7 @@ def test_the_daily_report_adds_the_fill_rate_and_mails_it(tmp_path):
         assert abs(rate - 24 * 2 ** 20) < 2 ** 20, rate  # 1 MiB an hour (the disk itself may move a little)
         assert f"{mount}: +{_sizes.human(rate, 'B')}/day" in outcome.result["report"]
         message = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
-        assert message["Subject"].startswith("Nightly Disk Usage Report for")
+        assert re.fullmatch(r"\[(OK|WARN|CRIT)\] Nightly Disk Usage Report for .+: .+", message["Subject"]), message["Subject"]
         assert "Fill rate" in message.get_body(("html",)).get_content()
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 
+import ansible_runner
 import hostile_mounts
 import html_check
 import module_runner
@@ -22,8 +23,8 @@ import smtp_server
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.modules import disk_report
-from ansible_collections.sysops.fleet.plugins.module_utils import (_disk, _fleet, _mail, _mail_delivery, _mail_spool,
-                                                                   _sizes, _text)
+from ansible_collections.sysops.fleet.plugins.module_utils import (_disk, _fleet, _fleet_render, _mail, _mail_delivery,
+                                                                   _mail_spool, _sizes, _text)
 
 HUNG_MOUNT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "module_utils", "hung_mount.py")
 
@@ -74,7 +75,11 @@ def test_the_report_is_mailed_and_read_back(tmp_path, smtpd, df):
     assert out["mail"]["spooled"] is None and out["mail"]["reason"] == "sent"
     msg = received(server)
     assert msg["Message-ID"] == out["mail"]["message_id"] and msg["Date"]
-    assert msg["Subject"].startswith("Nightly Disk Usage Report for ")
+    statuses = [fs["status"] for fs in out["filesystems"]]
+    counts = ", ".join(f"{statuses.count(s)} filesystem{'' if statuses.count(s) == 1 else 's'} {s}"
+                       for s in ("crit", "warn") if statuses.count(s))
+    assert msg["Subject"] == f"[{out['status'].upper()}] {out['report'].splitlines()[0]}: {counts}"
+    assert msg["X-Mailer"] == "sysops.fleet disk_report"
     assert server.messages[0].rcpt_tos == ["ops@example.com"]
     text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
     page = msg.get_body(("html",)).get_content()
@@ -90,7 +95,7 @@ def test_the_report_is_mailed_and_read_back(tmp_path, smtpd, df):
 def test_check_mode_never_sends_nor_spools(tmp_path, smtpd):
     server = smtpd()
     rc, out = run_module(tmp_path, _ansible_check_mode=True, send="always", **mail_args(tmp_path, server))
-    assert rc == 0 and out["changed"] is False, out
+    assert rc == 0 and out["changed"] is True, "a real run would send the report: check mode says changed"
     assert out["mail"]["sent"] is False and out["mail"]["reason"].startswith("check mode: nothing sent")
     assert server.messages == [] and not (tmp_path / "spool").exists()
 
@@ -150,7 +155,7 @@ def test_history_file_adds_a_forecast_that_the_fleet_report_lists(tmp_path):
     fleet = _fleet.build({}, {"web1": second}, ["web1"])["report"]
     assert len(fleet["forecasts"]) == min(10, len(growing))
     assert {f["mount"] for f in fleet["forecasts"]} <= {fs["mount"] for fs in growing}
-    assert "full in" in _fleet.render_text(fleet).split("Filling fastest")[1]
+    assert "full in" in _fleet_render.text(fleet).split("Filling fastest")[1]
 
 
 def test_a_hung_mount_is_reported_and_the_task_finishes(tmp_path):
@@ -347,6 +352,51 @@ def test_documentation_matches_the_argument_spec():
 
 def test_smtp_server_helper_is_loopback_only():
     assert smtp_server.LOOPBACK == "127.0.0.1"
+
+
+# ---- through Ansible: ``ansible localhost -m sysops.fleet.disk_report`` ----------------------------
+
+def test_through_ansible_check_mode_says_changed_when_a_real_run_would_mail(tmp_path, smtpd):
+    """Before: changed=false for a run whose result said it would send mail."""
+    server = smtpd()
+    rc, out = ansible_runner.adhoc("sysops.fleet.disk_report", mail_args(tmp_path, server, send="always"), tmp_path,
+                                   check=True)
+    assert rc == 0 and out["changed"] is True, out
+    assert out["mail"]["reason"] == "check mode: nothing sent (would send to 1 recipient(s))"
+    rc, out = ansible_runner.adhoc("sysops.fleet.disk_report", mail_args(tmp_path, server, send="never"), tmp_path,
+                                   check=True)
+    assert rc == 0 and out["changed"] is False, "send=never: a real run changes nothing"
+    assert server.handler.connections == 0 and not (tmp_path / "spool").exists()
+
+
+def test_through_ansible_the_subject_says_the_worst_status_and_counts(tmp_path, smtpd):
+    """Before: "Nightly Disk Usage Report for HOST" whether every filesystem was fine or crit."""
+    server = smtpd()
+    rc, out = ansible_runner.adhoc("sysops.fleet.disk_report", mail_args(tmp_path, server, warn=1, crit=100,
+                                                                         inode_warn=100, inode_crit=100), tmp_path)
+    assert rc == 0 and out["mail"]["sent"], out
+    count = len(out["filesystems"])
+    warned = f"{count} filesystem{'s' if count > 1 else ''} warn"
+    assert received(server)["Subject"] == f"[WARN] {out['report'].splitlines()[0]}: {warned}"
+    assert received(server)["X-Mailer"] == "sysops.fleet disk_report"
+    rc, out = ansible_runner.adhoc("sysops.fleet.disk_report", mail_args(tmp_path, server, warn=100, crit=100,
+                                                                         inode_warn=100, inode_crit=100), tmp_path)
+    assert received(server, 1)["Subject"] == f"[OK] {out['report'].splitlines()[0]}: {count} filesystem" + \
+        ("s ok" if count > 1 else " ok")
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("free_crit", 10 ** 400, "free_crit must be at most 1024E (larger than any filesystem), got '10000000000"),
+    ("free_warn", "1" * 400 + "G", "free_warn must be at most 1024E (larger than any filesystem), got '11111"),
+    ("free_crit", "2000000E", "free_crit must be at most 1024E (larger than any filesystem), got '2000000E'"),
+    ("free_crit", 1e308 * 10, "free_crit must be a size such as 10G, 500M or a number of bytes, got 'inf'"),
+])
+def test_through_ansible_a_size_too_big_for_a_float_is_refused_by_name(tmp_path, smtpd, option, value, message):
+    """Before: an uncaught OverflowError (MODULE FAILURE) for 10**400 and for '1000...0G'."""
+    server = smtpd()
+    rc, out = ansible_runner.adhoc("sysops.fleet.disk_report", mail_args(tmp_path, server, **{option: value}), tmp_path)
+    assert rc == 2 and out["msg"].startswith(message), out
+    assert server.handler.connections == 0
 
 
 # ---- hostile mount tables: real mounts in a private mount namespace ------------------------------

@@ -1,0 +1,217 @@
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark: fleet_report at 1,000 to 20,000 hosts, the module process as Ansible runs it.
+
+    .venv/bin/python tests/bench/bench_fleet_report.py [--hosts 1000,5000,10000,20000] [--repeat 3]
+                                                       [--dict-too 1000,5000,10000] [--keep DIR]
+
+The inputs are tests/bench/fleet_scale.py's: per host 8 to 12 filesystems as
+disk_report returns them (reasons, forecasts), four sweepers a quarter of
+the addresses each (as ranges), 1 % of the hosts unreachable and 0.5 %
+failed with their reasons. For each size, as medians of --repeat rounds:
+
+* **module**: ``python fleet_report.py ARGS`` (what Ansible runs once the
+  AnsiballZ wrapper is unpacked) with the inputs as JSON text, as
+  playbooks/site.yml passes them: wall time, CPU (user + sys, ``wait4``)
+  and peak RSS (its VmHWM, read as it exits) of that process;
+* **reference**, in the same round: a module with the same argument_spec
+  that reads the same arguments and returns at once (AnsibleModule's own
+  cost: reading, copying, checking and logging the arguments), and the
+  ratio of the module to it;
+* **build**: ``_fleet.run`` in this process (parse the JSON text, check,
+  merge, render text and HTML, write the files): what the module adds;
+* with --dict-too, the module given the inputs as dicts (the way a play
+  passed them before site.yml used ``| to_json``): Ansible deep-copies a
+  dict argument twice before the module starts.
+
+Then the growth from 5,000 to 20,000 hosts (4x the hosts: n log n is
+4.65x, quadratic 16x) and the goals of issue 19: 10,000 hosts in at most
+2 s and 500 MB in the module process. Nothing is mailed (send=never);
+the report files go to a temporary directory (kept with --keep). The load
+average is printed: other jobs on the machine move wall times, CPU less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+COLLECTIONS = os.path.join(ROOT, ".build", "collections")
+sys.path[:0] = [HERE, COLLECTIONS]
+
+import fleet_scale  # noqa: E402  pylint: disable=wrong-import-position
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet  # noqa: E402  pylint: disable=C0413
+
+MODULE = os.path.join(ROOT, "plugins", "modules", "fleet_report.py")
+# The reference: fleet_report's argument_spec, and nothing else.
+NULL_MODULE = """
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sysops.fleet.plugins.module_utils import _mail_delivery
+spec = dict(sweeps=dict(type="raw", default={}), disk_reports=dict(type="raw", default={}),
+            hosts=dict(type="list", elements="str", default=[]), unreachable=dict(type="list", elements="str", default=[]),
+            failed=dict(type="list", elements="str", default=[]), failure_reasons=dict(type="dict", default={}),
+            report_dir=dict(type="path", required=True), state_file=dict(type="path"), top=dict(type="int", default=10),
+            send=dict(type="str", default="auto"), subject=dict(type="str", default="Fleet report"),
+            **_mail_delivery.MAIL_ARGUMENT_SPEC)
+AnsibleModule(argument_spec=spec, supports_check_mode=True).exit_json(changed=False)
+"""
+GOAL_HOSTS, GOAL_SECONDS, GOAL_MB = 10000, 2.0, 500
+
+
+# The peak RSS of a process is read from its own /proc/self/status (VmHWM) as it exits: wait4's ru_maxrss
+# would count this benchmark's own memory, which the child had before its exec.
+PEAK = ("import atexit, runpy, sys\n"
+        "def peak():\n"
+        "    with open('/proc/self/status') as status:\n"
+        "        sys.stderr.write(next(l for l in status if l.startswith('VmHWM:')))\n"
+        "atexit.register(peak)\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+
+
+def run_process(module: str, args: str, env: Dict[str, str]) -> Dict[str, float]:
+    """Run one module process to its end: wall seconds, CPU seconds (its own, from wait4) and peak RSS in MB."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, "-c", PEAK, module, args], stdout=out, stderr=err, env=env)
+        unused_pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        text, problem = out.read(), err.read().decode()
+    result = json.loads(text or b"{}")
+    if os.waitstatus_to_exitcode(status) != 0 or result.get("failed") or "VmHWM:" not in problem:
+        raise RuntimeError(f"{module} failed ({status}): {result.get('msg') or problem[-2000:]}")
+    peak_kb = int(problem.split("VmHWM:", 1)[1].split()[0])
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": peak_kb / 1024}
+
+
+def compact(data: Dict) -> str:
+    """JSON text as playbooks/site.yml makes it: ``to_json(separators=(',', ':'))``."""
+    return json.dumps(data, separators=(",", ":"))
+
+
+def args_file(path: str, inputs: Dict, report_dir: str, as_text: bool) -> float:
+    """Write Ansible's module arguments for *inputs*; their size in MB."""
+    args = dict(inputs, report_dir=report_dir, send="never")
+    if as_text:
+        args["sweeps"], args["disk_reports"] = compact(inputs["sweeps"]), compact(inputs["disk_reports"])
+    data = json.dumps({"ANSIBLE_MODULE_ARGS": args})
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(data)
+    return len(data) / 1e6
+
+
+def in_process(inputs: Dict, report_dir: str) -> Dict[str, float]:
+    """What the module adds to AnsibleModule: _fleet.run on the JSON text (parse, check, merge, render, write)."""
+    options = dict(inputs, sweeps=compact(inputs["sweeps"]), disk_reports=compact(inputs["disk_reports"]),
+                   report_dir=report_dir, send="never")
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = _fleet.run(options)
+    if result["error"]:
+        raise RuntimeError(result["error"])
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def median(rounds: List[Dict[str, float]]) -> Dict[str, float]:
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+
+def measure(count: int, repeat: int, dict_too: bool, work: str, env: Dict[str, str]) -> Dict:
+    inputs = fleet_scale.fleet(count)
+    filesystems = sum(len(r["filesystems"]) for r in inputs["disk_reports"].values())
+    report_dir = os.path.join(work, f"reports-{count}")
+    text_args, dict_args = os.path.join(work, f"args-{count}.json"), os.path.join(work, f"args-{count}-dict.json")
+    size = args_file(text_args, inputs, report_dir, as_text=True)
+    null = os.path.join(work, "null_module.py")
+    row = {"hosts": count, "filesystems": filesystems, "args_mb": size}
+    rounds: Dict[str, List] = {"module": [], "reference": [], "build": [], "dict": []}
+    if dict_too:
+        args_file(dict_args, inputs, report_dir + "-dict", as_text=False)
+    for unused in range(repeat):
+        rounds["reference"].append(run_process(null, text_args, env))
+        rounds["module"].append(run_process(MODULE, text_args, env))
+        rounds["build"].append(in_process(inputs, report_dir + "-inproc"))
+        if dict_too:
+            rounds["dict"].append(run_process(MODULE, dict_args, env))
+    for key, values in rounds.items():
+        if values:
+            row[key] = median(values)
+    return row
+
+
+def table(rows: List[Dict]) -> None:
+    print("\n| hosts | filesystems | args | module process: wall (CPU) | peak RSS | reference: wall (CPU), RSS "
+          "| × reference (wall) | build in-process: wall (CPU) | dicts instead of JSON text: wall (CPU), RSS |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        m, ref, b = r["module"], r["reference"], r["build"]
+        dicts = f"{r['dict']['wall']:.2f} s ({r['dict']['cpu']:.2f} s), {r['dict']['rss']:.0f} MB" if "dict" in r else "-"
+        print(f"| {r['hosts']:,} | {r['filesystems']:,} | {r['args_mb']:.0f} MB | {m['wall']:.2f} s ({m['cpu']:.2f} s) "
+              f"| {m['rss']:.0f} MB | {ref['wall']:.2f} s ({ref['cpu']:.2f} s), {ref['rss']:.0f} MB "
+              f"| {m['wall'] / ref['wall']:.2f} | {b['wall']:.2f} s ({b['cpu']:.2f} s) | {dicts} |")
+
+
+def growth(rows: List[Dict]) -> None:
+    by = {r["hosts"]: r for r in rows}
+    if 5000 in by and 20000 in by:
+        nlogn = 20000 * math.log(20000) / (5000 * math.log(5000))
+        for what, key in (("module process", "module"), ("build in-process", "build")):
+            for unit in ("wall", "cpu"):
+                ratio = by[20000][key][unit] / by[5000][key][unit]
+                print(f"growth 5,000 -> 20,000 hosts ({what}, {unit}): {ratio:.2f}x "
+                      f"(linear 4.00x, n log n {nlogn:.2f}x, quadratic 16x): "
+                      f"{'no worse than n log n' if ratio <= nlogn else 'WORSE than n log n'}")
+    if GOAL_HOSTS in by:
+        m = by[GOAL_HOSTS]["module"]
+        ok = m["wall"] <= GOAL_SECONDS and m["rss"] <= GOAL_MB
+        print(f"goal at {GOAL_HOSTS:,} hosts (<= {GOAL_SECONDS:g} s, <= {GOAL_MB} MB in the module process): "
+              f"{m['wall']:.2f} s wall, {m['cpu']:.2f} s CPU, {m['rss']:.0f} MB: {'met' if ok else 'NOT met'}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", default="1000,5000,10000,20000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dict-too", default="", help="host counts at which to time dict arguments too")
+    parser.add_argument("--keep", help="keep the arguments and reports in this directory")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.hosts.split(",") if n]
+    dict_counts = {int(n) for n in args.dict_too.split(",") if n}
+    work = args.keep or tempfile.mkdtemp(prefix="bench-fleet-report-")
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "null_module.py"), "w", encoding="utf-8") as handle:
+        handle.write(NULL_MODULE)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS] + sys.path), PYTHONDONTWRITEBYTECODE="1")
+    rows = []
+    try:
+        for count in counts:
+            print(f"--- {count:,} hosts (load average {os.getloadavg()[0]:.1f})", flush=True)
+            rows.append(measure(count, args.repeat, count in dict_counts, work, env))
+            r = rows[-1]
+            print(f"    module {r['module']['wall']:.2f} s ({r['module']['cpu']:.2f} s CPU, {r['module']['rss']:.0f} MB), "
+                  f"reference {r['reference']['wall']:.2f} s, build {r['build']['wall']:.2f} s", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    table(rows)
+    growth(rows)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
