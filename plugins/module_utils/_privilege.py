@@ -82,7 +82,7 @@ def _prctl_function() -> Callable[..., int]:
     After the switch the interpreter's own files may be out of the new
     user's reach (a Python under /root), so nothing may be imported then.
     """
-    import ctypes  # pylint: disable=import-outside-toplevel  (only a process that changes users needs it)
+    import ctypes  # pylint: disable=import-outside-toplevel  # only a process that changes users needs it
     libc = ctypes.CDLL(None, use_errno=True)
     ulong = ctypes.c_ulong
 

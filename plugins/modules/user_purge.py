@@ -15,15 +15,18 @@ description:
   - Run before M(ansible.builtin.user) with O(ansible.builtin.user#module:state=absent), so that nothing of the
     account survives it. The M(sysops.fleet.watcher) role uses it to uninstall the watcher by the daemon's uid,
     never by what that user wrote (a pidfile it could have replaced).
-  - B(Processes:) every process of the user is killed by one C(kill(-1, SIGKILL)) made as that user, which the
-    kernel delivers to all of them at once: a process that keeps forking to new pids (each generation alive for
+  - >-
+    B(Processes:) every process of the user is killed by one C(kill(-1, SIGKILL)) made as that user, which the
+    kernel delivers to all of them at once. A process that keeps forking to new pids (each generation alive for
     a millisecond, too short for any list of pids) cannot outrun it, since a fork racing with it fails. The task
     checks C(/proc) afterwards, tries again until O(timeout), and fails naming any process still there.
-  - B(Leftovers) (O(leftovers=true)): the user's crontab and C(at) jobs (which would start it again), its entries
+  - >-
+    B(Leftovers) (O(leftovers=true)): the user's crontab and C(at) jobs (which would start it again), its entries
     at the top of C(/tmp), C(/var/tmp) and C(/dev/shm), its System V IPC objects and its mail spool, which a
     later account given the same uid would otherwise inherit.
-  - With O(program), only processes whose command line runs that program are stopped, and no leftover is
-    removed: for an account that also runs other things.
+  - >-
+    With O(program), only processes whose command line runs that program are stopped, and no leftover is
+    removed, for an account that also runs other things.
   - A user that does not exist is nothing to do.
 author:
   - sysops.fleet maintainers (@sysops)
