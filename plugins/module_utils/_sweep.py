@@ -14,6 +14,7 @@ address (``_command.run_many``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import time
@@ -35,6 +36,7 @@ _REPLY_RTT = re.compile(r"time[=<]\s*([0-9.]+)\s*ms")
 # which times each reply from the probe whose sequence number it carries), and "3 packets transmitted".
 _REPLY_LINE = re.compile(r"(?:icmp_)?seq=(\d+)\b.*?time[=<]\s*([0-9.]+)\s*ms")
 _TRANSMITTED = re.compile(r"(\d+) packets transmitted")
+_SEQ = re.compile(r"icmp_seq=(\d+)")
 
 
 class Probe(NamedTuple):
@@ -81,6 +83,12 @@ def ping_argv(ping: str, address: str, timeout: float, count: int = 1, spacing: 
 
     One probe: ``-q`` (the summary has its time). Count mode: every reply
     line (``icmp_seq``, ``time``), *count* probes *spacing* seconds apart.
+    No ``-w``: with a deadline iputils goes on sending past *count* until
+    it has that many replies. Without one it stops listening
+    max(2 x its slowest round trip, spacing) after its last probe, so a
+    reply to that last probe that comes later (on a busy sweeper, even
+    one that came in time) counts as lost: the ping method's one known
+    difference from the socket method, which waits *timeout* for every probe.
     """
     family = "-6" if ":" in address else "-4"
     if count == 1:
@@ -118,25 +126,33 @@ def probe_with_ping(addresses: Sequence[str], options: SweepOptions, rate: float
 
 def _ping_counted(ping: str, addresses: Sequence[str], options: SweepOptions, rate: float,
                   concurrency: int) -> Probed:
-    """Count mode with ``ping -c COUNT -i SPACING``: one ping process per address, its reply lines read."""
+    """Count mode with ``ping -c COUNT -i SPACING``: one ping process per address, its reply lines read.
+
+    A ping that had to be killed (a starved machine: it is given twice its
+    sending time and 10 s more) printed no summary; its probes are counted
+    as far as its reply lines go, and the error says so.
+    """
     argvs = [ping_argv(ping, a, options.timeout, options.count, options.spacing) for a in addresses]
-    deadline = (options.count - 1) * options.spacing + options.timeout + 5.0
+    deadline = 2 * (options.count - 1) * options.spacing + options.timeout + 10.0
     results: Probed = {}
     for index, res in _command.run_many(argvs, concurrency=concurrency, timeout=deadline,
                                         rate=rate / options.count if rate else 0.0):
-        rtts = ping_replies(res.stdout)
+        rtts = ping_replies(res.stdout, options.timeout * 1000.0)
         sent = _TRANSMITTED.search(res.stdout)
         error = "" if res.ok or res.rc == 1 and not res.timed_out else _ping_error(res)
-        results[addresses[index]] = Probe(int(sent.group(1)) if sent else options.count, rtts, error)
+        counted = int(sent.group(1)) if sent else max([options.count if not res.timed_out else 0]
+                                                      + [int(n) for n in _SEQ.findall(res.stdout)])
+        results[addresses[index]] = Probe(counted, rtts, error)
     return results
 
 
-def ping_replies(output: str) -> List[float]:
-    """The round-trip time (ms) of each probe ping printed a reply for, once per sequence number (no DUP!)."""
+def ping_replies(output: str, within_ms: float = math.inf) -> List[float]:
+    """The round-trip time (ms) of each probe ping printed a reply for within *within_ms*, once per sequence
+    number (a DUP! is not a second answer)."""
     seen: Dict[int, float] = {}
     for match in _REPLY_LINE.finditer(output):
         seen.setdefault(int(match.group(1)), float(match.group(2)))
-    return list(seen.values())
+    return [rtt for rtt in seen.values() if rtt <= within_ms]
 
 
 def ping_rtt(output: str) -> Optional[float]:

@@ -53,7 +53,7 @@ REPEAT_LOG = 3600.0  # a problem that lasts is logged again this often (status a
 # [hosts] names the sweep's targets "watch"; every other key of the sweep's spec keeps its name there.
 HOST_NAMES = {"targets": "watch"}
 # The watcher's own defaults where they differ from the sweep's (measured: README, "Alerts that do not cry wolf").
-HOST_DEFAULTS = {"count": 3}
+HOST_DEFAULTS = {"count": 4}
 HOST_RULE_KEYS = ("down_after", "window", "clear_after", "loss_warn", "loss_crit", "rtt_warn", "rtt_crit")
 HOST_SECTION = "host "  # [host NAME]: thresholds for one watched host
 
@@ -253,12 +253,11 @@ def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> Non
                 settings.limits_by_host[key] = limits
     except (ValueError, _targets.TargetError) as exc:
         raise WatcherConfigError(str(exc)) from None
-    if settings.sweep.targets:
-        try:  # the watch list, refused now (not at the first round) if it can never be swept
-            _targets.parse_all(settings.sweep.targets, "[hosts] watch", settings.sweep.max_hosts)
-            _targets.parse_all(settings.sweep.exclude, "[hosts] exclude")
-        except _targets.TargetError as exc:
-            raise WatcherConfigError(str(exc)) from None
+    try:  # the watch list, refused now (not at the first round) if it can never be swept
+        _targets.parse_all(settings.sweep.targets, "[hosts] watch", settings.sweep.max_hosts)
+        _targets.parse_all(settings.sweep.exclude, "[hosts] exclude")
+    except _targets.TargetError as exc:
+        raise WatcherConfigError(str(exc)) from None
 
 
 def _host_section(section: configparser.SectionProxy, name: str, settings: Settings):
@@ -477,7 +476,7 @@ class Watcher:
             level = "down"
         seen = _alert_rules.remember(_alert_rules.seen_letters(old.get("seen"), keep), level, keep)
         previous = old.get("status") if old.get("status") in HOST_SEVERITY else "up"
-        status = _alert_rules.next_level(previous, seen, rules)
+        status, seen = _alert_rules.advance(previous, seen, rules)
         state: Dict[str, Any] = {"status": status, "since": old.get("since", now) if status == previous else now,
                                  "address": address, "rtt_ms": entry.get("rtt_ms"), "seen": seen, "level": level,
                                  "sent": sent, "received": received, "loss_pct": loss}
