@@ -63,8 +63,8 @@ class Family:
     def add_histogram(self, buckets: Sequence[float], counts: Sequence[float], total: float, **labels: Any) -> None:
         """One histogram: cumulative *counts* of observations at most each of *buckets* (then +Inf), their sum."""
         text = {k: str(v) for k, v in labels.items()}
-        for bound, count in zip(list(buckets) + [math.inf], counts):
-            self.suffixed.append(("_bucket", dict(text, le=format_value(float(bound))), count))
+        for bound, count in zip(list(buckets) + [math.inf], counts):  # le as Prometheus' clients write it: 1, 0.25
+            self.suffixed.append(("_bucket", dict(text, le="+Inf" if math.isinf(bound) else format(bound, "g")), count))
         self.suffixed.append(("_sum", text, total))
         self.suffixed.append(("_count", text, counts[-1] if counts else 0))
 
@@ -151,10 +151,15 @@ def filesystem_metrics(rows: Sequence[Mapping[str, Any]], forecasts: Mapping[str
     status = Family(PREFIX + "filesystem_status",
                     "1 for the filesystem's status against the watcher's thresholds (ok, warn, crit), 0 for the others.")
     rate = Family(PREFIX + "filesystem_fill_rate_bytes_per_second",
-                  "How fast used bytes grow (negative: shrink), least-squares over the history window; "
+                  "How fast used bytes grow (negative: shrink), the Theil-Sen slope over the history window; "
                   "absent until there is enough history.")
     full = Family(PREFIX + "filesystem_full_in_seconds",
-                  "Seconds until the available bytes are used up at the fill rate; absent when not filling.")
+                  "Seconds until the filesystem is full at its fill rate (from the trend line's free space); absent "
+                  "unless it fills steadily (the rate's 95 % interval above zero).")
+    soonest = Family(PREFIX + "filesystem_full_in_low_seconds",
+                     "The soonest it may be full: full_in_seconds at the high end of the rate's 95 % interval.")
+    latest = Family(PREFIX + "filesystem_full_in_high_seconds",
+                    "The latest it may be full: full_in_seconds at the low end of the rate's 95 % interval.")
     for row in rows:
         labels = {"mount": row["mount"], "device": row.get("device", ""), "fstype": row.get("fstype", "")}
         size.add(row.get("size_bytes"), **labels)
@@ -170,11 +175,11 @@ def filesystem_metrics(rows: Sequence[Mapping[str, Any]], forecasts: Mapping[str
         forecast = forecasts.get(row["mount"])
         if forecast is None or forecast.rate_per_day is None:
             continue
-        per_second = forecast.rate_per_day / _history.DAY
-        rate.add(per_second, **labels)
-        if per_second > 0 and row.get("avail_bytes") is not None:
-            full.add(row["avail_bytes"] / per_second, **labels)
-    return [size, avail, used, use, inodes, status, rate, full]
+        rate.add(forecast.rate_per_day / _history.DAY, **labels)
+        for family, days in ((full, forecast.days_to_full), (soonest, forecast.days_to_full_low),
+                             (latest, forecast.days_to_full_high)):
+            family.add(None if days is None else days * _history.DAY, **labels)
+    return [size, avail, used, use, inodes, status, rate, full, soonest, latest]
 
 
 def host_metrics(hosts: Mapping[str, Mapping[str, Any]]) -> List[Family]:
