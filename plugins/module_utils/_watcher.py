@@ -711,8 +711,10 @@ class Watcher:
         hosts = [h.get("status") for h in self.state.get("hosts", {}).values()]
         bad_disks = sum(1 for d in disks if d in ("warn", "crit"))
         down = sum(1 for h in hosts if h == "down")
+        lossy = sum(1 for h in hosts if h in ("warn", "crit"))
+        over = f", {lossy} over a loss or round-trip threshold" if lossy else ""
         return (f"last round at {time.strftime('%H:%M:%S')}: {len(disks)} filesystem(s), {bad_disks} over a threshold; "
-                f"{len(hosts)} host(s), {down} down; {self.state.get('spool_pending', 0)} mail(s) spooled")
+                f"{len(hosts)} host(s), {down} down{over}; {self.state.get('spool_pending', 0)} mail(s) spooled")
 
     def _notify(self, notifier: _sd_notify.Notifier, send: Callable[..., bool], *args: str) -> None:
         """Send one notification; a failure is logged once, not every round."""
