@@ -223,16 +223,9 @@ class Prober:
             if wait > 0:
                 select.select(readers, [], [], wait)
 
-    def _next_slot(self, now: float) -> int:
-        """The slot to send next: a count-mode probe that is due, else a first probe or a retry; -1 if none."""
-        if self._later and self._later[0][0] <= now:
-            return self._later[0][1]
-        if self._todo:
-            return self._todo[0]
-        return -1
-
     def _send_some(self, budget: int) -> int:
-        """Send up to *budget* probes; stop early when the kernel's queue is full.
+        """Send up to *budget* probes: count-mode probes that are due first, then first probes and retries;
+        stop early when the kernel's queue is full.
 
         The hot loop of a large sweep, so attributes are bound to locals.
         The round trip is timed from just before ``sendto`` (a process
@@ -242,12 +235,16 @@ class Prober:
         sent_at, state, expiry, timeout, per = self._sent_at, self._state, self._expiry, self.timeout, self.per
         versions, sockets, addresses, later, todo = self.versions, self._sockets, self.addresses, self._later, self._todo
         monotonic, packet, counted = time.monotonic, self._packet, self.sent
-        spacing, last = self.spacing, self.count - 1
+        spacing, half, last = self.spacing, self.spacing / 2, self.count - 1
         count = 0
-        started = monotonic()
+        now = monotonic()
         while count < budget:
-            slot = self._next_slot(started)
-            if slot < 0:
+            if later and later[0][0] <= now:
+                due, slot = later[0]
+                queue = later
+            elif todo:
+                due, slot, queue = 0.0, todo[0], todo
+            else:
                 break
             index, number = divmod(slot, per)
             version = versions[index]
@@ -260,27 +257,20 @@ class Prober:
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
                     break
-                self._unsendable(slot, index, exc.strerror or str(exc))  # unreachable, or refused by a local firewall
+                queue.popleft()  # no more probes to it: unreachable, or refused by a local firewall
+                self.errors[index] = exc.strerror or str(exc)
                 continue
             now = monotonic()
-            (later if later and later[0][1] == slot else todo).popleft()
+            queue.popleft()
             sent_at[slot] = started
             state[slot] = _IN_FLIGHT
             expiry.append((now + timeout, slot))
             counted[index] += 1
-            self._outstanding += 1
-            if number < last:
-                later.append((started + spacing, slot + 1))
+            if number < last:  # on the cadence of its due time, never closer than half the spacing to this one
+                later.append((max(due + spacing, started + half) if due else started + spacing, slot + 1))
             count += 1
+        self._outstanding += count
         return count
-
-    def _unsendable(self, slot: int, index: int, error: str) -> None:
-        """A probe the kernel refused to send: no more probes to that address, and say why."""
-        if self._later and self._later[0][1] == slot:
-            self._later.popleft()
-        else:
-            self._todo.popleft()
-        self.errors[index] = error
 
     def _wait(self, next_send: float, sent: int) -> float:
         now = time.monotonic()
@@ -306,23 +296,24 @@ class Prober:
 
     def _drain(self) -> None:
         """Read every reply the kernel holds for us (before anything may expire)."""
+        match, monotonic = self._match, time.monotonic
         for version, (sock, raw) in self._sockets.items():
+            recv = sock.recv
             while True:
                 try:
-                    data = sock.recv(2048)
+                    data = recv(2048)
                 except (BlockingIOError, InterruptedError):
                     break
-                self._match(data, version, raw, time.monotonic())
+                match(data, version, raw, monotonic())
 
     def _match(self, data: bytes, version: int, raw: bool, received: float) -> None:
         """Time a reply from the probe its payload names, if that probe still waits for it; once per probe."""
-        if raw and version == 4:
-            data = data[(data[0] & 0x0F) * 4:]
-        if len(data) < _HEADER.size + _PAYLOAD.size or data[0] != ECHO_REPLY[version]:
+        start = (data[0] & 0x0F) * 4 if raw and version == 4 else 0  # a raw IPv4 socket sees the IP header first
+        if len(data) < start + _HEADER.size + _PAYLOAD.size or data[start] != ECHO_REPLY[version]:
             return
-        if raw and int.from_bytes(data[4:6], "big") != self.ident:
+        if raw and int.from_bytes(data[start + 4:start + 6], "big") != self.ident:
             return  # another process's ping
-        token, index, number = _PAYLOAD.unpack_from(data, _HEADER.size)
+        token, index, number = _PAYLOAD.unpack_from(data, start + _HEADER.size)
         if token != self.token or index >= len(self.addresses) or number >= self.per:
             return
         slot = index * self.per + number

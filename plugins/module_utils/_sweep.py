@@ -128,12 +128,12 @@ def _ping_counted(ping: str, addresses: Sequence[str], options: SweepOptions, ra
                   concurrency: int) -> Probed:
     """Count mode with ``ping -c COUNT -i SPACING``: one ping process per address, its reply lines read.
 
-    A ping that had to be killed (a starved machine: it is given twice its
-    sending time and 10 s more) printed no summary; its probes are counted
-    as far as its reply lines go, and the error says so.
+    A ping that had to be killed (a starved machine: it is given three
+    times its sending time and 30 s more) printed no summary; its probes
+    are counted as far as its reply lines go, and the error says so.
     """
     argvs = [ping_argv(ping, a, options.timeout, options.count, options.spacing) for a in addresses]
-    deadline = 2 * (options.count - 1) * options.spacing + options.timeout + 10.0
+    deadline = 3 * (options.count - 1) * options.spacing + options.timeout + 30.0
     results: Probed = {}
     for index, res in _command.run_many(argvs, concurrency=concurrency, timeout=deadline,
                                         rate=rate / options.count if rate else 0.0):
