@@ -13,6 +13,12 @@ The same input chain counts every echo request that arrives (the named
 counter ``echo_requests``), so a test can prove that a refused input sent
 nothing at all: ``echo_requests(NAME)`` before and after.
 
+``lossy(LOSSES)`` is a lab where each chosen host loses a share of the echo
+requests sent to it, at random (nftables ``numgen random``), and counts per
+address what it let in and what it dropped (``seen`` and ``dropped``): a
+sweep's loss can be checked against the exact number of probes the lab
+dropped, not only against the configured share.
+
 ``delayed(DELAYS)`` is a lab whose kernel answers no ping at all
 (``icmp_echo_ignore_all``); ``respond`` answers instead, for each address
 after its own delay, so round-trip times are known in advance (this
@@ -23,6 +29,7 @@ kernel has no ``sch_netem`` for ``tc ... delay``).
     python3 tests/lab.py expect NAME CIDR           # prints the alive set as JSON
     python3 tests/lab.py count NAME                 # echo requests seen so far
     python3 tests/lab.py respond ADDR=MS ...        # (inside a lab) answer pings after MS milliseconds
+    python3 tests/lab.py lossy NAME 20=4,10 100=6   # a lossy lab: last octets 4 and 10 lose 20 %, 6 all
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Dict, Iterator, List, Set
+from typing import Dict, Iterable, Iterator, List, Set
 
 DEFAULT_SILENT_MOD = 3
 
@@ -118,6 +125,84 @@ def lab(mod: int = DEFAULT_SILENT_MOD, prefix: str = "fleetlab") -> Iterator[str
         down(name)
 
 
+def lossy_ruleset(losses: Dict[float, Iterable[int]]) -> str:
+    """nftables rules: echo requests to each last octet of *losses*' values dropped at random with its share
+    (percent, to 0.01); every request counted per address in ``seen``, every drop in ``dropped``."""
+    rules = []
+    for loss, octets in sorted(losses.items()):
+        listed = ", ".join(str(o) for o in sorted(set(octets)))
+        if not listed:
+            continue
+        match = f"ip protocol icmp icmp type echo-request ip daddr 127.0.0.0/8 @nh,152,8 {{ {listed} }}"
+        chance = "" if loss >= 100 else f"numgen random mod 10000 < {int(round(loss * 100))} "
+        if loss > 0:
+            rules.append(f"    {match} {chance}update @dropped {{ ip daddr }} drop")
+    body = "\n".join(rules)
+    return f"""
+table inet lab {{
+  counter echo_requests {{ }}
+  set seen {{ type ipv4_addr; size 1048576; flags dynamic; counter; }}
+  set dropped {{ type ipv4_addr; size 1048576; flags dynamic; counter; }}
+  chain input {{
+    type filter hook input priority filter; policy accept;
+    icmp type echo-request counter name "echo_requests"
+    ip protocol icmp icmp type echo-request update @seen {{ ip daddr }}
+{body}
+  }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def lossy(losses: Dict[float, Iterable[int]], prefix: str = "fleetloss") -> Iterator[str]:
+    """A fresh namespace whose hosts (by last octet, any 127.x network) lose *losses*' share of echo requests."""
+    name = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    _run(["ip", "netns", "add", name])
+    try:
+        _run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"])
+        _run(["ip", "netns", "exec", name, "nft", "-f", "-"], lossy_ruleset(losses))
+        yield name
+    finally:
+        down(name)
+
+
+def _set_counters(name: str, which: str) -> Dict[str, int]:
+    out = subprocess.run(["ip", "netns", "exec", name, "nft", "-j", "list", "set", "inet", "lab", which],
+                         capture_output=True, text=True, check=True).stdout
+    counts: Dict[str, int] = {}
+    for item in json.loads(out)["nftables"]:
+        for element in item.get("set", {}).get("elem", []):
+            entry = element.get("elem", {})
+            counts[entry["val"]] = int(entry["counter"]["packets"])
+    return counts
+
+
+def seen(name: str) -> Dict[str, int]:
+    """Echo requests that reached the lossy lab's input hook, per address."""
+    return _set_counters(name, "seen")
+
+
+def dropped(name: str) -> Dict[str, int]:
+    """Echo requests the lossy lab dropped, per address (addresses it never dropped from are absent)."""
+    return _set_counters(name, "dropped")
+
+
+def silence(name: str, address: str) -> None:
+    """From now on *address* answers nothing in the lab (a host that stopped); ``speak`` undoes it."""
+    _run(netns_argv(name, ["nft", "insert", "rule", "inet", "lab", "input", "ip", "daddr", address,
+                           "icmp", "type", "echo-request", "drop", "comment", f'"silence {address}"']))
+
+
+def speak(name: str, address: str) -> None:
+    """Undo ``silence``: *address* answers again (its loss rule, if any, applies as before)."""
+    out = subprocess.run(netns_argv(name, ["nft", "-a", "list", "chain", "inet", "lab", "input"]),
+                         capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        if f'comment "silence {address}"' in line and "# handle " in line:
+            handle = line.rsplit("# handle ", 1)[1].strip()
+            _run(netns_argv(name, ["nft", "delete", "rule", "inet", "lab", "input", "handle", handle]))
+
+
 def _realtime_prefix() -> List[str]:
     """``chrt -f 20`` where this machine lets root use real-time scheduling, else nothing.
 
@@ -187,15 +272,20 @@ def respond(delays: Dict[str, float]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "expect", "count", "respond"])
+    parser.add_argument("action", choices=["up", "down", "expect", "count", "respond", "lossy"])
     parser.add_argument("name", help="the lab (for respond: the first ADDR=MS)")
-    parser.add_argument("cidr", nargs="*", help="expect: the CIDR; respond: more ADDR=MS")
+    parser.add_argument("cidr", nargs="*", help="expect: the CIDR; respond: more ADDR=MS; lossy: LOSS=OCTET,...")
     parser.add_argument("--silent-mod", type=int, default=DEFAULT_SILENT_MOD)
     args = parser.parse_args()
     if args.action == "up":
         up(args.name, args.silent_mod)
     elif args.action == "down":
         down(args.name)
+    elif args.action == "lossy":
+        _run(["ip", "netns", "add", args.name])
+        _run(["ip", "netns", "exec", args.name, "ip", "link", "set", "lo", "up"])
+        losses = {float(k): [int(o) for o in v.split(",")] for k, v in (item.split("=", 1) for item in args.cidr)}
+        _run(["ip", "netns", "exec", args.name, "nft", "-f", "-"], lossy_ruleset(losses))
     elif args.action == "count":
         print(echo_requests(args.name))
     elif args.action == "respond":

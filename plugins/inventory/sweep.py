@@ -19,6 +19,11 @@ description:
     in C(net.ipv4.ping_group_range)); otherwise O(method=auto) runs the system C(ping).
   - Every host gets C(ansible_host) (the address that answered), C(sweep_rtt_ms) (the round trip time in
     milliseconds) and, when its target was a host name, C(sweep_name).
+  - In count mode (O(count) above 1) a host is every address that answered at least one probe, and also gets
+    C(sweep_sent), C(sweep_received), C(sweep_loss_pct) (percent) and C(sweep_rtt) (C(min), C(median), C(p90),
+    C(max) and C(stddev) in milliseconds); C(sweep_rtt_ms) is then the median. So C(groups) and C(keyed_groups)
+    can sort hosts by loss or latency.
+  - A host name in O(exclude) that does not resolve excludes nothing; the parse warns about it.
   - The configuration file must end in C(.sweep.yml) or C(.sweep.yaml) and hold O(plugin=sysops.fleet.sweep).
   - With O(cache=true) the sweep's result is kept by the inventory cache plugin (O(cache_plugin)), and the next
     parse within O(cache_timeout) seconds uses it without sending a packet; C(--flush-cache) sweeps again. A
@@ -29,6 +34,7 @@ requirements:
   - Permission to open ICMP sockets on the controller, or the iputils C(ping) binary (Debian/Ubuntu package
     C(iputils-ping), RPM package C(iputils)).
 extends_documentation_fragment:
+  - sysops.fleet.sweep
   - ansible.builtin.constructed
   - ansible.builtin.inventory_cache
 options:
@@ -37,58 +43,6 @@ options:
     type: str
     required: true
     choices: [sysops.fleet.sweep]
-  targets:
-    description:
-      - What to sweep. Each entry is an IPv4 or IPv6 address, a CIDR such as V(192.0.2.0/24), a range
-        V(192.0.2.10-192.0.2.20) or V(192.0.2.10-20) (last octet), or a host name.
-      - For IPv4 CIDRs shorter than /31 the network and broadcast addresses are skipped, like C(fping -g).
-      - A host name is resolved on the controller and its first address probed; a name that does not resolve is
-        a warning, and an error only when no target resolves at all.
-      - Entries with shell metacharacters, malformed addresses and V(/0) are refused before anything is sent.
-    type: list
-    elements: str
-    required: true
-  exclude:
-    description:
-      - Addresses not to probe, in the same syntax as O(targets). CIDRs here cover the whole network,
-        including network and broadcast addresses.
-    type: list
-    elements: str
-    default: []
-  timeout:
-    description: Seconds to wait for the reply to each probe, counted from when that probe was sent; at most 60.
-    type: float
-    default: 1.0
-  retries:
-    description: Extra probes sent to hosts that stayed silent, each with its own O(timeout). Between 0 and 10.
-    type: int
-    default: 1
-  method:
-    description:
-      - How to probe. V(socket) sends ICMP echo requests over datagram or raw ICMP sockets; V(ping) runs the
-        system C(ping) once per address; V(auto) picks V(socket) when this process may open ICMP sockets, else
-        V(ping).
-    type: str
-    choices: [auto, socket, ping]
-    default: auto
-  rate:
-    description:
-      - Cap on probes sent per second by the whole sweep. V(0) means no cap.
-      - The default of 1000 per second does not flood a LAN, a firewall's state table or an IDS.
-    type: float
-    default: 1000
-  max_hosts:
-    description: Refuse a sweep with more addresses than this, before anything is expanded or sent.
-    type: int
-    default: 65536
-  workers:
-    description: Worker processes that send the probes. Defaults to the number of CPUs, at most 8. Between 1 and 256.
-    type: int
-  concurrency:
-    description:
-      - Probes in flight per worker at once. Defaults to 65536 for V(socket) and to 256 C(ping) processes per
-        worker for V(ping).
-    type: int
   hostnames:
     description:
       - What names an inventory host.
@@ -130,6 +84,16 @@ groups:
   slow: sweep_rtt_ms > 50
 
 ---
+# health.sweep.yml: 10 probes per host, 200 ms apart; hosts grouped by how lossy their path is
+plugin: sysops.fleet.sweep
+targets: [192.0.2.0/24]
+count: 10
+spacing: 0.2
+groups:
+  lossy: sweep_loss_pct > 5
+  jittery: sweep_rtt.stddev > 10
+
+---
 # cached.sweep.yml: sweep at most once an hour; ansible-inventory --flush-cache sweeps now
 plugin: sysops.fleet.sweep
 targets: [192.0.2.0/24]
@@ -158,12 +122,14 @@ import json
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _command, _fanout, _sweep, _targets
+from ansible_collections.sysops.fleet.plugins.module_utils import _command, _fanout, _sweep, _sweep_options, _targets
 
 SUFFIXES = (".sweep.yml", ".sweep.yaml")
 # The options that decide what the sweep finds: a cached result made with others is not reused.
-SWEEP_OPTIONS = ("targets", "exclude", "timeout", "retries", "method", "rate", "max_hosts", "workers", "concurrency")
-CACHE_FORMAT = 1
+SWEEP_OPTIONS = tuple(_sweep_options.SPEC)
+CACHE_FORMAT = 2  # 2: count mode's numbers (sent, received, loss_pct, rtt) beside address, rtt_ms and name
+COUNTED = ("sent", "received", "loss_pct", "rtt")  # what count mode adds to a host, as sweep_<name>
+RTT_STATS = ("min", "median", "p90", "max", "stddev")
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -227,10 +193,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _sweep(self, path, wanted):
         """Sweep now; the hosts that answered, in the sweep's order, as plain data (what the cache keeps)."""
         try:
-            result = _sweep.sweep(**wanted)
+            result = _sweep.run(_sweep_options.from_params(wanted))
         except (ValueError, _command.CommandError, _fanout.FanOutError) as exc:
             raise AnsibleParserError(f"{path}: {exc}") from None
         summary = result["summary"]
+        for name in result["exclude_unresolved"]:
+            self.display.warning(f"{path}: exclude: {name!r} does not resolve, so it excludes nothing; check the name "
+                                 "(DNS, /etc/hosts)")
         self.display.vvv(f"{path}: {summary['alive']} of {summary['total']} addresses answered "
                          f"(method {summary['method']}, {summary['elapsed_s']}s)")
         for name in result["unresolved"]:
@@ -244,7 +213,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         found = []
         for address in result["alive"]:
             entry = result["hosts"][address]
-            found.append({"address": address, "rtt_ms": entry.get("rtt_ms"), "name": entry.get("name")})
+            host = {"address": address, "rtt_ms": entry.get("rtt_ms"), "name": entry.get("name")}
+            host.update({key: entry[key] for key in COUNTED if key in entry})
+            found.append(host)
         return found
 
     def _populate(self, found):
@@ -257,6 +228,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             hostvars = {"ansible_host": host["address"], "sweep_rtt_ms": host.get("rtt_ms")}
             if host.get("name"):
                 hostvars["sweep_name"] = host["name"]
+            hostvars.update({f"sweep_{key}": host[key] for key in COUNTED if key in host})
             for var, value in hostvars.items():
                 self.inventory.set_variable(hostname, var, value)
             # groups and keyed_groups see the composed variables too (Constructable adds the host's vars)
@@ -266,11 +238,27 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
 
 def _plain_host(host):
-    """One cached host as plain data: an address, a number of milliseconds or None, a name or None."""
+    """One cached host as plain data: an address, a number of milliseconds or None, a name or None, and in
+    count mode two counts, a percentage and the round-trip statistics (numbers, or None)."""
     address = str(ipaddress.ip_address(str(host["address"])))
     rtt = host.get("rtt_ms")
     name = host.get("name")
     if name is not None and not isinstance(_targets.parse(str(name)), _targets.Name):
         raise ValueError(f"not a host name: {name!r}")
-    return {"address": address, "rtt_ms": None if rtt is None else float(rtt),
-            "name": None if name is None else str(name).encode("ascii").decode("ascii")}
+    plain = {"address": address, "rtt_ms": None if rtt is None else _number(rtt),
+             "name": None if name is None else str(name).encode("ascii").decode("ascii")}
+    if "sent" in host:
+        sent, received, loss = int(host["sent"]), int(host["received"]), _number(host["loss_pct"])
+        if not 0 <= received <= sent <= _sweep_options.MAX_COUNT or not 0 <= loss <= 100:
+            raise ValueError("counts out of range")
+        stats = host["rtt"]
+        plain.update(sent=sent, received=received, loss_pct=loss,
+                     rtt=None if stats is None else {key: _number(stats[key]) for key in RTT_STATS})
+    return plain
+
+
+def _number(value):
+    """A finite number from the cache; a bool, a string or nan is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        raise ValueError(f"not a number: {value!r}")
+    return float(value)

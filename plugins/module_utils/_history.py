@@ -8,10 +8,14 @@ PRIVATE to the sysops.fleet collection. Pure standard library.
 
 The watcher records one sample per filesystem every ``sample_every``
 seconds (not every check), keeps ``keep_days`` of them, and the daily
-report turns them into "+1.2G/day, full in about 12 days". The rate is the
-least-squares slope of used bytes over the last ``window`` seconds, so one
-big temporary file does not dominate it the way a first-to-last difference
-would.
+report turns them into "+1.2G/day, full in about 12 days (10-15 days)".
+The rate is the Theil-Sen slope of used bytes over the last ``window``
+seconds (``_trend``): nightly temporary files, log rotation, an upgrade's
+one-off gigabytes or a tmpfs's bursts do not move it the way they move a
+least-squares slope. A filesystem gets a date only when its growth is
+steady, the 95 % interval of the rate above zero, and the date is counted
+from the trend line's free space, not from the burst of the moment; the
+interval is shown with it.
 
 The history file belongs to the watcher's user, who can write anything in
 it. So it is read as untrusted input, by its owner (``_privilege.as_owner``
@@ -34,7 +38,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, ContextManager, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _files, _html, _privilege, _sizes, _text
+from . import _files, _html, _privilege, _sizes, _text, _trend
 
 DAY = 86400.0
 DEFAULT_SAMPLE_EVERY = 900.0
@@ -220,20 +224,37 @@ def _finite(value: Any, low: float, high: float, none: bool = False) -> bool:
 
 
 def _forecast_from(item: Any) -> Optional["Forecast"]:
+    """A Forecast from an answer of the history's owner, or None if any field is not what a forecast holds."""
     if not isinstance(item, dict):
         return None
     mount, rate, avail = item.get("mount"), item.get("rate_per_day"), item.get("avail_bytes")
     days, full_at, span = item.get("days_to_full"), item.get("full_at"), item.get("span_s")
+    rates = (item.get("rate_low_per_day"), item.get("rate_high_per_day"))
+    steady = item.get("steady", False)
+    days_range = (item.get("days_to_full_low"), item.get("days_to_full_high"))
     if (not isinstance(mount, str) or not mount or len(mount) > MAX_NAME
-            or not _finite(rate, -MAX_COUNT * 1.0, MAX_COUNT * 1.0, none=True)
+            or not all(_finite(r, -MAX_COUNT * 1.0, MAX_COUNT * 1.0, none=True) for r in (rate,) + rates)
             or isinstance(avail, bool) or not isinstance(avail, int) or not 0 <= avail < MAX_COUNT
-            or not _finite(days, 0.0, MAX_DAYS_TO_FULL, none=True)
+            or not all(_finite(d, 0.0, MAX_DAYS_TO_FULL, none=True) for d in (days,) + days_range)
             or not _finite(full_at, 0.0, 253402300799.0, none=True)  # up to the year 9999
-            or not _finite(span, 0.0, 400 * DAY)):
+            or not _finite(span, 0.0, 400 * DAY)
+            or not _ordered(rates[0], rate, rates[1]) or not _ordered(days_range[0], days, days_range[1])
+            or not isinstance(steady, bool) or (days is not None and not steady)):
         return None
-    return Forecast(mount=mount, rate_per_day=None if rate is None else float(rate), avail_bytes=avail,
-                    days_to_full=None if days is None else float(days),
-                    full_at=None if full_at is None else float(full_at), span_s=float(span))
+    return Forecast(mount=mount, rate_per_day=_float(rate), avail_bytes=avail, days_to_full=_float(days),
+                    full_at=_float(full_at), span_s=float(span), rate_low_per_day=_float(rates[0]),
+                    rate_high_per_day=_float(rates[1]), days_to_full_low=_float(days_range[0]),
+                    days_to_full_high=_float(days_range[1]), steady=steady)
+
+
+def _float(value: Any) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+def _ordered(low: Any, middle: Any, high: Any) -> bool:
+    """An interval's bounds around its value, where all are given (None: that bound is not known)."""
+    known = [v for v in (low, middle, high) if v is not None]
+    return all(a <= b for a, b in zip(known, known[1:]))
 
 
 def record(history: History, filesystems: Sequence[Mapping[str, Any]], now: float,
@@ -288,51 +309,112 @@ class Forecast:
     mount: str
     rate_per_day: Optional[float]         # bytes/day; negative when it shrinks; None without enough history
     avail_bytes: int
-    days_to_full: Optional[float] = None  # None when not filling (or unknown)
+    days_to_full: Optional[float] = None  # None when not steadily filling (or unknown)
     full_at: Optional[float] = None       # unix time
     span_s: float = 0.0                   # how much history the rate is based on
+    rate_low_per_day: Optional[float] = None   # the rate's 95 % interval; None where there are too few samples
+    rate_high_per_day: Optional[float] = None
+    days_to_full_low: Optional[float] = None   # the soonest and latest full, from that interval
+    days_to_full_high: Optional[float] = None
+    steady: bool = False                       # grows for sure, and on every day: only then a date
 
     def as_dict(self) -> Dict[str, Any]:
         return {"mount": self.mount, "rate_per_day": self.rate_per_day, "avail_bytes": self.avail_bytes,
-                "days_to_full": self.days_to_full, "full_at": self.full_at, "span_s": self.span_s}
+                "days_to_full": self.days_to_full, "full_at": self.full_at, "span_s": self.span_s,
+                "rate_low_per_day": self.rate_low_per_day, "rate_high_per_day": self.rate_high_per_day,
+                "days_to_full_low": self.days_to_full_low, "days_to_full_high": self.days_to_full_high,
+                "steady": self.steady}
 
 
 def forecast(history: History, now: float, window: float = DEFAULT_WINDOW) -> List[Forecast]:
-    """A forecast per filesystem in *history*, from the samples of the last *window* seconds."""
+    """A forecast per filesystem in *history*, from the samples of the last *window* seconds (``_trend``).
+
+    The rate is the day-over-day Theil-Sen slope once some time of day was
+    seen on two days, the plain one before (a rate, never a date: within
+    one day a log growing until its rotation looks like growth).
+    """
     result = []
     for mount in sorted(history):
         samples = [s for s in history[mount] if s[0] >= now - window] or history[mount][-1:]
         last = samples[-1]
         span = samples[-1][0] - samples[0][0]
-        rate = slope(samples) if span >= MIN_SPAN else None
-        item = Forecast(mount=mount, rate_per_day=None if rate is None else rate * DAY,
-                        avail_bytes=last[2], span_s=span)
-        if rate is not None and rate > 0 and last[2] / rate / DAY <= MAX_DAYS_TO_FULL:
-            item.days_to_full = last[2] / rate / DAY
-            item.full_at = last[0] + last[2] / rate
+        item = Forecast(mount=mount, rate_per_day=None, avail_bytes=last[2], span_s=span)
+        points = [(s[0], float(s[1])) for s in samples]
+        trend = (_trend.daily(points, last[0]) or _trend.theil_sen(points)) if span >= MIN_SPAN else None
+        if trend is not None:
+            item.rate_per_day = trend.slope * DAY
+            item.rate_low_per_day = trend.low * DAY if math.isfinite(trend.low) else None
+            item.rate_high_per_day = trend.high * DAY if math.isfinite(trend.high) else None
+            item.steady = bool(trend.agree and trend.slope > 0 and trend.low > 0 and math.isfinite(trend.high))
+            _date(item, trend, last)
         result.append(item)
     return result
 
 
+def _date(item: Forecast, trend: _trend.Trend, last: Sample) -> None:
+    """When a steadily filling filesystem is full: the trend line's free space over the rate (and its interval).
+
+    Only a day-over-day trend (``_trend.daily``) whose 95 % interval is
+    above zero and whose one-day and two-day rates agree gets a date; and
+    from the trend line's free space, not this sample's: a temporary file
+    that fills the disk for an hour moves no date.
+    """
+    if not item.steady:
+        return
+    capacity = float(last[1] + last[2])
+    avail = min(capacity, max(0.0, capacity - trend.level))
+    days = avail / trend.slope / DAY
+    if days > MAX_DAYS_TO_FULL:
+        return
+    item.days_to_full = days
+    item.full_at = last[0] + days * DAY
+    item.days_to_full_low = avail / trend.high / DAY
+    item.days_to_full_high = min(MAX_DAYS_TO_FULL, avail / trend.low / DAY)
+
+
 def _full_in(item: Forecast) -> Tuple[str, str]:
-    """When a filling filesystem is full at its rate: ``("12 days", "2025-06-01")`` (hours under two days)."""
+    """When a filling filesystem is full at its rate: ``("12 days (10-15)", "2025-06-01")`` (hours under two days)."""
     days = item.days_to_full or 0.0
-    soon = f"{days * 24:.0f} hours" if days < 2 else f"{days:.0f} days"
-    return soon, datetime.datetime.fromtimestamp(item.full_at or 0).strftime("%Y-%m-%d")
+    low, high = item.days_to_full_low, item.days_to_full_high
+    if days < 2:
+        soon = f"{days * 24:.0f} hours"
+        spread = f" ({low * 24:.0f}-{high * 24:.0f} hours)" if low is not None and high is not None and high < 2 else ""
+    else:
+        soon = f"{days:.0f} days"
+        spread = f" ({low:.0f}-{high:.0f} days)" if low is not None and high is not None else ""
+    return soon + spread, datetime.datetime.fromtimestamp(item.full_at or 0).strftime("%Y-%m-%d")
+
+
+def _rate_range(item: Forecast) -> str:
+    """The rate's 95 % interval, ``1.0G-1.4G/day``; '' when a bound is unknown (too few samples)."""
+    if item.rate_low_per_day is None or item.rate_high_per_day is None:
+        return ""
+    return f"{_sizes.human(item.rate_low_per_day, 'B')} to {_sizes.human(item.rate_high_per_day, 'B')}/day"
+
+
+def _no_date(item: Forecast) -> str:
+    """Why a growing filesystem gets no date, in words."""
+    if item.span_s < DAY or item.rate_low_per_day is None:
+        return "no date before the same times of day were seen on two days"
+    return "not steadily (bursts, or growth on some days only): no date"
 
 
 def describe(item: Forecast) -> str:
-    """One line of the report: ``/var: +1.2G/day, full in about 12 days (2025-06-01)``."""
+    """One line of the report: ``/var: +1.2G/day (1.0G to 1.4G/day), full in about 12 days (10-15 days) (...)``."""
     if item.rate_per_day is None:
         return f"{item.mount}: not enough history yet for a fill rate"
+    spread = _rate_range(item)
+    growth = f"+{_sizes.human(item.rate_per_day, 'B')}/day" + (f" ({spread})" if spread else "")
     if item.days_to_full is None:
         if item.rate_per_day == 0:
             return f"{item.mount}: steady"
+        if item.rate_per_day > 0 and item.steady:
+            return f"{item.mount}: {growth}, not full within 100 years at this rate"
         if item.rate_per_day > 0:
-            return f"{item.mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, not full within 100 years at this rate"
+            return f"{item.mount}: {growth}, {_no_date(item)}"
         return f"{item.mount}: shrinking by {_sizes.human(-item.rate_per_day, 'B')}/day"
     soon, when = _full_in(item)
-    return f"{item.mount}: +{_sizes.human(item.rate_per_day, 'B')}/day, full in about {soon} ({when}) at this rate"
+    return f"{item.mount}: {growth}, full in about {soon} ({when}) at this rate"
 
 
 def render_text(items: Sequence[Forecast]) -> str:
@@ -364,8 +446,11 @@ def _html_row(item: Forecast) -> _html.Row:
         return _html.Row([item.mount, _html.muted("no fill rate yet"), "-", "-", _span(item.span_s)])
     growth = ("steady" if item.rate_per_day == 0 else
               ("+" if item.rate_per_day > 0 else "") + f"{_sizes.human(item.rate_per_day, 'B')}/day")
+    if _rate_range(item):
+        growth += f" ({_rate_range(item)})"
     if item.days_to_full is None:
-        idle = "not within 100 years" if item.rate_per_day > 0 else "not filling"
+        idle = ("not within 100 years" if item.steady else _no_date(item)) if item.rate_per_day > 0 \
+            else "not filling"
         return _html.Row([item.mount, growth, _html.muted(idle), "-", _span(item.span_s)])
     soon, when = _full_in(item)
     return _html.Row([item.mount, growth, soon, when, _span(item.span_s)])

@@ -31,7 +31,12 @@ PREFIX = "sysops_fleet_"
 TEXTFILE_NAME = "sysops_fleet_watcher.prom"
 _NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-TYPES = ("gauge", "counter")
+TYPES = ("gauge", "counter", "histogram")
+# Upper bounds (seconds) of the watched hosts' round-trip histogram: a LAN's tenths of a millisecond to a
+# satellite link's seconds (a reply later than the sweep's timeout, at most 60 s, is a lost probe).
+RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+               10.0, 60.0)
+_SUFFIX_ORDER = {"": 0, "_bucket": 0, "_sum": 1, "_count": 2}
 
 Labels = Dict[str, str]
 
@@ -48,11 +53,30 @@ class Family:
     help: str
     kind: str = "gauge"
     samples: List[Tuple[Labels, float]] = field(default_factory=list)
+    suffixed: List[Tuple[str, Labels, float]] = field(default_factory=list)  # a histogram's _bucket, _sum, _count
 
     def add(self, value: Optional[float], **labels: Any) -> None:
         """A sample, unless the value is unknown: a gap is better than a made-up number."""
         if value is not None:
             self.samples.append(({k: str(v) for k, v in labels.items()}, value))
+
+    def add_histogram(self, buckets: Sequence[float], counts: Sequence[float], total: float, **labels: Any) -> None:
+        """One histogram: cumulative *counts* of observations at most each of *buckets* (then +Inf), their sum."""
+        text = {k: str(v) for k, v in labels.items()}
+        for bound, count in zip(list(buckets) + [math.inf], counts):  # le as Prometheus' clients write it: 1, 0.25
+            self.suffixed.append(("_bucket", dict(text, le="+Inf" if math.isinf(bound) else format(bound, "g")), count))
+        self.suffixed.append(("_sum", text, total))
+        self.suffixed.append(("_count", text, counts[-1] if counts else 0))
+
+    def rows(self) -> List[Tuple[str, Labels, float]]:
+        """Every sample as (name suffix, labels, value), a histogram's grouped by label set, buckets in order."""
+        found = [("", labels, value) for labels, value in self.samples] + list(self.suffixed)
+
+        def order(row: Tuple[str, Labels, float]):
+            suffix, labels, _value = row
+            bound = float(labels["le"].replace("+Inf", "inf")) if "le" in labels else 0.0
+            return (sorted((k, v) for k, v in labels.items() if k != "le"), _SUFFIX_ORDER.get(suffix, 3), bound)
+        return sorted(found, key=order)
 
 
 def escape_label(value: str) -> str:
@@ -88,7 +112,7 @@ def render(families: Iterable[Family]) -> str:
     lines: List[str] = []
     seen = set()
     for family in families:
-        if not family.samples:
+        if not family.samples and not family.suffixed:
             continue  # nothing known (no fill rate yet): no HELP either, the metric is simply absent
         if not _NAME.match(family.name) or family.name in seen:
             raise MetricsError(f"bad or repeated metric name {family.name!r}")
@@ -98,17 +122,17 @@ def render(families: Iterable[Family]) -> str:
         lines.append(f"# HELP {family.name} {escape_help(family.help)}")
         lines.append(f"# TYPE {family.name} {family.kind}")
         label_sets = set()
-        for labels, value in sorted(family.samples, key=lambda s: sorted(s[0].items())):
+        for suffix, labels, value in family.rows():
             key = tuple(sorted(labels.items()))
-            if key in label_sets:
+            if (suffix, key) in label_sets:
                 raise MetricsError(f"{family.name}: two samples with the labels {dict(key)}")
-            label_sets.add(key)
+            label_sets.add((suffix, key))
             for name in labels:
                 if not _LABEL.match(name) or name.startswith("__"):
                     raise MetricsError(f"{family.name}: bad label name {name!r}")
             text = ",".join(f'{k}="{escape_label(v)}"' for k, v in key)
-            lines.append(f"{family.name}{{{text}}} {format_value(value)}" if text
-                         else f"{family.name} {format_value(value)}")
+            lines.append(f"{family.name}{suffix}{{{text}}} {format_value(value)}" if text
+                         else f"{family.name}{suffix} {format_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -127,10 +151,15 @@ def filesystem_metrics(rows: Sequence[Mapping[str, Any]], forecasts: Mapping[str
     status = Family(PREFIX + "filesystem_status",
                     "1 for the filesystem's status against the watcher's thresholds (ok, warn, crit), 0 for the others.")
     rate = Family(PREFIX + "filesystem_fill_rate_bytes_per_second",
-                  "How fast used bytes grow (negative: shrink), least-squares over the history window; "
+                  "How fast used bytes grow (negative: shrink), the Theil-Sen slope over the history window; "
                   "absent until there is enough history.")
     full = Family(PREFIX + "filesystem_full_in_seconds",
-                  "Seconds until the available bytes are used up at the fill rate; absent when not filling.")
+                  "Seconds until the filesystem is full at its fill rate (from the trend line's free space); absent "
+                  "unless it fills steadily (the rate's 95 % interval above zero).")
+    soonest = Family(PREFIX + "filesystem_full_in_low_seconds",
+                     "The soonest it may be full: full_in_seconds at the high end of the rate's 95 % interval.")
+    latest = Family(PREFIX + "filesystem_full_in_high_seconds",
+                    "The latest it may be full: full_in_seconds at the low end of the rate's 95 % interval.")
     for row in rows:
         labels = {"mount": row["mount"], "device": row.get("device", ""), "fstype": row.get("fstype", "")}
         size.add(row.get("size_bytes"), **labels)
@@ -146,23 +175,77 @@ def filesystem_metrics(rows: Sequence[Mapping[str, Any]], forecasts: Mapping[str
         forecast = forecasts.get(row["mount"])
         if forecast is None or forecast.rate_per_day is None:
             continue
-        per_second = forecast.rate_per_day / _history.DAY
-        rate.add(per_second, **labels)
-        if per_second > 0 and row.get("avail_bytes") is not None:
-            full.add(row["avail_bytes"] / per_second, **labels)
-    return [size, avail, used, use, inodes, status, rate, full]
+        rate.add(forecast.rate_per_day / _history.DAY, **labels)
+        for family, days in ((full, forecast.days_to_full), (soonest, forecast.days_to_full_low),
+                             (latest, forecast.days_to_full_high)):
+            family.add(None if days is None else days * _history.DAY, **labels)
+    return [size, avail, used, use, inodes, status, rate, full, soonest, latest]
 
 
 def host_metrics(hosts: Mapping[str, Mapping[str, Any]]) -> List[Family]:
-    """Per watched host (the watcher's state: name or address -> status, address, rtt_ms): up and RTT."""
+    """Per watched host (the watcher's state: name or address -> status, address, round numbers, totals):
+    up, alerted status, RTT, loss over the alert window, probes sent and answered, and a round-trip histogram."""
     up = Family(PREFIX + "host_up", "1 if the watched host answered ping in the last round, else 0.")
-    rtt = Family(PREFIX + "host_rtt_seconds", "Round trip time of the last answer; absent while the host is down.")
+    status = Family(PREFIX + "host_status", "1 for the watched host's alerted status (up, warn, crit, down: after the "
+                    "watcher's K of N rounds and clear after M), 0 for the others.")
+    rtt = Family(PREFIX + "host_rtt_seconds", "Round trip time of the last answer (with count > 1, the median of the "
+                 "last round's); absent while the host is down.")
+    loss = Family(PREFIX + "host_loss_ratio", "Share of the probes lost over the watcher's alert window (the last "
+                  "window rounds), 0-1.")
+    sent = Family(PREFIX + "host_probes_sent_total", "Echo requests sent to the watched host.", "counter")
+    received = Family(PREFIX + "host_probes_received_total",
+                      "Echo requests the watched host answered within the timeout.", "counter")
+    histogram = Family(PREFIX + "host_probe_rtt_seconds", "Round trip times of the answered probes.", "histogram")
     for key, host in hosts.items():
         labels = {"host": key, "address": host.get("address") or key}
-        up.add(1 if host.get("status") == "up" else 0, **labels)
+        answered = host.get("level", host.get("status")) != "down"  # level: this round; status: what was alerted
+        up.add(1 if answered else 0, **labels)
+        for name in ("up", "warn", "crit", "down"):
+            status.add(1 if host.get("status") == name else 0, status=name, **labels)
         ms = host.get("rtt_ms")
-        rtt.add(None if ms is None or host.get("status") != "up" else ms / 1000.0, **labels)
-    return [up, rtt]
+        rtt.add(None if ms is None or not answered else ms / 1000.0, **labels)
+        loss.add(None if host.get("loss_pct") is None else host["loss_pct"] / 100.0, **labels)
+        totals = host.get("probes")
+        if isinstance(totals, Mapping):
+            sent.add(totals["sent"], **labels)
+            received.add(totals["received"], **labels)
+            histogram.add_histogram(RTT_BUCKETS, totals["rtt_buckets"], totals["rtt_sum_s"], **labels)
+    return [up, status, rtt, loss, sent, received, histogram]
+
+
+def _totals(old: Mapping[str, Any]) -> Dict[str, Any]:
+    """A host's running totals from the last state, or zeros: counts that are whole, finite, and cumulative."""
+    zero = {"sent": 0, "received": 0, "rtt_buckets": [0] * (len(RTT_BUCKETS) + 1), "rtt_sum_s": 0.0}
+    found = old.get("probes")
+    if not isinstance(found, Mapping):
+        return zero
+    numbers = [found.get("sent"), found.get("received"), found.get("rtt_sum_s")]
+    buckets = found.get("rtt_buckets")
+    if not isinstance(buckets, list) or len(buckets) != len(RTT_BUCKETS) + 1:
+        return zero
+    for value in numbers + buckets:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 2 ** 53:
+            return zero
+    if any(a > b for a, b in zip(buckets, buckets[1:])) or found["received"] > found["sent"] \
+            or buckets[-1] > found["received"]:
+        return zero
+    return {"sent": int(found["sent"]), "received": int(found["received"]), "rtt_buckets": [int(b) for b in buckets],
+            "rtt_sum_s": float(found["rtt_sum_s"])}
+
+
+def count_round(state: Dict[str, Any], old: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
+    """Add one round's probes and round trips (a sweep's host entry, with ``rtts_ms``) to the host's running totals
+    in *state* (``probes``), for the counters and the histogram. With one probe a round, a round counts one."""
+    totals = _totals(old)
+    rtts = [r / 1000.0 for r in entry.get("rtts_ms", [])]
+    if not rtts and entry.get("rtt_ms") is not None and "sent" not in entry:
+        rtts = [entry["rtt_ms"] / 1000.0]
+    totals["sent"] += int(entry.get("sent", 1))
+    totals["received"] += int(entry.get("received", 1 if entry.get("alive") else 0))
+    for index, bound in enumerate(list(RTT_BUCKETS) + [math.inf]):
+        totals["rtt_buckets"][index] += sum(1 for r in rtts if r <= bound)
+    totals["rtt_sum_s"] = round(totals["rtt_sum_s"] + sum(rtts), 9)
+    state["probes"] = totals
 
 
 def watcher_metrics(rows: Sequence[Mapping[str, Any]], forecasts: Sequence[_history.Forecast],

@@ -18,30 +18,45 @@ import math
 import os
 import re
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
-from . import _command, _fanout, _icmp, _targets
+from . import _command, _fanout, _icmp, _sweep_stats, _targets
+from ._sweep_options import (DEFAULT_RATE, MAX_SEND_SECONDS, MAX_TIMEOUT, METHODS,  # noqa: F401 (the sweep's names)
+                             SweepError, SweepOptions, duration)
 
-METHODS = ("auto", "socket", "ping")
-DEFAULT_RATE = 1000.0
 DEFAULT_CONCURRENCY = {"socket": 65536, "ping": 256}
 # Addresses one worker handles before another is worth forking: a socket
 # worker sends a /22 in a few milliseconds, a ping worker is bound by fork().
 MIN_SHARE = {"socket": 2048, "ping": 64}
-MAX_TIMEOUT = 60.0
-# A sweep that would take longer than this to send its probes at the rate asked is refused:
-# at rate=0.01 a /24 takes seven hours, which is a typo, not a plan.
-MAX_SEND_SECONDS = 3600.0
 # ``ping -q`` prints only its summary: iputils "rtt min/avg/max/mdev = 0.041/0.041/0.041/0.000 ms",
 # BusyBox and inetutils "round-trip min/avg/max[/stddev] = ...". One probe: min is its time.
 _SUMMARY_RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/[a-z]+)? = ([0-9.]+)/")
 _REPLY_RTT = re.compile(r"time[=<]\s*([0-9.]+)\s*ms")
+# Count mode reads ping's reply lines: "64 bytes from 127.0.0.1: icmp_seq=3 ttl=64 time=0.046 ms" (iputils,
+# which times each reply from the probe whose sequence number it carries), and "3 packets transmitted".
+_REPLY_LINE = re.compile(r"(?:icmp_)?seq=(\d+)\b.*?time[=<]\s*([0-9.]+)\s*ms")
+_TRANSMITTED = re.compile(r"(\d+) packets transmitted")
+_SEQ = re.compile(r"icmp_seq=(\d+)")
 
-Probed = Dict[str, Tuple[bool, Optional[float], str]]  # address -> (answered, RTT ms if known, error)
+
+class Probe(NamedTuple):
+    """What an address answered: probes sent, the RTT in ms of each that was answered, and an error if any."""
+
+    sent: int
+    rtts: List[float]
+    error: str = ""
+    replies: Optional[int] = None  # probes answered, where one came back without a time (ping said nothing); else len(rtts)
+
+    @property
+    def received(self) -> int:
+        return len(self.rtts) if self.replies is None else self.replies
+
+    @property
+    def answered(self) -> bool:
+        return self.received > 0
 
 
-class SweepError(ValueError):
-    """The sweep was asked for something it cannot do; nothing was probed."""
+Probed = Dict[str, Probe]
 
 
 def default_workers() -> int:
@@ -63,33 +78,81 @@ def choose_method(method: str, versions: Sequence[int]) -> str:
     return method
 
 
-def ping_argv(ping: str, address: str, timeout: float) -> List[str]:
-    """One iputils ``ping`` probe; -W counts from ping's own send, not from our queue."""
+def ping_argv(ping: str, address: str, timeout: float, count: int = 1, spacing: float = 1.0) -> List[str]:
+    """iputils ``ping`` for one address; -W counts from ping's own send, not from our queue.
+
+    One probe: ``-q`` (the summary has its time). Count mode: every reply
+    line (``icmp_seq``, ``time``), *count* probes *spacing* seconds apart.
+    No ``-w``: with a deadline iputils goes on sending past *count* until
+    it has that many replies. Without one it stops listening
+    max(2 x its slowest round trip, spacing) after its last probe, so a
+    reply to that last probe that comes later (on a busy sweeper, even
+    one that came in time) counts as lost: the ping method's one known
+    difference from the socket method, which waits *timeout* for every probe.
+    """
     family = "-6" if ":" in address else "-4"
-    return [ping, family, "-n", "-q", "-c", "1", "-W", f"{timeout:g}", address]
+    if count == 1:
+        return [ping, family, "-n", "-q", "-c", "1", "-W", f"{timeout:g}", address]
+    return [ping, family, "-n", "-c", str(count), "-i", f"{spacing:g}", "-W", f"{timeout:g}", address]
 
 
-def probe_with_ping(addresses: Sequence[str], timeout: float, retries: int, rate: float,
-                    concurrency: int) -> Probed:
-    """Probe with the system ping binary, many in flight; retries only the silent ones."""
+def probe_with_ping(addresses: Sequence[str], options: SweepOptions, rate: float, concurrency: int) -> Probed:
+    """Probe with the system ping binary, many in flight; retries only the silent ones (one probe each)."""
     ping = _command.which("ping")
+    if options.count > 1:
+        return _ping_counted(ping, addresses, options, rate, concurrency)
     results: Probed = {}
     todo = list(addresses)
-    for _attempt in range(retries + 1):
+    sent = dict.fromkeys(addresses, 0)
+    for _attempt in range(options.retries + 1):
         if not todo:
             break
         silent = []
-        argvs = [ping_argv(ping, a, timeout) for a in todo]
-        for index, res in _command.run_many(argvs, concurrency=concurrency, timeout=timeout + 5.0, rate=rate):
+        argvs = [ping_argv(ping, a, options.timeout) for a in todo]
+        for index, res in _command.run_many(argvs, concurrency=concurrency, timeout=options.timeout + 5.0,
+                                            rate=rate):
             address = todo[index]
+            sent[address] += 1
             if res.ok:
                 rtt = ping_rtt(res.stdout)
-                results[address] = (True, rtt, "" if rtt is not None else "ping printed no round-trip time")
+                results[address] = Probe(sent[address], [] if rtt is None else [rtt],
+                                         "" if rtt is not None else "ping printed no round-trip time", 1)
             else:
                 silent.append(address)
-                results[address] = (False, None, _ping_error(res))
+                results[address] = Probe(sent[address], [], _ping_error(res))
         todo = silent
     return results
+
+
+def _ping_counted(ping: str, addresses: Sequence[str], options: SweepOptions, rate: float,
+                  concurrency: int) -> Probed:
+    """Count mode with ``ping -c COUNT -i SPACING``: one ping process per address, its reply lines read.
+
+    A ping that had to be killed (a starved machine: it is given three
+    times its sending time and 30 s more) printed no summary; its probes
+    are counted as far as its reply lines go, and the error says so.
+    """
+    argvs = [ping_argv(ping, a, options.timeout, options.count, options.spacing) for a in addresses]
+    deadline = 3 * (options.count - 1) * options.spacing + options.timeout + 30.0
+    results: Probed = {}
+    for index, res in _command.run_many(argvs, concurrency=concurrency, timeout=deadline,
+                                        rate=rate / options.count if rate else 0.0):
+        rtts = ping_replies(res.stdout, options.timeout * 1000.0)
+        sent = _TRANSMITTED.search(res.stdout)
+        error = "" if res.ok or res.rc == 1 and not res.timed_out else _ping_error(res)
+        counted = int(sent.group(1)) if sent else max([options.count if not res.timed_out else 0]
+                                                      + [int(n) for n in _SEQ.findall(res.stdout)])
+        results[addresses[index]] = Probe(counted, rtts, error)
+    return results
+
+
+def ping_replies(output: str, within_ms: float = math.inf) -> List[float]:
+    """The round-trip time (ms) of each probe ping printed a reply for within *within_ms*, once per sequence
+    number (a DUP! is not a second answer)."""
+    seen: Dict[int, float] = {}
+    for match in _REPLY_LINE.finditer(output):
+        seen.setdefault(int(match.group(1)), float(match.group(2)))
+    return [rtt for rtt in seen.values() if rtt <= within_ms]
 
 
 def ping_rtt(output: str) -> Optional[float]:
@@ -107,13 +170,14 @@ def _ping_error(res: _command.Result) -> str:
     return f"ping failed: {last[0]}"
 
 
-def probe_with_sockets(addresses: Sequence[str], timeout: float, retries: int, rate: float,
-                       concurrency: int) -> Probed:
-    rtts, errors = _icmp.probe(addresses, timeout, retries, rate, concurrency)
-    return {a: (rtt is not None, rtt, errors.get(a, "")) for a, rtt in rtts.items()}
+def probe_with_sockets(addresses: Sequence[str], options: SweepOptions, rate: float, concurrency: int) -> Probed:
+    tallies, errors = _icmp.probe(addresses, options.timeout, options.retries, rate, concurrency,
+                                  count=options.count, spacing=options.spacing)
+    return {a: Probe(t.sent, t.rtts, errors.get(a, "")) for a, t in tallies.items()}
 
 
-_PROBES = {"socket": probe_with_sockets, "ping": probe_with_ping}
+_PROBES: Dict[str, Callable[[Sequence[str], SweepOptions, float, int], Probed]] = {
+    "socket": probe_with_sockets, "ping": probe_with_ping}
 
 
 def deal(items: Sequence[Any], hands: int) -> List[List[Any]]:
@@ -122,47 +186,38 @@ def deal(items: Sequence[Any], hands: int) -> List[List[Any]]:
     return [list(items[i::hands]) for i in range(hands)]
 
 
-def check_numbers(timeout: float, retries: int, rate: float, workers: int, concurrency: Optional[int]) -> None:
-    """Refuse impossible numbers before any name is looked up or any probe sent."""
-    if not 0 < timeout <= MAX_TIMEOUT:  # False for nan too
-        raise SweepError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {timeout}")
-    if not 0 <= retries <= 10:
-        raise SweepError(f"retries must be between 0 and 10, got {retries}")
-    if not math.isfinite(rate) or rate < 0:
-        raise SweepError(f"rate must be 0 (no cap) or a finite positive number of probes per second, got {rate}")
-    if not 1 <= workers <= _fanout.MAX_WORKERS:
-        raise SweepError(f"workers must be between 1 and {_fanout.MAX_WORKERS}, got {workers}")
-    if concurrency is not None and concurrency < 1:
-        raise SweepError(f"concurrency must be at least 1, got {concurrency}")
-
-
 def check_duration(count: int, rate: float) -> None:
     """Refuse a rate so low that sending one probe per address would take more than MAX_SEND_SECONDS."""
-    if not rate or count / rate <= MAX_SEND_SECONDS:
-        return
-    raise SweepError(f"rate={rate:g} would take about {_duration(count / rate)} to send one probe to each of the "
-                     f"{count} addresses (more with retries), longer than the {_duration(MAX_SEND_SECONDS)} "
-                     f"a sweep may take: raise rate (0 for no cap) or sweep fewer addresses")
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
-        if seconds >= size:
-            amount = seconds / size
-            return f"{amount:.1f} {unit}" if amount != 1 else f"1 {unit[:-1]}"
-    return f"{seconds:.0f} seconds"
+    SweepOptions(rate=float(rate)).check_size(count)
 
 
 def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 1.0, retries: int = 1,
           method: str = "auto", workers: Optional[int] = None, concurrency: Optional[int] = None,
           rate: float = DEFAULT_RATE, max_hosts: int = _targets.DEFAULT_MAX_HOSTS,
-          resolver=_targets.resolve_name, details: bool = True) -> Dict[str, Any]:
-    """Sweep *targets* and return the module's result (alive, dead, summary, names, errors, ...).
+          resolver=_targets.resolve_name, details: bool = True, count: int = 1, spacing: float = 1.0,
+          keep_rtts: bool = False) -> Dict[str, Any]:
+    """``run`` with the options given one by one (the watcher, its sweep command, tests, benchmarks)."""
+    options = SweepOptions(targets=list(targets) if not isinstance(targets, str) else [targets],
+                           exclude=list(exclude or ()), timeout=float(timeout), retries=int(retries),
+                           count=int(count), spacing=float(spacing), method=method,
+                           workers=None if workers is None else int(workers),
+                           concurrency=None if concurrency is None else int(concurrency), rate=float(rate),
+                           max_hosts=int(max_hosts))
+    return run(options, resolver=resolver, details=details, keep_rtts=keep_rtts)
+
+
+def run(options: SweepOptions, resolver=_targets.resolve_name, details: bool = True,
+        keep_rtts: bool = False) -> Dict[str, Any]:
+    """Sweep what *options* say and return the module's result (alive, dead, summary, names, errors, ...).
 
     With *details* the result also has ``hosts``, an entry per address
-    (alive, RTT, name, error): what the watcher and ``details: true`` use.
-    Without, it stays two lists of addresses and a summary however large
-    the sweep, which is what keeps a /16 cheap to hand to Ansible.
+    (alive, RTT, name, error, and count mode's numbers): what the watcher
+    and ``details: true`` use. Without, it stays two lists of addresses and
+    a summary however large the sweep, which is what keeps a /16 cheap to
+    hand to Ansible. With ``count`` > 1 it also has ``stats`` (per address:
+    sent, received, loss_pct, rtt_ms) and ``loss_ranges``. With *keep_rtts*
+    each entry of ``hosts`` also has ``rtts_ms``, every round trip measured
+    (the watcher's histogram).
 
     Raises SweepError (or its parent ValueError via TargetError) for bad
     input, _command.MissingBinaryError if ``ping`` is needed and absent,
@@ -170,25 +225,25 @@ def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 
     of these nothing was probed.
     """
     started = time.monotonic()
-    workers = default_workers() if workers is None else int(workers)
-    check_numbers(float(timeout), int(retries), float(rate), workers, None if concurrency is None else int(concurrency))
-    plan = _targets.plan(targets, exclude, max_hosts, resolver)
+    options.check()
+    workers = default_workers() if options.workers is None else options.workers
+    plan = _targets.plan(options.targets, options.exclude, options.max_hosts, resolver)
     addresses = plan.addresses
     if not addresses and not plan.unresolved:
         raise SweepError("nothing to sweep: every target is excluded")
     if not addresses:
         raise SweepError("no target resolved: " + "; ".join(f"{n}: {why}" for n, why in plan.unresolved.items()))
-    check_duration(len(addresses), float(rate))
-    chosen = choose_method(method, sorted({6 if ":" in a else 4 for a in addresses}))
-    concurrency = DEFAULT_CONCURRENCY[chosen] if concurrency is None else int(concurrency)
+    options.check_size(len(addresses))
+    chosen = choose_method(options.method, sorted({6 if ":" in a else 4 for a in addresses}))
+    concurrency = DEFAULT_CONCURRENCY[chosen] if options.concurrency is None else options.concurrency
     if chosen == "ping":
         _command.which("ping")
     hands = deal(addresses, min(workers, -(-len(addresses) // MIN_SHARE[chosen])))
-    share = float(rate) / len(hands) if rate else 0.0
+    share = options.rate / len(hands) if options.rate else 0.0
     probe = _PROBES[chosen]
 
     def work(hand: List[str]) -> Probed:
-        return probe(hand, float(timeout), int(retries), share, concurrency)
+        return probe(hand, options, share, concurrency)
 
     probed: Probed = {}
     failures = []
@@ -197,28 +252,33 @@ def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 
             probed.update(outcome.value)
         else:
             failures.append(outcome.error.splitlines()[0])
-            probed.update({a: (False, None, f"not probed: {outcome.error.splitlines()[0]}")
+            probed.update({a: Probe(0, [], f"not probed: {outcome.error.splitlines()[0]}")
                            for a in hands[outcome.index]})
-    return _result(addresses, probed, plan, chosen, time.monotonic() - started, failures, details)
+    result = _result(addresses, probed, plan, chosen, time.monotonic() - started, failures, details, options.count)
+    if details and keep_rtts:
+        for address in addresses:
+            result["hosts"][address]["rtts_ms"] = [round(r, 3) for r in probed.get(address, _MISSING).rtts]
+    return result
+
+
+_MISSING = Probe(0, [], "not probed")
 
 
 def _result(addresses: List[str], probed: Probed, plan: _targets.Plan, method: str,
-            elapsed: float, failures: List[str], details: bool = True) -> Dict[str, Any]:
+            elapsed: float, failures: List[str], details: bool = True, count: int = 1) -> Dict[str, Any]:
     alive: List[str] = []
     dead: List[str] = []
     rtts: List[float] = []
     errors: Dict[str, str] = {}
-    missing = (False, None, "not probed")
     for address in addresses:
-        answered, rtt, error = probed.get(address, missing)
-        if answered:
+        found = probed.get(address, _MISSING)
+        if found.answered:
             alive.append(address)
-            if rtt is not None:
-                rtts.append(rtt)
+            rtts.extend(found.rtts[:1])
         else:
             dead.append(address)
-        if error:
-            errors[address] = error
+        if found.error:
+            errors[address] = found.error
     errors.update(plan.unresolved)
     result: Dict[str, Any] = {
         "alive": alive,
@@ -231,8 +291,16 @@ def _result(addresses: List[str], probed: Probed, plan: _targets.Plan, method: s
                     "unresolved": len(plan.unresolved), "elapsed_s": round(elapsed, 3),
                     "method": method, "worker_failures": failures, "rtt_ms": _rtt_summary(rtts)},
     }
+    stats = None
+    if count > 1:
+        stats = {}
+        for address in addresses:
+            found = probed.get(address, _MISSING)
+            stats[address] = _sweep_stats.host_stats(found.sent, found.rtts, found.received)
+        result["stats"] = stats
+        result["summary"].update(_sweep_stats.summary(stats), count=count)
     if details:
-        result["hosts"] = _hosts(addresses, probed, plan, missing)
+        result["hosts"] = _hosts(addresses, probed, plan, stats)
     return result
 
 
@@ -249,6 +317,7 @@ def check_list_limit(list_limit: int) -> None:
 def listed(result: Dict[str, Any], list_limit: int = DEFAULT_LIST_LIMIT) -> Dict[str, Any]:
     """The module's form of a sweep result: ``alive_ranges`` and ``dead_ranges`` always, the ``alive`` and
     ``dead`` lists only for a sweep of at most *list_limit* addresses (``summary.listed`` says which).
+    In count mode likewise: ``loss_ranges`` always, ``stats`` (one entry per address) only up to *list_limit*.
 
     Ansible spends about 13 microseconds on each string of a result (the
     module's no_log scrub, the callback's templating pass), so a /16's two
@@ -258,8 +327,11 @@ def listed(result: Dict[str, Any], list_limit: int = DEFAULT_LIST_LIMIT) -> Dict
     result["alive_ranges"] = _targets.compact(result["alive"])
     result["dead_ranges"] = _targets.compact(result["dead"])
     result["summary"]["listed"] = result["summary"]["total"] <= list_limit
+    if "stats" in result:
+        result["loss_ranges"] = _sweep_stats.loss_ranges(result["stats"])
     if not result["summary"]["listed"]:
         del result["alive"], result["dead"]
+        result.pop("stats", None)
     return result
 
 
@@ -268,20 +340,30 @@ def _rtt_summary(rtts: List[float]) -> Optional[Dict[str, float]]:
     if not rtts:
         return None
     ordered = sorted(rtts)
-    middle = len(ordered) // 2
-    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-    return {"min": round(ordered[0], 3), "median": round(median, 3), "max": round(ordered[-1], 3)}
+    return {"min": round(ordered[0], 3), "median": round(_sweep_stats.median(ordered), 3),
+            "max": round(ordered[-1], 3)}
 
 
-def _hosts(addresses: List[str], probed: Probed, plan: _targets.Plan, missing) -> Dict[str, Dict[str, Any]]:
-    """The per-address detail: alive, rtt_ms, and name and error where there is one."""
+def _hosts(addresses: List[str], probed: Probed, plan: _targets.Plan,
+           stats: Optional[Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Any]]:
+    """The per-address detail: alive, rtt_ms, name and error where there is one, count mode's numbers.
+
+    In count mode ``rtt_ms`` is the median of the address's round trips
+    and ``sent``, ``received``, ``loss_pct`` and ``rtt`` (the statistics)
+    are added.
+    """
     hosts: Dict[str, Dict[str, Any]] = {}
     for address in addresses:
-        answered, rtt, error = probed.get(address, missing)
-        entry: Dict[str, Any] = {"alive": bool(answered),
-                                 "rtt_ms": None if not answered or rtt is None else round(rtt, 3)}
-        if error:
-            entry["error"] = error
+        found = probed.get(address, _MISSING)
+        entry: Dict[str, Any] = {"alive": found.answered,
+                                 "rtt_ms": round(found.rtts[0], 3) if found.rtts else None}
+        if stats is not None:
+            numbers = stats[address]
+            entry.update(sent=numbers["sent"], received=numbers["received"], loss_pct=numbers["loss_pct"],
+                         rtt=numbers["rtt_ms"])
+            entry["rtt_ms"] = numbers["rtt_ms"]["median"] if numbers["rtt_ms"] else None
+        if found.error:
+            entry["error"] = found.error
         hosts[address] = entry
     for address, name in plan.names.items():
         hosts[address]["name"] = name

@@ -26,6 +26,7 @@ from __future__ import annotations
 import configparser
 import dataclasses
 import datetime
+import difflib
 import html
 import json
 import logging
@@ -35,10 +36,10 @@ import re
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import (_disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _metrics, _privilege, _report,
-               _sd_notify, _sweep)
+from . import (_alert_rules, _disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _metrics,
+               _privilege, _report, _sd_notify, _sweep, _sweep_options, _targets)
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -47,7 +48,14 @@ STATE_FILE = "state.json"
 HISTORY_FILE = "history.json"
 DAILY_REPORT = "daily-report.txt"  # the latest daily report, in state_dir
 SEVERITY = {"ok": 0, "warn": 1, "crit": 2}
+HOST_SEVERITY = {level: rank for rank, level in enumerate(_alert_rules.HOST_LEVELS)}
 REPEAT_LOG = 3600.0  # a problem that lasts is logged again this often (status and metrics show it every round)
+# [hosts] names the sweep's targets "watch"; every other key of the sweep's spec keeps its name there.
+HOST_NAMES = {"targets": "watch"}
+# The watcher's own defaults where they differ from the sweep's (measured: README, "Alerts that do not cry wolf").
+HOST_DEFAULTS = {"count": 4}
+HOST_RULE_KEYS = ("down_after", "window", "clear_after", "loss_warn", "loss_crit", "rtt_warn", "rtt_crit")
+HOST_SECTION = "host "  # [host NAME]: thresholds for one watched host
 
 
 class WatcherConfigError(ValueError):
@@ -65,15 +73,44 @@ class Settings:
     state_dir: str = "/var/lib/sysops-fleet"
     user: Optional[str] = None
     umask: int = 0o022
-    hosts: List[str] = field(default_factory=list)
-    host_timeout: float = 1.0
-    host_retries: int = 1
-    host_method: str = "auto"
+    sweep: _sweep_options.SweepOptions = field(
+        default_factory=lambda: _sweep_options.SweepOptions(**HOST_DEFAULTS))  # type: ignore[arg-type]
+    debounce: _alert_rules.Debounce = field(default_factory=_alert_rules.Debounce)
+    host_limits: _alert_rules.HostLimits = field(default_factory=_alert_rules.HostLimits)
+    limits_by_host: Dict[str, _alert_rules.HostLimits] = field(default_factory=dict)  # [host NAME] sections
+    disk_margin: float = _alert_rules.DEFAULT_DISK_MARGIN
     sample_every: float = _history.DEFAULT_SAMPLE_EVERY
     keep_days: float = _history.DEFAULT_KEEP_DAYS
     rate_window: float = _history.DEFAULT_WINDOW
     textfile_dir: str = ""  # node_exporter's textfile directory; empty: no metrics
     report: _report.Config = field(default_factory=lambda: _report.config_from_options({}))
+
+    @property
+    def hosts(self) -> List[str]:
+        return self.sweep.targets
+
+    @property
+    def host_timeout(self) -> float:
+        return self.sweep.timeout
+
+    @property
+    def host_retries(self) -> int:
+        return self.sweep.retries
+
+    @property
+    def host_method(self) -> str:
+        return self.sweep.method
+
+    def sweep_seconds(self) -> float:
+        """The longest one round's sweep may take: every probe's spacing and timeout, retries included."""
+        options = self.sweep
+        if options.count > 1:
+            return (options.count - 1) * options.spacing + options.timeout
+        return (options.retries + 1) * options.timeout
+
+    def limits_for(self, key: str, address: str) -> _alert_rules.HostLimits:
+        """The thresholds of one watched host: its [host NAME] section (by name, else address), else [hosts]'."""
+        return self.limits_by_host.get(key) or self.limits_by_host.get(address) or self.host_limits
 
     @property
     def state_file(self) -> str:
@@ -162,7 +199,7 @@ def load_settings(path: str, trusted: bool = False) -> Settings:
     for name in sections:
         if not parser.has_section(name):
             parser.add_section(name)
-    unknown = set(parser.sections()) - set(sections)
+    unknown = set(parser.sections()) - set(sections) - {n for n in parser.sections() if n.startswith(HOST_SECTION)}
     if unknown:
         raise WatcherConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
     main, disk, hosts, mail, hist, metrics = (parser[n] for n in sections)
@@ -181,19 +218,70 @@ def load_settings(path: str, trusted: bool = False) -> Settings:
         state_dir=_absolute(main, "state_dir", Settings.state_dir),
         user=main.get("user", "").strip() or None,
         umask=umask,
-        hosts=_words(hosts.get("watch", "")),
-        host_timeout=_number(hosts, "timeout", 1.0, 0.05, _sweep.MAX_TIMEOUT),
-        host_retries=int(_number(hosts, "retries", 1, 0, 10)),
-        host_method=hosts.get("method", "auto").strip() or "auto",
         sample_every=_number(hist, "sample_every", _history.DEFAULT_SAMPLE_EVERY, 1, _history.DAY),
         keep_days=_number(hist, "keep_days", _history.DEFAULT_KEEP_DAYS, 1, 366),
         rate_window=_number(hist, "window", _history.DEFAULT_WINDOW, 600, 366 * _history.DAY),
         textfile_dir=_absolute(metrics, "textfile_dir", "") if metrics.get("textfile_dir", "").strip() else "",
     )
-    if settings.host_method not in _sweep.METHODS:
-        raise WatcherConfigError(f"[hosts] method must be one of {', '.join(_sweep.METHODS)}, got {settings.host_method!r}")
+    _host_settings(settings, parser)
+    settings.disk_margin = _number(disk, "clear_margin", _alert_rules.DEFAULT_DISK_MARGIN, 0, 50)
     settings.report = _report_config(disk, mail, settings.state_dir)
     return settings
+
+
+def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> None:
+    """[hosts]: the sweep's options (the core's one spec, ``watch`` for targets) and the alert rules;
+    [host NAME]: thresholds for one watched host. WatcherConfigError names the key and the section."""
+    hosts = parser["hosts"]
+    known = set(_sweep_options.keys(HOST_NAMES)) | set(HOST_RULE_KEYS)
+    for key in sorted(set(hosts) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1)
+        raise WatcherConfigError(f"[hosts] unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                                 + f"; the keys are {', '.join(sorted(known))}")
+    try:
+        settings.sweep = _sweep_options.from_text({k: v for k, v in hosts.items() if k != "targets"}, "[hosts]",
+                                                  HOST_NAMES, HOST_DEFAULTS)
+        settings.debounce = _alert_rules.Debounce(
+            down_after=int(_number(hosts, "down_after", _alert_rules.DEFAULT_DOWN_AFTER, 1, _alert_rules.MAX_WINDOW)),
+            window=int(_number(hosts, "window", _alert_rules.DEFAULT_WINDOW, 1, _alert_rules.MAX_WINDOW)),
+            clear_after=int(_number(hosts, "clear_after", _alert_rules.DEFAULT_CLEAR_AFTER, 1,
+                                    _alert_rules.MAX_WINDOW))).check()
+        settings.host_limits = _alert_rules.limits_from(hosts, "[hosts]")
+        for name in parser.sections():
+            if name.startswith(HOST_SECTION):
+                key, limits = _host_section(parser[name], name, settings)
+                settings.limits_by_host[key] = limits
+    except (ValueError, _targets.TargetError) as exc:
+        raise WatcherConfigError(str(exc)) from None
+    try:  # the watch list, refused now (not at the first round) if it can never be swept
+        _targets.parse_all(settings.sweep.targets, "[hosts] watch", settings.sweep.max_hosts)
+        _targets.parse_all(settings.sweep.exclude, "[hosts] exclude")
+    except _targets.TargetError as exc:
+        raise WatcherConfigError(str(exc)) from None
+
+
+def _host_section(section: configparser.SectionProxy, name: str, settings: Settings):
+    """One [host NAME] section: NAME as watched (a name of ``watch``, or an address it covers) and its thresholds."""
+    where = f"[{name}]"
+    host = name[len(HOST_SECTION):].strip()
+    extra = sorted(set(section) - {"loss_warn", "loss_crit", "rtt_warn", "rtt_crit"})
+    if extra:
+        raise WatcherConfigError(f"{where} unknown key {extra[0]!r}; a [host NAME] section takes loss_warn, loss_crit, "
+                                 "rtt_warn and rtt_crit")
+    target = _targets.parse(host, where)
+    watched = _targets.parse_all(settings.sweep.targets, "[hosts] watch")
+    if isinstance(target, _targets.Name):
+        covered = any(isinstance(t, _targets.Name) and t.name == target.name for t in watched)
+        key = target.name
+    else:
+        covered = target.first == target.last and any(
+            isinstance(t, _targets.Span) and t.version == target.version and t.first <= target.first <= t.last
+            for t in watched)
+        key = _targets.address_text(target.version, target.first)
+    if not covered:
+        raise WatcherConfigError(f"{where}: {host!r} is not one watched host of [hosts] watch (a name given there, "
+                                 "or one address it covers)")
+    return key, _alert_rules.limits_from(section, where, settings.host_limits)
 
 
 def _absolute(section: configparser.SectionProxy, name: str, default: str) -> str:
@@ -285,8 +373,7 @@ class Change:
 
     @property
     def worse(self) -> bool:
-        order = {"up": 0, "down": 2}
-        order.update(SEVERITY)
+        order = HOST_SEVERITY if self.kind == "host" else SEVERITY
         return order.get(self.new, 0) > order.get(self.old, 0)
 
     def line(self) -> str:
@@ -324,9 +411,15 @@ class Watcher:
         found = self.reader(config.selection, config.probe_timeout, config.workers)
         for warning in getattr(found, "warnings", ()):  # mount-table lines that are no mount: never dropped silently
             LOG.warning("%s", warning)
-        rows = _report.assessed(found, config.limits)
-        changes = []
         known = self.state["disks"]
+        rows = []
+        for fs in found:
+            previous = known.get(fs.mount, {}).get("status", "ok")
+            status, reasons = _alert_rules.disk_status(fs, config.limits, previous, self.settings.disk_margin)
+            row = fs.as_dict()
+            row.update(status=status, reasons=reasons)
+            rows.append(row)
+        changes = []
         current = {}
         for row in rows:
             mount, status, reasons = row["mount"], row["status"], row["reasons"]
@@ -342,28 +435,72 @@ class Watcher:
         return changes
 
     def check_hosts(self, now: float) -> List[Change]:
-        """Probe the watched hosts; up -> down and down -> up are Changes."""
+        """Probe the watched hosts; a change of alerted status (up, warn, crit, down) is a Change.
+
+        Each round is seen as up, warn, crit (a threshold of the host's) or
+        down (nothing answered); the alerted status follows the rounds by
+        ``_alert_rules.next_level`` (K of the last N rounds, clear after M).
+        """
         if not self.settings.hosts:
             self.state["hosts"] = {}
             return []
-        result = self.sweeper(self.settings.hosts, timeout=self.settings.host_timeout,
-                              retries=self.settings.host_retries, method=self.settings.host_method)
+        options = self.settings.sweep
+        result = self.sweeper(options.targets, keep_rtts=True,
+                              **{k: v for k, v in dataclasses.asdict(options).items() if k != "targets"})
         changes = []
         known = self.state["hosts"]
         current = {}
         for address, entry in result["hosts"].items():
             key = entry.get("name") or address
-            status = "up" if entry.get("alive") else "down"
-            old = known.get(key, {}).get("status", "up")
-            since = known.get(key, {}).get("since", now) if old == status else now
-            current[key] = {"status": status, "since": since, "address": address, "rtt_ms": entry.get("rtt_ms")}
-            if entry.get("error"):
-                current[key]["error"] = entry["error"]
-            if old != status:
-                detail = entry.get("error") or ("answers ping again" if status == "up" else "no answer to ping")
-                changes.append(Change("host", key, old, status, detail))
+            current[key], change = self._host_round(key, address, entry, known.get(key, {}), now)
+            if change is not None:
+                changes.append(change)
         self.state["hosts"] = current
         return changes
+
+    def _host_round(self, key: str, address: str, entry: Mapping[str, Any], old: Mapping[str, Any],
+                    now: float) -> Tuple[Dict[str, Any], Optional[Change]]:
+        """One watched host's state after this round, and the Change to alert on, if any."""
+        rules = self.settings.debounce
+        keep = max(rules.window, rules.clear_after)
+        top = _sweep_options.MAX_COUNT
+        sent = _alert_rules.counts(old.get("sent"), rules.window - 1, top) + [int(entry.get("sent", 1))]
+        received = _alert_rules.counts(old.get("received"), rules.window - 1, top) + [
+            int(entry.get("received", 1 if entry.get("alive") else 0))]
+        loss = _alert_rules.pooled_loss(sent, received)
+        reasons: List[str] = []
+        if entry.get("alive"):
+            limits = self.settings.limits_for(key, address)
+            level, reasons = limits.level(loss if "sent" in entry else None, entry.get("rtt_ms"))
+        else:
+            level = "down"
+        seen = _alert_rules.remember(_alert_rules.seen_letters(old.get("seen"), keep), level, keep)
+        previous = old.get("status") if old.get("status") in HOST_SEVERITY else "up"
+        status, seen = _alert_rules.advance(previous, seen, rules)
+        state: Dict[str, Any] = {"status": status, "since": old.get("since", now) if status == previous else now,
+                                 "address": address, "rtt_ms": entry.get("rtt_ms"), "seen": seen, "level": level,
+                                 "sent": sent, "received": received, "loss_pct": loss}
+        if reasons:
+            state["reasons"] = reasons
+        if entry.get("error"):
+            state["error"] = entry["error"]
+        _metrics.count_round(state, old, entry)
+        if status == previous:
+            return state, None
+        return state, Change("host", key, previous, status, self._host_detail(entry, status, reasons, seen))
+
+    def _host_detail(self, entry: Mapping[str, Any], status: str, reasons: Sequence[str], seen: str) -> str:
+        """Why a host's alerted status changed, in words for the alert mail."""
+        rules = self.settings.debounce
+        window = seen[-rules.window:]
+        if entry.get("error"):
+            return entry["error"]
+        if status == "down":
+            return f"no answer to ping in {window.count('d')} of the last {len(window)} rounds"
+        if status in ("warn", "crit") and reasons:
+            return "; ".join(reasons)
+        return f"answers ping again ({rules.clear_after} good round(s) in a row)" if status == "up" \
+            else f"{status} for {rules.clear_after} round(s) in a row"
 
     def _record_history(self, rows: Sequence[Dict[str, Any]], now: float) -> None:
         self._forecasts, warning = _history.update(self.settings.history_file, rows, now, self.settings.sample_every,
@@ -574,8 +711,10 @@ class Watcher:
         hosts = [h.get("status") for h in self.state.get("hosts", {}).values()]
         bad_disks = sum(1 for d in disks if d in ("warn", "crit"))
         down = sum(1 for h in hosts if h == "down")
+        lossy = sum(1 for h in hosts if h in ("warn", "crit"))
+        over = f", {lossy} over a loss or round-trip threshold" if lossy else ""
         return (f"last round at {time.strftime('%H:%M:%S')}: {len(disks)} filesystem(s), {bad_disks} over a threshold; "
-                f"{len(hosts)} host(s), {down} down; {self.state.get('spool_pending', 0)} mail(s) spooled")
+                f"{len(hosts)} host(s), {down} down{over}; {self.state.get('spool_pending', 0)} mail(s) spooled")
 
     def _notify(self, notifier: _sd_notify.Notifier, send: Callable[..., bool], *args: str) -> None:
         """Send one notification; a failure is logged once, not every round."""

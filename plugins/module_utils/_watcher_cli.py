@@ -137,7 +137,7 @@ def _deadline(args, settings: _watcher.Settings) -> float:
     """How long root waits for a command handed to the daemon's user: long enough for its work, never forever."""
     probe = 2 * settings.report.probe_timeout
     mail = 2 * settings.report.mail.smtp.timeout
-    hosts = (settings.host_retries + 1) * settings.host_timeout
+    hosts = settings.sweep_seconds()  # count x spacing, or every retry's timeout
     stop = getattr(args, "timeout", 10.0) + 20
     return {"status": 15.0, "reload": 15.0, "stop": stop, "start": 30 + probe, "selftest": 30 + probe,
             "restart": stop + 30 + probe, "check": 30 + probe + hosts + mail, "report": 30 + probe + mail,
@@ -396,21 +396,28 @@ def cmd_report(args, settings: _watcher.Settings) -> int:
 
 
 def cmd_sweep(args, settings: Optional[_watcher.Settings]) -> int:
-    """The ping sweep (the ping_sweep module's code), printed the classic way: "is alive" or "didn't find a response"."""
+    """The ping sweep (the ping_sweep module's code), printed the classic way: "is alive" or "didn't find a response".
+
+    With ``--count`` above 1 each line also says how many probes came back and the median round trip.
+    """
     targets = args.targets or (settings.hosts if settings else [])
     if not targets:
         _complain("nothing to sweep: give targets, or watch hosts in the settings file")
         return 2
     result = _sweep.sweep(targets, exclude=args.exclude, timeout=args.timeout, retries=args.retries,
-                          method=args.method, workers=args.workers)
+                          method=args.method, workers=args.workers, count=args.count, spacing=args.spacing)
     if args.json:
         _say(json.dumps(result, indent=1, sort_keys=True))
-    else:
-        for address, entry in result["hosts"].items():
-            _say(f"{address} is alive" if entry["alive"] else f"{address} didn't find a response")
-        summary = result["summary"]
-        _say(f"swept {summary['total']} address(es) in {summary['elapsed_s']:g}s: "
-             f"{summary['alive']} alive, {summary['dead']} silent ({summary['method']})")
+        return 0
+    for address, entry in result["hosts"].items():
+        line = f"{address} is alive" if entry["alive"] else f"{address} didn't find a response"
+        if "sent" in entry:
+            line += f" ({entry['received']}/{entry['sent']} answered, {entry['loss_pct']:g}% lost"
+            line += f", median {entry['rtt_ms']:g} ms)" if entry["rtt_ms"] is not None else ")"
+        _say(line)
+    summary = result["summary"]
+    _say(f"swept {summary['total']} address(es) in {summary['elapsed_s']:g}s: "
+         f"{summary['alive']} alive, {summary['dead']} silent ({summary['method']})")
     return 0
 
 
@@ -459,6 +466,8 @@ def parser(default_config: str = DEFAULT_CONFIG) -> argparse.ArgumentParser:
     sweep.add_argument("--exclude", action="append", default=[])
     sweep.add_argument("--timeout", type=float, default=1.0)
     sweep.add_argument("--retries", type=int, default=1)
+    sweep.add_argument("--count", type=int, default=1, help="probes per address (loss and round-trip statistics)")
+    sweep.add_argument("--spacing", type=float, default=1.0, help="seconds between two probes to one address")
     sweep.add_argument("--method", choices=_sweep.METHODS, default="auto")
     sweep.add_argument("--workers", type=int)
     sweep.add_argument("--json", action="store_true")

@@ -321,16 +321,52 @@ filesystems:
       type: dict
       contains:
         rate_per_day:
-          description: Growth of used space in bytes per day (negative when it shrinks); null until the
-            history spans 10 minutes.
+          description:
+            - Growth of used space in bytes per day (negative when it shrinks); null until the history spans 10
+              minutes.
+            - The Theil-Sen slope (the median of the slopes between samples), day over day (the same time of day
+              on different days) once the history has that, so nightly temporary files, log rotation or a burst
+              on a tmpfs do not move it.
           type: float
           sample: 1288490188.8
+        rate_low_per_day:
+          description: The low end of the rate's 95 % interval; null while there are too few samples for one.
+          type: float
+          sample: 1181116006.4
+          version_added: "0.3.0"
+        rate_high_per_day:
+          description: The high end of the rate's 95 % interval; null while there are too few samples for one.
+          type: float
+          sample: 1395864371.2
+          version_added: "0.3.0"
+        steady:
+          description:
+            - Whether the filesystem fills steadily - the whole 95 % interval above zero, and every day of the
+              window grew at about that rate. Only a steady one gets C(days_to_full); a one-off jump (an upgrade)
+              or growth within one day only (a log before its rotation) does not.
+          type: bool
+          sample: true
+          version_added: "0.3.0"
         days_to_full:
-          description: Days until no space is available at that rate; null when it does not grow.
+          description:
+            - Days until no space is available at that rate, counted from the trend line's free space (not this
+              reading's, so a temporary file that fills the disk for an hour moves no date); null unless C(steady).
+            - A date needs the same times of day seen on two days (about 26 hours of history at the default
+              15-minute samples).
           type: float
           sample: 36.6
+        days_to_full_low:
+          description: The soonest it may be full (at C(rate_high_per_day)); null without a date.
+          type: float
+          sample: 31.5
+          version_added: "0.3.0"
+        days_to_full_high:
+          description: The latest it may be full (at C(rate_low_per_day)); null without a date.
+          type: float
+          sample: 39.9
+          version_added: "0.3.0"
         full_at:
-          description: When that is, as a Unix time; null when it does not grow.
+          description: When that is, as a Unix time; null without a date.
           type: float
           sample: 1717200000.0
         span_s:
@@ -344,7 +380,8 @@ fill_rate:
   elements: dict
   sample:
     - {mount: /var, rate_per_day: 1288490188.8, avail_bytes: 47171284992, days_to_full: 36.6,
-       full_at: 1717200000.0, span_s: 259200.0}
+       full_at: 1717200000.0, span_s: 259200.0, rate_low_per_day: 1181116006.4, rate_high_per_day: 1395864371.2,
+       days_to_full_low: 31.5, days_to_full_high: 39.9, steady: true}
 alerts:
   description: The entries of RV(filesystems) whose status is not V(ok).
   returned: success or when mailing failed

@@ -13,7 +13,8 @@ short_description: Find which hosts answer ICMP echo, fast, with many probes in 
 version_added: "0.1.0"
 description:
   - Sends one ICMP echo request to every address of O(targets) (minus O(exclude)) and reports
-    which hosts answered.
+    which hosts answered; or, with O(count), several per address, and how many were lost and how long
+    their round trips took (count mode, as C(fping -C)).
   - Addresses are dealt out to O(workers) processes; each keeps up to O(concurrency) probes in
     flight, so a silent host costs its O(timeout) once, in parallel with all the others.
   - The timeout of each probe runs from the moment the probe was actually sent, never from when
@@ -29,6 +30,7 @@ requirements:
     in C(net.ipv4.ping_group_range)).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - sysops.fleet.sweep
 attributes:
   check_mode:
     support: full
@@ -38,89 +40,15 @@ attributes:
   platform:
     platforms: posix
 options:
-  targets:
-    description:
-      - What to sweep. Each entry is an IPv4 or IPv6 address, a CIDR such as V(192.0.2.0/24),
-        a range V(192.0.2.10-192.0.2.20) or V(192.0.2.10-20) (last octet), or a host name.
-      - For IPv4 CIDRs shorter than /31 the network and broadcast addresses are skipped, like C(fping -g).
-      - A host name is resolved on the managed host and its first address probed; a name that
-        does not resolve is reported in RV(unresolved) and RV(hosts) and does not fail the task
-        unless no target resolves at all.
-      - Several last octets of one /24 in one entry, as nmap writes them, such as V(192.0.2.1-5,9,20-30). This is
-        the form of RV(alive_ranges) and RV(dead_ranges), so a result can be swept again as it is. In the
-        C(key=value) form of C(-a) commas split list items, so give such entries in a YAML or JSON list.
-      - Entries with shell metacharacters, malformed addresses and V(/0) are refused before
-        anything is sent.
-      - An IPv4 address is written as a dotted quad. The other numeric forms C(inet_aton) reads
-        (shorthand V(127.1), hexadecimal V(0x7f.1) or V(0x7f000001), octal-looking V(0177.0.0.1), a
-        plain number V(2130706433)) are refused, never looked up as host names, because tools disagree on what
-        they mean.
-    type: list
-    elements: str
-    required: true
-  exclude:
-    description:
-      - Addresses not to probe, in the same syntax as O(targets) (and refused in the same ways).
-        CIDRs here cover the whole network, including network and broadcast addresses.
-      - A host name here excludes every address it resolves to. A name that does not resolve excludes
-        nothing; it is listed in RV(exclude_unresolved) and the task warns.
-    type: list
-    elements: str
-    default: []
-  timeout:
-    description:
-      - Seconds to wait for the reply to each probe, counted from when that probe was sent.
-      - Fractions are allowed; at most 60.
-    type: float
-    default: 1.0
-  retries:
-    description:
-      - Extra probes sent to hosts that stayed silent, each with its own O(timeout). Between 0 and 10.
-    type: int
-    default: 1
-  method:
-    description:
-      - How to probe.
-      - V(socket) sends ICMP echo requests from the worker processes over datagram or raw ICMP sockets.
-      - V(ping) runs the system C(ping) binary once per address, many at a time.
-      - V(auto) picks V(socket) when this process may open ICMP sockets, else V(ping).
-    type: str
-    choices: [auto, socket, ping]
-    default: auto
-  workers:
-    description:
-      - Number of worker processes. Defaults to the number of CPUs, at most 8.
-      - Never more than the number of addresses. Between 1 and 256.
-    type: int
-  concurrency:
-    description:
-      - Probes in flight per worker at once.
-      - Defaults to 65536 for O(method=socket) (bounded in practice by O(rate) and O(max_hosts)) and
-        to 256 C(ping) processes per worker for O(method=ping).
-    type: int
-  rate:
-    description:
-      - Cap on probes sent per second by the whole sweep, shared by the workers. V(0) means no cap.
-      - The default of 1000 per second keeps a /24 under a second of sending and does not flood
-        a LAN, a firewall's state table or an IDS; raise it (or set V(0)) on networks you own.
-      - Must be a finite number, V(0) or more (V(nan) and V(inf) are refused). A rate so low that sending
-        one probe to every address would take more than an hour is refused with the estimated duration
-        (for example V(rate=0.01) for a /24 would take about 7 hours).
-    type: float
-    default: 1000
   details:
     description:
-      - Also return RV(hosts), one entry per address (alive, round-trip time, name, error).
+      - Also return RV(hosts), one entry per address (alive, round-trip time, name, error, and in count mode
+        the probes sent and answered, the loss and the round-trip statistics).
       - Off by default, so that the result stays two lists of addresses and a summary however large the
         sweep (a /16 with details is about four times as much JSON for Ansible to carry and print).
     type: bool
     default: false
     version_added: "0.2.0"
-  max_hosts:
-    description:
-      - Refuse a sweep with more addresses than this, before anything is expanded or sent.
-    type: int
-    default: 65536
   list_limit:
     description:
       - Return the RV(alive) and RV(dead) lists (one string per address) only when the sweep probed at
@@ -130,6 +58,8 @@ options:
         Ansible spends time on every string of a result, so a /16's two lists add about a second to the
         whole command; the P(sysops.fleet.addresses#filter) filter turns ranges into a list when needed.
       - RV(summary.listed) says whether the lists were returned.
+      - In count mode the same limit keeps RV(stats) (one entry per address); RV(loss_ranges) and the spread of
+        the hosts' loss and round-trip time in RV(summary) come back for every sweep.
     type: int
     default: 1024
     version_added: "0.2.0"
@@ -175,6 +105,18 @@ EXAMPLES = r"""
 - name: Every alive address of the /16 as a list
   ansible.builtin.debug:
     msg: "{{ big.alive_ranges | sysops.fleet.addresses | length }} addresses answered"
+
+- name: How healthy is each path? 20 probes per address, 200 ms apart (fping -C 20 -p 200)
+  sysops.fleet.ping_sweep:
+    targets: 192.0.2.0/24
+    count: 20
+    spacing: 0.2
+  register: health
+
+- name: The hosts that lost more than 5 % of their probes
+  ansible.builtin.debug:
+    msg: "{{ (health.loss_ranges['5-20'] + health.loss_ranges['20-50'] + health.loss_ranges['50-100'])
+             | sysops.fleet.addresses }}"
 
 - name: Split a /16 across two sweeper hosts
   sysops.fleet.ping_sweep:
@@ -250,12 +192,40 @@ hosts:
       as a host name, C(error) when a probe could not be sent or a name did not resolve.
     - C(rtt_ms) is the measured round-trip time with both methods (for O(method=ping), from the
       summary line of C(ping)); null, with an C(error), in the rare case a C(ping) that got an answer
-      printed no time.
+      printed no time. In count mode it is the median of the address's round trips.
+    - In count mode (O(count) above 1) also C(sent), C(received), C(loss_pct) and C(rtt), as in RV(stats).
   returned: when O(details=true)
   type: dict
   sample:
     127.0.0.1: {alive: true, rtt_ms: 0.041, name: localhost}
     127.0.0.3: {alive: false, rtt_ms: null}
+stats:
+  description:
+    - Count mode (O(count) above 1) only. One entry per probed address, every address of the sweep.
+    - C(sent) (probes sent), C(received) (probes answered within O(timeout)), C(loss_pct) (the share lost, in
+      percent, 0 to 100), and C(rtt_ms) - the round-trip times of the answered probes in milliseconds
+      (C(min), C(median), C(p90) the 90th percentile by nearest rank, C(max), C(stddev) the population standard
+      deviation) - or null when none was answered.
+    - Every round trip is timed from the probe it answers (its number is in the payload; C(ping) does the same).
+  returned: in count mode, when the sweep probed at most O(list_limit) addresses (RV(summary.listed))
+  type: dict
+  sample:
+    192.0.2.7: {sent: 20, received: 19, loss_pct: 5.0,
+                rtt_ms: {min: 0.412, median: 0.468, p90: 0.533, max: 1.207, stddev: 0.171}}
+    192.0.2.9: {sent: 20, received: 0, loss_pct: 100.0, rtt_ms: null}
+  version_added: "0.3.0"
+loss_ranges:
+  description:
+    - Count mode (O(count) above 1) only, for every sweep however large. The probed addresses by their loss,
+      each class written as RV(alive_ranges) writes addresses (give it to O(targets), or to the
+      P(sysops.fleet.addresses#filter) filter).
+    - Always the seven classes, empty or not. V(0) - no probe lost; V(0-1), V(1-5), V(5-20), V(20-50) - more than
+      the first number and at most the second, in percent; V(50-100) - more than 50 % but not all; V(100) - silent.
+  returned: in count mode
+  type: dict
+  sample: {"0": ["192.0.2.1-6,8"], "0-1": [], "1-5": [], "5-20": ["192.0.2.7"], "20-50": [], "50-100": [],
+           "100": ["192.0.2.9-254"]}
+  version_added: "0.3.0"
 summary:
   description: Counts and how the sweep ran.
   returned: success
@@ -291,10 +261,41 @@ summary:
       elements: str
       sample: []
     rtt_ms:
-      description: Smallest, median and largest round-trip time of the hosts that answered; null when none did.
+      description:
+        - Smallest, median and largest round-trip time of the hosts that answered; null when none did.
+        - In count mode the smallest, median, 90th percentile (C(p90)) and largest of the answering hosts'
+          median round-trip times.
       type: dict
       sample: {min: 0.021, median: 0.045, max: 1.2}
       version_added: "0.2.0"
+    count:
+      description: Probes per address (O(count)). Count mode only.
+      type: int
+      sample: 20
+      version_added: "0.3.0"
+    sent:
+      description: Probes sent in all. Count mode only.
+      type: int
+      sample: 5080
+      version_added: "0.3.0"
+    received:
+      description: Probes answered within O(timeout), in all. Count mode only.
+      type: int
+      sample: 3391
+      version_added: "0.3.0"
+    loss_pct:
+      description: The share of all probes that was lost, in percent (silent hosts included); null if none was sent.
+        Count mode only.
+      type: float
+      sample: 33.248
+      version_added: "0.3.0"
+    host_loss_pct:
+      description:
+        - The answering hosts' loss in percent (hosts that answered no probe are left out), as C(min), C(median),
+          C(p90) and C(max); null when no host answered. Count mode only.
+      type: dict
+      sample: {min: 0.0, median: 0.0, p90: 5.0, max: 15.0}
+      version_added: "0.3.0"
     listed:
       description: Whether RV(alive) and RV(dead) are in the result (the sweep probed at most O(list_limit) addresses).
       type: bool
@@ -304,21 +305,13 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _command, _fanout, _sweep
+from ansible_collections.sysops.fleet.plugins.module_utils import _command, _fanout, _sweep, _sweep_options
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            targets=dict(type="list", elements="str", required=True),
-            exclude=dict(type="list", elements="str", default=[]),
-            timeout=dict(type="float", default=1.0),
-            retries=dict(type="int", default=1),
-            method=dict(type="str", default="auto", choices=list(_sweep.METHODS)),
-            workers=dict(type="int"),
-            concurrency=dict(type="int"),
-            rate=dict(type="float", default=_sweep.DEFAULT_RATE),
-            max_hosts=dict(type="int", default=65536),
+            _sweep_options.argument_spec(),
             details=dict(type="bool", default=False),
             list_limit=dict(type="int", default=_sweep.DEFAULT_LIST_LIMIT),
         ),
@@ -327,11 +320,7 @@ def main():
     p = module.params
     try:
         _sweep.check_list_limit(p["list_limit"])
-        result = _sweep.sweep(
-            p["targets"], exclude=p["exclude"], timeout=p["timeout"], retries=p["retries"],
-            method=p["method"], workers=p["workers"], concurrency=p["concurrency"], rate=p["rate"],
-            max_hosts=p["max_hosts"], details=p["details"],
-        )
+        result = _sweep.run(_sweep_options.from_params(p), details=p["details"])
     except (ValueError, _command.CommandError, _fanout.FanOutError) as exc:
         module.fail_json(msg=str(exc))
     for name in result["exclude_unresolved"]:

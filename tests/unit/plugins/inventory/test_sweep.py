@@ -12,11 +12,16 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.inventory import sweep
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..", "..")))
+import lab  # noqa: E402  pylint: disable=wrong-import-position
+
+needs_lab = pytest.mark.skipif(os.geteuid() != 0, reason="the loopback lab needs root (network namespaces)")
 COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(sweep.__file__), "..", "..", "..", "..", ".."))
 
 
@@ -27,10 +32,14 @@ def write(tmp_path, config, name="source"):
     return str(path)
 
 
-def parse(tmp_path, *configs):
-    """Parse each config (a dict, written as sourceN.sweep.yml, or a path) in one process; the results in order."""
+def parse(tmp_path, *configs, netns=None):
+    """Parse each config (a dict, written as sourceN.sweep.yml, or a path) in one process; the results in order.
+
+    With *netns*, inside that network namespace of the loopback lab (where a name lookup cannot leave).
+    """
     paths = [write(tmp_path, c, f"source{i}") if isinstance(c, dict) else c for i, c in enumerate(configs)]
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "parse_sources.py"), COLLECTIONS, *paths],
+    argv = [sys.executable, os.path.join(HERE, "parse_sources.py"), COLLECTIONS, *paths]
+    proc = subprocess.run(lab.netns_argv(netns, argv) if netns else argv,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -96,6 +105,13 @@ BAD_OPTIONS = [
     ({"targets": ["127.0.0.1"], "workers": 0}, "workers must be between 1 and 256, got 0"),
     ({"targets": ["127.0.0.1"], "concurrency": 0}, "concurrency must be at least 1, got 0"),
     ({"targets": ["127.0.0.1"], "max_hosts": 0}, "max_hosts must be at least 1, got 0"),
+    ({"targets": ["127.0.0.1"], "count": 0}, "count must be between 1 and 10000 probes per address, got 0"),
+    ({"targets": ["127.0.0.1"], "count": 10001}, "count must be between 1 and 10000 probes per address, got 10001"),
+    ({"targets": ["127.0.0.1"], "spacing": 0}, "spacing must be between 0.002 and 60 seconds"),
+    ({"targets": ["127.0.0.1"], "spacing": "nan"}, "spacing must be between 0.002 and 60 seconds"),
+    ({"targets": ["127.0.0.0/16"], "count": 100}, "count=100 for 65534 addresses is 6553400 probes, more than the "
+                                                  "4194304 one sweep may send"),
+    ({"targets": ["127.0.0.1"], "count": 100, "spacing": 60}, "count=100 at spacing=60 would take about 1.6 hours"),
     ({"targets": ["127.0.0.1"], "method": "nmap"}, "Invalid value 'nmap' for config 'method'"),
     ({"targets": ["127.0.0.1"], "hostnames": "fqdn"}, "Invalid value 'fqdn' for config 'hostnames'"),
     ({"targets": ["127.0.0.1"], "retires": 2}, "unknown option 'retires' (did you mean 'retries'?)"),
@@ -149,6 +165,14 @@ TAMPERED = [
     lambda e: e["hosts"].append("127.0.0.9"),
     lambda e: e.update(hosts="127.0.0.9"),
     lambda e: e.update(format=99),
+    lambda e: e.update(format=1),
+    lambda e: e["hosts"].append({"address": "127.0.0.9", "rtt_ms": 1.0, "name": None, "sent": 3, "received": 4,
+                                 "loss_pct": 0.0, "rtt": None}),
+    lambda e: e["hosts"].append({"address": "127.0.0.9", "rtt_ms": 1.0, "name": None, "sent": 3, "received": 3,
+                                 "loss_pct": "{{ 7 * 6 }}", "rtt": None}),
+    lambda e: e["hosts"].append({"address": "127.0.0.9", "rtt_ms": 1.0, "name": None, "sent": 3, "received": 3,
+                                 "loss_pct": 0.0, "rtt": {"min": "{{ lookup('pipe', 'id') }}"}}),
+    lambda e: e["hosts"].append({"address": "127.0.0.9", "rtt_ms": float("nan"), "name": None}),
 ]
 
 
@@ -170,8 +194,39 @@ def test_a_tampered_cache_is_not_believed(tmp_path):
 def test_documentation_covers_every_option_and_the_fragments():
     doc = yaml.safe_load(sweep.DOCUMENTATION)
     assert doc["name"] == "sweep" and doc["version_added"]
-    assert set(sweep.SWEEP_OPTIONS) | {"plugin", "hostnames"} == set(doc["options"])
+    assert set(doc["options"]) == {"plugin", "hostnames"}, "the sweep's options come from the sysops.fleet.sweep fragment"
     assert all(o.get("description") and o.get("type") for o in doc["options"].values())
-    assert doc["extends_documentation_fragment"] == ["ansible.builtin.constructed", "ansible.builtin.inventory_cache"]
+    assert doc["extends_documentation_fragment"] == ["sysops.fleet.sweep", "ansible.builtin.constructed",
+                                                     "ansible.builtin.inventory_cache"]
     for example in yaml.safe_load_all(sweep.EXAMPLES):
         assert example["plugin"] == "sysops.fleet.sweep" and example["targets"]
+
+
+def test_count_mode_gives_every_host_its_loss_and_round_trip_statistics(tmp_path):
+    [out] = parse(tmp_path, {"targets": ["127.0.0.1-3"], "count": 4, "spacing": 0.01, "rate": 0,
+                             "groups": {"clean": "sweep_loss_pct == 0", "steady": "sweep_rtt.stddev < 100"}})
+    assert "error" not in out, out
+    for host in out["hosts"].values():
+        assert host["sweep_sent"] == 4 and host["sweep_received"] == 4 and host["sweep_loss_pct"] == 0
+        stats = host["sweep_rtt"]
+        assert 0 < stats["min"] <= stats["median"] <= stats["p90"] <= stats["max"] < 1000
+        assert host["sweep_rtt_ms"] == stats["median"]
+    assert out["groups"]["clean"] == out["groups"]["steady"] == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+
+
+def test_count_mode_is_cached_with_its_numbers(tmp_path):
+    path = write(tmp_path, cached(tmp_path, count=3, spacing=0.01))
+    first, second = parse(tmp_path, path, path)
+    assert first["sweeps"] == 1 and second["sweeps"] == 0
+    assert second["hosts"] == first["hosts"] and second["hosts"]["127.0.0.1"]["sweep_sent"] == 3
+
+
+@needs_lab
+def test_an_exclude_name_that_does_not_resolve_is_warned_about(tmp_path):
+    """As the module warns. In the lab namespace (loopback only) the name's lookup cannot leave the machine."""
+    with lab.lab() as ns:
+        [out] = parse(tmp_path, {"targets": ["127.0.0.1-2"], "exclude": ["no-such-host.invalid", "127.0.0.2"]},
+                      netns=ns)
+    assert sorted(out["hosts"]) == ["127.0.0.1"], out
+    assert any("exclude: 'no-such-host.invalid' does not resolve, so it excludes nothing" in w
+               for w in out["warnings"]), out["warnings"]

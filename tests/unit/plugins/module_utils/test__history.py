@@ -26,19 +26,30 @@ def test_history_keeps_one_sample_per_period_and_forgets_old_ones():
 
 def test_fill_rate_and_time_to_full():
     day = _history.DAY
-    # 1 GiB more every day, 10 GiB left
+    # 1 GiB more every day for two days, a sample every 15 minutes: 10 GiB left at the end
     gib = 1024 ** 3
-    history = {"/var": [(t * day / 4, int(t * gib / 4), 10 * gib - int(t * gib / 4)) for t in range(9)],
-               "/srv": [(0.0, 500, 500), (day, 400, 600)],
+    times = [t * 900.0 for t in range(2 * 96 + 1)]
+    history = {"/var": [(t, int(t / day * gib), 12 * gib - int(t / day * gib)) for t in times],
+               "/srv": [(t, 500 - int(t / day * 100), 500 + int(t / day * 100)) for t in times],
                "/new": [(2 * day, 1, 1)]}
     now = 2 * day
     found = {f.mount: f for f in _history.forecast(history, now)}
     var = found["/var"]
-    assert var.rate_per_day == pytest.approx(gib, rel=1e-6)
-    assert var.days_to_full == pytest.approx(8.0, rel=1e-6)
-    assert "+1.0G/day, full in about 8 days" in _history.describe(var)
+    assert var.steady and var.rate_per_day == pytest.approx(gib, rel=1e-6)
+    assert var.days_to_full == pytest.approx(10.0, rel=1e-6)
+    assert var.days_to_full_low <= var.days_to_full <= var.days_to_full_high
+    assert "+1.0G/day (1.0G to 1.0G/day), full in about 10 days (10-10 days)" in _history.describe(var)
     assert _history.describe(found["/srv"]) == "/srv: shrinking by 100B/day"
     assert "not enough history" in _history.describe(found["/new"])
+
+
+def test_a_rate_from_one_day_of_history_gets_no_date():
+    """Within one day a log that grows until its rotation looks like growth: a rate, no date."""
+    gib = 1024 ** 3
+    history = {"/var": [(t * 900.0, t * gib // 96, 2 * gib - t * gib // 96) for t in range(90)]}
+    (var,) = _history.forecast(history, 89 * 900.0)
+    assert var.rate_per_day == pytest.approx(gib, rel=0.02) and var.days_to_full is None and not var.steady
+    assert "no date before the same times of day were seen on two days" in _history.describe(var)
 
 
 def test_history_file_round_trip_and_garbage(tmp_path):

@@ -72,6 +72,27 @@ def test_any_answer_of_the_owner_gives_only_well_formed_forecasts(answer):
         _history.render_html([item])
 
 
+GOOD_FORECAST = {"mount": "/", "rate_per_day": 100.0, "avail_bytes": 1000, "days_to_full": 10.0, "full_at": NOW + 864000,
+                 "span_s": 86400.0, "rate_low_per_day": 90.0, "rate_high_per_day": 110.0, "days_to_full_low": 9.0,
+                 "days_to_full_high": 11.0, "steady": True}
+
+
+@pytest.mark.parametrize("change", [
+    {"rate_low_per_day": 120.0},                     # an interval that does not hold the rate
+    {"days_to_full_high": 5.0},                      # nor the date
+    {"days_to_full_low": -1.0},
+    {"days_to_full_high": _history.MAX_DAYS_TO_FULL * 2},
+    {"rate_high_per_day": float("inf")},
+    {"rate_low_per_day": float("nan")},
+    {"steady": "yes"},
+    {"steady": False},                               # a date for a filesystem that does not fill steadily
+    {"days_to_full_low": True},
+])
+def test_the_forecasts_new_fields_are_checked_when_they_cross_back_to_root(change):
+    assert _history.checked_forecasts([GOOD_FORECAST]) == ([_history.Forecast(**GOOD_FORECAST)], 0)
+    assert _history.checked_forecasts([dict(GOOD_FORECAST, **change)]) == ([], 1), change
+
+
 @pytest.mark.parametrize("name,samples,kept", [
     ("a 2000-digit integer", [[NOW - 10, 10 ** 2000, 5]], 0),
     ("a sample dated in the future", [[NOW + 86400 * 365, 10, 5], [NOW - 10, 10, 5]], 1),
@@ -91,9 +112,9 @@ def test_hostile_samples_are_dropped_not_fatal(name, samples, kept):
 
 def test_a_forecast_that_would_be_full_after_the_year_9999_is_not_filling():
     """One byte a day more on a terabyte: ValueError from datetime before, 'not full within 100 years' now."""
-    history = {"/": [(NOW - 86400, 100, 10 ** 12), (NOW, 101, 10 ** 12 - 1)]}
-    (item,) = _history.forecast(history, NOW, 2 * 86400)
-    assert item.rate_per_day > 0 and item.days_to_full is None
+    history = {"/": [(NOW - 2 * 86400 + t * 900, 100 + t // 96, 10 ** 12 - t // 96) for t in range(2 * 96 + 1)]}
+    (item,) = _history.forecast(history, NOW, 3 * 86400)
+    assert item.rate_per_day > 0 and item.steady and item.days_to_full is None
     assert "not full within 100 years" in _history.describe(item)
     _history.render_html([item])
 

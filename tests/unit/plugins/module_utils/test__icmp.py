@@ -33,49 +33,97 @@ def _reply(prober, index, attempt=0, token=None, kind=0, ident=None):
     return body + struct.pack("!IIH", prober.token if token is None else token, index, attempt) + b"x"
 
 
+def _in_flight(prober, index, number, sent_at):
+    """Mark probe *number* of address *index* as sent at *sent_at* (monotonic seconds), as _send_some does."""
+    slot = index * prober.per + number
+    prober._sent_at[slot] = sent_at
+    prober._state[slot] = _icmp._IN_FLIGHT
+    prober._outstanding += 1
+    prober._expiry.append((sent_at + prober.timeout, slot))
+    return slot
+
+
 def test_replies_are_matched_by_token_and_index_and_raw_ident():
     prober = _icmp.Prober(["192.0.2.1", "192.0.2.2"], ident=7)
-    prober._sent = {0: (10.0, 0), 1: (10.0, 0)}
+    _in_flight(prober, 0, 0, 10.0)
+    _in_flight(prober, 1, 0, 10.0)
     prober._match(_reply(prober, 0, token=prober.token ^ 1), 4, False, 10.5)  # someone else's
     prober._match(_reply(prober, 0, kind=8), 4, False, 10.5)  # an echo request, not a reply
     prober._match(_reply(prober, 0, ident=8), 6, True, 10.5)  # raw socket: other process
     prober._match(_reply(prober, 5), 4, False, 10.5)  # index out of range
-    assert prober.rtt == {}
+    prober._match(_reply(prober, 0, attempt=1), 4, False, 10.5)  # a probe number never sent
+    assert prober.rtts == [[], []]
     ip_header = bytes([0x45]) + bytes(19)
     prober._match(ip_header + _reply(prober, 1), 4, True, 10.25)
-    assert prober.rtt == {1: 250.0}
-    assert 1 not in prober._sent and 0 in prober._sent
+    assert prober.rtts == [[], [250.0]]
+    prober._match(ip_header + _reply(prober, 1), 4, True, 10.75)  # a duplicate (DUP!) counts once
+    assert prober.rtts == [[], [250.0]] and prober._outstanding == 1
 
 
 def test_expiry_retries_then_gives_up():
     prober = _icmp.Prober(["192.0.2.1"], retries=1, timeout=1.0)
     prober._todo.clear()
-    prober._sent = {0: (0.0, 0)}
-    prober._expiry.append((0.0, 0, 0))
+    _in_flight(prober, 0, 0, -5.0)
     prober._expire()
-    assert list(prober._todo) == [(0, 1)] and prober._sent == {}
+    assert list(prober._todo) == [1] and prober._outstanding == 0, "probe number 1 (the retry) is due"
     prober._todo.clear()
-    prober._sent = {0: (0.0, 1)}
-    prober._expiry.append((0.0, 0, 1))
+    _in_flight(prober, 0, 1, -5.0)
     prober._expire()
-    assert not prober._todo and not prober._sent
+    assert not prober._todo and prober._outstanding == 0
+
+
+def test_a_late_reply_to_the_first_probe_is_not_timed_from_the_retry():
+    """The first probe went out at 10.0 s and expired at 10.3 s; the retry went out at 10.3 s. A reply to the
+    first probe at 10.35 s is 350 ms after it: too late to count, and never the retry's 50 ms (which the
+    sweep reported before each probe carried its own number)."""
+    prober = _icmp.Prober(["192.0.2.1"], retries=1, timeout=0.3)
+    prober._todo.clear()
+    first = _in_flight(prober, 0, 0, 10.0)
+    prober._state[first] = _icmp._EXPIRED
+    prober._outstanding -= 1
+    _in_flight(prober, 0, 1, 10.3)
+    prober._match(_reply(prober, 0, attempt=0), 4, False, 10.35)
+    assert prober.rtts == [[]], "a reply later than its probe's timeout is lost, not the retry's answer"
+    prober._match(_reply(prober, 0, attempt=1), 4, False, 10.42)
+    assert [round(r, 6) for r in prober.rtts[0]] == [120.0], "the retry's own reply, timed from the retry"
+
+
+def test_count_mode_times_each_reply_from_its_own_probe():
+    prober = _icmp.Prober(["192.0.2.1"], count=3, spacing=0.1, timeout=1.0)
+    prober._todo.clear()
+    for number, sent_at in enumerate((10.0, 10.1, 10.2)):
+        _in_flight(prober, 0, number, sent_at)
+    for number, received in ((2, 10.25), (0, 10.3), (1, 10.5)):  # out of order
+        prober._match(_reply(prober, 0, attempt=number), 4, False, received)
+    assert [round(r, 6) for r in prober.rtts[0]] == [50.0, 300.0, 400.0]
+    assert prober._outstanding == 0
 
 
 @needs_sockets
 def test_loopback_answers_with_a_round_trip_time():
-    rtts, errors = _icmp.probe(["127.0.0.1", "127.0.0.2", "127.0.0.3"], timeout=1.0)
+    tallies, errors = _icmp.probe(["127.0.0.1", "127.0.0.2", "127.0.0.3"], timeout=1.0)
     assert errors == {}
-    assert set(rtts) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
-    assert all(rtt is not None and 0 <= rtt < 1000 for rtt in rtts.values())
+    assert set(tallies) == {"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+    assert all(t.sent == 1 and len(t.rtts) == 1 and 0 <= t.rtts[0] < 1000 for t in tallies.values())
+
+
+@needs_sockets
+def test_count_mode_sends_count_probes_spaced_per_address():
+    started = time.monotonic()
+    tallies, errors = _icmp.probe(["127.0.0.1", "127.0.0.2"], timeout=1.0, count=5, spacing=0.05)
+    took = time.monotonic() - started
+    assert errors == {}
+    assert all(t.sent == 5 and len(t.rtts) == 5 for t in tallies.values()), tallies
+    assert 0.2 <= took < 1.0, f"5 probes 50 ms apart take at least 0.2 s, and not the timeout: {took}"
 
 
 @needs_sockets
 def test_rate_cap_spaces_the_probes():
     import time
     started = time.monotonic()
-    rtts = _icmp.probe(["127.0.0.%d" % i for i in range(1, 12)], timeout=1.0, rate=20)[0]
+    tallies = _icmp.probe(["127.0.0.%d" % i for i in range(1, 12)], timeout=1.0, rate=20)[0]
     assert time.monotonic() - started >= 0.45, "11 probes at 20/s take at least 0.5 s"
-    assert all(r is not None for r in rtts.values())
+    assert all(t.rtts for t in tallies.values())
 
 
 def test_open_socket_failure_says_what_to_do(monkeypatch):
@@ -115,8 +163,8 @@ def test_a_probe_never_reports_less_than_its_round_trip(monkeypatch):
         return _SlowAfterSend(sock, 0.03), raw
     monkeypatch.setattr(_icmp, "open_socket", slow_socket)
     prober = _icmp.Prober(["127.0.0.1"], timeout=2)
-    rtt = prober.run()["127.0.0.1"]
-    assert rtt is not None and rtt >= 30.0, rtt
+    [rtt] = prober.run()["127.0.0.1"].rtts
+    assert rtt >= 30.0, rtt
 
 
 def _raw_socket_or_skip():

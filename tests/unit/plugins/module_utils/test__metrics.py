@@ -45,9 +45,12 @@ def row(mount="/srv", **values):
     return base
 
 
-def forecast(mount="/srv", per_second=None, avail=700):
+def forecast(mount="/srv", per_second=None, avail=700, days=None):
+    """A forecast; with *days*, a steady one full in that many days, give or take one."""
     return _history.Forecast(mount=mount, rate_per_day=None if per_second is None else per_second * _history.DAY,
-                             avail_bytes=avail)
+                             avail_bytes=avail, days_to_full=days, steady=days is not None,
+                             days_to_full_low=None if days is None else days - 1,
+                             days_to_full_high=None if days is None else days + 1)
 
 
 def samples(families):
@@ -121,17 +124,19 @@ def test_filesystems_in_base_units_with_ratios_and_one_status():
 
 
 def test_a_filesystem_without_a_forecast_has_no_fill_rate_and_no_time_to_full():
-    found = samples(_metrics.filesystem_metrics([row("/a"), row("/b"), row("/c"), row("/d")], {
+    found = samples(_metrics.filesystem_metrics([row("/a"), row("/b"), row("/c"), row("/d"), row("/e")], {
         "/b": forecast("/b", per_second=None), "/c": forecast("/c", per_second=-3.0),
-        "/d": forecast("/d", per_second=7.0)}))
+        "/d": forecast("/d", per_second=7.0, days=2.0), "/e": forecast("/e", per_second=7.0)}))
     names = {(name, dict(labels)["mount"]) for name, labels in found}
     rate, full = "sysops_fleet_filesystem_fill_rate_bytes_per_second", "sysops_fleet_filesystem_full_in_seconds"
-    assert {m for n, m in names if n == rate} == {"/c", "/d"}, "/a has no history, /b too little"
-    assert {m for n, m in names if n == full} == {"/d"}, "/c shrinks: never full"
+    assert {m for n, m in names if n == rate} == {"/c", "/d", "/e"}, "/a has no history, /b too little"
+    assert {m for n, m in names if n == full} == {"/d"}, "/c shrinks, /e does not grow steadily: no time to full"
     labels = {"device": "/dev/sdb1", "fstype": "ext4"}
     assert value(found, rate, mount="/c", **labels) == pytest.approx(-3.0)
     assert value(found, rate, mount="/d", **labels) == pytest.approx(7.0)
-    assert value(found, full, mount="/d", **labels) == pytest.approx(700 / 7.0), "from this round's available bytes"
+    assert value(found, full, mount="/d", **labels) == 2 * 86400, "the forecast's date, from its trend line"
+    assert value(found, "sysops_fleet_filesystem_full_in_low_seconds", mount="/d", **labels) == 86400
+    assert value(found, "sysops_fleet_filesystem_full_in_high_seconds", mount="/d", **labels) == 3 * 86400
 
 
 def test_a_filesystem_that_could_not_be_read_is_crit_with_no_numbers():
@@ -157,8 +162,9 @@ def test_hosts_up_and_round_trip_in_seconds():
 
 
 def test_every_name_has_the_prefix_and_promtool_finds_nothing_to_lint():
-    history = {"/srv": [(1000.0, 100, 900), (4600.0, 200, 800)]}
-    forecasts = _history.forecast(history, 4600.0, _history.DEFAULT_WINDOW)
+    history = {"/srv": [(1000.0 + t * 900, 100 + t, 900 - t) for t in range(2 * 96 + 1)]}
+    forecasts = _history.forecast(history, 1000.0 + 2 * 96 * 900, _history.DEFAULT_WINDOW)
+    assert forecasts[0].days_to_full is not None
     families = _metrics.watcher_metrics([row(), row("/home", status="crit")], forecasts,
                                         {"127.0.0.1": {"status": "up", "address": "127.0.0.1", "rtt_ms": 0.02}},
                                         4600.0, 2, {"disk": True, "host": False})
@@ -330,13 +336,15 @@ def test_the_watcher_round_scraped_from_a_real_node_exporter(tmp_path):
         [hosts]
         watch = 127.0.0.1 127.0.0.3
         timeout = 0.3
-        retries = 0
+        count = 3
+        spacing = 0.01
         [metrics]
         textfile_dir = {textfile}
         """)
     settings = _watcher.load_settings(path)
-    seeded = time.time() - 3600
-    _history.save(settings.history_file, {str(fs_a): [(seeded, 8 * MIB, 56 * MIB)]})
+    seeded = time.time() - 2 * 86400  # two days of steady growth, 4 MiB a day, up to the 16 MiB the round finds
+    _history.save(settings.history_file, {str(fs_a): [(seeded + k * 900, 8 * MIB + k * MIB // 24, 56 * MIB - k * MIB // 24)
+                                                      for k in range(2 * 96)]})
     _mail_spool.add(settings.report.mail.spool_dir, b"Subject: waiting\r\n\r\nfor the server\r\n", "watcher@localhost",
                     ["ops@example.com"])
     entry = tmp_path / "fleet-watcher"
@@ -351,7 +359,9 @@ def test_the_watcher_round_scraped_from_a_real_node_exporter(tmp_path):
     assert run.returncode == 0, run.stderr
     state = json.loads((tmp_path / "check.json").read_text())["state"]
     total, free = (int(n) for n in (tmp_path / "inodes").read_text().split())
-    [sample] = [s for s in _history.load(settings.history_file)[str(fs_a)] if s[0] > seeded]
+    history = _history.load(settings.history_file)
+    [expected] = _history.forecast({str(fs_a): history[str(fs_a)]}, history[str(fs_a)][-1][0])
+    assert len(history[str(fs_a)]) == 2 * 96 + 1, "the round added its sample"
     prom = textfile / _metrics.TEXTFILE_NAME
     assert promtool("check", "metrics", stdin=prom.read_text()).returncode == 0
 
@@ -368,10 +378,14 @@ def test_the_watcher_round_scraped_from_a_real_node_exporter(tmp_path):
     assert value(found, "sysops_fleet_filesystem_used_bytes", **b) == 0
     assert value(found, "sysops_fleet_filesystem_status", status="warn", **a) == 1
     assert value(found, "sysops_fleet_filesystem_status", status="ok", **b) == 1
-    rate = 8 * MIB / (sample[0] - seeded)
-    assert value(found, "sysops_fleet_filesystem_fill_rate_bytes_per_second", **a) == pytest.approx(rate, rel=1e-9)
-    assert value(found, "sysops_fleet_filesystem_full_in_seconds", **a) == pytest.approx(48 * MIB / rate, rel=1e-9)
-    assert 21600 <= 48 * MIB / rate < 21600 + 6 * 60, "6 times the hour of history, give or take the test's run"
+    rate = value(found, "sysops_fleet_filesystem_fill_rate_bytes_per_second", **a)
+    assert rate == pytest.approx(expected.rate_per_day / 86400, rel=1e-9)
+    assert rate * 86400 == pytest.approx(4 * MIB, rel=0.02), "4 MiB a day"
+    full_in = value(found, "sysops_fleet_filesystem_full_in_seconds", **a)
+    assert full_in == pytest.approx(expected.days_to_full * 86400, rel=1e-9)
+    assert full_in / 86400 == pytest.approx(12, rel=0.05), "48 MiB left at 4 MiB a day"
+    assert value(found, "sysops_fleet_filesystem_full_in_low_seconds", **a) <= full_in \
+        <= value(found, "sysops_fleet_filesystem_full_in_high_seconds", **a)
     assert not [k for k in found if k[0].endswith(("fill_rate_bytes_per_second", "full_in_seconds"))
                 and dict(k[1])["mount"] == str(fs_b)], "b has no history: no fill rate, no time to full"
     assert value(found, "sysops_fleet_host_up", host="127.0.0.1", address="127.0.0.1") == 1
@@ -380,6 +394,18 @@ def test_the_watcher_round_scraped_from_a_real_node_exporter(tmp_path):
         == state["hosts"]["127.0.0.1"]["rtt_ms"] / 1000
     assert 0 < state["hosts"]["127.0.0.1"]["rtt_ms"] < 300
     assert ("sysops_fleet_host_rtt_seconds", frozenset({("host", "127.0.0.3"), ("address", "127.0.0.3")})) not in found
+    one, three = {"host": "127.0.0.1", "address": "127.0.0.1"}, {"host": "127.0.0.3", "address": "127.0.0.3"}
+    assert value(found, "sysops_fleet_host_probes_sent_total", **one) == 3 == value(found, "sysops_fleet_host_probes_sent_total", **three)
+    assert value(found, "sysops_fleet_host_probes_received_total", **one) == 3
+    assert value(found, "sysops_fleet_host_probes_received_total", **three) == 0
+    assert value(found, "sysops_fleet_host_loss_ratio", **one) == 0 and value(found, "sysops_fleet_host_loss_ratio", **three) == 1
+    assert value(found, "sysops_fleet_host_probe_rtt_seconds_count", **one) == 3
+    assert value(found, "sysops_fleet_host_probe_rtt_seconds_bucket", le="+Inf", **one) == 3
+    buckets = [value(found, "sysops_fleet_host_probe_rtt_seconds_bucket", le=le, **one) for le in ("0.0001", "0.001", "1")]
+    assert buckets == sorted(buckets) and buckets[-1] == 3, "cumulative, every loopback answer within a second"
+    assert value(found, "sysops_fleet_host_probe_rtt_seconds_sum", **one) == state["hosts"]["127.0.0.1"]["probes"]["rtt_sum_s"]
+    assert 0 < state["hosts"]["127.0.0.1"]["probes"]["rtt_sum_s"] < 0.9
+    assert value(found, "sysops_fleet_host_status", status="down", **three) == 0, "one silent round is no alert"
     assert value(found, "sysops_fleet_watcher_last_round_timestamp_seconds") == state["last_check"]
     assert value(found, "sysops_fleet_mail_spooled_messages") == 1
     assert value(found, "sysops_fleet_watcher_check_success", check="disk") == 1

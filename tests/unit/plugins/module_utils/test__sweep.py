@@ -152,7 +152,7 @@ def test_a_crashed_worker_marks_its_addresses_dead_with_the_reason(monkeypatch):
     def crash(addresses, *args):
         if "127.0.0.2" in addresses:
             os._exit(5)
-        return {a: (True, 0.1, "") for a in addresses}
+        return {a: _sweep.Probe(1, [0.1]) for a in addresses}
     monkeypatch.setitem(_sweep._PROBES, "ping", crash)
     monkeypatch.setitem(_sweep.MIN_SHARE, "ping", 1)
     result = _sweep.sweep(["127.0.0.1-4"], method="ping", workers=2)

@@ -48,6 +48,10 @@ def write_settings(tmp_path, body="", **sections):
     return str(path)
 
 
+# The alert rule of one round (as before the K-of-N rule): a test of mail or the spool need not wait three rounds.
+ONE_ROUND = "down_after = 1\nwindow = 1\nclear_after = 1\n"
+
+
 def mail_section(port, to="ops@example.com"):
     return textwrap.dedent(f"""
         [mail]
@@ -164,18 +168,21 @@ def test_disk_alerts_only_when_the_status_changes(tmp_path):
 def test_state_survives_a_restart_so_alerts_are_not_repeated(tmp_path):
     settings = _watcher.load_settings(write_settings(tmp_path, "[hosts]\nwatch = 127.0.0.1 127.0.0.9\n"))
     sweep = FakeSweep({"127.0.0.1": True, "127.0.0.9": False})
+    for _round in range(2):
+        assert _watcher.Watcher(settings, reader=FakeDisks(root=1), sweeper=sweep).check_once() == []
     changes = _watcher.Watcher(settings, reader=FakeDisks(root=1), sweeper=sweep).check_once()
-    assert [(c.name, c.new) for c in changes] == [("127.0.0.9", "down")]
+    assert [(c.name, c.new) for c in changes] == [("127.0.0.9", "down")], "the third silent round, across restarts"
     again = _watcher.Watcher(settings, reader=FakeDisks(root=1), sweeper=sweep)
     assert again.check_once() == []
     sweep.up["127.0.0.9"] = True
+    assert again.check_once() == [], "one good round does not clear it"
     assert [(c.name, c.old, c.new) for c in again.check_once()] == [("127.0.0.9", "down", "up")]
     state = json.loads((tmp_path / "lib" / "state.json").read_text())
     assert state["hosts"]["127.0.0.9"]["status"] == "up" and state["disks"]["/"]["status"] == "ok"
 
 
 def test_one_failing_check_does_not_stop_the_other(tmp_path):
-    settings = _watcher.load_settings(write_settings(tmp_path, "[hosts]\nwatch = 127.0.0.9\n"))
+    settings = _watcher.load_settings(write_settings(tmp_path, "[hosts]\nwatch = 127.0.0.9\n" + ONE_ROUND))
 
     def broken_reader(*args):
         raise _disk.DiskError("cannot read the mount table")
@@ -196,7 +203,7 @@ def test_real_hosts_on_loopback_are_up(tmp_path):
 def test_alerts_are_mailed_and_spooled_while_the_server_is_down(tmp_path):
     with SmtpServer() as server:
         port = server.port
-        path = write_settings(tmp_path, "[hosts]\nwatch = 127.0.0.9\n" + mail_section(port))
+        path = write_settings(tmp_path, "[hosts]\nwatch = 127.0.0.9\n" + ONE_ROUND + mail_section(port))
         sweep = FakeSweep({"127.0.0.9": False})
         watcher = _watcher.Watcher(_watcher.load_settings(path), reader=FakeDisks(root=1), sweeper=sweep)
         watcher.check_once()
@@ -223,7 +230,7 @@ def test_an_alert_spooled_longer_than_spool_lifetime_days_is_given_up(tmp_path):
     """[mail] spool_lifetime_days reaches the watcher's deliveries: a spooled alert the server never takes
     becomes a dead letter, and the spool is empty again. Checked: 0 or 366 is refused naming the setting."""
     down = free_port()
-    body = "[hosts]\nwatch = 127.0.0.9\n" + mail_section(down) + "spool_lifetime_days = 0.00002\n"  # 1.7 s
+    body = "[hosts]\nwatch = 127.0.0.9\n" + ONE_ROUND + mail_section(down) + "spool_lifetime_days = 0.00002\n"
     settings = _watcher.load_settings(write_settings(tmp_path, body))
     assert settings.report.mail.spool_lifetime_days == 0.00002
     watcher = _watcher.Watcher(settings, reader=FakeDisks(root=1), sweeper=FakeSweep({"127.0.0.9": False}))
@@ -243,7 +250,7 @@ def test_an_alert_spooled_longer_than_spool_lifetime_days_is_given_up(tmp_path):
 
 
 def test_no_recipients_means_log_only(tmp_path):
-    settings = _watcher.load_settings(write_settings(tmp_path, "[hosts]\nwatch = 127.0.0.9\n"))
+    settings = _watcher.load_settings(write_settings(tmp_path, "[hosts]\nwatch = 127.0.0.9\n" + ONE_ROUND))
     watcher = _watcher.Watcher(settings, reader=FakeDisks(root=1), sweeper=FakeSweep({"127.0.0.9": False}))
     assert len(watcher.check_once()) == 1
     assert not (tmp_path / "lib" / "spool").exists()

@@ -132,8 +132,8 @@ def test_password_is_never_in_the_output(tmp_path, smtpd, certs):
 
 
 def test_history_file_adds_a_forecast_that_the_fleet_report_lists(tmp_path):
-    """A first run starts the history; a day later (the first sample moved back a day, with 1 GiB less
-    in use) every filesystem has a fill rate, and the fleet report lists the ones filling up."""
+    """A first run starts the history; with two days of steady growth before it (1 GiB a day, a sample every
+    15 minutes, written in) every filesystem has a fill rate and a date, and the fleet report lists them."""
     history_file = tmp_path / "lib" / "history.json"
     rc, first = run_module(tmp_path, history_file=str(history_file), send="never")
     assert rc == 0 and first["changed"] is False, first
@@ -141,17 +141,23 @@ def test_history_file_adds_a_forecast_that_the_fleet_report_lists(tmp_path):
     assert "not enough history yet" in first["report"]
     saved = json.loads(history_file.read_text())
     assert sorted(saved["filesystems"]) == sorted(fs["mount"] for fs in first["filesystems"] if fs["used_bytes"] is not None)
-    for samples in saved["filesystems"].values():
-        samples[0] = [samples[0][0] - 86400, samples[0][1] - (1 << 30), samples[0][2] + (1 << 30)]
+    for mount, samples in saved["filesystems"].items():
+        when, used, avail = samples[0]
+        step = (1 << 30) // 96
+        saved["filesystems"][mount] = [[when - (192 - k) * 900, max(0, used - (192 - k) * step), avail + (192 - k) * step]
+                                       for k in range(193)]
     history_file.write_text(json.dumps(saved))
 
     rc, second = run_module(tmp_path, history_file=str(history_file), send="never")
     assert rc == 0 and second["changed"] is False, second
-    growing = [fs for fs in second["filesystems"] if fs["forecast"] and (fs["forecast"]["rate_per_day"] or 0) > 0]
+    growing = [fs for fs in second["filesystems"] if fs["forecast"] and fs["forecast"]["days_to_full"] is not None]
     assert growing, second["filesystems"]
     for fs in growing:
-        assert fs["forecast"]["days_to_full"] == pytest.approx(fs["avail_bytes"] / fs["forecast"]["rate_per_day"])
-    assert "Fill rate (from 24.0 hours of history):" in second["report"]
+        forecast = fs["forecast"]
+        assert forecast["steady"] and forecast["rate_per_day"] == pytest.approx(1 << 30, rel=0.01)
+        assert forecast["days_to_full"] == pytest.approx(fs["avail_bytes"] / forecast["rate_per_day"], rel=0.01)
+        assert forecast["days_to_full_low"] <= forecast["days_to_full"] <= forecast["days_to_full_high"]
+    assert "Fill rate (from 48.0 hours of history):" in second["report"]
     fleet = _fleet.build({}, {"web1": second}, ["web1"])["report"]
     assert len(fleet["forecasts"]) == min(10, len(growing))
     assert {f["mount"] for f in fleet["forecasts"]} <= {fs["mount"] for fs in growing}

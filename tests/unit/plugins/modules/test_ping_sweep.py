@@ -189,10 +189,13 @@ def test_an_exclude_name_that_does_not_resolve_is_reported(tmp_path):
 
 def test_documentation_lists_every_option_of_the_argument_spec():
     import yaml
+    from ansible_collections.sysops.fleet.plugins.doc_fragments import sweep as fragment
     doc = yaml.safe_load(ping_sweep.DOCUMENTATION)
-    assert set(doc["options"]) == {"targets", "exclude", "timeout", "retries", "method", "workers",
-                                   "concurrency", "rate", "max_hosts", "details", "list_limit"}
+    shared = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
+    assert set(doc["options"]) | set(shared) == {"targets", "exclude", "timeout", "retries", "count", "spacing",
+                                                 "method", "workers", "concurrency", "rate", "max_hosts", "details",
+                                                 "list_limit"}
     returned = yaml.safe_load(ping_sweep.RETURN)
     assert {"alive", "dead", "alive_ranges", "dead_ranges", "hosts", "summary", "unresolved", "exclude_unresolved",
-            "names", "errors"} <= set(returned)
-    assert "listed" in returned["summary"]["contains"]
+            "names", "errors", "stats", "loss_ranges"} <= set(returned)
+    assert {"listed", "count", "sent", "received", "loss_pct", "host_loss_pct"} <= set(returned["summary"]["contains"])

@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""When a finding becomes an alert: K bad rounds of the last N, clear after M good ones, thresholds with a margin.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+
+A watched host is seen each round as up, warn, crit (its loss or median
+round-trip time over a threshold) or down (no probe answered). Its
+*alerted* status moves up only when at least ``down_after`` of the last
+``window`` rounds were that bad or worse (monit's "for N cycles", SmokePing's
+"3 times in a row"), and back down only after ``clear_after`` rounds in a
+row below it: one lost probe, one slow round, is not an alert. Loss is
+judged over the probes of the whole window (a round of three probes can
+only say 0, 33, 67 or 100 %).
+
+A filesystem's status clears only ``margin`` percentage points below the
+threshold it crossed (netdata's alarm hysteresis): a disk that hovers
+around 80 % warns once, not every time it dips under.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from . import _disk, _report, _sizes
+
+HOST_LEVELS = ("up", "warn", "crit", "down")  # in order of severity
+_LETTER = {"up": "u", "warn": "w", "crit": "c", "down": "d"}
+_LEVEL = {letter: level for level, letter in _LETTER.items()}
+MAX_WINDOW = 60
+# Defaults, from the measurements in the README ("Alerts that do not cry wolf", tests/bench/measure_alerting.py):
+# with the watcher's 4 probes a round a path losing 20 % is silent in 0.2 % of rounds, and 3 such rounds of
+# the last 5 make about 1e-4 alert mails in 1,000 rounds (the old one probe and one retry, alerting on every
+# change: 77); a host that stops is alerted on its third silent round, and its recovery on the second good one.
+DEFAULT_DOWN_AFTER = 3
+DEFAULT_WINDOW = 5
+DEFAULT_CLEAR_AFTER = 2
+DEFAULT_DISK_MARGIN = 2.0  # percentage points: df rounds Use% up, so 1 point is rounding alone
+
+
+class RuleError(ValueError):
+    """An alert setting out of range; the message names it."""
+
+
+@dataclass(frozen=True)
+class Debounce:
+    """How many rounds make an alert: ``down_after`` of the last ``window``; ``clear_after`` good ones clear it."""
+
+    down_after: int = DEFAULT_DOWN_AFTER
+    window: int = DEFAULT_WINDOW
+    clear_after: int = DEFAULT_CLEAR_AFTER
+
+    def check(self, where: str = "[hosts]") -> "Debounce":
+        if not 1 <= self.window <= MAX_WINDOW:
+            raise RuleError(f"{where} window must be between 1 and {MAX_WINDOW} rounds, got {self.window}")
+        if not 1 <= self.down_after <= self.window:
+            raise RuleError(f"{where} down_after must be between 1 and window ({self.window}) rounds, "
+                            f"got {self.down_after}")
+        if not 1 <= self.clear_after <= MAX_WINDOW:
+            raise RuleError(f"{where} clear_after must be between 1 and {MAX_WINDOW} rounds, got {self.clear_after}")
+        return self
+
+
+@dataclass(frozen=True)
+class HostLimits:
+    """Optional thresholds for a watched host: loss in percent, median round-trip time in ms (warn and crit)."""
+
+    loss_warn: Optional[float] = None
+    loss_crit: Optional[float] = None
+    rtt_warn: Optional[float] = None
+    rtt_crit: Optional[float] = None
+
+    def check(self, where: str = "[hosts]") -> "HostLimits":
+        for low, high, top, unit in (("loss_warn", "loss_crit", 100.0, "percent"),
+                                     ("rtt_warn", "rtt_crit", 3.6e6, "milliseconds")):
+            for name in (low, high):
+                value = getattr(self, name)
+                if value is not None and not 0 < value <= top:  # False for nan too
+                    raise RuleError(f"{where} {name} must be more than 0 and at most {top:g} ({unit}), got {value}")
+            if getattr(self, low) is not None and getattr(self, high) is not None \
+                    and getattr(self, low) > getattr(self, high):
+                raise RuleError(f"{where} {low} ({getattr(self, low):g}) must not be above {high} "
+                                f"({getattr(self, high):g}): the host would turn crit before it warns")
+        return self
+
+    def level(self, loss_pct: Optional[float], rtt_ms: Optional[float]) -> Tuple[str, List[str]]:
+        """up, warn or crit for an answering host, and why."""
+        found: List[Tuple[int, str]] = []
+        for value, warn, crit, what, unit in ((loss_pct, self.loss_warn, self.loss_crit, "loss", "%"),
+                                              (rtt_ms, self.rtt_warn, self.rtt_crit, "median round trip", " ms")):
+            if value is None:
+                continue
+            if crit is not None and value >= crit:
+                found.append((2, f"{what} {value:g}{unit} is at or above crit {crit:g}{unit}"))
+            elif warn is not None and value >= warn:
+                found.append((1, f"{what} {value:g}{unit} is at or above warn {warn:g}{unit}"))
+        level = max((item[0] for item in found), default=0)
+        return HOST_LEVELS[level], [item[1] for item in found]
+
+
+def severity(level: str) -> int:
+    return HOST_LEVELS.index(level) if level in HOST_LEVELS else 0
+
+
+def next_level(alerted: str, seen: str, rules: Debounce) -> str:
+    """The alerted level after the rounds *seen* (letters u/w/c/d, oldest first, this round last).
+
+    Worse: the worst level that at least ``down_after`` of the last
+    ``window`` rounds reached. Better: after ``clear_after`` rounds in a row
+    below the alerted level, the worst of those rounds.
+    """
+    current = severity(alerted)
+    window = [severity(_LEVEL.get(letter, "up")) for letter in seen[-rules.window:]]
+    for level in range(len(HOST_LEVELS) - 1, current, -1):
+        if sum(1 for s in window if s >= level) >= rules.down_after:
+            return HOST_LEVELS[level]
+    recent = [severity(_LEVEL.get(letter, "up")) for letter in seen[-rules.clear_after:]]
+    if len(recent) == rules.clear_after and all(s < current for s in recent):
+        return HOST_LEVELS[max(recent)]
+    return alerted
+
+
+def advance(alerted: str, seen: str, rules: Debounce) -> Tuple[str, str]:
+    """``next_level``, and the rounds to remember: after a clear only the good rounds that cleared it, so the
+    bad rounds before a recovery never count towards the next alert."""
+    level = next_level(alerted, seen, rules)
+    if severity(level) < severity(alerted):
+        seen = seen[-rules.clear_after:]
+    return level, seen
+
+
+def remember(seen: str, level: str, keep: int) -> str:
+    """*seen* with this round's *level* added, the last *keep* rounds only."""
+    return (seen + _LETTER.get(level, "u"))[-keep:]
+
+
+def pooled_loss(sent: Sequence[int], received: Sequence[int]) -> Optional[float]:
+    """Loss in percent over several rounds' probes; None when none was sent."""
+    total = sum(sent)
+    return round(100.0 * (total - sum(received)) / total, 3) if total else None
+
+
+def seen_letters(value: Any, keep: int) -> str:
+    """A state's record of rounds, kept only if it is letters of ours (the state is a file, and files change)."""
+    if not isinstance(value, str) or any(c not in _LEVEL for c in value):
+        return ""
+    return value[-keep:]
+
+
+def counts(value: Any, keep: int, top: int) -> List[int]:
+    """A state's per-round probe counts, kept only if every one is a whole number in 0..top."""
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= top
+                                              for v in value):
+        return []
+    return value[-keep:]
+
+
+# ---- disks --------------------------------------------------------------------------------------
+
+def relaxed_assess(fs: _disk.Filesystem, limits: _report.Thresholds, margin: float) -> Tuple[str, List[str]]:
+    """``_report.assess`` with every threshold *margin* points easier to stay above (free bytes: margin % of
+    the size more), which is where a filesystem already at that status stays."""
+    if fs.error:
+        return "crit", [fs.error]
+    found: List[Tuple[int, str]] = []
+    for pct, warn, crit, what in ((fs.use_pct, limits.warn, limits.crit, "use"),
+                                  (fs.inode_pct, limits.inode_warn, limits.inode_crit, "inode use")):
+        if pct is not None and pct > crit - margin:
+            found.append((2, f"{what} {pct}% is not yet {margin:g} points below crit {crit}%"))
+        elif pct is not None and pct > warn - margin:
+            found.append((1, f"{what} {pct}% is not yet {margin:g} points below warn {warn}%"))
+    extra = int(math.ceil((fs.size_bytes or 0) * margin / 100.0))
+    avail = fs.avail_bytes
+    for level, floor, name in ((2, limits.free_crit, "free_crit"), (1, limits.free_warn, "free_warn")):
+        if avail is not None and floor is not None and avail < floor + extra:
+            found.append((level, f"{_sizes.human(avail)} free is not yet {margin:g}% of the size above {name} "
+                                 f"{_sizes.human(floor)}"))
+            break
+    level = max((item[0] for item in found), default=0)
+    return _report.STATUSES[level], [item[1] for item in found]
+
+
+def disk_status(fs: _disk.Filesystem, limits: _report.Thresholds, previous: str,
+                margin: float) -> Tuple[str, List[str]]:
+    """The status of a filesystem that was *previous*: as ``_report.assess``, but a status it had holds until
+    it is *margin* points below the threshold that made it."""
+    status, reasons = _report.assess(fs, limits)
+    rank = _report.STATUSES.index
+    if margin <= 0 or previous not in _report.STATUSES or rank(previous) <= rank(status):
+        return status, reasons
+    relaxed, why = relaxed_assess(fs, limits, margin)
+    held = min(rank(previous), rank(relaxed))
+    if held <= rank(status):
+        return status, reasons
+    return _report.STATUSES[held], reasons + [r for r in why if r not in reasons]
+
+
+def limits_from(section: Mapping[str, str], where: str, base: Optional[HostLimits] = None) -> HostLimits:
+    """Thresholds out of a settings section's text (``loss_warn = 5``); an empty or absent key keeps *base*'s."""
+    values: Dict[str, Optional[float]] = dict(vars(base or HostLimits()))
+    for name in ("loss_warn", "loss_crit", "rtt_warn", "rtt_crit"):
+        raw = str(section.get(name, "") or "").strip()
+        if not raw:
+            continue
+        if raw.lower() in ("off", "none"):
+            values[name] = None
+            continue
+        try:
+            values[name] = float(raw.rstrip("%").strip()) if name.startswith("loss") else float(raw)
+        except ValueError:
+            raise RuleError(f"{where} {name} must be a number (or off), got {raw!r}") from None
+    return HostLimits(**values).check(where)

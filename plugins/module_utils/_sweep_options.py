@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The sweep's options, declared once: names, types, defaults, bounds and the messages that refuse them.
+
+PRIVATE to the sysops.fleet collection. Pure standard library.
+
+``SPEC`` is the argument spec of the ping_sweep module, the options of
+the sweep inventory (whose defaults Ansible takes from the doc fragment
+``sysops.fleet.sweep``, which a unit test holds equal to ``SPEC``) and the
+keys of the watcher's ``[hosts]`` section (``from_text`` reads them from
+the settings file, ``watch`` standing for ``targets``). Every front turns
+what it was given into one ``SweepOptions`` and calls ``check()``: the
+same bounds, the same messages, before any name is looked up or any
+probe sent.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Dict, List, Mapping, Optional
+
+METHODS = ("auto", "socket", "ping")
+DEFAULT_RATE = 1000.0
+DEFAULT_MAX_HOSTS = 65536
+MAX_WORKERS = 256  # as _fanout.MAX_WORKERS (checked equal by a unit test; _fanout is not imported here)
+MAX_TIMEOUT = 60.0
+MAX_RETRIES = 10
+MAX_COUNT = 10000
+MIN_SPACING = 0.002  # iputils ping refuses a shorter interval to anyone but root
+MAX_SPACING = 60.0
+# Probes one sweep may send (count x addresses): a /16 with count 64. Each costs its send time in memory.
+MAX_PROBES = 1 << 22
+# A sweep that would take longer than this to send its probes is refused: at rate=0.01 a /24 takes
+# seven hours, which is a typo, not a plan.
+MAX_SEND_SECONDS = 3600.0
+
+# The one argument spec (AnsibleModule's format). Documentation: plugins/doc_fragments/sweep.py.
+SPEC: Dict[str, Dict[str, Any]] = {
+    "targets": {"type": "list", "elements": "str", "required": True},
+    "exclude": {"type": "list", "elements": "str", "default": []},
+    "timeout": {"type": "float", "default": 1.0},
+    "retries": {"type": "int", "default": 1},
+    "count": {"type": "int", "default": 1},
+    "spacing": {"type": "float", "default": 1.0},
+    "method": {"type": "str", "default": "auto", "choices": list(METHODS)},
+    "workers": {"type": "int"},
+    "concurrency": {"type": "int"},
+    "rate": {"type": "float", "default": DEFAULT_RATE},
+    "max_hosts": {"type": "int", "default": DEFAULT_MAX_HOSTS},
+}
+
+
+class SweepError(ValueError):
+    """The sweep was asked for something it cannot do; nothing was probed."""
+
+
+def argument_spec() -> Dict[str, Dict[str, Any]]:
+    """A fresh copy of ``SPEC`` for ``AnsibleModule`` (which may add to what it is given)."""
+    return copy.deepcopy(SPEC)
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """What to sweep and how: every option of ``SPEC``, with its default."""
+
+    targets: List[str] = field(default_factory=list)
+    exclude: List[str] = field(default_factory=list)
+    timeout: float = 1.0
+    retries: int = 1
+    count: int = 1
+    spacing: float = 1.0
+    method: str = "auto"
+    workers: Optional[int] = None
+    concurrency: Optional[int] = None
+    rate: float = DEFAULT_RATE
+    max_hosts: int = DEFAULT_MAX_HOSTS
+
+    def check(self) -> "SweepOptions":
+        """Refuse impossible numbers (SweepError names the option and the bound); self when all is well."""
+        if not 0 < self.timeout <= MAX_TIMEOUT:  # False for nan too
+            raise SweepError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {self.timeout}")
+        if not 0 <= self.retries <= MAX_RETRIES:
+            raise SweepError(f"retries must be between 0 and {MAX_RETRIES}, got {self.retries}")
+        if not 1 <= self.count <= MAX_COUNT:
+            raise SweepError(f"count must be between 1 and {MAX_COUNT} probes per address, got {self.count}")
+        if not MIN_SPACING <= self.spacing <= MAX_SPACING:
+            raise SweepError(f"spacing must be between {MIN_SPACING:g} and {MAX_SPACING:g} seconds (between two "
+                             f"probes to the same address), got {self.spacing}")
+        if self.method not in METHODS:
+            raise SweepError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if not math.isfinite(self.rate) or self.rate < 0:
+            raise SweepError(f"rate must be 0 (no cap) or a finite positive number of probes per second, "
+                             f"got {self.rate}")
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            raise SweepError(f"workers must be between 1 and {MAX_WORKERS}, got {self.workers}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise SweepError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.max_hosts < 1:
+            raise SweepError(f"max_hosts must be at least 1, got {self.max_hosts}")
+        return self
+
+    def check_size(self, addresses: int) -> None:
+        """Refuse a sweep of *addresses* that would send too many probes or take too long to send them."""
+        probes = addresses * self.count
+        if probes > MAX_PROBES:
+            raise SweepError(f"count={self.count} for {addresses} addresses is {probes} probes, more than the "
+                             f"{MAX_PROBES} one sweep may send: lower count or sweep fewer addresses")
+        seconds = max(probes / self.rate if self.rate else 0.0, (self.count - 1) * self.spacing)
+        if seconds <= MAX_SEND_SECONDS:
+            return
+        if self.rate and probes / self.rate >= (self.count - 1) * self.spacing:
+            what = f"rate={self.rate:g} would take about {duration(seconds)} to send"
+            fix = "raise rate (0 for no cap) or sweep fewer addresses"
+        else:
+            what = f"count={self.count} at spacing={self.spacing:g} would take about {duration(seconds)} to send"
+            fix = "lower count or spacing"
+        one = "one probe" if self.count == 1 else f"{self.count} probes"
+        raise SweepError(f"{what} {one} to each of the {addresses} addresses (more with retries), longer than "
+                         f"the {duration(MAX_SEND_SECONDS)} a sweep may take: {fix}")
+
+
+def duration(seconds: float) -> str:
+    """A duration in words: ``7.1 hours``, ``1 day``, ``45 seconds``."""
+    for unit, size in (("days", 86400.0), ("hours", 3600.0), ("minutes", 60.0)):
+        if seconds >= size:
+            amount = seconds / size
+            return f"{amount:.1f} {unit}" if amount != 1 else f"1 {unit[:-1]}"
+    return f"{seconds:.0f} seconds"
+
+
+def from_params(params: Mapping[str, Any]) -> SweepOptions:
+    """The options out of a mapping already converted to the spec's types (module params, inventory options).
+
+    Names the mapping does not hold keep their defaults; what it holds as
+    None does too (an option left unset). Not checked yet: call ``check()``.
+    """
+    given = {f.name: params[f.name] for f in fields(SweepOptions) if params.get(f.name) is not None}
+    for name in ("targets", "exclude"):
+        if name in given and isinstance(given[name], str):
+            given[name] = [given[name]]
+    for name in ("timeout", "spacing", "rate"):
+        if name in given:
+            given[name] = float(given[name])
+    return SweepOptions(**given)
+
+
+_LIST_SPLIT = re.compile(r"[\s,]+")
+
+
+def _from_word(raw: str, name: str, label: str) -> Any:
+    """One option's value out of the text of a settings file, by the spec's type; SweepError names *label*."""
+    kind = SPEC[name]["type"]
+    if kind == "list":
+        return [w for w in _LIST_SPLIT.split(raw.strip()) if w]
+    if kind == "str":
+        return raw.strip()
+    try:
+        return int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        what = "a whole number" if kind == "int" else "a number"
+        raise SweepError(f"{label} must be {what}, got {raw.strip()!r}") from None
+
+
+def from_text(section: Mapping[str, str], where: str = "", names: Optional[Mapping[str, str]] = None,
+              defaults: Optional[Mapping[str, Any]] = None) -> SweepOptions:
+    """The options out of a settings file's section (strings), checked; SweepError names the key as written.
+
+    *names* maps an option to the key it has there (the watcher's ``watch``
+    is ``targets``); *defaults* are that front's own defaults, where they
+    differ from the spec's. *where* (``[hosts]``) starts every message.
+    """
+    names = dict(names or {})
+    given: Dict[str, Any] = dict(defaults or {})
+    for name in SPEC:
+        key = names.get(name, name)
+        raw = section.get(key)
+        if raw is None or not str(raw).strip():
+            continue
+        given[name] = _from_word(str(raw), name, f"{where} {key}".strip())
+    options = from_params(given)
+    try:
+        return options.check()
+    except SweepError as exc:
+        text = str(exc)
+        for name in SPEC:
+            if text.startswith(name + " "):
+                text = f"{names.get(name, name)} {text[len(name) + 1:]}"
+                break
+        raise SweepError(f"{where} {text}".strip()) from None
+
+
+def keys(names: Optional[Mapping[str, str]] = None) -> List[str]:
+    """Every key of the options as a settings file names them."""
+    names = dict(names or {})
+    return [names.get(name, name) for name in SPEC]
+
+
+def with_defaults(options: SweepOptions, **changes: Any) -> SweepOptions:
+    """A copy with some options changed (and checked again)."""
+    return replace(options, **changes).check()
