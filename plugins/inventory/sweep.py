@@ -113,7 +113,6 @@ seealso:
 """
 
 EXAMPLES = r"""
----
 # lab.sweep.yml: every host of two networks that answers ping, grouped by network
 plugin: sysops.fleet.sweep
 targets:
@@ -129,26 +128,26 @@ keyed_groups:
 groups:
   slow: sweep_rtt_ms > 50
 
----
+# Two more files, indented after "#" (EXAMPLES is one YAML document):
+#
 # cached.sweep.yml: sweep at most once an hour; ansible-inventory --flush-cache sweeps now
-plugin: sysops.fleet.sweep
-targets: [192.0.2.0/24]
-cache: true
-cache_plugin: ansible.builtin.jsonfile
-cache_connection: ~/.cache/sysops-fleet-inventory
-cache_timeout: 3600
-compose:
-  octet: ansible_host.split('.')[-1] | int
-keyed_groups:
-  - key: "'odd' if (octet | int) % 2 else 'even'"
-    prefix: parity
-
----
+#   plugin: sysops.fleet.sweep
+#   targets: [192.0.2.0/24]
+#   cache: true
+#   cache_plugin: ansible.builtin.jsonfile
+#   cache_connection: ~/.cache/sysops-fleet-inventory
+#   cache_timeout: 3600
+#   compose:
+#     octet: ansible_host.split('.')[-1] | int
+#   keyed_groups:
+#     - key: "'odd' if (octet | int) % 2 else 'even'"
+#       prefix: parity
+#
 # names.sweep.yml: hosts named as given, without the system ping binary
-plugin: sysops.fleet.sweep
-targets: [web1.example.com, web2.example.com]
-hostnames: name
-method: socket
+#   plugin: sysops.fleet.sweep
+#   targets: [web1.example.com, web2.example.com]
+#   hostnames: name
+#   method: socket
 """
 
 import difflib

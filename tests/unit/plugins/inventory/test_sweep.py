@@ -9,6 +9,7 @@ tests/integration/targets/inventory_sweep.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -173,5 +174,9 @@ def test_documentation_covers_every_option_and_the_fragments():
     assert set(sweep.SWEEP_OPTIONS) | {"plugin", "hostnames"} == set(doc["options"])
     assert all(o.get("description") and o.get("type") for o in doc["options"].values())
     assert doc["extends_documentation_fragment"] == ["ansible.builtin.constructed", "ansible.builtin.inventory_cache"]
-    for example in yaml.safe_load_all(sweep.EXAMPLES):
+    examples = [yaml.safe_load(sweep.EXAMPLES)] + [  # the first file, and the ones indented after "#"
+        yaml.safe_load("\n".join(line[4:] for line in block.splitlines()[1:]))
+        for block in re.findall(r"^# \S+\.sweep\.yml: .*\n(?:#   .*\n?)+", sweep.EXAMPLES, re.M)]
+    assert len(examples) == 3
+    for example in examples:
         assert example["plugin"] == "sysops.fleet.sweep" and example["targets"]
