@@ -257,7 +257,7 @@ filesystems:
       type: int
       sample: 47171284992
     use_pct:
-      description: Used / (used + available) in percent, rounded up; C(df)'s Capacity.
+      description: Used / (used + available) in percent, rounded up; the Capacity column of C(df).
       type: int
       sample: 53
     inodes_total:
@@ -269,7 +269,7 @@ filesystems:
       type: int
       sample: 412345
     inode_pct:
-      description: Inode use in percent, rounded up; C(df -i)'s IUse%.
+      description: Inode use in percent, rounded up; the IUse% column of C(df -i).
       type: int
       sample: 7
     status:

@@ -115,7 +115,7 @@ options:
         sweep (a /16 with details is about four times as much JSON for Ansible to carry and print).
     type: bool
     default: false
-    version_added: "0.2.0"
+    version_added: "0.1.0"
   max_hosts:
     description:
       - Refuse a sweep with more addresses than this, before anything is expanded or sent.
@@ -132,7 +132,7 @@ options:
       - RV(summary.listed) says whether the lists were returned.
     type: int
     default: 1024
-    version_added: "0.2.0"
+    version_added: "0.1.0"
 notes:
   - Only sweep networks you are responsible for.
   - Results are per address; a host name that resolves to several addresses is probed at its first
@@ -209,14 +209,14 @@ alive_ranges:
   type: list
   elements: str
   sample: ["127.0.0.1-2,4-5", "127.0.1.7"]
-  version_added: "0.2.0"
+  version_added: "0.1.0"
 dead_ranges:
   description: The addresses of RV(dead) in the form of RV(alive_ranges).
   returned: success
   type: list
   elements: str
   sample: ["127.0.0.3,6"]
-  version_added: "0.2.0"
+  version_added: "0.1.0"
 unresolved:
   description: Host names from O(targets) that did not resolve; they were not probed.
   returned: success
@@ -234,7 +234,7 @@ names:
   returned: success
   type: dict
   sample: {127.0.0.1: localhost}
-  version_added: "0.2.0"
+  version_added: "0.1.0"
 errors:
   description:
     - Addresses (and unresolved names) whose probe could not be sent or whose name did not resolve, and why.
@@ -242,7 +242,7 @@ errors:
   returned: success
   type: dict
   sample: {192.0.2.7: "Network is unreachable"}
-  version_added: "0.2.0"
+  version_added: "0.1.0"
 hosts:
   description:
     - Only with O(details=true). One entry per probed address (and per unresolved name).
@@ -294,12 +294,12 @@ summary:
       description: Smallest, median and largest round-trip time of the hosts that answered; null when none did.
       type: dict
       sample: {min: 0.021, median: 0.045, max: 1.2}
-      version_added: "0.2.0"
+      version_added: "0.1.0"
     listed:
       description: Whether RV(alive) and RV(dead) are in the result (the sweep probed at most O(list_limit) addresses).
       type: bool
       sample: true
-      version_added: "0.2.0"
+      version_added: "0.1.0"
 """
 
 from ansible.module_utils.basic import AnsibleModule
