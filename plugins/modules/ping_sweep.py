@@ -47,8 +47,10 @@ options:
         does not resolve is reported in RV(unresolved) and RV(hosts) and does not fail the task
         unless no target resolves at all.
       - Several last octets of one /24 in one entry, as nmap writes them, such as V(192.0.2.1-5,9,20-30). This is
-        the form of RV(alive_ranges) and RV(dead_ranges), so a result can be swept again as it is. In the
-        C(key=value) form of C(-a) commas split list items, so give such entries in a YAML or JSON list.
+        the form of RV(alive_ranges) and RV(dead_ranges), so a result can be swept again as it is. Given as one
+        string (C(targets=192.0.2.1-5,9) in C(-a), or C(targets: 192.0.2.1-5,9) in a task), Ansible splits it at
+        its commas; the pieces that are last octets alone are put back on the address before them. A last octet
+        with no address of its /24 before it is refused.
       - Entries with shell metacharacters, malformed addresses and V(/0) are refused before
         anything is sent.
       - An IPv4 address is written as a dotted quad. The other numeric forms C(inet_aton) reads
@@ -176,13 +178,22 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ big.alive_ranges | sysops.fleet.addresses | length }} addresses answered"
 
-- name: Split a /16 across two sweeper hosts
+- name: Split a /16 across two sweeper hosts, each sweeping its own half (once, whatever the play's hosts)
   sysops.fleet.ping_sweep:
-    targets: "{{ sweep_targets }}"
+    targets: "{{ item.targets }}"
     timeout: 0.5
     retries: 2
-  delegate_to: "{{ item }}"
-  loop: "{{ groups['sweepers'] }}"
+  delegate_to: "{{ item.sweeper }}"
+  run_once: true
+  loop:
+    - {sweeper: sweeper1.example.com, targets: [10.20.0.1-10.20.127.255]}
+    - {sweeper: sweeper2.example.com, targets: [10.20.128.0-10.20.255.254]}
+  register: halves
+
+- name: Every address that answered, from both halves
+  ansible.builtin.debug:
+    msg: "{{ halves.results | map(attribute='alive_ranges') | flatten | sysops.fleet.addresses | length }} addresses answered"
+  run_once: true
 """
 
 RETURN = r"""
