@@ -48,9 +48,9 @@ options:
         unless no target resolves at all.
       - Several last octets of one /24 in one entry, as nmap writes them, such as V(192.0.2.1-5,9,20-30). This is
         the form of RV(alive_ranges) and RV(dead_ranges), so a result can be swept again as it is. Given as one
-        string (C(targets=192.0.2.1-5,9) in C(-a), or C(targets: 192.0.2.1-5,9) in a task), Ansible splits it at
-        its commas; the pieces that are last octets alone are put back on the address before them. A last octet
-        with no address of its /24 before it is refused.
+        string (in a task, or as C(targets=192.0.2.1-5,9) in C(-a)), Ansible splits it at its commas; the
+        pieces that are last octets alone are put back on the address before them. A last octet with no
+        address of its /24 before it is refused.
       - Entries with shell metacharacters, malformed addresses and V(/0) are refused before
         anything is sent.
       - An IPv4 address is written as a dotted quad. The other numeric forms C(inet_aton) reads
