@@ -97,3 +97,40 @@ with zipfile.ZipFile(wheel) as archive:
     archive.extractall(dest, members)
 PY
 }
+
+# --- the ansible-core version matrix (tests/matrix/versions.txt) -------------------------------
+
+# matrix_lines FILE [TIER]: "VERSION PYTHON_MIN PYTHON_MAX TIER" per tested version, comments
+# dropped, oldest first; with TIER only the lines of that tier.
+matrix_lines() {
+    awk -v tier="${2:-}" '!/^[[:space:]]*(#|$)/ && (tier == "" || $4 == tier) {print $1, $2, $3, $4}' "$1" | sort -V
+}
+
+# matrix_oldest FILE / matrix_newest FILE: the oldest and newest claimed version.
+matrix_oldest() { matrix_lines "$1" claimed | head -n1 | cut -d' ' -f1; }
+matrix_newest() { matrix_lines "$1" claimed | tail -n1 | cut -d' ' -f1; }
+
+# version_in_range V MIN MAX: is the version V (X.Y) between MIN and MAX, both included?
+version_in_range() {
+    [ "$(printf '%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ] \
+        && [ "$(printf '%s\n' "$1" "$3" | sort -V | head -n1)" = "$1" ]
+}
+
+# python_in_range MIN MAX: a real interpreter (no pyenv shim) whose X.Y is in [MIN, MAX] and
+# that can make venvs: the machine's own python3 if it is one (what the distribution's
+# ansible-core runs on), else the oldest one found (python_dirs).
+python_in_range() {
+    local cand v found=()
+    for cand in /usr/bin/python3 $(python_dirs | sed 's|$|/python3|'); do
+        [ -x "$cand" ] || continue
+        v="$("$cand" -c 'import sys, venv, ensurepip; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" || continue
+        version_in_range "$v" "$1" "$2" || continue
+        if [ "$cand" = /usr/bin/python3 ]; then readlink -f "$cand"; return 0; fi
+        found+=("$v $(readlink -f "$cand")")
+    done
+    [ ${#found[@]} -gt 0 ] || return 1
+    printf '%s\n' "${found[@]}" | sort -V | head -n1 | cut -d' ' -f2
+}
+
+# matrix_venv ROOT VERSION: where setup puts the venv of that ansible-core version.
+matrix_venv() { echo "$1/.build/matrix/ansible-core-$2"; }
