@@ -134,3 +134,36 @@ python_in_range() {
 
 # matrix_venv ROOT VERSION: where setup puts the venv of that ansible-core version.
 matrix_venv() { echo "$1/.build/matrix/ansible-core-$2"; }
+
+# --- the images lock: runs that use the localhost/sysops-fleet-* images hold it shared --------
+# One lock for the machine, shared by every clone: scripts/clean.sh removes images only when it
+# can take it exclusively (no molecule, fleet, fresh-machine or benchmark run of any clone is
+# using them). SYSOPS_FLEET_IMAGES_LOCK moves it (the tests of clean.sh use a file of their own).
+IMAGES_LOCK="${SYSOPS_FLEET_IMAGES_LOCK:-/run/lock/sysops-fleet-images.lock}"
+
+# hold_images_lock PID: hold the images lock (shared) until process PID exits; returns once it
+# is held. A background "flock -s" waits on PID (tail --pid), so no descriptor of the lock leaks
+# into the caller's children. Once per shell; a lock directory we may not write means no lock.
+hold_images_lock() {
+    local pid="$1" line fd
+    [ -z "${SYSOPS_FLEET_IMAGES_HELD:-}" ] || return 0
+    [ -w "$(dirname "$IMAGES_LOCK")" ] || { log "cannot write $(dirname "$IMAGES_LOCK"): images not locked"; return 0; }
+    # shellcheck disable=SC2016  # $0 is the inner sh's first argument, the pid
+    coproc IMAGES_HOLDER { exec flock -s -o "$IMAGES_LOCK" sh -c 'echo held; exec tail --pid="$0" -f /dev/null' "$pid" \
+        </dev/null 2>/dev/null; }
+    fd="${IMAGES_HOLDER[0]}"
+    if read -r line <&"$fd" && [ "$line" = held ]; then SYSOPS_FLEET_IMAGES_HELD=1; else log "could not take the images lock $IMAGES_LOCK"; fi
+}
+
+# ancestor_named NAME: the pid of the nearest ancestor of this shell whose command line has a
+# word NAME or ending in /NAME (e.g. the molecule run a dependency step belongs to), else $PPID.
+ancestor_named() {
+    local pid="$PPID" word
+    while [ "${pid:-0}" -gt 1 ]; do
+        for word in $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null); do
+            case "$word" in "$1"|*/"$1") echo "$pid"; return 0 ;; esac
+        done
+        pid="$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f2)"  # (after the command's name)
+    done
+    echo "$PPID"
+}

@@ -160,6 +160,7 @@ step_molecule() {
     need_root "the molecule scenarios" "rootful podman, debootstrap" || return 1
     local scenarios="--all" name
     if [ $# -gt 0 ]; then scenarios=""; for name in "$@"; do scenarios+=" -s $name"; done; fi
+    hold_images_lock $$  # scripts/clean.sh of any clone keeps the images while this runs
     # As a user runs it: a clean environment (no variable of this script's), the venv's
     # activate, the role's directory. Only what setup.sh provides may make it pass.
     env -i HOME="$HOME" USER="$(id -un)" LOGNAME="$(id -un)" TERM=dumb LANG=C.UTF-8 \
@@ -169,6 +170,7 @@ step_molecule() {
 
 step_fleet() {
     need_root "the fleet scenario" "rootful podman" || return 1
+    hold_images_lock $$  # scripts/clean.sh of any clone keeps the images while this runs
     "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/run.py" "$@"
 }
 
