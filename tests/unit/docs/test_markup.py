@@ -50,7 +50,7 @@ def documentation():
     """{(name, type): doc dict} from ansible-doc --json, as a user's ansible-doc reads them."""
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".build", "collections"))
     docs = {}
-    kinds = sorted({kind for _, kind in ours()})
+    kinds = sorted({kind for name, kind in ours()})
     for kind in kinds:
         names = [f"sysops.fleet.{name}" for name, k in sorted(ours()) if k == kind]
         ansible_doc = shutil.which("ansible-doc", path=BIN) or shutil.which("ansible-doc")

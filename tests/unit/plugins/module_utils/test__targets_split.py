@@ -25,9 +25,9 @@ def no_lookup(name):
 @st.composite
 def octet_lists(draw):
     """(head, runs) of an entry such as 10.20.30.1-5,9: a /24 and its runs of last octets."""
-    head = ".".join(str(draw(st.integers(0, 255))) for _ in range(3))
+    head = ".".join(str(draw(st.integers(0, 255))) for octet in range(3))
     runs = []
-    for _ in range(draw(st.integers(1, 8))):
+    for run in range(draw(st.integers(1, 8))):
         first = draw(st.integers(0, 255))
         runs.append((first, draw(st.integers(first, 255)) if draw(st.booleans()) else first))
     return head, runs

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from ansible_collections.sysops.fleet.plugins.modules import ping_sweep
@@ -33,15 +32,15 @@ LONE = "is a last octet without its network; write it after an address of its /2
 
 
 def test_targets_given_as_one_string_sweep_what_they_say(tmp_path):
-    rc, result, _ = run_module(ping_sweep, tmp_path, targets="127.0.0.1-5,9", method="ping", timeout=2)
-    assert rc == 0, result
+    rc, result, stdout = run_module(ping_sweep, tmp_path, targets="127.0.0.1-5,9", method="ping", timeout=2)
+    assert rc == 0, stdout
     assert result["alive"] == ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.9"]
     assert result["alive_ranges"] == ["127.0.0.1-5,9"]
 
 
 def test_a_lone_last_octet_is_refused_with_where_it_belongs_and_nothing_is_swept(tmp_path):
-    rc, result, _ = run_module(ping_sweep, tmp_path, targets="9,127.0.0.1")
-    assert rc == 1 and result["failed"]
+    rc, result, stdout = run_module(ping_sweep, tmp_path, targets="9,127.0.0.1")
+    assert rc == 1 and result["failed"], stdout
     assert result["msg"].startswith(f"targets: '9' {LONE}")
     assert "summary" not in result
 
