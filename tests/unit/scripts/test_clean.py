@@ -93,7 +93,7 @@ def test_no_image_is_removed_while_a_run_of_any_clone_holds_the_lock(tmp_path):
     lock = tmp_path / "images.lock"
     holder = subprocess.Popen(["flock", "-s", str(lock), "sleep", "30"])
     try:
-        for _ in range(50):  # until the holder has it
+        for attempt in range(50):  # until the holder has it
             if subprocess.run(["flock", "-n", "-x", str(lock), "true"], check=False).returncode != 0:
                 break
             time.sleep(0.1)
@@ -113,7 +113,7 @@ def test_hold_images_lock_holds_it_while_the_process_lives(tmp_path):
     assert user.stdout.readline().strip() == "held"
     assert subprocess.run(["flock", "-n", "-x", str(lock), "true"], check=False).returncode != 0, "not held"
     user.wait()
-    for _ in range(40):  # tail --pid notices within a second or two
+    for attempt in range(40):  # tail --pid notices within a second or two
         if subprocess.run(["flock", "-n", "-x", str(lock), "true"], check=False).returncode == 0:
             return
         time.sleep(0.25)

@@ -164,10 +164,12 @@ def test_a_tampered_cache_is_not_believed(tmp_path):
     for index, tamper in enumerate(TAMPERED):
         [cache_file] = [tmp_path / str(index) / "cache" / n for n in os.listdir(tmp_path / str(index) / "cache")]
         wrapper = json.loads(cache_file.read_text())
-        entry = json.loads(wrapper["__payload__"])
+        # ansible-core 2.19 and later wrap the entry in {"__payload__": its JSON}; 2.16-2.18 store it as is
+        entry = json.loads(wrapper["__payload__"]) if "__payload__" in wrapper else wrapper
         tamper(entry)
-        wrapper["__payload__"] = json.dumps(entry)
-        cache_file.write_text(json.dumps(wrapper))
+        if "__payload__" in wrapper:
+            wrapper["__payload__"] = json.dumps(entry)
+        cache_file.write_text(json.dumps(wrapper if "__payload__" in wrapper else entry))
     for index, out in enumerate(parse(tmp_path, *paths)):
         assert out["sweeps"] == 1, f"case {index}: a cache entry that is not plain data is swept again"
         assert sorted(out["hosts"]) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"], f"case {index}: {out}"
