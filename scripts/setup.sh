@@ -43,6 +43,7 @@ APT_PACKAGES=(
     openssh-client                                # the fleet test logs in to its hosts over SSH (ssh, ssh-keygen)
     shellcheck git                                # ansible-test sanity (shellcheck; git for the copy it tests)
     python3 ca-certificates                       # the scripts' own Python (tests/lab.py, checks); PyPI over TLS
+    python3-venv                                  # the machine's python3 makes the version matrix's venvs (2.14-2.19 on 3.11)
     prometheus-node-exporter prometheus           # the watcher's metrics: a real node_exporter scraped by the tests,
                                                   # promtool (in "prometheus") checks the .prom file and the alert rule
     chromium fonts-liberation                     # the HTML reports rendered headless in the unit tests (file:// only); Arial-metric fonts
