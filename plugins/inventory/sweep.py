@@ -130,7 +130,7 @@ groups:
 
 # Two more files, indented after "#" (EXAMPLES is one YAML document):
 #
-# cached.sweep.yml: sweep at most once an hour; ansible-inventory --flush-cache sweeps now
+# cached.sweep.yml: sweep at most once an hour; --flush-cache sweeps now (ansible-inventory's from 2.19 on)
 #   plugin: sysops.fleet.sweep
 #   targets: [192.0.2.0/24]
 #   cache: true
