@@ -33,7 +33,7 @@
 #   scripts/test.sh sanity --test pylint                                            (ansible-test)
 #   scripts/test.sh molecule systemd                                                (scenarios)
 #   scripts/test.sh fleet --strategy linear                                         (tests/fleet/run.py)
-#   scripts/test.sh matrix 2.16 sanity demo                      (versions and/or checks, default all)
+#   scripts/test.sh matrix 2.16 2.17 --only=sanity,demo          (versions, checks; default: all)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
@@ -117,15 +117,20 @@ matrix_check() {
     esac
 }
 
-# step_matrix [VERSION...] [CHECK...]: the checks (default: matrix_default_checks) of the versions
-# (default: all of tests/matrix/versions.txt). A version whose venv setup.sh could not make (no
-# Python in its range on this machine) is skipped, saying so.
+# step_matrix [VERSION...] [--only=CHECK[,CHECK...]]: of the versions (default: all of
+# tests/matrix/versions.txt), the checks matrix_default_checks gives (--only keeps those named;
+# one word, since a check's name alone would start the step of that name). A version whose venv
+# setup.sh could not make (no Python in its range on this machine) is skipped, saying so.
 step_matrix() {
     local word versions=() checks=() oldest newest version pymin pymax tier venv check tmp rc=0 results=() started
     for word in "$@"; do
-        if [[ " ${MATRIX_CHECKS[*]} " == *" $word "* ]]; then checks+=("$word")
+        if [[ "$word" == --only=* ]]; then
+            IFS=, read -r -a checks <<<"${word#--only=}"
+            for check in "${checks[@]}"; do
+                [[ " ${MATRIX_CHECKS[*]} " == *" $check "* ]] || { log "matrix: no check '$check' (${MATRIX_CHECKS[*]})"; return 1; }
+            done
         elif matrix_lines "$MATRIX_FILE" | grep -q "^$word "; then versions+=("$word")
-        else log "matrix: '$word' is neither a version of $MATRIX_FILE nor a check (${MATRIX_CHECKS[*]})"; return 1
+        else log "matrix: '$word' is neither a version of $MATRIX_FILE nor --only=CHECK,... (${MATRIX_CHECKS[*]})"; return 1
         fi
     done
     oldest="$(matrix_oldest "$MATRIX_FILE")" newest="$(matrix_newest "$MATRIX_FILE")"
