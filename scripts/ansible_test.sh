@@ -132,20 +132,38 @@ CACHE_DIR="$HOME/.ansible/test/cache"
 WHEEL_DIR="$CACHE_DIR/offline-wheels"
 mkdir -p "$WHEEL_DIR"
 
-# The pip versions ansible-test pins in the venvs it creates (per Python version).
-PIP_VERSIONS="$("$VENV_PY" - <<'EOF' 2>/dev/null || true
+# What ansible-test bootstraps into each venv it makes, per Python version: pip, and in
+# ansible-core 2.16 and older also setuptools and wheel (as "name==version" lines). Every
+# one of them must be a wheel in WHEEL_DIR for the offline stand-in below.
+BOOTSTRAP_PINS="$("$VENV_PY" - <<'EOF' 2>/dev/null || true
 import types
 from ansible_test._internal.python_requirements import get_venv_packages
 from ansible_test._util.target.common.constants import CONTROLLER_PYTHON_VERSIONS, REMOTE_ONLY_PYTHON_VERSIONS
-print('\n'.join(sorted({get_venv_packages(types.SimpleNamespace(version=v))['pip']
-                        for v in REMOTE_ONLY_PYTHON_VERSIONS + CONTROLLER_PYTHON_VERSIONS})))
+pins = set()
+for v in REMOTE_ONLY_PYTHON_VERSIONS + CONTROLLER_PYTHON_VERSIONS:
+    pins.update('%s==%s' % item for item in get_venv_packages(types.SimpleNamespace(version=v)).items() if item[1])
+print('\n'.join(sorted(pins)))
 EOF
 )"
-if [ -z "$PIP_VERSIONS" ]; then
+if [ -z "$BOOTSTRAP_PINS" ]; then
     # Fallback for an ansible-test whose internals moved: the default pin in its source.
-    PIP_VERSIONS="$(grep -rhoE "pip='[0-9][0-9.]*'" "$("$VENV_PY" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" | sed -E "s/pip='(.*)'/\1/" | sort -u)"
+    BOOTSTRAP_PINS="$(grep -rhoE "pip='[0-9][0-9.]*'" "$("$VENV_PY" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py" | sed -E "s/pip='(.*)'/pip==\1/" | sort -u)"
 fi
+PIP_VERSIONS="$(sed -n 's/^pip==//p' <<<"$BOOTSTRAP_PINS")"
 [ -n "$PIP_VERSIONS" ] || die "could not tell which pip version ansible-test bootstraps"
+
+# fetch_wheel NAME==VERSION: that wheel into WHEEL_DIR once (a warning if PyPI does not have it).
+fetch_wheel() {
+    local name="${1%%==*}" ver="${1##*==}"
+    compgen -G "$WHEEL_DIR/$name-$ver-*.whl" >/dev/null && return 0
+    log "fetching the $name $ver wheel into $WHEEL_DIR"
+    "$VENV_PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+        -d "$WHEEL_DIR" "$1" 2>&1 | { grep -v '^WARNING: Location' >&2 || true; }
+    compgen -G "$WHEEL_DIR/$name-$ver-*.whl" >/dev/null || log "WARNING: could not download $1"
+}
+for pin in $BOOTSTRAP_PINS; do
+    case "$pin" in pip==*) ;; *) fetch_wheel "$pin" ;; esac
+done
 
 seed_pip() {
     local ver="$1" shim tmp

@@ -8,6 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . "$ROOT/scripts/lib.sh"
 bash "$ROOT/scripts/setup.sh"
+hold_images_lock $$  # the role and fleet benchmarks use the test images: scripts/clean.sh keeps them meanwhile
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
     for f in tests/bench/bench_*.py; do names+=("$(basename "$f" .py | sed 's/^bench_//')"); done

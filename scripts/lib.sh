@@ -97,3 +97,73 @@ with zipfile.ZipFile(wheel) as archive:
     archive.extractall(dest, members)
 PY
 }
+
+# --- the ansible-core version matrix (tests/matrix/versions.txt) -------------------------------
+
+# matrix_lines FILE [TIER]: "VERSION PYTHON_MIN PYTHON_MAX TIER" per tested version, comments
+# dropped, oldest first; with TIER only the lines of that tier.
+matrix_lines() {
+    awk -v tier="${2:-}" '!/^[[:space:]]*(#|$)/ && (tier == "" || $4 == tier) {print $1, $2, $3, $4}' "$1" | sort -V
+}
+
+# matrix_oldest FILE / matrix_newest FILE: the oldest and newest claimed version.
+matrix_oldest() { matrix_lines "$1" claimed | head -n1 | cut -d' ' -f1; }
+matrix_newest() { matrix_lines "$1" claimed | tail -n1 | cut -d' ' -f1; }
+
+# version_in_range V MIN MAX: is the version V (X.Y) between MIN and MAX, both included?
+version_in_range() {
+    [ "$(printf '%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ] \
+        && [ "$(printf '%s\n' "$1" "$3" | sort -V | head -n1)" = "$1" ]
+}
+
+# python_in_range MIN MAX: a real interpreter (no pyenv shim) whose X.Y is in [MIN, MAX] and
+# that can make venvs: the machine's own python3 if it is one (what the distribution's
+# ansible-core runs on), else the oldest one found (python_dirs).
+python_in_range() {
+    local cand v found=()
+    for cand in /usr/bin/python3 $(python_dirs | sed 's|$|/python3|'); do
+        [ -x "$cand" ] || continue
+        v="$("$cand" -c 'import sys, venv, ensurepip; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" || continue
+        version_in_range "$v" "$1" "$2" || continue
+        if [ "$cand" = /usr/bin/python3 ]; then readlink -f "$cand"; return 0; fi
+        found+=("$v $(readlink -f "$cand")")
+    done
+    [ ${#found[@]} -gt 0 ] || return 1
+    printf '%s\n' "${found[@]}" | sort -V | head -n1 | cut -d' ' -f2
+}
+
+# matrix_venv ROOT VERSION: where setup puts the venv of that ansible-core version.
+matrix_venv() { echo "$1/.build/matrix/ansible-core-$2"; }
+
+# --- the images lock: runs that use the localhost/sysops-fleet-* images hold it shared --------
+# One lock for the machine, shared by every clone: scripts/clean.sh removes images only when it
+# can take it exclusively (no molecule, fleet, fresh-machine or benchmark run of any clone is
+# using them). SYSOPS_FLEET_IMAGES_LOCK moves it (the tests of clean.sh use a file of their own).
+IMAGES_LOCK="${SYSOPS_FLEET_IMAGES_LOCK:-/run/lock/sysops-fleet-images.lock}"
+
+# hold_images_lock PID: hold the images lock (shared) until process PID exits; returns once it
+# is held. A background "flock -s" waits on PID (tail --pid), so no descriptor of the lock leaks
+# into the caller's children. Once per shell; a lock directory we may not write means no lock.
+hold_images_lock() {
+    local pid="$1" line fd
+    [ -z "${SYSOPS_FLEET_IMAGES_HELD:-}" ] || return 0
+    [ -w "$(dirname "$IMAGES_LOCK")" ] || { log "cannot write $(dirname "$IMAGES_LOCK"): images not locked"; return 0; }
+    # shellcheck disable=SC2016  # $0 is the inner sh's first argument, the pid
+    coproc IMAGES_HOLDER { exec flock -s -o "$IMAGES_LOCK" sh -c 'echo held; exec tail --pid="$0" -f /dev/null' "$pid" \
+        </dev/null 2>/dev/null; }
+    fd="${IMAGES_HOLDER[0]}"
+    if read -r line <&"$fd" && [ "$line" = held ]; then SYSOPS_FLEET_IMAGES_HELD=1; else log "could not take the images lock $IMAGES_LOCK"; fi
+}
+
+# ancestor_named NAME: the pid of the nearest ancestor of this shell whose command line has a
+# word NAME or ending in /NAME (e.g. the molecule run a dependency step belongs to), else $PPID.
+ancestor_named() {
+    local pid="$PPID" word
+    while [ "${pid:-0}" -gt 1 ]; do
+        for word in $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null); do
+            case "$word" in "$1"|*/"$1") echo "$pid"; return 0 ;; esac
+        done
+        pid="$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f2)"  # (after the command's name)
+    done
+    echo "$PPID"
+}

@@ -17,7 +17,13 @@
 #      .build/ansible/collections/ansible_collections/containers/podman, unpacked from the
 #      "ansible" wheel on PyPI (molecule's podman driver needs it; Galaxy is unreachable);
 #   5. .build/podman/containers.conf: podman settings for this machine (runc, cgroupfs,
-#      ulimits within the hard limits, catatonit), used through CONTAINERS_CONF only.
+#      ulimits within the hard limits, catatonit), used through CONTAINERS_CONF only;
+#   6. the version matrix (tests/matrix/versions.txt): one venv per tested ansible-core but the
+#      newest (that one is .venv), .build/matrix/ansible-core-VERSION, on the machine's python3
+#      where that version supports it, else the oldest Python in range found; the oldest claimed
+#      version's also gets what the unit and integration tests need. Each is made again only
+#      when what it should hold changed (a stamp inside it); a version for which the machine
+#      has no Python in range is left out, saying so (scripts/test.sh matrix then skips it).
 # Nothing outside the clone is changed but the Debian packages (and, once the tests ran,
 # podman's images and containers: scripts/clean.sh removes them).
 # Usage: scripts/setup.sh
@@ -37,6 +43,7 @@ APT_PACKAGES=(
     openssh-client                                # the fleet test logs in to its hosts over SSH (ssh, ssh-keygen)
     shellcheck git                                # ansible-test sanity (shellcheck; git for the copy it tests)
     python3 ca-certificates                       # the scripts' own Python (tests/lab.py, checks); PyPI over TLS
+    python3-venv                                  # the machine's python3 makes the version matrix's venvs (2.14-2.19 on 3.11)
     prometheus-node-exporter prometheus           # the watcher's metrics: a real node_exporter scraped by the tests,
                                                   # promtool (in "prometheus") checks the .prom file and the alert rule
     chromium fonts-liberation                     # the HTML reports rendered headless in the unit tests (file:// only); Arial-metric fonts
@@ -150,4 +157,40 @@ mkdir -p "$COLLECTIONS/ansible_collections/sysops"
 ln -sfn "$ROOT" "$COLLECTIONS/ansible_collections/sysops/fleet"
 unpack_podman_collection "$ROOT/.build/ansible/collections" "$ROOT/.build/wheels" "$VENV/bin/python"
 write_podman_conf "$ROOT/.build/podman/containers.conf" scripts/setup.sh
+# make_matrix_venv VERSION PYTHON ARGS...: .build/matrix/ansible-core-VERSION holding ansible-core
+# VERSION.* and ARGS (pip install arguments), on PYTHON; made again only if any of it changed.
+make_matrix_venv() {
+    local version="$1" python="$2" venv want arg
+    shift 2
+    venv="$(matrix_venv "$ROOT" "$version")"
+    want="$({ echo "$python $version $*"; for arg in "$@"; do [ -f "$arg" ] && cat "$arg"; done; } | sha256sum | cut -d' ' -f1)"
+    [ "$(cat "$venv/.matrix.sha" 2>/dev/null)" = "$want" ] && [ -x "$venv/bin/ansible" ] && return 0
+    log "making $venv (ansible-core $version on $python)"
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || die "could not make $venv with $python"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "ansible-core==$version.*" "$@" 2>&1 \
+        | { grep -v '^WARNING: Location' >&2 || true; }
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "pip could not install ansible-core $version into $venv (see above)"
+    "$venv/bin/python" -m pip check >/dev/null || die "the requirements in $venv conflict: $("$venv/bin/python" -m pip check)"
+    echo "$want" > "$venv/.matrix.sha"
+}
+
+# The version matrix: every tested ansible-core but the newest (which is .venv).
+make_matrix_venvs() {
+    local file="$ROOT/tests/matrix/versions.txt" newest oldest version pymin pymax python args
+    newest="$(matrix_newest "$file")" oldest="$(matrix_oldest "$file")"
+    while read -r version pymin pymax _; do
+        [ "$version" = "$newest" ] && continue
+        if ! python="$(python_in_range "$pymin" "$pymax")"; then
+            log "no Python $pymin-$pymax here for ansible-core $version: its matrix venv is left out" \
+                "(install one, e.g. 'pyenv install $pymax', and run this again)"
+            continue
+        fi
+        args=(-c tests/matrix/constraints.txt)
+        [ -f "tests/matrix/constraints-$version.txt" ] && args+=(-c "tests/matrix/constraints-$version.txt")
+        [ "$version" = "$oldest" ] && args+=(-r tests/matrix/requirements-tests.txt)
+        make_matrix_venv "$version" "$python" "${args[@]}"
+    done < <(matrix_lines "$file")
+}
+make_matrix_venvs
 log "ready: $VENV (controller Python $("$VENV/bin/python" -c 'import platform; print(platform.python_version())'))"

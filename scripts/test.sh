@@ -12,6 +12,12 @@
 #                machine has (scripts/ansible_test.sh)
 #   galaxy       galaxy-importer (Galaxy's own import checks, offline, its ansible-test
 #                step off) on the built collection tarball
+#   docs         the docs site built by antsibull-docs, offline, without a warning (tests/docs/build.py)
+#   matrix       every other ansible-core of tests/matrix/versions.txt (venvs made by setup.sh):
+#                ansible-test sanity with each claimed version; the demo and the ad hoc sweep
+#                from the built tarball with each version, the newest and Debian 12's 2.14
+#                included (tests/matrix/demo.py); unit, integration and adhoc with the oldest
+#                claimed version (the steps above are the newest's)
 #   molecule     the watcher role's scenarios exactly as a molecule user runs them: in a
 #                clean environment, "source .venv/bin/activate && cd roles/watcher &&
 #                molecule test --all" (root, podman; images built with debootstrap)
@@ -27,12 +33,13 @@
 #   scripts/test.sh sanity --test pylint                                            (ansible-test)
 #   scripts/test.sh molecule systemd                                                (scenarios)
 #   scripts/test.sh fleet --strategy linear                                         (tests/fleet/run.py)
+#   scripts/test.sh matrix 2.16 2.17 --only=sanity,demo          (versions, checks; default: all)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 1
 . "$ROOT/scripts/lib.sh"
 
-ALL_STEPS=(unit integration attack adhoc lint sanity galaxy molecule fleet)
+ALL_STEPS=(unit integration attack adhoc lint sanity galaxy docs matrix molecule fleet)
 
 bash "$ROOT/scripts/setup.sh" || die "setup failed"
 export PATH="$ROOT/.venv/bin:$PATH"
@@ -59,15 +66,17 @@ step_attack() {
 }
 
 step_adhoc() {
-    local out tmp
+    local out tmp python
+    python="$(dirname "$(command -v ansible)")/python"  # the controller's (.venv's, or a matrix venv's)
     out="$(ansible localhost -m ping_sweep -a 'targets=127.0.0.1' 2>&1)" || { echo "$out"; return 1; }
     if ! grep -q '"alive": \[' <<<"$out" || ! grep -q '127.0.0.1' <<<"$out"; then echo "$out"; return 1; fi
     tmp="$(mktemp -d)"
-    trap 'rm -rf "$tmp"' RETURN
+    # (a RETURN trap is global in bash: it removes itself, or it would fire on every later return)
+    trap 'rm -rf "$tmp"; trap - RETURN' RETURN
     ansible-galaxy collection build --output-path "$tmp" --force >/dev/null || return 1
     out="$(cd "$tmp" && export ANSIBLE_COLLECTIONS_PATH="$tmp/installed" &&
         ansible-galaxy collection install --force -p "$tmp/installed" "$tmp"/sysops-fleet-*.tar.gz >/dev/null &&
-        ansible localhost -c local -i localhost, -e ansible_python_interpreter="$ROOT/.venv/bin/python" \
+        ansible localhost -c local -i localhost, -e ansible_python_interpreter="$python" \
             -m sysops.fleet.ping_sweep -a 'targets=127.0.0.1-3 method=ping' 2>&1)" || { echo "$out"; return 1; }
     grep -q '"total": 3' <<<"$out" || { echo "$out"; return 1; }
 }
@@ -78,10 +87,85 @@ step_sanity() { bash "$ROOT/scripts/ansible_test.sh" sanity "$@"; }
 
 step_galaxy() { python "$ROOT/tests/galaxy/import_check.py" "$@"; }
 
+step_docs() { python "$ROOT/tests/docs/build.py" "$@"; }
+
+MATRIX_FILE="$ROOT/tests/matrix/versions.txt"
+MATRIX_CHECKS=(sanity demo unit integration adhoc)
+
+# matrix_default_checks VERSION TIER OLDEST NEWEST: what the matrix runs for that version.
+# The newest is .venv, whose sanity, unit, integration and adhoc are the steps of those names.
+matrix_default_checks() {
+    case "$1:$2" in
+        "$3":claimed) echo sanity demo unit integration adhoc ;;
+        "$4":claimed|*:compat) echo demo ;;
+        *) echo sanity demo ;;
+    esac
+}
+
+# matrix_check CHECK VERSION VENV TIER TARBALL: one check with one ansible-core.
+matrix_check() {
+    local check="$1" version="$2" venv="$3" tier="$4" tarball="$5" outside=()
+    [ "$tier" = compat ] && outside=(--unsupported-ok)
+    case "$check" in
+        sanity) SYSOPS_FLEET_VENV="$venv" bash "$ROOT/scripts/ansible_test.sh" sanity ;;
+        demo) "$ROOT/.venv/bin/python" "$ROOT/tests/matrix/demo.py" --bin "$venv/bin" --tarball "$tarball" \
+                  --expect-version "$version" "${outside[@]}" ;;
+        unit) PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit ;;
+        integration) need_root "the integration tests" "network namespaces" \
+                         && SYSOPS_FLEET_VENV="$venv" bash "$ROOT/scripts/ansible_test.sh" integration ;;
+        adhoc) PATH="$venv/bin:$PATH" step_adhoc ;;
+    esac
+}
+
+# step_matrix [VERSION...] [--only=CHECK[,CHECK...]]: of the versions (default: all of
+# tests/matrix/versions.txt), the checks matrix_default_checks gives (--only keeps those named;
+# one word, since a check's name alone would start the step of that name). A version whose venv
+# setup.sh could not make (no Python in its range on this machine) is skipped, saying so.
+step_matrix() {
+    local word versions=() checks=() oldest newest version pymin pymax tier venv check tmp rc=0 results=() started
+    for word in "$@"; do
+        if [[ "$word" == --only=* ]]; then
+            IFS=, read -r -a checks <<<"${word#--only=}"
+            for check in "${checks[@]}"; do
+                [[ " ${MATRIX_CHECKS[*]} " == *" $check "* ]] || { log "matrix: no check '$check' (${MATRIX_CHECKS[*]})"; return 1; }
+            done
+        elif matrix_lines "$MATRIX_FILE" | grep -q "^$word "; then versions+=("$word")
+        else log "matrix: '$word' is neither a version of $MATRIX_FILE nor --only=CHECK,... (${MATRIX_CHECKS[*]})"; return 1
+        fi
+    done
+    oldest="$(matrix_oldest "$MATRIX_FILE")" newest="$(matrix_newest "$MATRIX_FILE")"
+    tmp="$(mktemp -d)"
+    ansible-galaxy collection build --output-path "$tmp" "$ROOT" >/dev/null || { rm -rf "$tmp"; return 1; }
+    while read -r version pymin pymax tier; do
+        [ ${#versions[@]} -eq 0 ] || [[ " ${versions[*]} " == *" $version "* ]] || continue
+        venv="$(matrix_venv "$ROOT" "$version")"
+        [ "$version" = "$newest" ] && venv="$ROOT/.venv"
+        if [ ! -x "$venv/bin/ansible" ]; then
+            results+=("$version: SKIPPED (no venv: this machine has no Python $pymin-$pymax; see scripts/setup.sh)")
+            continue
+        fi
+        for check in $(matrix_default_checks "$version" "$tier" "$oldest" "$newest"); do
+            [ ${#checks[@]} -eq 0 ] || [[ " ${checks[*]} " == *" $check "* ]] || continue
+            log "---- matrix: ansible-core $version ($tier): $check"
+            started=$SECONDS
+            if matrix_check "$check" "$version" "$venv" "$tier" "$tmp"/sysops-fleet-*.tar.gz < /dev/null; then
+                results+=("$version $check: passed ($((SECONDS - started))s)")
+            else
+                results+=("$version $check: FAILED ($((SECONDS - started))s)"); rc=1
+            fi
+        done
+    done < <(matrix_lines "$MATRIX_FILE")
+    rm -rf "$tmp"
+    log "---- matrix:"
+    printf '[sysops.fleet]   %s\n' "${results[@]}" >&2
+    return $rc
+}
+
 step_molecule() {
     need_root "the molecule scenarios" "rootful podman, debootstrap" || return 1
     local scenarios="--all" name
     if [ $# -gt 0 ]; then scenarios=""; for name in "$@"; do scenarios+=" -s $name"; done; fi
+    hold_images_lock $$  # scripts/clean.sh of any clone keeps the images while this runs
     # As a user runs it: a clean environment (no variable of this script's), the venv's
     # activate, the role's directory. Only what setup.sh provides may make it pass.
     env -i HOME="$HOME" USER="$(id -un)" LOGNAME="$(id -un)" TERM=dumb LANG=C.UTF-8 \
@@ -91,6 +175,7 @@ step_molecule() {
 
 step_fleet() {
     need_root "the fleet scenario" "rootful podman" || return 1
+    hold_images_lock $$  # scripts/clean.sh of any clone keeps the images while this runs
     "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/run.py" "$@"
 }
 

@@ -58,7 +58,7 @@ options:
     default: false
   smtp_validate_certs:
     description:
-      - Verify the server's TLS certificate and host name (C(ssl.create_default_context())).
+      - Verify the server's TLS certificate and host name, as Python's C(ssl.create_default_context) does.
       - Set to V(false) only for a server whose certificate you cannot fix; the connection is then
         encrypted but not authenticated.
     type: bool

@@ -26,7 +26,9 @@ options:
         reported (and left out) and fails only when no target resolves at all.
       - Several last octets of one /24 in one entry, as nmap writes them, such as V(192.0.2.1-5,9,20-30). This is
         the form of the module's C(alive_ranges) and C(dead_ranges), so a result can be swept again as it is.
-        In the C(key=value) form of C(-a) commas split list items, so give such entries in a YAML or JSON list.
+        Given as one string (in a task, or as C(targets=192.0.2.1-5,9) in C(-a)), Ansible splits it at its
+        commas; the pieces that are last octets alone are put back on the address before them. A last octet
+        with no address of its /24 before it is refused.
       - Entries with shell metacharacters, malformed addresses and V(/0) are refused before
         anything is sent.
       - An IPv4 address is written as a dotted quad. The other numeric forms C(inet_aton) reads
@@ -69,7 +71,7 @@ options:
       - Between 1 and 10000, and at most 4194304 probes in all (count times addresses).
     type: int
     default: 1
-    version_added: "0.3.0"
+    version_added: "0.1.0"
   spacing:
     description:
       - Seconds between two probes to the same address in count mode (C(fping -p) in seconds, C(ping -i)).
@@ -77,7 +79,7 @@ options:
       - Between 0.002 and 60. A sweep whose probes would take more than an hour to send is refused.
     type: float
     default: 1.0
-    version_added: "0.3.0"
+    version_added: "0.1.0"
   method:
     description:
       - How to probe.

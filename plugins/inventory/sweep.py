@@ -67,7 +67,6 @@ seealso:
 """
 
 EXAMPLES = r"""
----
 # lab.sweep.yml: every host of two networks that answers ping, grouped by network
 plugin: sysops.fleet.sweep
 targets:
@@ -83,36 +82,35 @@ keyed_groups:
 groups:
   slow: sweep_rtt_ms > 50
 
----
+# Three more files, indented after "#" (EXAMPLES is one YAML document):
+#
 # health.sweep.yml: 10 probes per host, 200 ms apart; hosts grouped by how lossy their path is
-plugin: sysops.fleet.sweep
-targets: [192.0.2.0/24]
-count: 10
-spacing: 0.2
-groups:
-  lossy: sweep_loss_pct > 5
-  jittery: sweep_rtt.stddev > 10
-
----
-# cached.sweep.yml: sweep at most once an hour; ansible-inventory --flush-cache sweeps now
-plugin: sysops.fleet.sweep
-targets: [192.0.2.0/24]
-cache: true
-cache_plugin: ansible.builtin.jsonfile
-cache_connection: ~/.cache/sysops-fleet-inventory
-cache_timeout: 3600
-compose:
-  octet: ansible_host.split('.')[-1] | int
-keyed_groups:
-  - key: "'odd' if (octet | int) % 2 else 'even'"
-    prefix: parity
-
----
+#   plugin: sysops.fleet.sweep
+#   targets: [192.0.2.0/24]
+#   count: 10
+#   spacing: 0.2
+#   groups:
+#     lossy: sweep_loss_pct > 5
+#     jittery: sweep_rtt.stddev > 10
+#
+# cached.sweep.yml: sweep at most once an hour; --flush-cache sweeps now (ansible-inventory's from 2.19 on)
+#   plugin: sysops.fleet.sweep
+#   targets: [192.0.2.0/24]
+#   cache: true
+#   cache_plugin: ansible.builtin.jsonfile
+#   cache_connection: ~/.cache/sysops-fleet-inventory
+#   cache_timeout: 3600
+#   compose:
+#     octet: ansible_host.split('.')[-1] | int
+#   keyed_groups:
+#     - key: "'odd' if (octet | int) % 2 else 'even'"
+#       prefix: parity
+#
 # names.sweep.yml: hosts named as given, without the system ping binary
-plugin: sysops.fleet.sweep
-targets: [web1.example.com, web2.example.com]
-hostnames: name
-method: socket
+#   plugin: sysops.fleet.sweep
+#   targets: [web1.example.com, web2.example.com]
+#   hostnames: name
+#   method: socket
 """
 
 import difflib

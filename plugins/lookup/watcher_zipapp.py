@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 name: watcher_zipapp
 short_description: The fleet-watcher program and the collection's core as one reproducible zipapp
-version_added: "0.2.0"
+version_added: "0.1.0"
 description:
   - Builds C(fleet-watcher) on the controller as one executable zip archive (PEP 441 zipapp) holding
     the collection's core (the C(_*.py) files of C(plugins/module_utils)) as the package

@@ -35,6 +35,10 @@ _SHELL_CHARS = set(";&|`$<>(){}[]!*?~'\"\\ \t\n\r#=,")
 # No leading zeros (is 010 octal?); the first three octets are checked by ipaddress.
 _OCTET = r"(?:0|[1-9][0-9]{0,2})"
 _OCTET_LIST = re.compile(rf"^([0-9.]+)\.({_OCTET}(?:-{_OCTET})?(?:,{_OCTET}(?:-{_OCTET})?)+)$")
+# An IPv4 entry that ends in last octets (192.0.2.1, 192.0.2.1-5, 192.0.2.1-5,9), and a piece of
+# last octets alone (9, 20-30): what is left of such an entry after Ansible split it at its commas.
+_ENDS_IN_OCTETS = re.compile(rf"^[0-9]{{1,3}}\.[0-9]{{1,3}}\.[0-9]{{1,3}}\.{_OCTET}(?:-{_OCTET})?(?:,{_OCTET}(?:-{_OCTET})?)*$")
+_OCTET_PIECE = re.compile(r"^[0-9]{1,3}(?:-[0-9]{1,3})?$")
 
 
 class TargetError(ValueError):
@@ -91,7 +95,7 @@ def parse(entry: str, option: str = "targets") -> Target:
     if bad:
         raise TargetError(f"{option}: {entry!r} contains {''.join(bad)!r}; an entry is one address, "
                           "CIDR (10.0.0.0/24), range (10.0.0.1-10.0.0.9, 10.0.0.1-9, or last octets as "
-                          "10.0.0.1-5,9 in a YAML list) or host name")
+                          "10.0.0.1-5,9) or host name")
     if "/" in text:
         return _parse_cidr(text, option, hosts_only=option != "exclude")
     if "-" in text and _looks_like_range(text):
@@ -197,12 +201,33 @@ def octet_list_runs(entry: str, option: str = "targets") -> Optional[List[Tuple[
     return runs
 
 
+def rejoin(entries: Sequence[str], option: str = "targets") -> List[str]:
+    """Entries with the pieces Ansible split off put back: ``targets: 192.0.2.1-5,9`` given as one string
+    arrives as ``["192.0.2.1-5", "9"]`` (a ``list`` option splits a string at its commas).
+
+    A piece of last octets alone (``9``, ``20-30``) belongs to the IPv4 entry before it; one with no such
+    entry before it is refused here, saying where it goes (it is no address of its own).
+    """
+    joined: List[str] = []
+    for entry in entries:
+        piece = entry.strip() if isinstance(entry, str) else None
+        if piece is not None and _OCTET_PIECE.match(piece):
+            if not (joined and isinstance(joined[-1], str) and _ENDS_IN_OCTETS.match(joined[-1].strip())):
+                raise TargetError(f"{option}: {entry!r} is a last octet without its network; write it after an "
+                                  "address of its /24, as in 192.0.2.1-5,9 (Ansible splits a string given to "
+                                  f"{option} at its commas; the pieces are put back on the address before them)")
+            joined[-1] = f"{joined[-1].strip()},{piece}"
+            continue
+        joined.append(entry)
+    return joined
+
+
 def parse_all(entries: Sequence[str], option: str, max_hosts: Optional[int] = None) -> List[Target]:
     """Parse every entry; with *max_hosts*, refuse a sweep larger than that before expanding it."""
     if isinstance(entries, str):
         entries = [entries]
     parsed: List[Target] = []
-    for entry in entries:
+    for entry in rejoin(entries, option):
         runs = octet_list_runs(entry, option)
         parsed.extend([Span(4, a, b, entry) for a, b in runs] if runs is not None else [parse(entry, option)])
     if max_hosts is not None:

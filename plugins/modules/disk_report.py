@@ -286,7 +286,7 @@ filesystems:
       type: int
       sample: 47171284992
     use_pct:
-      description: Used / (used + available) in percent, rounded up; C(df)'s Capacity.
+      description: Used / (used + available) in percent, rounded up; the Capacity column of C(df).
       type: int
       sample: 53
     inodes_total:
@@ -298,7 +298,7 @@ filesystems:
       type: int
       sample: 412345
     inode_pct:
-      description: Inode use in percent, rounded up; C(df -i)'s IUse%.
+      description: Inode use in percent, rounded up; the IUse% column of C(df -i).
       type: int
       sample: 7
     status:
@@ -333,12 +333,12 @@ filesystems:
           description: The low end of the rate's 95 % interval; null while there are too few samples for one.
           type: float
           sample: 1181116006.4
-          version_added: "0.3.0"
+          version_added: "0.1.0"
         rate_high_per_day:
           description: The high end of the rate's 95 % interval; null while there are too few samples for one.
           type: float
           sample: 1395864371.2
-          version_added: "0.3.0"
+          version_added: "0.1.0"
         steady:
           description:
             - Whether the filesystem fills steadily - the whole 95 % interval above zero, and every day of the
@@ -346,7 +346,7 @@ filesystems:
               or growth within one day only (a log before its rotation) does not.
           type: bool
           sample: true
-          version_added: "0.3.0"
+          version_added: "0.1.0"
         days_to_full:
           description:
             - Days until no space is available at that rate, counted from the trend line's free space (not this
@@ -359,12 +359,12 @@ filesystems:
           description: The soonest it may be full (at C(rate_high_per_day)); null without a date.
           type: float
           sample: 31.5
-          version_added: "0.3.0"
+          version_added: "0.1.0"
         days_to_full_high:
           description: The latest it may be full (at C(rate_low_per_day)); null without a date.
           type: float
           sample: 39.9
-          version_added: "0.3.0"
+          version_added: "0.1.0"
         full_at:
           description: When that is, as a Unix time; null without a date.
           type: float

@@ -118,7 +118,7 @@ options:
         characters are shown escaped, as C(\x1b)) of at most 300 characters.
     type: dict
     default: {}
-    version_added: "0.2.0"
+    version_added: "0.1.0"
   report_dir:
     description:
       - Directory for C(fleet-report.txt) and C(fleet-report.html); created if missing.

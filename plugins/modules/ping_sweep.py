@@ -48,7 +48,7 @@ options:
         sweep (a /16 with details is about four times as much JSON for Ansible to carry and print).
     type: bool
     default: false
-    version_added: "0.2.0"
+    version_added: "0.1.0"
   list_limit:
     description:
       - Return the RV(alive) and RV(dead) lists (one string per address) only when the sweep probed at
@@ -62,7 +62,7 @@ options:
         the hosts' loss and round-trip time in RV(summary) come back for every sweep.
     type: int
     default: 1024
-    version_added: "0.2.0"
+    version_added: "0.1.0"
 notes:
   - Only sweep networks you are responsible for.
   - Results are per address; a host name that resolves to several addresses is probed at its first
@@ -118,13 +118,22 @@ EXAMPLES = r"""
     msg: "{{ (health.loss_ranges['5-20'] + health.loss_ranges['20-50'] + health.loss_ranges['50-100'])
              | sysops.fleet.addresses }}"
 
-- name: Split a /16 across two sweeper hosts
+- name: Split a /16 across two sweeper hosts, each sweeping its own half (once, whatever the play's hosts)
   sysops.fleet.ping_sweep:
-    targets: "{{ sweep_targets }}"
+    targets: "{{ item.targets }}"
     timeout: 0.5
     retries: 2
-  delegate_to: "{{ item }}"
-  loop: "{{ groups['sweepers'] }}"
+  delegate_to: "{{ item.sweeper }}"
+  run_once: true
+  loop:
+    - {sweeper: sweeper1.example.com, targets: [10.20.0.1-10.20.127.255]}
+    - {sweeper: sweeper2.example.com, targets: [10.20.128.0-10.20.255.254]}
+  register: halves
+
+- name: Every address that answered, from both halves
+  ansible.builtin.debug:
+    msg: "{{ halves.results | map(attribute='alive_ranges') | flatten | sysops.fleet.addresses | length }} addresses answered"
+  run_once: true
 """
 
 RETURN = r"""
@@ -151,14 +160,14 @@ alive_ranges:
   type: list
   elements: str
   sample: ["127.0.0.1-2,4-5", "127.0.1.7"]
-  version_added: "0.2.0"
+  version_added: "0.1.0"
 dead_ranges:
   description: The addresses of RV(dead) in the form of RV(alive_ranges).
   returned: success
   type: list
   elements: str
   sample: ["127.0.0.3,6"]
-  version_added: "0.2.0"
+  version_added: "0.1.0"
 unresolved:
   description: Host names from O(targets) that did not resolve; they were not probed.
   returned: success
@@ -176,7 +185,7 @@ names:
   returned: success
   type: dict
   sample: {127.0.0.1: localhost}
-  version_added: "0.2.0"
+  version_added: "0.1.0"
 errors:
   description:
     - Addresses (and unresolved names) whose probe could not be sent or whose name did not resolve, and why.
@@ -184,7 +193,7 @@ errors:
   returned: success
   type: dict
   sample: {192.0.2.7: "Network is unreachable"}
-  version_added: "0.2.0"
+  version_added: "0.1.0"
 hosts:
   description:
     - Only with O(details=true). One entry per probed address (and per unresolved name).
@@ -213,7 +222,7 @@ stats:
     192.0.2.7: {sent: 20, received: 19, loss_pct: 5.0,
                 rtt_ms: {min: 0.412, median: 0.468, p90: 0.533, max: 1.207, stddev: 0.171}}
     192.0.2.9: {sent: 20, received: 0, loss_pct: 100.0, rtt_ms: null}
-  version_added: "0.3.0"
+  version_added: "0.1.0"
 loss_ranges:
   description:
     - Count mode (O(count) above 1) only, for every sweep however large. The probed addresses by their loss,
@@ -225,7 +234,7 @@ loss_ranges:
   type: dict
   sample: {"0": ["192.0.2.1-6,8"], "0-1": [], "1-5": [], "5-20": ["192.0.2.7"], "20-50": [], "50-100": [],
            "100": ["192.0.2.9-254"]}
-  version_added: "0.3.0"
+  version_added: "0.1.0"
 summary:
   description: Counts and how the sweep ran.
   returned: success
@@ -267,40 +276,40 @@ summary:
           median round-trip times.
       type: dict
       sample: {min: 0.021, median: 0.045, max: 1.2}
-      version_added: "0.2.0"
+      version_added: "0.1.0"
     count:
       description: Probes per address (O(count)). Count mode only.
       type: int
       sample: 20
-      version_added: "0.3.0"
+      version_added: "0.1.0"
     sent:
       description: Probes sent in all. Count mode only.
       type: int
       sample: 5080
-      version_added: "0.3.0"
+      version_added: "0.1.0"
     received:
       description: Probes answered within O(timeout), in all. Count mode only.
       type: int
       sample: 3391
-      version_added: "0.3.0"
+      version_added: "0.1.0"
     loss_pct:
       description: The share of all probes that was lost, in percent (silent hosts included); null if none was sent.
         Count mode only.
       type: float
       sample: 33.248
-      version_added: "0.3.0"
+      version_added: "0.1.0"
     host_loss_pct:
       description:
         - The answering hosts' loss in percent (hosts that answered no probe are left out), as C(min), C(median),
           C(p90) and C(max); null when no host answered. Count mode only.
       type: dict
       sample: {min: 0.0, median: 0.0, p90: 5.0, max: 15.0}
-      version_added: "0.3.0"
+      version_added: "0.1.0"
     listed:
       description: Whether RV(alive) and RV(dead) are in the result (the sweep probed at most O(list_limit) addresses).
       type: bool
       sample: true
-      version_added: "0.2.0"
+      version_added: "0.1.0"
 """
 
 from ansible.module_utils.basic import AnsibleModule

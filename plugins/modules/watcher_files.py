@@ -10,9 +10,9 @@ DOCUMENTATION = r"""
 ---
 module: watcher_files
 short_description: Put the watcher's directories, files and links in place in one round trip
-version_added: "0.2.0"
+version_added: "0.1.0"
 description:
-  - The part of the M(sysops.fleet.watcher) role that puts its files on a host, as one module call
+  - The part of the P(sysops.fleet.watcher#role) role that puts its files on a host, as one module call
     instead of one call (or two, for M(ansible.builtin.copy) and M(ansible.builtin.template)) per
     path, which is what made the role's rerun slow.
   - Each directory is made if missing and given its mode and owner; each file is written (to a temp

@@ -8,11 +8,17 @@
 # does not install is not there, so a missing package fails here.
 #
 #   tests/fresh/run.sh RELEASE [STEP [ARG...]]...     e.g. tests/fresh/run.sh trixie unit lint
+#   tests/fresh/run.sh RELEASE distro-ansible          the distribution's own ansible-core instead
 #
 # RELEASE: bullseye, bookworm or trixie. Steps as for scripts/test.sh (default: all of them;
 # molecule and fleet then run podman inside the container). Needs root and podman. The
 # directory is removed afterwards. Packets: the container's own loopback, its own podman
 # networks, and the Debian and PyPI mirrors.
+# distro-ansible (bookworm or trixie): no setup, no venv; "apt-get install ansible-core" (2.14 on
+# Debian 12, 2.19 on 13) and tests/matrix/demo.py with /usr/bin's commands: the collection built
+# and installed by that ansible-galaxy, the ad hoc sweep, the demo (site.yml on the container
+# itself, twice, then the watcher removed) and ansible-doc, each without a warning (but
+# "does not support Ansible version" on Debian 12, whose 2.14 is outside requires_ansible).
 # Environment: FRESH_KEEP=1 keeps the container's work directory; FRESH_SUBNET (10.89.99.0/24)
 # is the subnet of the network made for it.
 set -euo pipefail
@@ -22,6 +28,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 RELEASE="$1"
 shift
 [ "$(id -u)" -eq 0 ] || die "needs root (privileged podman container)"
+hold_images_lock $$  # scripts/clean.sh of any clone keeps the images while this runs
 write_podman_conf "$ROOT/.build/podman/containers.conf" tests/fresh/run.sh
 export CONTAINERS_CONF="$ROOT/.build/podman/containers.conf"
 bash "$ROOT/scripts/build_image.sh" molecule "$RELEASE"
@@ -61,10 +68,22 @@ podman network create --subnet "${FRESH_SUBNET:-10.89.99.0/24}" "$NAME-net" >/de
 log "fresh $RELEASE machine: ./scripts/test.sh $*"
 started=$SECONDS
 set +e
+# What runs inside: the test command, or (distro-ansible) the demo with the distribution's ansible-core.
+INNER='apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null
+    && git init -q && git add -A && exec ./scripts/test.sh "$@"'
+if [ "${1:-}" = distro-ansible ]; then
+    case "$RELEASE" in
+        bookworm) OUTSIDE=--unsupported-ok ;;  # Debian 12's 2.14: tested, outside requires_ansible
+        trixie) OUTSIDE= ;;
+        *) die "distro-ansible: $RELEASE's own ansible is not one the collection runs on (bookworm or trixie)" ;;
+    esac
+    INNER="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+        ansible-core python3 >/dev/null && exec python3 tests/matrix/demo.py --bin /usr/bin $OUTSIDE"
+    set --
+fi
 podman run --name "$NAME" --privileged --init --hostname "fresh-$RELEASE" --network "$NAME-net" \
     -w /root/sysops-fleet -e HOME=/root -e TERM=dumb -e PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --rootfs "$WORK/rootfs" bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null \
-        && git init -q && git add -A && exec ./scripts/test.sh "$@"' test "$@"
+    --rootfs "$WORK/rootfs" bash -c "${INNER//$'\n'/ }" test "$@"
 rc=$?
 set -e
 log "fresh $RELEASE machine: ./scripts/test.sh exited $rc after $((SECONDS - started))s"

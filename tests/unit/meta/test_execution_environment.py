@@ -108,7 +108,7 @@ def test_create_makes_the_build_context_of_the_readme_definition(tmp_path):
     context = create(definition, tmp_path)
     containerfile = (context / "Containerfile").read_text()
     assert 'ARG EE_BASE_IMAGE="quay.io/centos/centos:stream10"' in containerfile
-    assert "ansible-core>=2.20" in containerfile
+    assert "ansible-core>=2.16,<2.22" in containerfile
     assert "ansible-galaxy collection install" in containerfile and "introspect" in containerfile
     requirements = yaml.safe_load((context / "_build" / "requirements.yml").read_text())
     assert requirements == {"collections": [{"name": "sysops.fleet"}]}

@@ -24,6 +24,8 @@ if [ ! -f "$ROOT/scripts/lib.sh" ]; then
 fi
 . "$ROOT/scripts/lib.sh"
 
+# The images stay while this molecule run lasts: scripts/clean.sh of any clone keeps them.
+hold_images_lock "$(ancestor_named molecule)"
 write_podman_conf "$ROOT/.build/podman/containers.conf" "the molecule scenarios' dependency step"
 export CONTAINERS_CONF="$ROOT/.build/podman/containers.conf"
 

@@ -31,6 +31,7 @@ def lookup(tmp_path, module="ansible.builtin.debug", template="msg={}", **option
     args = ", ".join(f"{k}={v!r}" for k, v in options.items())
     proc = subprocess.run(
         [os.path.join(BIN, "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-m", module,
+         "-e", f"ansible_python_interpreter={sys.executable}",  # no discovery: it may meet pyenv's shims
          "-a", template.format("{{ lookup('sysops.fleet.watcher_zipapp', %s) }}" % args)],
         capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
         env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS_ROOT, ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"),
