@@ -143,9 +143,9 @@ def main() -> int:
     print("mean loss measured per configured class, % (last run; above list_limit ours gives the class only)")
     print("| size | command | " + " | ".join(f"{c} %" for c in sorted(set(LOSS_BY_REMAINDER.values()))) + " |")
     print("| --- | --- |" + " ---: |" * len(LOSS_BY_REMAINDER))
+    loss_classes = sorted(set(LOSS_BY_REMAINDER.values()))
     for size, name, means in classes:
-        print(f"| {size} | {name} | " + " | ".join(f"{means.get(c, float('nan')):.1f}"
-                                                    for c in sorted(set(LOSS_BY_REMAINDER.values()))) + " |")
+        print(f"| {size} | {name} | " + " | ".join(f"{means.get(c, float('nan')):.1f}" for c in loss_classes) + " |")
     for line in over:
         print(f"OVER the goal of {GOAL}x: {line}")
     return 1 if over else 0

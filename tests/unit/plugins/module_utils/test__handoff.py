@@ -8,7 +8,6 @@ Root's side is this test process; the user's is a real throw-away system user.
 import io
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess

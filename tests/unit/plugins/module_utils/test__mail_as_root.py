@@ -180,8 +180,8 @@ def test_what_root_cannot_deliver_is_queued_as_the_owner_and_sent_by_the_owners_
 
 
 @pytest.mark.parametrize("mode", ["stop", "kill"])
-def test_a_user_who_stops_the_worker_delays_root_by_its_deadline_and_loses_only_the_copy(spool_owner, smtpd,
-                                                                                       quick_owner, mode):
+def test_a_user_who_stops_the_worker_delays_root_by_its_deadline_and_loses_only_the_copy(
+        spool_owner, smtpd, quick_owner, mode):
     """The server defers every recipient, so root must queue its message in the user's spool: the user
     freezes or kills the worker. Root's send already happened; root waits at most OWNER_WAIT and says
     what could not be kept (the report is in the module's result)."""

@@ -521,8 +521,8 @@ def test_undelivered_mail_shows_each_file_as_one_printable_line_and_bounded(tmp_
     assert len(text.splitlines()) == 23 and "\\x1b[2J" in text and "\x1b" not in text + page
 
 
-FILE_NAMES = st.binary(min_size=1, max_size=60).filter(lambda b: b"/" not in b and b"\0" not in b
-                                                        and b not in (b".", b".."))
+FILE_NAMES = st.binary(min_size=1, max_size=60).filter(
+    lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b".."))
 SPOOL_BYTES = st.lists(st.one_of(
     st.sampled_from([b"X-Sysops-Fleet-Envelope-From: a@b.example\r\n", b"X-Sysops-Fleet-Refused: a@b 550 \x1b[2J\n",
                      b"Subject: \xe2\x80\xa8x\r\n", b"\r\n\r\nbody\r\n", b"X-Sysops-Fleet-Refused: "]),
@@ -596,6 +596,6 @@ def test_notices_name_spool_files_as_one_printable_line_and_are_bounded():
     delivery = _mail_delivery.Delivery(quarantined=[{"file": f"/s/quarantine/q{n}\n\x1b", "was": f"/s/{n}\nx.eml",
                                                      "reason": "is empty\r\nForged: yes"} for n in range(50)])
     out = _mail_delivery.notices(delivery, "mx:25", "/s")
-    assert len(out) == _mail_delivery.LISTED + 1 and out[-1] == "... and 30 more dead letter(s) or quarantined " \
-                                                                 "file(s) in /s"
+    last = "... and 30 more dead letter(s) or quarantined file(s) in /s"
+    assert len(out) == _mail_delivery.LISTED + 1 and out[-1] == last
     assert all(line.isprintable() for line in out) and "\\n\\x1b" in out[0]
