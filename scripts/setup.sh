@@ -33,7 +33,7 @@ cd "$ROOT"
 . "$ROOT/scripts/lib.sh"
 
 # Every program the scripts and tests run, by package (audited against scripts/, tests/
-# and the molecule scenarios; the README's "What setup installs" lists them too):
+# and the molecule scenarios; "What setup installs" in docs/testing.md lists them too):
 APT_PACKAGES=(
     iputils-ping fping nmap nftables iproute2 procps  # the sweep, the loopback lab, the reference tools
     cron logrotate                                # the watcher's cron entries (crontab); its log rotation (attack suite)

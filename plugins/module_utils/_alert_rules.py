@@ -32,7 +32,7 @@ HOST_LEVELS = ("up", "warn", "crit", "down")  # in order of severity
 _LETTER = {"up": "u", "warn": "w", "crit": "c", "down": "d"}
 _LEVEL = {letter: level for level, letter in _LETTER.items()}
 MAX_WINDOW = 60
-# Defaults, from the measurements in the README ("Alerts that do not cry wolf", tests/bench/measure_alerting.py):
+# Defaults, from the measurements in docs/watcher.md ("Alerts that do not cry wolf", tests/bench/measure_alerting.py):
 # with the watcher's 4 probes a round a path losing 20 % is silent in 0.2 % of rounds, and 3 such rounds of
 # the last 5 make about 1e-4 alert mails in 1,000 rounds (the old one probe and one retry, alerting on every
 # change: 77); a host that stops is alerted on its third silent round, and its recovery on the second good one.

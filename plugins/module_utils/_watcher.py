@@ -52,7 +52,7 @@ HOST_SEVERITY = {level: rank for rank, level in enumerate(_alert_rules.HOST_LEVE
 REPEAT_LOG = 3600.0  # a problem that lasts is logged again this often (status and metrics show it every round)
 # [hosts] names the sweep's targets "watch"; every other key of the sweep's spec keeps its name there.
 HOST_NAMES = {"targets": "watch"}
-# The watcher's own defaults where they differ from the sweep's (measured: README, "Alerts that do not cry wolf").
+# The watcher's own defaults where they differ from the sweep's (measured: docs/watcher.md, "Alerts that do not cry wolf").
 HOST_DEFAULTS = {"count": 4}
 HOST_RULE_KEYS = ("down_after", "window", "clear_after", "loss_warn", "loss_crit", "rtt_warn", "rtt_crit")
 HOST_SECTION = "host "  # [host NAME]: thresholds for one watched host

@@ -5,7 +5,7 @@
 
 The host is a podman container of the test image (scripts/build_image.sh host
 bookworm: python3, cron, ping), reached with the containers.podman connection,
-linear strategy, pipelining on (what the README recommends). Timed, whole
+linear strategy, pipelining on (what docs/fleet.md recommends). Timed, whole
 ``ansible-playbook`` commands, median of --repeat runs, all in this one run:
 
 * the reference: a play that gathers facts and runs ten ``stat`` tasks;

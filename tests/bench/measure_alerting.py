@@ -3,7 +3,7 @@
 
     sudo .venv/bin/python tests/bench/measure_alerting.py [--rounds 50]
 
-The numbers the watcher's defaults were chosen from (README, "Alerts that do
+The numbers the watcher's defaults were chosen from (docs/watcher.md, "Alerts that do
 not cry wolf"). In a lossy lab (tests/lab.py ``lossy``: 200 addresses losing
 20 % of their echo requests, 200 losing 50 %), the real sweep runs round
 after round for each probe setting (one probe and one retry, the watcher's

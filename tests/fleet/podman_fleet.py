@@ -298,7 +298,7 @@ class Fleet:
             ANSIBLE_CALLBACK_PLUGINS=os.path.join(HERE, "callback_plugins"),
             ANSIBLE_CALLBACKS_ENABLED="fleet_record",
             ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1", PY_COLORS="0",
-            ANSIBLE_PIPELINING="true",  # as the README recommends; sudo must not want a tty
+            ANSIBLE_PIPELINING="true",  # as docs/fleet.md recommends; sudo must not want a tty
             ANSIBLE_HOST_KEY_CHECKING="true",  # the default, said out loud: whatever the caller's environment says
             ANSIBLE_SSH_CONTROL_PATH_DIR=control_dir,
             FLEET_RECORD=record,

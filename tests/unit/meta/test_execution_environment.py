@@ -88,9 +88,9 @@ def test_bindep_finds_nothing_missing_here():
 
 
 def readme_definition():
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+    with open(os.path.join(ROOT, "docs", "execution_environments.md"), encoding="utf-8") as handle:
         match = re.search(r"<!-- execution environment -->\s*```yaml\n(.*?)```", handle.read(), re.S)
-    assert match, "README.md has no execution environment definition"
+    assert match, "docs/execution_environments.md has no execution environment definition"
     return yaml.safe_load(match.group(1))
 
 

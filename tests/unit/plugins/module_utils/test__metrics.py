@@ -33,7 +33,7 @@ sys.path.insert(0, TESTS)
 import lab  # noqa: E402  pylint: disable=wrong-import-position
 
 COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(_metrics.__file__), "..", "..", "..", "..", ".."))
-README = os.path.join(TESTS, "..", "README.md")
+WATCHER_DOCS = os.path.join(TESTS, "..", "docs", "watcher.md")
 MIB = 1 << 20
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts and network namespaces need root")
 
@@ -412,7 +412,7 @@ def test_the_watcher_round_scraped_from_a_real_node_exporter(tmp_path):
     assert value(found, "sysops_fleet_watcher_check_success", check="host") == 1
 
 
-# ---- the README's alert rule -------------------------------------------------------------------------
+# ---- the alert rules of docs/watcher.md ---------------------------------------------------------------
 
 RULE_TESTS = """
 rule_files: [rules.yml]
@@ -448,17 +448,17 @@ tests:
 """
 
 
-def readme_rules():
-    """The alert rules as the README shows them (the yaml block after its 'prometheus rules' marker)."""
-    with open(README, encoding="utf-8") as handle:
+def documented_rules():
+    """The alert rules as docs/watcher.md shows them (the yaml block after its 'prometheus rules' marker)."""
+    with open(WATCHER_DOCS, encoding="utf-8") as handle:
         text = handle.read()
     match = re.search(r"<!-- prometheus rules -->\s*```yaml\n(.*?)```", text, re.S)
-    assert match, "README.md has no prometheus rules block"
+    assert match, "docs/watcher.md has no prometheus rules block"
     return match.group(1)
 
 
-def test_the_readme_alert_rules_are_valid_and_fire_when_they_should(tmp_path):
-    (tmp_path / "rules.yml").write_text(readme_rules())
+def test_the_documented_alert_rules_are_valid_and_fire_when_they_should(tmp_path):
+    (tmp_path / "rules.yml").write_text(documented_rules())
     (tmp_path / "tests.yml").write_text(RULE_TESTS)
     checked = promtool("check", "rules", str(tmp_path / "rules.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -29,7 +29,7 @@ needs_lab = pytest.mark.skipif(os.geteuid() != 0 or not (shutil.which("ip") and 
 METHODS = ["socket", "ping"]
 # method=ping runs iputils ping -c COUNT, which stops listening max(2 x slowest RTT, spacing) after its
 # last probe: on a busy machine the reply to that last probe can come later (documented in ping_argv and
-# the README). So with ping, one reply fewer than the lab let through is allowed, never more, never two.
+# docs/ping_sweep.md). So with ping, one reply fewer than the lab let through is allowed, never more, never two.
 TAIL = {"socket": 0, "ping": 1}
 
 
@@ -99,7 +99,7 @@ def binomial_interval(n, p, level=0.95):
 # lab's own count of dropped probes), so the estimates are exactly the lab's binomial draws; and it asserts
 # that the share inside is consistent with a coverage of 95 %: at least MIN_INSIDE of 100, which a perfect
 # prober misses with probability below 1 in 1000 (P[Binomial(100, 0.95) < 89] = 0.0007). The counts measured
-# are printed (pytest -s) and stated in the README.
+# are printed (pytest -s) and stated in docs/ping_sweep.md.
 MIN_INSIDE = 89
 RUNS = 100  # addresses per loss class, each an independent run of 400 probes
 GOAL_LOSSES = (1, 5, 20, 50)
