@@ -116,6 +116,7 @@ groups:
 import difflib
 import ipaddress
 import json
+import math
 
 from ansible.errors import AnsibleError, AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
@@ -257,6 +258,6 @@ def _plain_host(host):
 
 def _number(value):
     """A finite number from the cache; a bool, a string or nan is not one."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"not a number: {value!r}")
     return float(value)

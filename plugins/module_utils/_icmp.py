@@ -179,7 +179,7 @@ class Prober:
         self.token = int.from_bytes(os.urandom(4), "big")
         self._fixed_sum = (ECHO_REQUEST[4] << 8) + self.ident + (self.token >> 16) + (self.token & 0xFFFF) + _TAIL_SUM
         size = len(self.addresses)
-        self.rtts: List[List[float]] = [[] for _ in range(size)]
+        self.rtts: List[List[float]] = [[] for index in range(size)]
         self.sent = [0] * size
         self.errors: Dict[int, str] = {}
         self._sockets: Dict[int, Tuple[socket.socket, bool]] = {}

@@ -21,8 +21,7 @@ import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from . import _command, _fanout, _icmp, _sweep_stats, _targets
-from ._sweep_options import (DEFAULT_RATE, MAX_SEND_SECONDS, MAX_TIMEOUT, METHODS,  # noqa: F401 (the sweep's names)
-                             SweepError, SweepOptions, duration)
+from ._sweep_options import DEFAULT_RATE, METHODS, SweepError, SweepOptions  # noqa: F401 (the sweep's names)
 
 DEFAULT_CONCURRENCY = {"socket": 65536, "ping": 256}
 # Addresses one worker handles before another is worth forking: a socket

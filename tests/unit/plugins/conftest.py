@@ -100,7 +100,7 @@ def system_user():
     """A real system user made for this test module and removed after it (root only): the daemon's user."""
     if os.geteuid() != 0:
         pytest.skip("acting as another user needs root")
-    import throwaway_user  # pylint: disable=import-outside-toplevel  (the helpers' directory is on sys.path)
+    import throwaway_user  # pylint: disable=import-outside-toplevel  # the helpers' directory is on sys.path
     entry = throwaway_user.make("sftest")
     yield entry
     throwaway_user.remove(entry)

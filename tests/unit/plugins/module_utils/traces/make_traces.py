@@ -35,11 +35,15 @@ def steady(rng, t):
     return 100 * GIB, 40 * GIB + GIB * t / DAY + rng.gauss(0, 20 * MIB)
 
 
-def nightly_tmp(rng, t, nights={}):
+NIGHTS = {}  # day -> the size of that night's temporary files, drawn once
+TMPFS_BURSTS = []  # (start, end, size), drawn once
+
+
+def nightly_tmp(rng, t, nights=None):
     day, clock = divmod(t, DAY)
     extra = 0.0
     if 2 * 3600 <= clock < 3.5 * 3600:
-        extra = nights.setdefault(day, rng.uniform(25, 35) * GIB)
+        extra = (NIGHTS if nights is None else nights).setdefault(day, rng.uniform(25, 35) * GIB)
     return 100 * GIB, 50 * GIB + 0.1 * GIB * t / DAY + extra + rng.gauss(0, 10 * MIB)
 
 
@@ -64,7 +68,8 @@ def tmpfs_bursts(rng):
     return bursts
 
 
-def tmpfs(rng, t, bursts=[]):
+def tmpfs(rng, t, bursts=None):
+    bursts = TMPFS_BURSTS if bursts is None else bursts
     if not bursts:
         bursts.extend(tmpfs_bursts(random.Random(2020)))
     used = 150 * MIB + sum(size for start, end, size in bursts if start <= t < end)
