@@ -162,7 +162,12 @@ def hand_off(entry: pwd.struct_passwd, argv: Sequence[str], timeout: float, keep
         _child(entry, argv, env, out_w, err_w, report_w)
     for fd in (out_w, err_w, report_w):
         os.close(fd)
-    return _watch(pid, [_Relay(out_r, stdout, "stdout"), _Relay(err_r, stderr, "stderr")], report_r, timeout)
+    try:
+        return _watch(pid, [_Relay(out_r, stdout, "stdout"), _Relay(err_r, stderr, "stderr")], report_r, timeout)
+    except BaseException:  # Ctrl-C or a signal turned exception: the child must not outlive its caller
+        _privilege.kill_child(pid)
+        _privilege.reap(pid, 5.0)
+        raise
 
 
 def _watch(pid: int, relays: List[_Relay], report_r: int, timeout: float) -> HandOff:

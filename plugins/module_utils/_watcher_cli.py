@@ -43,7 +43,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import _command, _daemon, _fanout, _files, _handoff, _pidfile, _privilege, _sd_notify, _selftest, _sweep, _watcher
+from . import _command, _daemon, _fanout, _files, _handoff, _pidfile, _privilege, _sd_notify, _selftest, _sweep, _targets, _watcher
 
 DEFAULT_CONFIG = "/etc/sysops-fleet/watcher.ini"
 CONFIG_ENV = "FLEET_WATCHER_CONFIG"
@@ -141,7 +141,22 @@ def _deadline(args, settings: _watcher.Settings) -> float:
     stop = getattr(args, "timeout", 10.0) + 20
     return {"status": 15.0, "reload": 15.0, "stop": stop, "start": 30 + probe, "selftest": 30 + probe,
             "restart": stop + 30 + probe, "check": 30 + probe + hosts + mail, "report": 30 + probe + mail,
-            "sweep": 3600.0}.get(args.command, 600.0)
+            "sweep": _sweep_deadline(args, settings)}.get(args.command, 600.0)
+
+
+def _sweep_deadline(args, settings: _watcher.Settings) -> float:
+    """What ``sweep`` may take: its sending at the default rate, every retry's wait, count x spacing, plus a minute.
+
+    Counted from the targets as written (nothing resolved: root looks nothing up for
+    the user); a name counts as one address. At most the hour one sweep may send for.
+    """
+    try:
+        targets = _targets.parse_all(args.targets or (settings.hosts if settings else []), "targets", max_hosts=_targets.DEFAULT_MAX_HOSTS)
+    except (_targets.TargetError, ValueError):
+        return 60.0  # refused by the child at once
+    addresses = sum(t.size if isinstance(t, _targets.Span) else 1 for t in targets)
+    probing = max(args.count, 1) * max(args.spacing, 0.0) + (max(args.retries, 0) + 1) * max(args.timeout, 0.0)
+    return min(60.0 + addresses / _sweep.DEFAULT_RATE + probing, 3600.0 + probing)
 
 
 def _hand_off(args, settings: _watcher.Settings, entry: pwd.struct_passwd, argv: Sequence[str]) -> int:
@@ -508,6 +523,9 @@ def main(argv: Optional[Sequence[str]] = None, default_config: str = DEFAULT_CON
     except (_watcher.WatcherConfigError, _privilege.PrivilegeError) as exc:
         _complain(str(exc))
         return EXIT_UNKNOWN if args.command == "status" else EXIT_NOT_CONFIGURED
+    except KeyboardInterrupt:
+        _complain(f"interrupted: '{PROG} {args.command}' run as the daemon's user was killed")
+        return 130
     try:
         return COMMANDS[args.command](args, settings)
     except (_daemon.DaemonError, _pidfile.PidFileError, _watcher.WatcherConfigError) as exc:

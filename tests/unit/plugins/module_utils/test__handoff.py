@@ -149,3 +149,33 @@ def _naive(user):
 def test_become_is_undumpable_even_with_suid_dumpable_1(user, suid_dumpable_1):
     assert _switched(user, _naive) == "dumpable", "the control: a plain setuid leaves it open to the user"
     assert _switched(user, _privilege.become) == "undumpable"
+
+
+def processes_of(uid):
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            if name.isdigit() and os.stat(f"/proc/{name}").st_uid == uid:
+                found.append(int(name))
+        except OSError:
+            pass
+    return found
+
+
+@needs_root
+def test_an_interrupted_root_kills_what_it_handed_off_and_says_so_by_raising(user):
+    """Ctrl-C in root's caller while the user's command runs: the child does not outlive root's wait."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            hand(user, "import time; print('up', flush=True); time.sleep(60)", timeout=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    deadline = time.monotonic() + 5
+    while processes_of(user.pw_uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_of(user.pw_uid) == [], "the handed-off command survived root's interruption"

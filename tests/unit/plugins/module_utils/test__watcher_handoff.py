@@ -9,6 +9,7 @@ executable script as the role installs one (a shebang naming a Python every user
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -16,6 +17,8 @@ import time
 import pytest
 
 import throwaway_user  # noqa: E402
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _watcher_cli
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a daemon's user other than root needs root")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -155,3 +158,56 @@ def test_run_in_the_foreground_as_root_becomes_the_user_in_the_same_process(inst
         proc.terminate()
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+
+
+def test_ctrl_c_during_a_handed_off_command_ends_with_130_and_a_sentence_not_a_traceback(install, user):
+    """The user stops its own process; root's operator presses Ctrl-C: no traceback, no child left."""
+    _run, settings, top = install
+    stopper = subprocess.Popen(  # noqa: S603
+        ["runuser", "-u", user.pw_name, "--", "/usr/bin/python3", "-c",
+         "import os, signal, time\n"
+         "end = time.time() + 60\n"
+         "while time.time() < end:\n"
+         "    for p in os.listdir('/proc'):\n"
+         "        try:\n"
+         f"            if p.isdigit() and int(p) != os.getpid() and os.stat('/proc/' + p).st_uid == {user.pw_uid}:\n"
+         "                if b'fleet-watcher' in open('/proc/' + p + '/cmdline', 'rb').read():\n"
+         "                    os.kill(int(p), signal.SIGSTOP)\n"
+         "        except OSError:\n"
+         "            pass\n"
+         "    time.sleep(0.01)\n"], env=ROOT_ENV, start_new_session=True)
+    try:
+        time.sleep(0.5)
+        root = subprocess.Popen([os.path.join(top, "fleet-watcher"), "--config", settings.path, "sweep", "127.0.0.1"],  # noqa: S603
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ROOT_ENV)
+        time.sleep(3)
+        root.send_signal(signal.SIGINT)
+        out, err = root.communicate(timeout=30)
+    finally:
+        os.killpg(stopper.pid, signal.SIGKILL)  # runuser and the user's loop under it
+        stopper.wait()
+    assert root.returncode == 130, (root.returncode, out, err)
+    assert "Traceback" not in err and "interrupted" in err, err
+    time.sleep(0.5)
+    left = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}")
+            and owner_of(int(p))[0] == user.pw_uid and top.encode() in _cmdline(p)]
+    assert left == [], "a handed-off command outlived root's interruption"
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def test_the_sweep_deadline_follows_what_the_sweep_was_asked(tmp_path):
+    """An hour for any sweep was a long wait on a stopped child: now what sending and waiting take, plus a minute."""
+    args = _watcher_cli.parser(str(tmp_path / "none.ini")).parse_args(["sweep", "127.0.0.1"])
+    assert 60 <= _watcher_cli._sweep_deadline(args, None) < 70
+    args = _watcher_cli.parser(str(tmp_path / "none.ini")).parse_args(
+        ["sweep", "--count", "10", "--spacing", "2", "127.0.0.0/16"])
+    assert 60 + 65534 / 1000 + 20 <= _watcher_cli._sweep_deadline(args, None) < 160
+    args = _watcher_cli.parser(str(tmp_path / "none.ini")).parse_args(["sweep", "127.0.0.1|x"])
+    assert _watcher_cli._sweep_deadline(args, None) == 60.0
