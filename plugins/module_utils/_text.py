@@ -20,8 +20,17 @@ that turns such text into a single line of printable characters:
 * a byte that was not UTF-8 (kept by ``os.fsdecode`` as a lone surrogate)
   is written as the byte, ``\\xff``, and an unprintable character above
   ASCII by its code point, ``\\u0085``, so the two never look alike;
-* a backslash is doubled, so the escaped form names exactly one original:
-  two different mount points never look alike.
+* a backslash is doubled, so the escaped form names exactly one original;
+* a space at either end (``data `` beside ``data``) is written ``\\x20``,
+  and in text not in Unicode's composed form (NFC) every combining mark by
+  its code point (``cafe\\u0301``, the decomposed ``café``), so two names
+  that differ only there do not look alike (composed text, the usual form,
+  keeps its marks: Hindi or Vietnamese names stay readable).
+
+Two different names never print the same, and differences a reader cannot
+see are escaped, with one exception no escape can cover short of hiding
+every non-ASCII letter: letters of different scripts that look alike (a
+Cyrillic ``а`` beside a Latin ``a``).
 
 ``printable`` is idempotent only on text that needs no escape; escape once,
 where outside text enters a report.
@@ -30,6 +39,7 @@ where outside text enters a report.
 from __future__ import annotations
 
 import os
+import unicodedata
 from typing import Union
 
 ELLIPSIS = "\u2026"
@@ -50,6 +60,20 @@ def _escape(char: str) -> str:
     return f"\\U{code:08x}"
 
 
+def _plain(text: str) -> bool:
+    """True if no character of *text* needs ``_unseen``'s escape (the usual case, checked cheaply)."""
+    if text[:1] == " " or text[-1:] == " ":
+        return False
+    return text.isascii() or unicodedata.is_normalized("NFC", text)
+
+
+def _unseen(char: str, index: int, last: int, composed: bool) -> bool:
+    """A printable character a reader cannot tell is there: a space at either end, a mark of uncomposed text."""
+    if char == " ":
+        return index in (0, last)
+    return not composed and unicodedata.combining(char) > 0
+
+
 def printable(value: Union[str, bytes], limit: int = 0) -> str:
     """*value* as one line of printable text (see the module docstring); cut to *limit* characters if > 0.
 
@@ -57,8 +81,10 @@ def printable(value: Union[str, bytes], limit: int = 0) -> str:
     read from the kernel shows every byte it holds.
     """
     text = os.fsdecode(value) if isinstance(value, bytes) else str(value)
-    if not (text.isprintable() and "\\" not in text):
-        text = "".join(c if c.isprintable() and c != "\\" else _escape(c) for c in text)
+    if not (text.isprintable() and "\\" not in text) or not _plain(text):
+        last, composed = len(text) - 1, text.isascii() or unicodedata.is_normalized("NFC", text)
+        text = "".join(_escape(c) if not c.isprintable() or c == "\\" or _unseen(c, i, last, composed) else c
+                       for i, c in enumerate(text))
     if limit > 0 and len(text) > limit:
         return text[:max(0, limit - 1)] + ELLIPSIS
     return text
