@@ -13,10 +13,10 @@ short_description: Stop everything a user runs and remove what it left scheduled
 version_added: "0.1.0"
 description:
   - Run before M(ansible.builtin.user) with O(ansible.builtin.user#module:state=absent), so that nothing of the
-    account survives it. The M(sysops.fleet.watcher) role uses it to uninstall the watcher by the daemon's uid,
+    account survives it. The C(sysops.fleet.watcher) role uses it to uninstall the watcher by the daemon's uid,
     never by what that user wrote (a pidfile it could have replaced).
   - >-
-    B(Processes:) every process of the user is killed by one C(kill(-1, SIGKILL)) made as that user, which the
+    B(Processes:) every process of the user is killed by one C(kill) of pid -1 with C(SIGKILL), made as that user, which the
     kernel delivers to all of them at once. A process that keeps forking to new pids (each generation alive for
     a millisecond, too short for any list of pids) cannot outrun it, since a fork racing with it fails. The task
     checks C(/proc) afterwards, tries again until O(timeout), and fails naming any process still there.

@@ -17,3 +17,9 @@ try:
     import ansible_collections.sysops.fleet  # noqa: F401  pylint: disable=unused-import
 except ImportError:
     sys.path.insert(0, COLLECTIONS)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "alone: times something to the millisecond or reads numbers other tests change (df, timeouts "
+                   "of a few seconds); scripts/test.sh runs these after the others, one at a time")

@@ -165,6 +165,7 @@ def test_percentages_round_up(part, whole, pct):
     assert _disk.ceil_pct(part, whole) == pct
 
 
+@pytest.mark.alone  # other tests write files while df and the report are compared
 def test_numbers_are_the_ones_df_prints_on_this_machine(df):
     """Every filesystem df -P shows (all types), with our numbers, compared when the disk is quiet."""
     for attempt in range(20):

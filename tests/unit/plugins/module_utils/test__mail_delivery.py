@@ -141,6 +141,7 @@ def _fix(bad, port, smtpd):
     return smtpd(port=port)
 
 
+@pytest.mark.alone  # a few seconds of smtp_timeout against the server the test drives
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_after_every_fault_each_recipient_gets_exactly_one_copy_or_a_dead_letter(tmp_path, smtpd, slow_smtpd, fault):
     start_bad, recipients, sent_first, error, dead = FAULTS[fault]

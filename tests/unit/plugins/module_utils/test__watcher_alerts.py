@@ -40,6 +40,7 @@ from prometheus import parse, promtool  # noqa: E402  pylint: disable=wrong-impo
 COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(_watcher.__file__), "..", "..", "..", "..", ".."))
 needs_lab = pytest.mark.skipif(os.geteuid() != 0 or not (shutil.which("ip") and shutil.which("nft")),
                                reason="the loopback lab needs root, ip and nft")
+pytestmark = pytest.mark.alone  # round-trip times, loss and rounds measured against the lab's clock
 OLD_RULE = "count = 1\nretries = 1\ndown_after = 1\nwindow = 1\nclear_after = 1\n"
 
 

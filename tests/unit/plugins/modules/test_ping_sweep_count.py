@@ -26,6 +26,7 @@ import module_runner  # noqa: E402  pylint: disable=wrong-import-position
 
 needs_lab = pytest.mark.skipif(os.geteuid() != 0 or not (shutil.which("ip") and shutil.which("nft")),
                                reason="the loopback lab needs root, ip and nft")
+pytestmark = pytest.mark.alone  # round-trip times, loss and rounds measured against the lab's clock
 METHODS = ["socket", "ping"]
 # method=ping runs iputils ping -c COUNT, which stops listening max(2 x slowest RTT, spacing) after its
 # last probe: on a busy machine the reply to that last probe can come later (documented in ping_argv and
