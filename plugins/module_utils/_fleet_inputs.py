@@ -190,8 +190,32 @@ def check_sweeps(sweeps: Any) -> Dict[str, Dict[str, Any]]:
         if not isinstance(result, Mapping) or ("alive" not in result and "alive_ranges" not in result):
             raise FleetError(f"{where} is not a ping_sweep result (no 'alive' or 'alive_ranges' list)")
         clean[str(sweeper)] = {"alive": _swept(result, "alive", where), "dead": _swept(result, "dead", where),
-                               "names": _sweep_names(result, where)}
+                               "names": _sweep_names(result, where), "loss": _sweep_loss(result, where)}
     return clean
+
+
+def _sweep_loss(result: Mapping[str, Any], where: str) -> Dict[str, float]:
+    """address -> the share of its probes lost, in percent, from count mode's ``stats`` (empty without them)."""
+    stats = result.get("stats")
+    if stats is None:
+        return {}
+    if not isinstance(stats, Mapping):
+        raise FleetError(f"{where}.stats: expected a dict of address -> count-mode numbers, got {kind(stats)}")
+    loss = {}
+    for address, entry in stats.items():
+        field = f"{where}.stats[{shown(repr(address), 80)}].loss_pct"
+        if not isinstance(entry, Mapping):
+            raise FleetError(f"{field[:-len('.loss_pct')]}: expected a dict (sent, received, loss_pct), "
+                             f"got {kind(entry)}")
+        try:
+            value = number(entry.get("loss_pct"), "")
+        except _Bad as bad:
+            raise FleetError(f"{field}: {bad.text}") from None
+        if value is not None:
+            if value > 100.0:
+                raise FleetError(f"{field}: expected a number from 0 to 100 or null, got {kind(entry['loss_pct'])}")
+            loss[str(address)] = value
+    return loss
 
 
 def check_disk_reports(disks: Any) -> Dict[str, List[Any]]:
