@@ -21,6 +21,7 @@ is copied for free.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import socket
@@ -34,6 +35,7 @@ _BYTES = ("size_bytes", "used_bytes", "avail_bytes")
 _PERCENT = ("use_pct", "inode_pct")
 REASON_MAX = 300  # characters of a reason kept in the report (error texts can be pages)
 MAX_SWEPT = 1 << 20  # addresses one sweeper's alive_ranges or dead_ranges may stand for (10.0.0.0/8 is refused)
+MESH_MAX_HOSTS = 2000  # hosts of one mesh: 4,000,000 pairs; a larger fleet meshes a group of its hosts
 FLOAT_MAX = sys.float_info.max  # a number the report computes with must fit a float (10**400 does not)
 _NUMERIC_TEXT_MAX = 40  # characters of a number given as text ("91", "1048576", "2.5"): more is no number we read
 
@@ -216,6 +218,42 @@ def _sweep_loss(result: Mapping[str, Any], where: str) -> Dict[str, float]:
                 raise FleetError(f"{field}: expected a number from 0 to 100 or null, got {kind(entry['loss_pct'])}")
             loss[str(address)] = value
     return loss
+
+
+def mesh_addresses(value: Any) -> Dict[str, str]:
+    """host -> the address the other hosts probe (the ``addresses`` option), each an IP address of its own.
+
+    The mesh finds a host in the sweeps by this address, as ping_sweep
+    writes it; so a name (which the sweeps do not list) or an address two
+    hosts share would misplace every cell of the matrix: both are refused.
+    """
+    value = decoded(value, "addresses")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FleetError(f"addresses: expected a dict of host -> the address the other hosts probe, got {kind(value)}")
+    if len(value) > MESH_MAX_HOSTS:
+        raise FleetError(f"addresses: {len(value)} hosts, more than the {MESH_MAX_HOSTS} one mesh holds; "
+                         f"mesh a group of them (fleet_mesh_group in playbooks/site.yml)")
+    found: Dict[str, str] = {}
+    owner: Dict[str, str] = {}
+    for host, address in value.items():
+        if not isinstance(host, str) or not host.strip():
+            raise FleetError(f"addresses: expected host names as keys, got {kind(host)}")
+        where = f"addresses[{shown(repr(host), 80)}]"
+        if not isinstance(address, str):
+            raise FleetError(f"{where}: expected an IP address (the one the other hosts probe), got {kind(address)}")
+        try:
+            canonical = str(ipaddress.ip_address(address.strip()))
+        except ValueError:
+            raise FleetError(f"{where}: {shown(repr(address), 80)} is not an IP address; give the address the other "
+                             f"hosts probe (fleet_mesh_address in playbooks/site.yml), as ping_sweep lists it") from None
+        if canonical in owner:
+            raise FleetError(f"addresses: {shown(repr(owner[canonical]), 80)} and {shown(repr(host), 80)} both have "
+                             f"{canonical}; each host needs an address of its own")
+        owner[canonical] = host
+        found[host] = canonical
+    return found
 
 
 def check_disk_reports(disks: Any) -> Dict[str, List[Any]]:

@@ -265,7 +265,7 @@ def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy
                     one.append((a, b))
             elif lossy_pct <= loss < SILENT:
                 lossy[(a, b)] = loss
-    cuts = [{"kind": "cut", "hosts": sorted({at} | {h for p in taken for h in p}),
+    cuts = [{"kind": "cut", "hosts": sorted({at} | {h for p in taken for h in p}), "at": at,
              "sides": [[at], sorted({h for p in taken for h in p} - {at})]} for at, taken in _grouped(both)]
     one_way = [{"kind": "one_way", "hosts": sorted({h for p in taken for h in p}), "at": at,
                 "pairs": [{"from": a, "to": b} for a, b in taken]} for at, taken in _grouped(one)]

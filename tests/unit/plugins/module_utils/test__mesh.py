@@ -8,7 +8,6 @@ fleets. A property test draws healthy fleets (with partial data and loss
 below the threshold) and one fault of each kind on them.
 """
 
-import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _fleet_inputs, _mesh
@@ -159,7 +158,7 @@ def test_a_sweeper_reached_by_exactly_half_is_not_blind():
     seen["h03"]["h00"] = seen["h04"]["h00"] = S
     found = read(seen)
     assert "blind" not in [f["kind"] for f in found]
-    assert kinds(found) == [("cut", None, ["h00", "h03", "h04"]), ("one_way", "h00", ["h00", "h01", "h02"])]
+    assert kinds(found) == [("cut", "h00", ["h00", "h03", "h04"]), ("one_way", "h00", ["h00", "h01", "h02"])]
     assert found[0]["sides"] == [["h00"], ["h03", "h04"]]
 
 
