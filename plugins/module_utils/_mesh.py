@@ -56,6 +56,7 @@ measured one way only) gives no finding from what was not measured.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 BLIND_SHARE = 0.2  # a blind sweeper reaches at most this share of the live hosts it probed
@@ -341,3 +342,51 @@ def mesh(sweeps: Mapping[str, Mapping[str, Any]], addresses: Mapping[str, str],
                      "rows": rows(order, seen, lossy_pct), "loss": {a: row for a, row in loss.items() if row},
                      "lossy_pct": lossy_pct, "summary": summary},
             "findings": read["findings"]}
+
+
+def address_of(host_vars: Mapping[str, Any]) -> Optional[str]:
+    """The address the others probe for a host: ``fleet_mesh_address``, else ``ansible_host`` when it is an IP
+    address, else the address of its default IPv4 (then IPv6) route from its facts; None when it has none.
+
+    A name is never looked up here (the controller's resolver may see
+    another answer than the hosts do): set ``fleet_mesh_address``.
+    """
+    chosen = host_vars.get("fleet_mesh_address")
+    if chosen:
+        return str(chosen)
+    given = host_vars.get("ansible_host")
+    if isinstance(given, str):
+        try:
+            return str(ipaddress.ip_address(given))
+        except ValueError:
+            pass
+    facts = host_vars.get("ansible_facts") or {}
+    for key in ("default_ipv4", "default_ipv6"):
+        found = (facts.get(key) or {}).get("address") if isinstance(facts.get(key), Mapping) else None
+        if found:
+            return str(found)
+    return None
+
+
+def joined(own: Mapping[str, Mapping[str, Any]], meshed: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
+    """Sweeper -> one result: a host's own sweep (its ``sweep_targets``) and its mesh sweep, as ranges.
+
+    fleet_report takes one result per sweeper; a sweeper that is also a
+    mesh host has two. Both always carry ``alive_ranges`` and
+    ``dead_ranges``; the lists would be missing from a large own sweep.
+    An address alive in either is alive (``_fleet.merge_sweeps`` and
+    ``observe`` read it so). The mesh sweep's count-mode ``stats`` are kept.
+    """
+    found: Dict[str, Any] = {name: dict(result) for name, result in own.items()}
+    for name, result in meshed.items():
+        if name not in found:
+            found[name] = dict(result)
+            continue
+        mine = found[name]
+        both = {"alive_ranges": list(mine.get("alive_ranges") or []) + list(result.get("alive_ranges") or []),
+                "dead_ranges": list(mine.get("dead_ranges") or []) + list(result.get("dead_ranges") or []),
+                "names": dict(mine.get("names") or {}, **(result.get("names") or {}))}
+        if result.get("stats") is not None:
+            both["stats"] = result["stats"]
+        found[name] = both
+    return found
