@@ -130,9 +130,6 @@ class _Matrix:
                 self.column.setdefault(probed, {})[prober] = loss
         self.reaches = {prober: sum(1 for loss in row.values() if loss < SILENT) for prober, row in seen.items()}
 
-    def loss(self, a: str, b: str) -> Optional[float]:
-        return self.seen.get(a, {}).get(b)
-
 
 def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
     """Hosts nobody reaches, seen so by a prober that reaches others, and that reach nobody themselves."""
@@ -202,14 +199,18 @@ def groups(m: _Matrix, excluded: Set[str]) -> List[List[str]]:
     nodes = [h for h in m.hosts if h in m.seen and h not in excluded]
     union = _Groups(nodes)
     node_set = set(nodes)
-    measured: Set[Tuple[str, str]] = set()
     for a in nodes:
         for b, loss in m.seen[a].items():
-            if b in node_set:
-                if loss < SILENT:
-                    union.join(a, b)
-                else:
-                    measured.add((a, b))
+            if loss < SILENT and b in node_set:
+                union.join(a, b)
+    root = {h: union.find(h) for h in nodes}
+    measured: Set[Tuple[str, str]] = set()  # pairs of groups with a (failing) pair measured between them
+    for a in nodes:
+        mine = root[a]
+        for b in m.seen[a]:
+            theirs = root.get(b, mine)
+            if theirs != mine:
+                measured.add((mine, theirs) if mine < theirs else (theirs, mine))
     while True:
         sides = union.members()
         root = {h: union.find(h) for h in nodes}
@@ -255,10 +256,11 @@ def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy
     for a, row in m.seen.items():
         if a in excluded or a not in side_of:
             continue
+        mine = side_of[a]
         for b, loss in row.items():
-            if b in excluded or side_of.get(b, side_of[a]) != side_of[a]:
+            if loss == 0.0 or side_of.get(b, mine) != mine or b in excluded:
                 continue
-            back = m.loss(b, a)
+            back = m.seen.get(b, {}).get(a)
             if loss >= SILENT and back is not None and b in side_of:
                 if back >= SILENT:
                     both.add((min(a, b), max(a, b)))
@@ -368,25 +370,39 @@ def address_of(host_vars: Mapping[str, Any]) -> Optional[str]:
     return None
 
 
+def trimmed(result: Mapping[str, Any]) -> Dict[str, Any]:
+    """What fleet_report reads of a mesh sweep: its ranges, names, and the loss of the pairs that lost some.
+
+    A 500-host mesh is 250,000 addresses: as lists with count mode's
+    round-trip statistics, 28 MB of JSON that Ansible templates and the
+    module parses; as ranges (a few per sweeper) and the loss of the few
+    pairs that lost, a few hundred kilobytes.
+    """
+    stats = result.get("stats") or {}
+    lost = {address: {"loss_pct": entry["loss_pct"]} for address, entry in stats.items()
+            if isinstance(entry, Mapping) and entry.get("loss_pct") and entry["loss_pct"] < SILENT}
+    return {"alive_ranges": list(result.get("alive_ranges") or []),
+            "dead_ranges": list(result.get("dead_ranges") or []),
+            "names": dict(result.get("names") or {}), "stats": lost}
+
+
 def joined(own: Mapping[str, Mapping[str, Any]], meshed: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
-    """Sweeper -> one result: a host's own sweep (its ``sweep_targets``) and its mesh sweep, as ranges.
+    """Sweeper -> one result: a host's own sweep (its ``sweep_targets``) and its mesh sweep (``trimmed``).
 
     fleet_report takes one result per sweeper; a sweeper that is also a
     mesh host has two. Both always carry ``alive_ranges`` and
     ``dead_ranges``; the lists would be missing from a large own sweep.
     An address alive in either is alive (``_fleet.merge_sweeps`` and
-    ``observe`` read it so). The mesh sweep's count-mode ``stats`` are kept.
+    ``observe`` read it so). The mesh sweep's loss is kept.
     """
     found: Dict[str, Any] = {name: dict(result) for name, result in own.items()}
     for name, result in meshed.items():
+        mesh_part = trimmed(result)
         if name not in found:
-            found[name] = dict(result)
+            found[name] = mesh_part
             continue
         mine = found[name]
-        both = {"alive_ranges": list(mine.get("alive_ranges") or []) + list(result.get("alive_ranges") or []),
-                "dead_ranges": list(mine.get("dead_ranges") or []) + list(result.get("dead_ranges") or []),
-                "names": dict(mine.get("names") or {}, **(result.get("names") or {}))}
-        if result.get("stats") is not None:
-            both["stats"] = result["stats"]
-        found[name] = both
+        found[name] = {"alive_ranges": list(mine.get("alive_ranges") or []) + mesh_part["alive_ranges"],
+                       "dead_ranges": list(mine.get("dead_ranges") or []) + mesh_part["dead_ranges"],
+                       "names": dict(mine.get("names") or {}, **mesh_part["names"]), "stats": mesh_part["stats"]}
     return found

@@ -16,7 +16,7 @@ description:
     from every host, and writes one fleet report as text and HTML to O(report_dir).
   - The report leads with what needs attention. In this order, the same in the text, the HTML and the mail -
     the counts and the worst status (V(CRIT) when a host is unreachable, failed or has a crit filesystem,
-    V(WARN) for a warn filesystem or an address down, else V(OK));
+    V(WARN) for a warn filesystem, an address down or a mesh finding, else V(OK));
     every filesystem that is not V(ok), worst first, with its host and the reasons disk_report gave
     (C(inode use 99% is at or above crit 90%), C(2.0G free is below free_crit 5.0G));
     the hosts worst first (unreachable, failed, crit, warn, without a disk report, ok), an unreachable or
@@ -166,8 +166,8 @@ options:
   send:
     description:
       - When to mail the report. V(auto) mails it when O(mail_to) is set, V(always) every run,
-        V(on_alert) only when some address is down, some host unreachable or failed, or some
-        filesystem is not V(ok), V(never) not at all.
+        V(on_alert) only when some address is down, some host unreachable or failed, some
+        filesystem is not V(ok) or the mesh found a fault (RV(findings)), V(never) not at all.
     type: str
     choices: [auto, always, on_alert, never]
     default: auto
