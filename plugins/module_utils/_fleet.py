@@ -27,8 +27,9 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _files, _fleet_render, _mail_delivery, _privilege, _report, _targets
-from ._fleet_inputs import FleetError, address_key, check_disk_reports, check_sweeps, filesystems, names, reasons
+from . import _files, _fleet_render, _mail_delivery, _mesh, _privilege, _report, _targets
+from ._fleet_inputs import (FleetError, address_key, check_disk_reports, check_sweeps, filesystems, mesh_addresses,
+                            names, reasons)
 
 STATE_VERSION = 1
 LIST_LIMIT = 1024  # the returned report has its down list up to this many addresses (down_ranges always)
@@ -132,13 +133,16 @@ def scan(disks: Mapping[str, List[Any]], top: int) -> _Scan:
 
 def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[str] = (),
           previous: Optional[Mapping[str, Any]] = None, top: int = 10, now: Optional[datetime.datetime] = None,
-          failed: Sequence[str] = (), failure_reasons: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+          failed: Sequence[str] = (), failure_reasons: Optional[Mapping[str, str]] = None,
+          addresses: Any = None) -> Dict[str, Any]:
     """The merged fleet report, and the state to keep for the next run.
 
     *unreachable* hosts could not be reached at all; *failed* ones were
     reached but a task failed on them (a host in both is unreachable).
     *failure_reasons* says why (host -> text) a host failed or could not be
     reached; a host with a reason that is not unreachable is failed.
+    With *addresses* (host -> the address the others probe) the sweeps of
+    those hosts are read as a mesh (``_mesh``): ``mesh`` and ``findings``.
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise FleetError(f"top must be a whole number of at least 1, got {top!r}")
@@ -146,6 +150,7 @@ def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[s
     hosts, unreachable = names(hosts, "hosts"), names(unreachable, "unreachable")
     failed = names(failed, "failed")
     why = reasons(failure_reasons)
+    meshed = mesh_addresses(addresses)
     found = scan(checked_disks, top)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     swept = merge_sweeps(checked_sweeps)
@@ -172,7 +177,11 @@ def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[s
         "alerts": found.alerts,
         "fullest": found.fullest,
         "forecasts": found.forecasts,
+        "mesh": None,
+        "findings": [],
     }
+    if meshed:
+        report.update(_mesh.mesh(checked_sweeps, meshed))
     report["summary"] = _summary(report, found)
     report["status"] = overall_status(report["summary"])
     state = {"version": STATE_VERSION, "generated": report["generated"], "alive": swept["alive"]}
@@ -191,15 +200,16 @@ def _summary(report: Mapping[str, Any], found: _Scan) -> Dict[str, int]:
         "addresses_alive": len(report["alive"]), "addresses_down": len(report["down"]),
         "new": len(report["new"]), "vanished": len(report["vanished"]),
         "alerts": len(report["alerts"]), "filesystems": found.filesystems, "filling": found.filling,
-        "no_fill_rate": found.no_fill_rate,
+        "no_fill_rate": found.no_fill_rate, "findings": len(report["findings"]),
     }
 
 
 def overall_status(s: Mapping[str, int]) -> str:
-    """crit when a host is unreachable, failed or has a crit filesystem; warn for warn or an address down."""
+    """crit when a host is unreachable, failed or has a crit filesystem; warn for warn, an address down or a
+    mesh finding."""
     if s["unreachable"] or s["failed"] or s["hosts_crit"]:
         return "crit"
-    return "warn" if s["hosts_warn"] or s["addresses_down"] else "ok"
+    return "warn" if s["hosts_warn"] or s["addresses_down"] or s.get("findings") else "ok"
 
 
 def subject(base: str, report: Mapping[str, Any]) -> str:
@@ -215,7 +225,8 @@ def subject(base: str, report: Mapping[str, Any]) -> str:
         counts = [_report.counted(s["unreachable"], "host", "unreachable"),
                   _report.counted(s["failed"], "host", "failed"), _report.counted(s["hosts_crit"], "host", "crit"),
                   _report.counted(s["hosts_warn"], "host", "warn"),
-                  _report.counted(s["addresses_down"], "address", "down", "addresses")]
+                  _report.counted(s["addresses_down"], "address", "down", "addresses"),
+                  _report.plural(s["findings"], "mesh finding") if s.get("findings") else ""]
     counts = [c for c in counts if c] or [_report.counted(s["hosts"], "host", "ok") or "no hosts"]
     return _report.tagged_subject(report["status"], base, counts)
 
@@ -252,7 +263,8 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     previous = _privilege.as_owner(os.path.dirname(os.path.abspath(state_file)), load_state, state_file)
     built = build(options.get("sweeps") or {}, options.get("disk_reports") or {}, options.get("hosts") or [],
                   options.get("unreachable") or [], previous, _top(options.get("top")),
-                  failed=options.get("failed") or [], failure_reasons=options.get("failure_reasons"))
+                  failed=options.get("failed") or [], failure_reasons=options.get("failure_reasons"),
+                  addresses=options.get("addresses"))
     report = built["report"]
     undelivered = _mail_delivery.undelivered_section(config.spool_dir)
     text = _fleet_render.text(report) + (undelivered[0] and "\n" + undelivered[0])
@@ -273,13 +285,14 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
         if check_mode:
             changed, error = True, ""
     s = report["summary"]
-    alerting = bool(s["addresses_down"] or s["unreachable"] or s["failed"] or s["alerts"])
+    alerting = bool(s["addresses_down"] or s["unreachable"] or s["failed"] or s["alerts"] or s["findings"])
     config = dataclasses.replace(config, subject=subject(config.subject, report))
     mailing = _mail_delivery.mail_document(config, text, page, alerting=alerting, check_mode=check_mode,
                                            what="the fleet report", mailer=MAILER)
     would_mail = check_mode and _mail_delivery.decide(config.send, config.mail_to, alerting)[0]
     return {"changed": changed or mailing.changed or would_mail, "report": _returned(report), "text": text,
-            "files": files, "mailing": mailing, "error": error}
+            "files": files, "mesh": report["mesh"], "findings": report["findings"], "mailing": mailing,
+            "error": error}
 
 
 def _returned(report: Mapping[str, Any]) -> Dict[str, Any]:
@@ -294,7 +307,7 @@ def _returned(report: Mapping[str, Any]) -> Dict[str, Any]:
     nothing (the sweeps have them). So does the down list above LIST_LIMIT
     (down_ranges has the same addresses in a few strings).
     """
-    returned = {key: value for key, value in report.items() if key != "alive"}
+    returned = {key: value for key, value in report.items() if key not in ("alive", "mesh", "findings")}
     returned["alerts"] = [{key: f[key] for key in ALERT_KEYS} for f in report["alerts"]]
     listed = set(report["down"]) | set(report["new"]) | set(report["vanished"])
     returned["names"] = {a: name for a, name in report["names"].items() if a in listed}

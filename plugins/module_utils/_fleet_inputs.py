@@ -21,6 +21,7 @@ is copied for free.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import socket
@@ -34,6 +35,7 @@ _BYTES = ("size_bytes", "used_bytes", "avail_bytes")
 _PERCENT = ("use_pct", "inode_pct")
 REASON_MAX = 300  # characters of a reason kept in the report (error texts can be pages)
 MAX_SWEPT = 1 << 20  # addresses one sweeper's alive_ranges or dead_ranges may stand for (10.0.0.0/8 is refused)
+MESH_MAX_HOSTS = 2000  # hosts of one mesh: 4,000,000 pairs; a larger fleet meshes a group of its hosts
 FLOAT_MAX = sys.float_info.max  # a number the report computes with must fit a float (10**400 does not)
 _NUMERIC_TEXT_MAX = 40  # characters of a number given as text ("91", "1048576", "2.5"): more is no number we read
 
@@ -190,8 +192,77 @@ def check_sweeps(sweeps: Any) -> Dict[str, Dict[str, Any]]:
         if not isinstance(result, Mapping) or ("alive" not in result and "alive_ranges" not in result):
             raise FleetError(f"{where} is not a ping_sweep result (no 'alive' or 'alive_ranges' list)")
         clean[str(sweeper)] = {"alive": _swept(result, "alive", where), "dead": _swept(result, "dead", where),
-                               "names": _sweep_names(result, where)}
+                               "names": _sweep_names(result, where), "loss": _sweep_loss(result, where)}
     return clean
+
+
+def _sweep_loss(result: Mapping[str, Any], where: str) -> Dict[str, float]:
+    """address -> the share of its probes lost, in percent, from count mode's ``stats`` (empty without them)."""
+    stats = result.get("stats")
+    if stats is None:
+        return {}
+    if not isinstance(stats, Mapping):
+        raise FleetError(f"{where}.stats: expected a dict of address -> count-mode numbers, got {kind(stats)}")
+    loss = {}
+    for address, entry in stats.items():
+        # pylint: disable-next=unidiomatic-typecheck
+        value = entry.get("loss_pct") if type(entry) is dict else None  # what ping_sweep gives: checked fast
+        if (type(value) is float or type(value) is int) and 0 <= value <= 100:  # pylint: disable=C0123
+            loss[address] = float(value)
+        else:
+            value = _slow_loss(entry, f"{where}.stats[{shown(repr(address), 80)}]")
+            if value is not None:
+                loss[str(address)] = value
+    return loss
+
+
+def _slow_loss(entry: Any, where: str) -> Optional[float]:
+    """One stats entry's loss_pct that is not a plain number from 0 to 100: read, or refused naming the field."""
+    if not isinstance(entry, Mapping):
+        raise FleetError(f"{where}: expected a dict (sent, received, loss_pct), got {kind(entry)}")
+    try:
+        value = number(entry.get("loss_pct"), "")
+    except _Bad as bad:
+        raise FleetError(f"{where}.loss_pct: {bad.text}") from None
+    if value is not None and value > 100.0:
+        raise FleetError(f"{where}.loss_pct: expected a number from 0 to 100 or null, got {kind(entry['loss_pct'])}")
+    return value
+
+
+def mesh_addresses(value: Any) -> Dict[str, str]:
+    """host -> the address the other hosts probe (the ``addresses`` option), each an IP address of its own.
+
+    The mesh finds a host in the sweeps by this address, as ping_sweep
+    writes it; so a name (which the sweeps do not list) or an address two
+    hosts share would misplace every cell of the matrix: both are refused.
+    """
+    value = decoded(value, "addresses")
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FleetError(f"addresses: expected a dict of host -> the address the other hosts probe, got {kind(value)}")
+    if len(value) > MESH_MAX_HOSTS:
+        raise FleetError(f"addresses: {len(value)} hosts, more than the {MESH_MAX_HOSTS} one mesh holds; "
+                         f"mesh a group of them (fleet_mesh_group in playbooks/site.yml)")
+    found: Dict[str, str] = {}
+    owner: Dict[str, str] = {}
+    for host, address in value.items():
+        if not isinstance(host, str) or not host.strip():
+            raise FleetError(f"addresses: expected host names as keys, got {kind(host)}")
+        where = f"addresses[{shown(repr(host), 80)}]"
+        if not isinstance(address, str):
+            raise FleetError(f"{where}: expected an IP address (the one the other hosts probe), got {kind(address)}")
+        try:
+            canonical = str(ipaddress.ip_address(address.strip()))
+        except ValueError:
+            raise FleetError(f"{where}: {shown(repr(address), 80)} is not an IP address; give the address the other "
+                             f"hosts probe (fleet_mesh_address in playbooks/site.yml), as ping_sweep lists it") from None
+        if canonical in owner:
+            raise FleetError(f"addresses: {shown(repr(owner[canonical]), 80)} and {shown(repr(host), 80)} both have "
+                             f"{canonical}; each host needs an address of its own")
+        owner[canonical] = host
+        found[host] = canonical
+    return found
 
 
 def check_disk_reports(disks: Any) -> Dict[str, List[Any]]:

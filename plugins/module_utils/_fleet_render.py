@@ -9,6 +9,8 @@ PRIVATE to the sysops.fleet collection. Pure standard library.
 Both say the same things in the same order:
 
 1. the counts, and the worst status (``CRIT``, ``WARN``, ``OK``);
+   with a mesh, its findings (``DOWN``, ``BLIND``, ``CUT``, ``ONE-WAY``,
+   ``LOSSY``) and its matrix (``_mesh_render``);
 2. every filesystem that is not ok, worst first, with its host and the
    reasons disk_report gave (``inode use 99% is at or above crit 90%``,
    ``2.0G free is below free_crit 5.0G``);
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, List, Mapping, Sequence
 
-from . import _fleet_inputs, _history, _html, _report, _sizes, _targets
+from . import _fleet_inputs, _history, _html, _mesh_render, _report, _sizes, _targets
 
 ADDRESSES_LISTED = 256  # more down, new or vanished addresses than this are listed as ranges, one line per /24
 OK_LISTED = 10  # with more hosts that are fine than this, the HTML names them in one line under the table
@@ -163,6 +165,7 @@ def text(report: Mapping[str, Any]) -> str:
     s, names = report["summary"], report["names"]
     lines = [f"Fleet report {report['generated']}", f"{report['status'].upper()}: {summary(s)}"]
     lines += [NONE_REACHED, ""] if s["hosts"] and s["unreachable"] == s["hosts"] else [""]
+    lines += _mesh_render.text_lines(report.get("mesh"), report.get("findings") or [])
 
     def section(title: str, items: Iterable[str], empty: str = "none") -> None:
         items = list(items)
@@ -259,6 +262,7 @@ def html(report: Mapping[str, Any]) -> str:
              _html.counted("host", [host_status(h) for h in hosts]), _html.paragraph(summary(s))]
     if s["hosts"] and s["unreachable"] == s["hosts"]:
         parts.append(_html.paragraph(NONE_REACHED))
+    parts += _mesh_render.html_parts(report.get("mesh"), report.get("findings") or [])
     parts += _section(f"Filesystems not ok ({len(report['alerts'])}), worst first", _alerts_table(report["alerts"], s))
     parts += _section("Hosts, worst first", _hosts_section(hosts))
     parts += _section(f"Addresses down ({len(report['down'])})", _addresses_table(report["down"], names))

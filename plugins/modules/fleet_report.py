@@ -16,7 +16,7 @@ description:
     from every host, and writes one fleet report as text and HTML to O(report_dir).
   - The report leads with what needs attention. In this order, the same in the text, the HTML and the mail -
     the counts and the worst status (V(CRIT) when a host is unreachable, failed or has a crit filesystem,
-    V(WARN) for a warn filesystem or an address down, else V(OK));
+    V(WARN) for a warn filesystem, an address down or a mesh finding, else V(OK));
     every filesystem that is not V(ok), worst first, with its host and the reasons disk_report gave
     (C(inode use 99% is at or above crit 90%), C(2.0G free is below free_crit 5.0G));
     the hosts worst first (unreachable, failed, crit, warn, without a disk report, ok), an unreachable or
@@ -33,6 +33,9 @@ description:
     filtered by it, as monit's and Nagios' can: C([CRIT] Fleet report: 3 hosts unreachable, 2 hosts crit,
     1 address down), C([CRIT] Fleet report: all 12 hosts unreachable), C([OK] Fleet report: 120 hosts ok).
     Its C(X-Mailer) header is C(sysops.fleet fleet_report)."
+  - With O(addresses) (mesh mode, C(fleet_mesh) in C(playbooks/site.yml)), each of those hosts' sweep of the others
+    is read as a matrix of who reaches whom, and the fault in it is named in RV(findings), which lead the text and
+    HTML report (above everything else but the counts), followed by the matrix; see O(addresses) for the rules.
   - The addresses seen alive are kept in O(state_file) for the next run; the first run is the baseline.
   - Mails the text and HTML report as O(send) says, with the same mail options, TLS rules and spool as
     M(sysops.fleet.disk_report).
@@ -119,6 +122,31 @@ options:
     type: dict
     default: {}
     version_added: "0.1.0"
+  addresses:
+    description:
+      - "Mesh mode. Each host of the mesh -> the IP address the other hosts probe, for example
+        C({web1: 192.0.2.10, web2: 192.0.2.11}); a dict, or the same as JSON text. Every host named here whose
+        sweep is in O(sweeps) (keyed by the same name) is a vantage point; its sweep's results for the other
+        hosts' addresses are its row of the matrix (count mode's C(stats) give each pair's loss)."
+      - "The findings, in this order (a pair explained by an earlier finding gives no later one):
+        V(down) - every host that probed it found it silent, one of them reaches some other host, and it reaches
+        none itself or did not sweep (a host both unreachable and not sweeping is V(down));
+        V(blind) - it reached at most 20 % of the live hosts it probed (at least 2), while strictly more than half
+        of those that probed it (at least 2) reach it;
+        V(cut) - the hosts that are neither down nor blind split into groups that reach each other inside and
+        nothing across, every side named in C(sides) (inside a group, a pair failing both ways is a cut between
+        those hosts, with C(at));
+        V(one_way) - A cannot reach B while B reaches A, the pairs gathered at the host they share (C(at),
+        C(pairs));
+        V(lossy) - a working pair that lost at least 20 % of its probes in count mode, gathered the same way."
+      - Partial data gives no finding from what was not measured - a host that did not sweep, an address nobody
+        probed, a pair measured in one direction only; a tie (exactly half reach a host) is not "most".
+      - Refused, with the host named and nothing written or mailed - a value that is no dict, a host name that is
+        empty, an address that is not an IP address (a name is refused; the sweeps list addresses), two hosts
+        with the same address, more than 2000 hosts (mesh a group of them).
+    type: raw
+    default: {}
+    version_added: "0.1.0"
   report_dir:
     description:
       - Directory for C(fleet-report.txt) and C(fleet-report.html); created if missing.
@@ -138,8 +166,8 @@ options:
   send:
     description:
       - When to mail the report. V(auto) mails it when O(mail_to) is set, V(always) every run,
-        V(on_alert) only when some address is down, some host unreachable or failed, or some
-        filesystem is not V(ok), V(never) not at all.
+        V(on_alert) only when some address is down, some host unreachable or failed, some
+        filesystem is not V(ok) or the mesh found a fault (RV(findings)), V(never) not at all.
     type: str
     choices: [auto, always, on_alert, never]
     default: auto
@@ -159,6 +187,7 @@ EXAMPLES = r"""
     disk_reports: "{{ fleet_disk_reports }}"  # host -> its disk_report result
     hosts: "{{ ansible_play_hosts_all }}"
     unreachable: "{{ fleet_unreachable }}"  # hosts Ansible could not reach
+    addresses: "{{ fleet_mesh_addresses | default({}) }}"  # mesh mode: host -> the address the others probe
     failed: "{{ fleet_failed }}"  # hosts reached, where a task failed
     failure_reasons: "{{ fleet_failure_reasons }}"  # host -> why it failed
     report_dir: "{{ playbook_dir }}/reports"
@@ -203,6 +232,38 @@ files:
   returned: success
   type: dict
   sample: {text: /srv/reports/fleet-report.txt, html: /srv/reports/fleet-report.html, state: /srv/reports/fleet-state.json}
+mesh:
+  description:
+    - Mesh mode only (O(addresses) given), else null. The matrix of who reaches whom.
+    - C(hosts) - the mesh's hosts in the order the matrix shows them - the sides of a cut as blocks (largest
+      first), then hosts on no side, the down hosts last. C(addresses) - each host's address.
+    - C(rows) - one string per host of C(hosts), one character per host of C(hosts) - what the row's host saw of
+      the column's host - V(o) reached, V(~) reached but lossy, V(x) silent, V(?) not probed, V(-) itself.
+    - C(loss) - prober -> probed host -> percent lost, for every pair that lost some but not all (count mode).
+    - C(lossy_pct) - the loss from which a pair is lossy. C(summary) - C(hosts), C(sweepers) (mesh hosts whose
+      sweep was passed), C(pairs) measured, C(reached), C(silent), C(lossy), C(findings).
+  returned: success
+  type: dict
+  sample: {hosts: [web1, web3, web2, web4], addresses: {web1: 192.0.2.1, web3: 192.0.2.3, web2: 192.0.2.2,
+                                                       web4: 192.0.2.4},
+           rows: ["-oxx", "o-xx", "xx-o", "xxo-"], loss: {}, lossy_pct: 20.0,
+           summary: {hosts: 4, sweepers: 4, pairs: 12, reached: 4, silent: 8, lossy: 0, findings: 1}}
+  version_added: "0.1.0"
+findings:
+  description:
+    - Mesh mode only (else empty) - the faults the matrix shows, in the order V(down), V(blind), V(cut),
+      V(one_way), V(lossy) (the rules are under O(addresses)).
+    - Each has C(kind) and C(hosts) (every host involved, sorted). V(down) adds C(probed_by); V(blind) C(reaches),
+      C(probed), C(reached_by), C(probed_by); V(cut) C(sides) (a list of host lists); V(one_way) and V(lossy)
+      C(at) (the host their pairs share) and C(pairs) (each C(from), C(to), and for V(lossy) C(loss_pct)), and
+      V(lossy) the median C(loss_pct). A cut between a pair inside a group also has C(at).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{kind: down, hosts: [db2], probed_by: 7},
+           {kind: cut, hosts: [web1, web2, web3, web4], sides: [[web1, web3], [web2, web4]]},
+           {kind: one_way, hosts: [web5, web6], at: web6, pairs: [{from: web5, to: web6}]}]
+  version_added: "0.1.0"
 mail:
   description:
     - What mailing did, with the keys of M(sysops.fleet.disk_report)'s RV(sysops.fleet.disk_report#module:mail)
@@ -228,6 +289,7 @@ def main():
             unreachable=dict(type="list", elements="str", default=[]),
             failed=dict(type="list", elements="str", default=[]),
             failure_reasons=dict(type="dict", default={}),
+            addresses=dict(type="raw", default={}),
             report_dir=dict(type="path", required=True),
             state_file=dict(type="path"),
             top=dict(type="int", default=10),

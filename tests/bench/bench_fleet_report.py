@@ -63,7 +63,7 @@ from ansible_collections.sysops.fleet.plugins.module_utils import _mail_delivery
 spec = dict(sweeps=dict(type="raw", default={}), disk_reports=dict(type="raw", default={}),
             hosts=dict(type="list", elements="str", default=[]), unreachable=dict(type="list", elements="str", default=[]),
             failed=dict(type="list", elements="str", default=[]), failure_reasons=dict(type="dict", default={}),
-            report_dir=dict(type="path", required=True), state_file=dict(type="path"), top=dict(type="int", default=10),
+            addresses=dict(type="raw", default={}), report_dir=dict(type="path", required=True), state_file=dict(type="path"), top=dict(type="int", default=10),
             send=dict(type="str", default="auto"), subject=dict(type="str", default="Fleet report"),
             **_mail_delivery.MAIL_ARGUMENT_SPEC)
 AnsibleModule(argument_spec=spec, supports_check_mode=True).exit_json(changed=False)

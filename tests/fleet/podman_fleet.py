@@ -184,18 +184,21 @@ class Fleet:
 
     # ---- hosts -----------------------------------------------------------------------------------
 
-    def start(self, count: int, without_sudo: Iterable[str] = ()) -> List[Host]:
-        """Containers PREFIX1..PREFIXcount, each with its own host key, the user and sshd; known_hosts rewritten."""
+    def start(self, count: int, without_sudo: Iterable[str] = (), network: Optional[str] = None,
+              first: int = 1) -> List[Host]:
+        """Containers PREFIX<first>.. (count of them) on *network* (default: the fleet's), each with its own host
+        key, the user and sshd; known_hosts rewritten."""
         no_sudo = set(without_sudo)
+        network = network or self.network
         with open(self.client_key + ".pub", encoding="utf-8") as handle:
             client_public = handle.read().strip()
-        names = [f"{self.prefix}{i}" for i in range(1, count + 1)]
+        names = [f"{self.prefix}{i}" for i in range(first, first + count)]
         for name in names:
             if self.podman("container", "exists", name, check=False).returncode == 0:
                 raise FleetError(f"container {name} exists already: podman rm -f {name}")
             self.hosts[name] = Host(name, sudo=name not in no_sudo)
             # DATA: nothing else writes to it, so its growth is exactly what the test writes
-            self.podman("run", "-d", "--name", name, "--hostname", name, "--network", self.network, "--init",
+            self.podman("run", "-d", "--name", name, "--hostname", name, "--network", network, "--init",
                         "--sysctl", "net.ipv4.ping_group_range=0 2147483647",
                         "--mount", f"type=tmpfs,destination={DATA},tmpfs-size=64m",
                         self.image, "/usr/sbin/cron", "-f")
@@ -204,10 +207,10 @@ class Fleet:
         for name in names:
             host = self.hosts[name]
             host.address = self.podman("inspect", "--format",
-                                       f'{{{{ (index .NetworkSettings.Networks "{self.network}").IPAddress }}}}',
+                                       f'{{{{ (index .NetworkSettings.Networks "{network}").IPAddress }}}}',
                                        name).stdout.strip()
             if not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", host.address):
-                raise FleetError(f"no address for {name} on {self.network}: {host.address!r}")
+                raise FleetError(f"no address for {name} on {network}: {host.address!r}")
             key_dir = os.path.join(self.ssh_dir, "hosts", name)
             shutil.rmtree(key_dir, ignore_errors=True)  # a fresh container gets a fresh host key
             os.makedirs(key_dir)

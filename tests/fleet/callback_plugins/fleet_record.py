@@ -25,7 +25,8 @@ import os
 
 from ansible.plugins.callback import CallbackBase
 
-KEEP = ("report", "alive", "dead", "errors", "summary", "files", "msg", "rc", "stdout", "stderr", "unreachable")
+KEEP = ("report", "alive", "dead", "errors", "summary", "files", "msg", "rc", "stdout", "stderr", "unreachable",
+        "findings", "mesh")
 
 
 class CallbackModule(CallbackBase):

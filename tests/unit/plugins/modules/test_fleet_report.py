@@ -174,7 +174,7 @@ def test_documentation_matches_the_argument_spec():
     assert "sysops.fleet.mail" in doc["extends_documentation_fragment"]
     assert set(shared) == set(_mail_delivery.MAIL_ARGUMENT_SPEC)
     assert set(doc["options"]) == {"sweeps", "disk_reports", "hosts", "unreachable", "failed", "failure_reasons",
-                                   "report_dir", "state_file",
+                                   "addresses", "report_dir", "state_file",
                                    "top", "send", "subject"}
     yaml.safe_load(fleet_report.EXAMPLES)
 

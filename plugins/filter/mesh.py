@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) sysops.fleet contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Mesh mode's filters for playbooks/site.yml: each host's address, its peers, its sweeps joined (docs in the .yml files)."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _mesh
+
+
+def mesh_addresses(hostvars, hosts):
+    """host -> the address the others probe, for each of *hosts* that has one (``_mesh.address_of``)."""
+    if not isinstance(hosts, (list, tuple)):
+        raise AnsibleFilterError(f"sysops.fleet.mesh_addresses: expected a list of hosts, got {type(hosts).__name__}")
+    found = {}
+    for host in hosts:
+        address = _mesh.address_of(hostvars[host])
+        if address:
+            found[host] = address
+    return found
+
+
+def mesh_peers(addresses, me, bound=64):
+    """The addresses *me* probes: every other host's, or *bound* ring neighbours' (``_mesh.peers``)."""
+    if not isinstance(addresses, dict):
+        raise AnsibleFilterError(f"sysops.fleet.mesh_peers: expected a dict of host -> address, got "
+                                 f"{type(addresses).__name__}")
+    try:
+        most = int(str(bound).strip())
+    except ValueError:
+        most = 0
+    if most < 1:
+        raise AnsibleFilterError(f"sysops.fleet.mesh_peers: fleet_mesh_peers must be a whole number of at least 1 "
+                                 f"(the most hosts one host probes), got {bound!r}")
+    return [addresses[host] for host in _mesh.peers(list(addresses), me, most)]
+
+
+def mesh_joined(own, meshed):
+    """Sweeper -> one result, a host's own sweep and its mesh sweep joined (``_mesh.joined``)."""
+    if not isinstance(own, dict) or not isinstance(meshed, dict):
+        raise AnsibleFilterError("sysops.fleet.mesh_joined: expected two dicts of sweeper -> ping_sweep result")
+    return _mesh.joined(own, meshed)
+
+
+class FilterModule:
+    """Mesh mode's filters."""
+
+    def filters(self):
+        return {"mesh_addresses": mesh_addresses, "mesh_peers": mesh_peers, "mesh_joined": mesh_joined}

@@ -1,0 +1,50 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Mesh mode's filters: each host's address, the peers it probes, its two sweeps joined for fleet_report."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sysops.fleet.plugins.filter import mesh as plugin
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _fleet_inputs
+
+FILTERS = plugin.FilterModule().filters()
+
+
+def test_the_address_is_fleet_mesh_address_else_an_ip_ansible_host_else_the_default_route_never_a_lookup():
+    hostvars = {
+        "a": {"fleet_mesh_address": "192.0.2.1", "ansible_host": "192.0.2.99"},
+        "b": {"ansible_host": "192.0.2.2"},
+        "c": {"ansible_host": "c.example.com", "ansible_facts": {"default_ipv4": {"address": "192.0.2.3"}}},
+        "d": {"ansible_facts": {"default_ipv4": {}, "default_ipv6": {"address": "2001:db8::4"}}},
+        "e": {"ansible_host": "e.example.com"},
+    }
+    assert FILTERS["mesh_addresses"](hostvars, list(hostvars)) == {
+        "a": "192.0.2.1", "b": "192.0.2.2", "c": "192.0.2.3", "d": "2001:db8::4"}
+
+
+def test_peers_are_bounded_and_a_bad_bound_is_refused_naming_the_knob():
+    addresses = {f"h{i}": f"192.0.2.{i}" for i in range(1, 9)}
+    assert FILTERS["mesh_peers"](addresses, "h1", 64) == [f"192.0.2.{i}" for i in range(2, 9)]
+    assert FILTERS["mesh_peers"](addresses, "h1", "2") == ["192.0.2.8", "192.0.2.2"]
+    for bad in (0, -3, "many", None):
+        with pytest.raises(AnsibleFilterError, match="fleet_mesh_peers must be a whole number of at least 1"):
+            FILTERS["mesh_peers"](addresses, "h1", bad)
+
+
+def test_a_sweepers_own_sweep_and_its_mesh_sweep_join_into_one_result_fleet_report_reads():
+    own = {"s1": {"alive": ["10.0.0.1"], "dead": ["10.0.0.2"], "alive_ranges": ["10.0.0.1"],
+                  "dead_ranges": ["10.0.0.2"], "names": {"10.0.0.1": "gw"}},
+           "s2": {"alive": [], "dead": [], "alive_ranges": [], "dead_ranges": []}}
+    meshed = {"s1": {"alive": ["192.0.2.2"], "dead": ["192.0.2.3"], "alive_ranges": ["192.0.2.2"],
+                     "dead_ranges": ["192.0.2.3"], "stats": {"192.0.2.2": {"loss_pct": 30.0}}},
+              "m3": {"alive": ["192.0.2.1"], "dead": [], "alive_ranges": ["192.0.2.1"], "dead_ranges": []}}
+    joined = FILTERS["mesh_joined"](own, meshed)
+    checked = _fleet_inputs.check_sweeps(joined)
+    assert checked["s1"] == {"alive": ["10.0.0.1", "192.0.2.2"], "dead": ["10.0.0.2", "192.0.2.3"],
+                             "names": {"10.0.0.1": "gw"}, "loss": {"192.0.2.2": 30.0}}
+    assert set(checked) == {"s1", "s2", "m3"}
+    assert _fleet.merge_sweeps(checked)["down"] == ["10.0.0.2", "192.0.2.3"]
+    assert FILTERS["mesh_joined"](own, {}) == own
+    with pytest.raises(AnsibleFilterError, match="expected two dicts"):
+        FILTERS["mesh_joined"](own, [])

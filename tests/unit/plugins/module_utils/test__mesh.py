@@ -1,0 +1,308 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The mesh's reading of a reachability matrix: each fault named exactly, nothing named on a healthy fleet.
+
+Matrices are written by hand (``seen``: prober -> probed -> loss %, 100
+for silence) for the rules' edges: ties, partial data, the smallest
+fleets. A property test draws healthy fleets (with partial data and loss
+below the threshold) and one fault of each kind on them.
+"""
+
+from hypothesis import assume, given, settings, strategies as st
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet_inputs, _mesh
+
+S = _mesh.SILENT
+
+
+def healthy(hosts, loss=0.0):
+    return {a: {b: loss for b in hosts if b != a} for a in hosts}
+
+
+def names(n):
+    return [f"h{i:02d}" for i in range(n)]
+
+
+def kinds(found):
+    return [(f["kind"], f.get("at"), f["hosts"]) for f in found]
+
+
+def read(seen, hosts=None):
+    return _mesh.findings(sorted(hosts or seen), seen)["findings"]
+
+
+# ---- faults, as a network would make them ---------------------------------------------------------
+
+def make_down(seen, host):
+    """Stopped: it sweeps nothing, and nobody gets an answer from it."""
+    seen.pop(host, None)
+    for row in seen.values():
+        if host in row:
+            row[host] = S
+
+
+def make_blind(seen, host):
+    """Its probes never come back (its way out is blocked), but it answers everyone."""
+    for other in seen[host]:
+        seen[host][other] = S
+
+
+def make_cut(seen, side):
+    side = set(side)
+    for a, row in seen.items():
+        for b in row:
+            if (a in side) != (b in side):
+                row[b] = S
+
+
+def make_one_way(seen, target, sources):
+    """The target's firewall drops what comes in from *sources*; it still reaches them."""
+    for source in sources:
+        seen[source][target] = S
+
+
+def make_lossy(seen, host, loss, inbound=True, outbound=True):
+    for a, row in seen.items():
+        for b in row:
+            if (inbound and b == host) or (outbound and a == host):
+                row[b] = loss
+
+
+# ---- each kind, by hand ---------------------------------------------------------------------------
+
+def test_a_healthy_mesh_has_no_finding_and_a_matrix_of_reached_cells():
+    seen = healthy(names(4))
+    assert read(seen) == []
+    assert _mesh.rows(names(4), seen) == ["-ooo", "o-oo", "oo-o", "ooo-"]
+
+
+def test_a_stopped_host_is_down_and_nothing_else():
+    seen = healthy(names(5))
+    make_down(seen, "h03")
+    assert read(seen, names(5)) == [{"kind": "down", "hosts": ["h03"], "probed_by": 4}]
+
+
+def test_a_host_cut_off_alone_that_still_sweeps_is_down_not_blind_or_cut():
+    seen = healthy(names(5))
+    make_cut(seen, ["h01"])
+    assert kinds(read(seen)) == [("down", None, ["h01"])]
+
+
+def test_a_sweeper_whose_probes_never_come_back_is_blind():
+    seen = healthy(names(5))
+    make_blind(seen, "h02")
+    assert read(seen) == [{"kind": "blind", "hosts": ["h02"], "reaches": 0, "probed": 4, "reached_by": 4,
+                           "probed_by": 4}]
+
+
+def test_a_blind_sweeper_is_told_from_a_cut_side_of_one_in_a_three_host_fleet():
+    seen = healthy(names(3))
+    make_blind(seen, "h00")
+    assert kinds(read(seen)) == [("blind", None, ["h00"])]
+
+
+def test_a_split_fleet_is_one_cut_naming_both_sides_and_its_matrix_shows_blocks():
+    hosts = names(6)
+    seen = healthy(hosts)
+    make_cut(seen, ["h01", "h04"])
+    result = _mesh.findings(hosts, seen)
+    assert result["findings"] == [{"kind": "cut", "hosts": hosts,
+                                   "sides": [["h00", "h02", "h03", "h05"], ["h01", "h04"]]}]
+    assert result["order"] == ["h00", "h02", "h03", "h05", "h01", "h04"]
+    assert _mesh.rows(result["order"], seen) == ["-oooxx", "o-ooxx", "oo-oxx", "ooo-xx", "xxxx-o", "xxxxo-"]
+
+
+def test_a_three_way_split_names_three_sides():
+    seen = healthy(names(6))
+    make_cut(seen, ["h00", "h01"])
+    make_cut(seen, ["h02", "h03"])
+    assert read(seen)[0]["sides"] == [["h00", "h01"], ["h02", "h03"], ["h04", "h05"]]
+
+
+def test_a_firewall_dropping_what_comes_in_is_one_one_way_finding_at_that_host():
+    seen = healthy(names(5))
+    make_one_way(seen, "h04", ["h00", "h01", "h02", "h03"])
+    assert read(seen) == [{"kind": "one_way", "hosts": names(5), "at": "h04",
+                           "pairs": [{"from": h, "to": "h04"} for h in names(4)]}]
+
+
+def test_one_blocked_direction_of_one_pair_is_one_way_at_the_unreached_host():
+    seen = healthy(names(4))
+    make_one_way(seen, "h01", ["h03"])
+    assert read(seen) == [{"kind": "one_way", "hosts": ["h01", "h03"], "at": "h01",
+                           "pairs": [{"from": "h03", "to": "h01"}]}]
+
+
+def test_a_lossy_link_is_one_lossy_finding_at_its_host_with_the_median_loss():
+    seen = healthy(names(4))
+    make_lossy(seen, "h02", 30.0)
+    seen["h00"]["h02"] = 50.0
+    found = read(seen)
+    assert kinds(found) == [("lossy", "h02", names(4))]
+    assert found[0]["loss_pct"] == 30.0 and len(found[0]["pairs"]) == 6
+    assert {"from": "h00", "to": "h02", "loss_pct": 50.0} in found[0]["pairs"]
+
+
+def test_loss_below_the_threshold_is_no_finding_and_the_threshold_can_be_chosen():
+    seen = healthy(names(4), loss=_mesh.LOSSY_PCT - 0.001)
+    assert read(seen) == []
+    assert kinds(_mesh.findings(names(4), seen, lossy_pct=5.0)["findings"])[0][0] == "lossy"
+
+
+# ---- ties -----------------------------------------------------------------------------------------
+
+def test_a_sweeper_reached_by_exactly_half_is_not_blind():
+    """h00 reaches nobody; h01, h02 reach it, h03, h04 do not: a tie, so not "most": no blind finding."""
+    seen = healthy(names(5))
+    make_blind(seen, "h00")
+    seen["h03"]["h00"] = seen["h04"]["h00"] = S
+    found = read(seen)
+    assert "blind" not in [f["kind"] for f in found]
+    assert kinds(found) == [("cut", "h00", ["h00", "h03", "h04"]), ("one_way", "h00", ["h00", "h01", "h02"])]
+    assert found[0]["sides"] == [["h00"], ["h03", "h04"]]
+
+
+def test_two_hosts_tell_nothing_more_than_their_pair():
+    """Two hosts: one silent pair is not a blind host (too few peers), it is a one_way at the unreached host."""
+    seen = healthy(names(2))
+    seen["h00"]["h01"] = S
+    assert kinds(read(seen)) == [("one_way", "h01", ["h00", "h01"])]
+    seen["h01"]["h00"] = S
+    assert read(seen) == [{"kind": "cut", "hosts": ["h00", "h01"], "sides": [["h00"], ["h01"]]}]
+
+
+def test_an_even_split_is_a_cut_with_sides_in_name_order():
+    seen = healthy(names(4))
+    make_cut(seen, ["h01", "h03"])
+    assert read(seen)[0]["sides"] == [["h00", "h02"], ["h01", "h03"]]
+
+
+def test_one_sweeper_alone_calls_nothing_down():
+    """Its silence on the only other host may be its own: no prober that reaches anyone, no finding."""
+    assert read({"h00": {"h01": S}}, ["h00", "h01"]) == []
+
+
+# ---- partial data ---------------------------------------------------------------------------------
+
+def test_a_host_that_did_not_sweep_but_answers_is_no_finding():
+    seen = healthy(names(4))
+    del seen["h02"]
+    assert read(seen, names(4)) == []
+    assert _mesh.rows(names(4), seen)[2] == "??-?"
+
+
+def test_an_address_nobody_probed_is_no_finding():
+    seen = healthy(names(3))
+    assert read(seen, names(3) + ["h09"]) == []
+
+
+def test_a_pair_measured_one_way_only_is_no_one_way_finding():
+    seen = healthy(names(4))
+    seen["h00"]["h01"] = S
+    del seen["h01"]["h00"]
+    assert read(seen) == []
+
+
+def test_groups_with_no_pair_measured_between_them_are_not_a_cut():
+    seen = {"h00": {"h01": 0.0}, "h01": {"h00": 0.0}, "h02": {"h03": 0.0}, "h03": {"h02": 0.0}}
+    assert read(seen) == []
+
+
+def test_a_host_not_sweeping_and_silent_to_some_only_is_no_finding():
+    seen = healthy(names(4))
+    del seen["h03"]
+    seen["h00"]["h03"] = S
+    assert read(seen, names(4)) == []
+
+
+# ---- the ring of peers ----------------------------------------------------------------------------
+
+def test_peers_are_everyone_else_up_to_the_bound_then_ring_neighbours_probed_both_ways():
+    hosts = names(10)
+    assert _mesh.peers(hosts, "h03", 64) == [h for h in hosts if h != "h03"]
+    assert _mesh.peers(hosts, "h00", 4) == ["h08", "h09", "h01", "h02"]
+    ring = {h: set(_mesh.peers(hosts, h, 4)) for h in hosts}
+    assert all(a in ring[b] for a in hosts for b in ring[a]), "every pair probed is probed both ways"
+    assert all(sum(h in peers for peers in ring.values()) == 4 for h in hosts), "every host has 4 witnesses"
+
+
+def test_a_ring_bounded_mesh_still_names_a_down_host_and_no_false_one_on_a_healthy_fleet():
+    hosts = names(12)
+    seen = {h: {p: 0.0 for p in _mesh.peers(hosts, h, 4)} for h in hosts}
+    assert read(seen) == []
+    make_down(seen, "h05")
+    assert kinds(read(seen, hosts)) == [("down", None, ["h05"])]
+
+
+# ---- from sweep results ---------------------------------------------------------------------------
+
+def test_the_matrix_is_read_from_ping_sweep_results_with_count_mode_loss():
+    addresses = {"web1": "192.0.2.1", "web2": "192.0.2.2", "db1": "192.0.2.3"}
+    sweeps = _fleet_inputs.check_sweeps({
+        "web1": {"alive": ["192.0.2.1", "192.0.2.2"], "dead": ["192.0.2.3"],
+                 "stats": {"192.0.2.2": {"sent": 10, "received": 7, "loss_pct": 30.0}}},
+        "web2": {"alive": ["192.0.2.1", "192.0.2.3"], "dead": []},
+        "other": {"alive": ["192.0.2.3"], "dead": []},
+    })
+    seen = _mesh.observe(sweeps, addresses)
+    assert seen == {"web1": {"web2": 30.0, "db1": S}, "web2": {"web1": 0.0, "db1": 0.0}}
+    result = _mesh.mesh(sweeps, addresses)
+    assert result["mesh"]["summary"] == {"hosts": 3, "sweepers": 2, "pairs": 4, "reached": 3, "silent": 1,
+                                         "lossy": 1, "findings": 1}
+    assert result["mesh"]["loss"] == {"web1": {"web2": 30.0}}
+    assert kinds(result["findings"]) == [("lossy", "web2", ["web1", "web2"])], "db1 silent to one of two: nothing"
+
+
+# ---- property: healthy is quiet, one fault is named exactly ----------------------------------------
+
+@st.composite
+def fleets(draw, least=3):
+    n = draw(st.integers(least, 12))
+    hosts = names(n)
+    seen = {a: {b: draw(st.sampled_from([0.0, 0.0, 0.0, 5.0, 10.0])) for b in hosts if b != a} for a in hosts}
+    return hosts, seen
+
+
+@settings(max_examples=300, deadline=None)
+@given(fleets(least=1), st.data())
+def test_a_healthy_fleet_with_partial_data_gives_no_finding(fleet, data):
+    hosts, seen = fleet
+    for a in list(seen):
+        if data.draw(st.booleans()) and data.draw(st.booleans()):
+            del seen[a]  # did not sweep
+            continue
+        for b in list(seen[a]):
+            if data.draw(st.integers(0, 9)) == 0:
+                del seen[a][b]  # not probed
+    assert read(seen, hosts) == []
+
+
+@settings(max_examples=400, deadline=None)
+@given(fleets(), st.sampled_from(_mesh.KINDS), st.data())
+def test_one_random_fault_on_a_random_healthy_fleet_is_labelled_exactly(fleet, kind, data):
+    hosts, seen = fleet
+    host = data.draw(st.sampled_from(hosts))
+    others = [h for h in hosts if h != host]
+    if kind == "down":
+        make_down(seen, host)
+        want = [("down", None, [host])]
+    elif kind == "blind":
+        make_blind(seen, host)
+        want = [("blind", None, [host])]
+    elif kind == "cut":
+        assume(len(hosts) >= 4)
+        side = data.draw(st.lists(st.sampled_from(hosts), min_size=2, max_size=len(hosts) - 2, unique=True))
+        make_cut(seen, side)
+        want = [("cut", None, hosts)]
+    elif kind == "one_way":
+        sources = data.draw(st.lists(st.sampled_from(others), min_size=1, unique=True))
+        make_one_way(seen, host, sources)
+        want = [("one_way", host, sorted(sources + [host]))]
+    else:
+        inbound = data.draw(st.booleans())
+        make_lossy(seen, host, data.draw(st.floats(_mesh.LOSSY_PCT, 99.0)), inbound, not inbound or data.draw(st.booleans()))
+        want = [("lossy", host, hosts)]
+    found = read(seen, hosts)
+    assert kinds(found) == want
+    if kind == "cut":
+        assert sorted(found[0]["sides"]) == sorted([sorted(side), sorted(set(hosts) - set(side))])
