@@ -23,7 +23,9 @@
 #                molecule test --all" (root, podman; images built with debootstrap)
 #   fleet        playbooks/site.yml over SSH (an ordinary user, become, pipelining) on podman
 #                containers running sshd on an internal network made by the test, one stopped,
-#                one whose sudo is refused; linear and mitogen (tests/fleet/run.py; root, podman)
+#                one whose sudo is refused; linear and mitogen (tests/fleet/run.py; root, podman);
+#                then mesh mode on two networks joined by a router, 20 faults drawn with a seed,
+#                each labelled exactly (tests/fleet/mesh_faults.py)
 # Prints one line per step and ends with "N passed, N failed".
 #
 # Usage: scripts/test.sh [STEP [ARG...]]...      (default: every step, in the order above)
@@ -62,13 +64,15 @@ pytest_workers() {
 
 # unit_tests PYTHON ARG...: pytest over ARG; with workers (pytest_workers), the tests marked "alone"
 # (timed to the millisecond, or reading numbers other tests change) run after the others, one at a
-# time. "No test collected" in one of the two runs is no failure.
+# time (UNIT_ALONE=0: not at all). "No test collected" in one of the two runs is no failure.
 unit_tests() {
     local python="$1" workers rc=0; shift
     read -r -a workers <<<"$(pytest_workers "$python" "$@")"
+    local arg; for arg in "$@"; do [ "$arg" = -m ] && workers=(); done  # a marker of the caller's: one run
     if [ ${#workers[@]} -eq 0 ]; then "$python" -m pytest -q -p no:cacheprovider "$@"; return; fi
     "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" -m "not alone" "$@" || rc=$?
     [ $rc -eq 5 ] && rc=0
+    [ "${UNIT_ALONE:-1}" = 0 ] && return $rc
     log "the tests that run alone (pytest -m alone)"
     "$python" -m pytest -q -p no:cacheprovider -m alone "$@"
     local alone=$?
@@ -138,7 +142,10 @@ matrix_check() {
         sanity) SYSOPS_FLEET_VENV="$venv" bash "$ROOT/scripts/ansible_test.sh" sanity ;;
         demo) "$ROOT/.venv/bin/python" "$ROOT/tests/matrix/demo.py" --bin "$venv/bin" --tarball "$tarball" \
                   --expect-version "$version" "${outside[@]}" ;;
-        unit) PATH="$venv/bin:$PATH" unit_tests "$venv/bin/python" tests/unit ;;
+        # The tests marked alone time our own sweep to the millisecond, the same code with any
+        # ansible-core: the unit step runs them (with the newest), alone; here they would share the
+        # CPU with the system lane.
+        unit) PATH="$venv/bin:$PATH" UNIT_ALONE=0 unit_tests "$venv/bin/python" tests/unit ;;
         integration) need_root "the integration tests" "network namespaces" \
                          && SYSOPS_FLEET_VENV="$venv" bash "$ROOT/scripts/ansible_test.sh" integration ;;
         adhoc) PATH="$venv/bin:$PATH" step_adhoc ;;
@@ -204,7 +211,14 @@ step_molecule() {
 step_fleet() {
     need_root "the fleet scenario" "rootful podman" || return 1
     hold_images_lock $$  # scripts/clean.sh of any clone keeps the images while this runs
-    "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/run.py" "$@"
+    local rc=0
+    "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/run.py" "$@" || rc=1
+    # The mesh: 20 faults drawn with a seed (SYSOPS_FLEET_MESH_SEED, default 22), each labelled exactly.
+    if [ $# -eq 0 ]; then
+        "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/mesh_faults.py" --seed "${SYSOPS_FLEET_MESH_SEED:-22}" \
+            --faults 20 || rc=1
+    fi
+    return $rc
 }
 
 is_step() { local s; for s in "${ALL_STEPS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
@@ -218,19 +232,52 @@ for word in "$@"; do
 done
 if [ ${#STEPS[@]} -eq 0 ]; then STEPS=("${ALL_STEPS[@]}"); for _ in "${STEPS[@]}"; do ARGS+=(""); done; fi
 
-passed=0 failed=0 failures=()
-for i in "${!STEPS[@]}"; do
-    step="${STEPS[$i]}"
-    step_args=()
-    eval "step_args=(${ARGS[$i]})"
-    log "---- $step${step_args[*]:+ ${step_args[*]}}"
-    started=$SECONDS
-    if "step_$step" "${step_args[@]}"; then
-        passed=$((passed + 1)); log "---- $step passed ($((SECONDS - started))s)"
-    else
-        failed=$((failed + 1)); failures+=("$step"); log "---- $step FAILED ($((SECONDS - started))s)"
-    fi
-done
-[ $failed -eq 0 ] || log "failed steps: ${failures[*]}"
+# run_steps INDEX...: the steps of those indexes, one after the other; each ends in a line
+# "---- STEP passed|FAILED (Ns)" and a word "STEP:ok" or "STEP:failed" on fd 3 (the tally).
+run_steps() {
+    local i step started step_args
+    for i in "$@"; do
+        step="${STEPS[$i]}"
+        step_args=()
+        eval "step_args=(${ARGS[$i]})"
+        log "---- $step${step_args[*]:+ ${step_args[*]}}"
+        started=$SECONDS
+        if "step_$step" "${step_args[@]}"; then
+            log "---- $step passed ($((SECONDS - started))s)"; echo "$step:ok" >&3
+        else
+            log "---- $step FAILED ($((SECONDS - started))s)"; echo "$step:failed" >&3
+        fi
+    done
+}
+
+# The whole run (no step named) takes two lanes at once: the steps that wait on a root system
+# install and on containers (attack, molecule, fleet: mostly waiting, little CPU) beside the others
+# (mostly CPU: sanity, the matrix), so CI's time is the longer lane's, not the sum. The system
+# lane's output goes to .build/lane-system.log and is printed when both are done.
+# SYSOPS_FLEET_LANES=0, or naming steps, runs them one after the other in the order given.
+SYSTEM_LANE=" attack molecule fleet "
+tally="$(mktemp)"
+lanes=()
+if [ "$#" -eq 0 ] && [ "${SYSOPS_FLEET_LANES:-1}" != 0 ]; then
+    system=() others=()
+    for i in "${!STEPS[@]}"; do
+        if [[ "$SYSTEM_LANE" == *" ${STEPS[$i]} "* ]]; then system+=("$i"); else others+=("$i"); fi
+    done
+    lane_log="$ROOT/.build/lane-system.log"
+    log "the system lane (${SYSTEM_LANE# }) runs beside the others; its output: $lane_log"
+    ( run_steps "${system[@]}" ) 3>>"$tally" >"$lane_log" 2>&1 &
+    lanes+=("$!")
+    run_steps "${others[@]}" 3>>"$tally"
+    wait "${lanes[@]}"
+    log "==== the system lane's output ($lane_log)"
+    cat "$lane_log" >&2
+else
+    run_steps "${!STEPS[@]}" 3>>"$tally"
+fi
+passed="$(grep -c ':ok$' "$tally")" failed="$(grep -c ':failed$' "$tally")"
+failures=()
+while IFS=: read -r step result; do [ "$result" = failed ] && failures+=("$step"); done <"$tally"
+rm -f "$tally"
+[ "$failed" -eq 0 ] || log "failed steps: ${failures[*]}"
 echo "steps: $passed passed, $failed failed"
-[ $failed -eq 0 ]
+[ "$failed" -eq 0 ]
