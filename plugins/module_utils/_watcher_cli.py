@@ -139,9 +139,11 @@ def _deadline(args, settings: _watcher.Settings) -> float:
     mail = 2 * settings.report.mail.smtp.timeout
     hosts = settings.sweep_seconds()  # count x spacing, or every retry's timeout
     stop = getattr(args, "timeout", 10.0) + 20
+    if args.command == "sweep":
+        return _sweep_deadline(args, settings)
     return {"status": 15.0, "reload": 15.0, "stop": stop, "start": 30 + probe, "selftest": 30 + probe,
             "restart": stop + 30 + probe, "check": 30 + probe + hosts + mail, "report": 30 + probe + mail,
-            "sweep": _sweep_deadline(args, settings)}.get(args.command, 600.0)
+            }.get(args.command, 600.0)
 
 
 def _sweep_deadline(args, settings: _watcher.Settings) -> float:

@@ -63,7 +63,7 @@ def anchors(path: str) -> Set[str]:
         text = handle.read()
     seen: Dict[str, int] = {}
     found: Set[str] = set()
-    for _, line in prose_lines(text):
+    for _number, line in prose_lines(text):
         found.update(EXPLICIT_ID.findall(line))
         match = HEADING.match(line)
         if not match:
@@ -92,7 +92,7 @@ def broken_links(files: List[str], root: str) -> List[str]:
         for number, target in links(path):
             if SCHEME.match(target):
                 continue
-            file_part, _, anchor = target.partition("#")
+            file_part, _hash, anchor = target.partition("#")
             dest = os.path.normpath(os.path.join(os.path.dirname(path), file_part)) if file_part else path
             if os.path.commonpath([os.path.abspath(dest), root]) != root:
                 problems.append(f"{where}:{number}: {target}: outside the repository")
@@ -113,13 +113,13 @@ def documentation_files() -> List[str]:
 def test_every_relative_link_and_anchor_of_the_readme_and_docs_resolves():
     files = documentation_files()
     assert len(files) > 1, "docs/*.md are gone: the README links into them"
-    assert sum(1 for path in files for _ in links(path)) > 20, "hardly any link found: is the link pattern broken?"
+    assert sum(1 for path in files for _link in links(path)) > 20, "hardly any link found: is the link pattern broken?"
     assert broken_links(files, ROOT) == []
 
 
 def test_every_docs_page_is_linked_from_the_readme():
     readme = os.path.join(ROOT, "README.md")
-    linked = {os.path.normpath(os.path.join(ROOT, target.partition("#")[0])) for _, target in links(readme)}
+    linked = {os.path.normpath(os.path.join(ROOT, target.partition("#")[0])) for _number, target in links(readme)}
     assert [path for path in documentation_files()[1:] if path not in linked] == []
 
 
