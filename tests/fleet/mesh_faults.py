@@ -39,6 +39,7 @@ Environment: FLEET_SUITE (bookworm), FLEET_KEEP=1 keeps the temporary directory.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import dataclasses
 import json
 import os
@@ -60,6 +61,17 @@ NET_A, NET_B = ("meshtest-a", "10.89.81.0/28"), ("meshtest-b", "10.89.82.0/28")
 ROUTER = "meshtest-router"
 KINDS = ("down", "blind", "cut", "one_way", "lossy")
 TABLE = "meshfault"
+
+
+def fixed(cidr: str, count: int) -> List[str]:
+    """The hosts' fixed addresses on a side: from the ninth of its /28 on (podman hands out the first ones,
+    the router's among them); a stopped host started again keeps its address, and known_hosts fits."""
+    network = ipaddress.ip_network(cidr)
+    if count > network.num_addresses - 10:
+        raise SystemExit(f"at most {network.num_addresses - 10} hosts a side on {cidr}")
+    return [str(network[8 + i]) for i in range(count)]
+
+
 REPORT_TASK = "Merge everything into one fleet report on the controller"
 
 
@@ -166,8 +178,9 @@ class MeshFleet(Fleet):
             self.router[net] = self.podman("inspect", "--format",
                                            f'{{{{ (index .NetworkSettings.Networks "{net}").IPAddress }}}}',
                                            ROUTER).stdout.strip()
-        side_a = [h.name for h in self.start(per_side, network=NET_A[0], first=1)]
-        side_b = [h.name for h in self.start(per_side, network=NET_B[0], first=per_side + 1)]
+        side_a = [h.name for h in self.start(per_side, network=NET_A[0], first=1, addresses=fixed(NET_A[1], per_side))]
+        side_b = [h.name for h in self.start(per_side, network=NET_B[0], first=per_side + 1,
+                                             addresses=fixed(NET_B[1], per_side))]
         self.side = dict({h: NET_A[0] for h in side_a}, **{h: NET_B[0] for h in side_b})
         for host in side_a + side_b:
             self.route(host)

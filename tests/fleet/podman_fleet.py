@@ -185,20 +185,22 @@ class Fleet:
     # ---- hosts -----------------------------------------------------------------------------------
 
     def start(self, count: int, without_sudo: Iterable[str] = (), network: Optional[str] = None,
-              first: int = 1) -> List[Host]:
+              first: int = 1, addresses: Optional[List[str]] = None) -> List[Host]:
         """Containers PREFIX<first>.. (count of them) on *network* (default: the fleet's), each with its own host
-        key, the user and sshd; known_hosts rewritten."""
+        key, the user and sshd; known_hosts rewritten. *addresses*: each container's fixed address (kept when
+        a stopped container starts again; else podman may hand it another)."""
         no_sudo = set(without_sudo)
         network = network or self.network
         with open(self.client_key + ".pub", encoding="utf-8") as handle:
             client_public = handle.read().strip()
         names = [f"{self.prefix}{i}" for i in range(first, first + count)]
-        for name in names:
+        for index, name in enumerate(names):
+            fixed = ["--ip", addresses[index]] if addresses else []
             if self.podman("container", "exists", name, check=False).returncode == 0:
                 raise FleetError(f"container {name} exists already: podman rm -f {name}")
             self.hosts[name] = Host(name, sudo=name not in no_sudo)
             # DATA: nothing else writes to it, so its growth is exactly what the test writes
-            self.podman("run", "-d", "--name", name, "--hostname", name, "--network", network, "--init",
+            self.podman("run", "-d", "--name", name, "--hostname", name, "--network", network, *fixed, "--init",
                         "--sysctl", "net.ipv4.ping_group_range=0 2147483647",
                         "--mount", f"type=tmpfs,destination={DATA},tmpfs-size=64m",
                         self.image, "/usr/sbin/cron", "-f")
