@@ -64,8 +64,8 @@ TABLE = "meshfault"
 
 
 def fixed(cidr: str, count: int) -> List[str]:
-    """The hosts' fixed addresses on a side: from the ninth of its /28 on (podman hands out the first ones,
-    the router's among them); a stopped host started again keeps its address, and known_hosts fits."""
+    """The hosts' fixed addresses on a side, from the ninth of its /28 on (the router has the second): a
+    stopped host started again keeps its address, and known_hosts fits."""
     network = ipaddress.ip_network(cidr)
     if count > network.num_addresses - 10:
         raise SystemExit(f"at most {network.num_addresses - 10} hosts a side on {cidr}")
@@ -172,8 +172,10 @@ class MeshFleet(Fleet):
 
     def build(self, per_side: int) -> Tuple[List[str], List[str]]:
         """The router, then *per_side* hosts on each network, each routing the other network through the router."""
-        self.podman("run", "-d", "--name", ROUTER, "--hostname", ROUTER, "--network", NET_A[0], "--network",
-                    NET_B[0], "--init", "--sysctl", "net.ipv4.ip_forward=1", self.image, "/usr/sbin/cron", "-f")
+        router_a, router_b = (str(ipaddress.ip_network(cidr)[2]) for _name, cidr in (NET_A, NET_B))
+        self.podman("run", "-d", "--name", ROUTER, "--hostname", ROUTER, "--network", f"{NET_A[0]}:ip={router_a}",
+                    "--network", f"{NET_B[0]}:ip={router_b}", "--init", "--sysctl", "net.ipv4.ip_forward=1",
+                    self.image, "/usr/sbin/cron", "-f")
         for net, unused in (NET_A, NET_B):
             self.router[net] = self.podman("inspect", "--format",
                                            f'{{{{ (index .NetworkSettings.Networks "{net}").IPAddress }}}}',
