@@ -202,8 +202,10 @@ def docs(demo: Demo) -> None:
     """ansible-doc renders every plugin of the installed collection, and the role."""
     base = os.path.join(demo.env["ANSIBLE_COLLECTIONS_PATH"], "ansible_collections", "sysops", "fleet")
     for folder, kind in PLUGIN_TYPES.items():
+        # a filter file may hold several filters, each documented by a sidecar NAME.yml
+        pattern = "[a-z]*.yml" if kind == "filter" else "[a-z]*.py"
         names = sorted(os.path.splitext(os.path.basename(p))[0]
-                       for p in glob.glob(os.path.join(base, "plugins", folder, "[a-z]*.py")))
+                       for p in glob.glob(os.path.join(base, "plugins", folder, pattern)))
         if not names:
             continue
         proc = demo.run(f"ansible-doc -t {kind}", ["ansible-doc", "-t", kind] + [f"sysops.fleet.{n}" for n in names])
