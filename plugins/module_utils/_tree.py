@@ -35,7 +35,7 @@ from typing import List, Optional, Tuple
 from . import _text
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-MAX_PASSES = 1000  # a directory refilled while it is removed, over and over: give up naming it
+MAX_PASSES = 1000  # directories refilled while they are removed, over and over: give up naming one
 
 
 class TreeError(Exception):
@@ -107,10 +107,12 @@ def _unlink(dir_fd: int, name: str, label: str) -> None:
         raise TreeError(f"{_text.printable(label, 400)}: cannot remove: {exc.strerror}") from None
 
 
-def _open_dir(dir_fd: int, name: str, expected: Tuple[int, int], label: str) -> int:
-    """Open the directory *name* under *dir_fd*, no link followed, and check it is the one lstat saw."""
+def _open_dir(dir_fd: int, name: str, expected: Tuple[int, int], label: str) -> Optional[int]:
+    """Open the directory *name* under *dir_fd*, no link followed, and check it is the one lstat saw (None: gone)."""
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise TreeError(f"{_text.printable(label, 400)}: cannot open: {exc.strerror}") from None
     if _key(os.fstat(fd)) != expected:
@@ -119,8 +121,14 @@ def _open_dir(dir_fd: int, name: str, expected: Tuple[int, int], label: str) -> 
     return fd
 
 
-def _first_dir(fd: int, device: int, top: str, names: List[str]) -> Optional[Tuple[str, Tuple[int, int]]]:
-    """Unlink every non-directory in *fd*; return one subdirectory (name, key) to go into, or None if none is left."""
+def _scan(fd: int, device: int, top: str, names: List[str]) -> List[Tuple[str, Tuple[int, int]]]:
+    """Unlink every non-directory in *fd*; return its subdirectories (name, key), still to go into.
+
+    Each directory is listed once on the way down and once more before it
+    is removed (for what appeared meanwhile), so a wide tree costs time in
+    proportion to its size, never its square.
+    """
+    found = []
     for name in os.listdir(fd):
         try:
             st = os.lstat(name, dir_fd=fd)
@@ -131,25 +139,38 @@ def _first_dir(fd: int, device: int, top: str, names: List[str]) -> Optional[Tup
             continue
         if st.st_dev != device:
             raise TreeError(f"{_where(top, names, name)}: on another filesystem (a mount point); not removed")
-        return name, _key(st)
-    return None
+        found.append((name, _key(st)))
+    return found
 
 
 def _remove_dir(parent_fd: int, name: str, top: str, device: int) -> None:
     """Empty and remove the directory *name* of *parent_fd*, one level open at a time (see the module docstring)."""
     fd = _open_dir(parent_fd, name, _key(os.lstat(name, dir_fd=parent_fd)), top)
+    if fd is None:
+        return
     names: List[str] = []                   # the way down from the top, by name
     keys: List[Tuple[int, int]] = []        # (st_dev, st_ino) of each directory above the current one
+    pending = [_scan(fd, device, top, names)]  # per level: subdirectories still to remove
     passes = 0
     try:
         while True:
-            found = _first_dir(fd, device, top, names)
-            if found is not None:
-                child = _open_dir(fd, found[0], found[1], _where(top, names, found[0]))
+            if pending[-1]:
+                sub, key = pending[-1].pop()
+                child = _open_dir(fd, sub, key, _where(top, names, sub))
+                if child is None:
+                    continue
                 keys.append(_key(os.fstat(fd)))
-                names.append(found[0])
+                names.append(sub)
                 os.close(fd)
                 fd = child
+                pending.append(_scan(fd, device, top, names))
+                continue
+            again = _scan(fd, device, top, names)
+            if again:  # refilled meanwhile (its writer should be dead): once more, within bounds
+                passes += 1
+                if passes > MAX_PASSES:
+                    raise TreeError(f"{_where(top, names)}: refilled while it was being removed; not removed")
+                pending[-1] = again
                 continue
             if not names:
                 break
@@ -160,24 +181,26 @@ def _remove_dir(parent_fd: int, name: str, top: str, device: int) -> None:
             os.close(fd)
             fd = parent
             keys.pop()
+            pending.pop()
             gone = names.pop()
-            passes = _rmdir(fd, gone, _where(top, names, gone), passes)
+            _rmdir(fd, gone, _where(top, names, gone))
         os.close(fd)
         fd = -1
-        _rmdir(parent_fd, name, _text.printable(top, 400), MAX_PASSES)
+        _rmdir(parent_fd, name, _text.printable(top, 400), strict=True)
     finally:
         if fd >= 0:
             os.close(fd)
 
 
-def _rmdir(dir_fd: int, name: str, label: str, passes: int) -> int:
-    """Remove the emptied directory *name*; one refilled meanwhile is left for the next pass over its parent."""
+def _rmdir(dir_fd: int, name: str, label: str, strict: bool = False) -> None:
+    """Remove the emptied directory *name*; one refilled meanwhile is found again by its parent's last listing.
+
+    *strict* (the top, which has no such listing after it): refilled is an error.
+    """
     try:
         os.rmdir(name, dir_fd=dir_fd)
     except FileNotFoundError:
         pass
     except OSError as exc:
-        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or passes >= MAX_PASSES:
+        if strict or exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
             raise TreeError(f"{label}: cannot remove: {exc.strerror}") from None
-        return passes + 1
-    return passes
