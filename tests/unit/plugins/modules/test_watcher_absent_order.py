@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The role's absent, while a cron keepalive keeps firing: the uninstall still removes the daemon and its user.
+"""The role's absent against what the daemon's user can do: a cron keepalive firing, a deep tree; it still removes all.
 
 A real root install under a prefix (its own system user, its own file in
 /etc/cron.d), run by ansible-playbook inside a network namespace of the
@@ -86,6 +86,50 @@ class Keepalive(threading.Thread):
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True, timeout=60, check=False)
             self.runs += 1
+
+
+# As the daemon's user: DEPTH nested directories in its state directory, a link to a root file at the bottom.
+DEEP = r"""
+import os, sys
+os.chdir(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    os.mkdir("d")
+    os.chdir("d")
+os.symlink(sys.argv[3], "link")
+"""
+
+
+def test_a_deep_tree_the_user_made_in_its_state_directory_does_not_stop_absent(tmp_path):
+    """The tester's 2500 levels made ansible.builtin.file fail ("maximum recursion depth") and the user stayed."""
+    prefix = tempfile.mkdtemp(prefix="sf-deep-", dir="/srv" if os.path.isdir("/srv") else "/")
+    os.chmod(prefix, 0o755)
+    victim = tmp_path / "root-only"
+    victim.write_text("root's")
+    before = set(glob.glob("/etc/cron.d/sysops-fleet-*"))
+    with lab.lab(prefix="fleetdeep") as netns:
+        try:
+            done = play(tmp_path, netns, prefix)
+            assert done.returncode == 0, done.stdout[-4000:]
+            cron_file = (set(glob.glob("/etc/cron.d/sysops-fleet-*")) - before).pop()
+            user = pwd.getpwnam(os.path.basename(cron_file))
+            state = os.path.join(prefix, "var", "lib", "sysops-fleet")
+
+            def demote():
+                os.setgroups([])
+                os.setgid(user.pw_gid)
+                os.setuid(user.pw_uid)
+            planted = subprocess.run(["/usr/bin/python3", "-c", DEEP, state, "2500", str(victim)],  # noqa: S603 pylint: disable=subprocess-popen-preexec-fn
+                                     preexec_fn=demote, cwd="/", capture_output=True, text=True, check=False)
+            assert planted.returncode == 0, planted.stderr
+            removed = play(tmp_path, netns, prefix, "-e", "watcher_state=absent")
+            assert removed.returncode == 0, removed.stdout[-4000:]
+            assert "Traceback" not in removed.stdout
+            with pytest.raises(KeyError):
+                pwd.getpwnam(user.pw_name)
+            assert not os.path.exists(prefix) and victim.read_text() == "root's"
+        finally:
+            play(tmp_path, netns, prefix, "-e", "watcher_state=absent")
+            subprocess.run(["rm", "-rf", "--one-file-system", prefix], check=False)
 
 
 def test_absent_removes_the_cron_keepalive_before_it_kills_so_nothing_of_the_user_survives(tmp_path):
