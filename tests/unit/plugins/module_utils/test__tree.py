@@ -59,7 +59,7 @@ def chain(directory: bytes, depth: int, name: bytes = b"d") -> None:
     """*depth* nested directories under *directory*, made by name from the inside (never a long path)."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for _ in range(depth):
+        for _level in range(depth):
             os.mkdir(name, dir_fd=fd)
             child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
@@ -123,7 +123,7 @@ def test_a_5000_deep_tree_goes_with_64_descriptors_and_a_link_at_its_bottom_is_n
     top.mkdir()
     chain(os.fsencode(str(top)), 5000)
     fd = os.open(str(top), os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(5000):
+    for _level in range(5000):
         child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
         os.close(fd)
         fd = child
