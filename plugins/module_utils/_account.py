@@ -341,14 +341,7 @@ def _mqueue_child(uid: int, check_mode: bool, out: int) -> None:  # pragma: no c
         raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
     if libc.mount(b"mqueue", b"/tmp", b"mqueue", 0, None) != 0:  # over /tmp, seen by this namespace alone
         raise OSError(ctypes.get_errno(), "mount -t mqueue")
-    names = []
-    for name in sorted(os.listdir("/tmp")):
-        path = os.path.join("/tmp", name)
-        if os.lstat(path).st_uid == uid:
-            if not check_mode:
-                os.unlink(path)
-            names.append(name)
-    os.write(out, json.dumps(names).encode("ascii"))
+    os.write(out, json.dumps(_owned_queues("/tmp", uid, check_mode)).encode("ascii"))
 
 
 def remove_message_queues(uid: int, check_mode: bool = False) -> List[str]:
@@ -367,10 +360,29 @@ def remove_message_queues(uid: int, check_mode: bool = False) -> List[str]:
     with os.fdopen(read_end, "rb") as handle:
         data = handle.read(1 << 20)
     _pid, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise AccountError("cannot list the POSIX message queues (mounting the mqueue filesystem in a private "
-                           "mount namespace failed; is this root?)")
-    return [f"mqueue /{_text.printable(name)}" for name in json.loads(data.decode("ascii") or "[]")]
+    if os.waitstatus_to_exitcode(status) == 0:
+        names = json.loads(data.decode("ascii") or "[]")
+    elif os.path.isdir("/dev/mqueue"):  # no mount allowed here (a container without CAP_SYS_ADMIN): the host's
+        names = _owned_queues("/dev/mqueue", uid, check_mode)
+    else:
+        raise AccountError("cannot list the POSIX message queues: mounting the mqueue filesystem in a private "
+                           "mount namespace failed and /dev/mqueue is not there (is this root?)")
+    return [f"mqueue /{_text.printable(name)}" for name in names]
+
+
+def _owned_queues(directory: str, uid: int, check_mode: bool) -> List[str]:
+    """The queues *uid* owns in a mounted mqueue filesystem, removed unless *check_mode*."""
+    names = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        try:
+            if os.lstat(path).st_uid == uid:
+                if not check_mode:
+                    os.unlink(path)
+                names.append(name)
+        except FileNotFoundError:
+            continue
+    return names
 
 
 def invalidate_persistent_keyring(uid: int, check_mode: bool = False) -> str:
