@@ -25,9 +25,14 @@ by anything that user wrote (a pidfile), and in this order:
    again).
 2. ``remove_schedules``: its crontab and its ``at`` jobs, which would start
    it again.
-3. ``remove_leftovers``: its entries at the top of ``/tmp``, ``/var/tmp``
-   and ``/dev/shm``, its System V IPC objects and its mail spool: what a
-   later owner of the same uid would otherwise inherit.
+3. ``remove_leftovers``: its entries in ``/tmp``, ``/var/tmp``,
+   ``/dev/shm`` and ``/run/lock`` (at the top, and inside the world-writable
+   directories below them that are not its own, such as /tmp/.X11-unix: a
+   bounded walk, no link followed, same filesystem), its POSIX message
+   queues, its System V IPC objects, its mail spool and its persistent
+   keyring: what a later owner of the same uid would otherwise inherit (a
+   set-uid copy of a shell left in /tmp/.X11-unix makes anyone that owner).
+   Every tree goes through ``_tree`` (no recursion, one descriptor).
 
 With a *program*, only processes whose command line runs that program are
 stopped (an account the watcher shares with others: their processes are
@@ -37,21 +42,32 @@ it runs that program; nothing else is removed.
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
+import platform
 import pwd
-import shutil
 import signal
 import stat
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import _command, _privilege
+from . import _command, _privilege, _text, _tree
 
-TEMP_DIRECTORIES = ("/tmp", "/var/tmp", "/dev/shm")
+TEMP_DIRECTORIES = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+WALK_DEPTH = 8          # world-writable directories inside world-writable directories, this deep at most
+WALK_ENTRIES = 200000   # entries looked at under each temporary directory, at most
 MAIL_DIRECTORIES = ("/var/mail", "/var/spool/mail")
 DEFAULT_TIMEOUT = 30.0
 _IPC = (("shm", "-m", 7, 9), ("sem", "-s", 4, 6), ("msg", "-q", 7, 9))  # /proc/sysvipc file, ipcrm flag, uid, cuid
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "i386": 288, "i686": 288, "armv7l": 311,
+           "ppc64le": 280, "ppc64": 280, "s390x": 280}  # the keyctl syscall's number per machine
+KEYCTL_GET_PERSISTENT, KEYCTL_INVALIDATE, KEYCTL_READ = 22, 21, 11
+KEY_SPEC_PROCESS_KEYRING = -2
 
 
 class AccountError(Exception):
@@ -242,31 +258,156 @@ def remove_schedules(name: str, check_mode: bool = False) -> Dict[str, object]:
     return {"crontab": crontab, "at_jobs": jobs}
 
 
-def _owned_entries(directory: str, uid: int) -> List[str]:
+def _remove(path: str) -> None:
+    """Remove *path* without following links, however deep (``_tree``); errors name the path."""
     try:
-        names = os.listdir(directory)
+        _tree.remove_tree(path)
+    except _tree.TreeError as exc:
+        raise AccountError(str(exc)) from None
+
+
+def remove_paths(paths: Sequence[str], check_mode: bool = False) -> List[str]:
+    """Remove each of *paths* (trees another user could write) with ``_tree``; returns those that were there."""
+    removed = []
+    for path in paths:
+        if not os.path.isabs(path) or os.path.normpath(path) == "/":
+            raise AccountError(f"paths: {_text.printable(path)!r} is not an absolute path below /")
+        if not os.path.lexists(path):
+            continue
+        if not check_mode:
+            _remove(path)
+        removed.append(path)
+    return removed
+
+
+def _world_writable_dir(st: os.stat_result, uid: int, device: int) -> bool:
+    """A directory anyone may write in (sticky or not), not the uid's own, on the walk's filesystem."""
+    return (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_IWOTH != 0 and st.st_uid != uid
+            and st.st_dev == device)
+
+
+def _owned_in(directory: str, uid: int, check_mode: bool) -> List[str]:
+    """Remove what *uid* owns in *directory* and in the world-writable directories below it (bounded walk)."""
+    try:
+        top = os.open(directory, _DIR_FLAGS)
     except OSError:
         return []
-    found = []
-    for name in names:
-        path = os.path.join(directory, name)
-        try:
-            if os.lstat(path).st_uid == uid:
-                found.append(path)
-        except OSError:
-            continue
+    device = os.fstat(top).st_dev
+    found: List[str] = []
+    stack = [(top, directory, 0)]
+    seen = 0
+    try:
+        while stack and seen < WALK_ENTRIES:
+            fd, label, depth = stack.pop()
+            try:
+                for name in sorted(os.listdir(fd)):
+                    seen += 1
+                    where = f"{label.rstrip('/')}/{name}"
+                    try:
+                        st = os.lstat(name, dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
+                    if st.st_uid == uid:
+                        if not check_mode:
+                            try:
+                                _tree.remove_at(fd, name, where, device)
+                            except _tree.TreeError as exc:
+                                raise AccountError(str(exc)) from None
+                        found.append(where)
+                    elif depth < WALK_DEPTH and _world_writable_dir(st, uid, device):
+                        try:
+                            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                        except OSError:
+                            continue
+                        stack.append((child, where, depth + 1))
+            finally:
+                os.close(fd)
+    finally:
+        for fd, _label, _depth in stack:
+            os.close(fd)
     return sorted(found)
 
 
-def _remove(path: str) -> None:
-    """Remove *path* without following links (shutil.rmtree walks by descriptor on Linux)."""
-    try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _mqueue_child(uid: int, check_mode: bool, out: int) -> None:  # pragma: no cover - runs in a forked child
+    """In a mount namespace of its own, mount the message-queue filesystem, remove *uid*'s queues, write their names."""
+    libc = _libc()
+    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        raise OSError(ctypes.get_errno(), "unshare")
+    if libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) != 0:  # MS_REC | MS_PRIVATE
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+    if libc.mount(b"mqueue", b"/tmp", b"mqueue", 0, None) != 0:  # over /tmp, seen by this namespace alone
+        raise OSError(ctypes.get_errno(), "mount -t mqueue")
+    os.write(out, json.dumps(_owned_queues("/tmp", uid, check_mode)).encode("ascii"))
+
+
+def remove_message_queues(uid: int, check_mode: bool = False) -> List[str]:
+    """Remove the POSIX message queues *uid* owns (whether or not /dev/mqueue is mounted): ``mqueue /NAME`` each."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child only removes and reports
+        code = 0
+        try:
+            os.close(read_end)
+            _mqueue_child(uid, check_mode, write_end)
+        except BaseException:  # noqa: BLE001 - a child never returns into the caller's code
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as handle:
+        data = handle.read(1 << 20)
+    _pid, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        names = json.loads(data.decode("ascii") or "[]")
+    elif os.path.isdir("/dev/mqueue"):  # no mount allowed here (a container without CAP_SYS_ADMIN): the host's
+        names = _owned_queues("/dev/mqueue", uid, check_mode)
+    else:
+        raise AccountError("cannot list the POSIX message queues: mounting the mqueue filesystem in a private "
+                           "mount namespace failed and /dev/mqueue is not there (is this root?)")
+    return [f"mqueue /{_text.printable(name)}" for name in names]
+
+
+def _owned_queues(directory: str, uid: int, check_mode: bool) -> List[str]:
+    """The queues *uid* owns in a mounted mqueue filesystem, removed unless *check_mode*."""
+    names = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        try:
+            if os.lstat(path).st_uid == uid:
+                if not check_mode:
+                    os.unlink(path)
+                names.append(name)
+        except FileNotFoundError:
+            continue
+    return names
+
+
+def invalidate_persistent_keyring(uid: int, check_mode: bool = False) -> str:
+    """Invalidate *uid*'s persistent keyring (persistent-keyring(7)), which outlives its processes; says what happened.
+
+    Asking for it creates it if there was none, so check mode does not ask.
+    A kernel that refuses (no keyrings, another user namespace) is reported,
+    not a failure: there is then nothing of the uid's there to inherit.
+    """
+    if check_mode:
+        return "not looked at in check mode"
+    number = _KEYCTL.get(platform.machine())
+    if number is None:
+        return f"not supported on {platform.machine()}"
+    libc = _libc()
+    libc.syscall.restype = ctypes.c_long
+    keyring = libc.syscall(ctypes.c_long(number), ctypes.c_long(KEYCTL_GET_PERSISTENT), ctypes.c_long(uid),
+                           ctypes.c_long(KEY_SPEC_PROCESS_KEYRING))
+    if keyring < 0:
+        return f"refused by the kernel: {os.strerror(ctypes.get_errno())}"
+    size = libc.syscall(ctypes.c_long(number), ctypes.c_long(KEYCTL_READ), ctypes.c_long(keyring), None,
+                        ctypes.c_long(0))
+    if libc.syscall(ctypes.c_long(number), ctypes.c_long(KEYCTL_INVALIDATE), ctypes.c_long(keyring)) < 0:
+        return f"refused by the kernel: {os.strerror(ctypes.get_errno())}"
+    return f"invalidated ({max(size, 0) // 4} key(s) in it)"
 
 
 def ipc_objects(uid: int) -> List[Tuple[str, str]]:
@@ -289,13 +430,14 @@ def ipc_objects(uid: int) -> List[Tuple[str, str]]:
 
 
 def remove_leftovers(uid: int, name: str, check_mode: bool = False) -> List[str]:
-    """Remove what *uid* left in the temporary directories, its IPC objects and its mail; returns what (or would)."""
+    """Remove what *uid* left in the temporary directories, its queues, IPC objects and mail; returns what (or would).
+
+    The persistent keyring is ``invalidate_persistent_keyring``'s.
+    """
     removed: List[str] = []
     for directory in TEMP_DIRECTORIES:
-        for path in _owned_entries(directory, uid):
-            if not check_mode:
-                _remove(path)
-            removed.append(path)
+        removed.extend(_owned_in(directory, uid, check_mode))
+    removed.extend(remove_message_queues(uid, check_mode))
     for flag, ident in ipc_objects(uid):
         if not check_mode:
             try:

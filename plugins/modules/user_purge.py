@@ -21,13 +21,23 @@ description:
     a millisecond, too short for any list of pids) cannot outrun it, since a fork racing with it fails. The task
     checks C(/proc) afterwards, tries again until O(timeout), and fails naming any process still there.
   - >-
-    B(Leftovers) (O(leftovers=true)): the user's crontab and C(at) jobs (which would start it again), its entries
-    at the top of C(/tmp), C(/var/tmp) and C(/dev/shm), its System V IPC objects and its mail spool, which a
-    later account given the same uid would otherwise inherit.
+    B(Leftovers) (O(leftovers=true)): the user's crontab and C(at) jobs (which would start it again); its entries
+    in C(/tmp), C(/var/tmp), C(/dev/shm) and C(/run/lock), at the top and inside the world-writable directories
+    below them that are not its own (such as C(/tmp/.X11-unix), where a set-uid file it left would let anyone
+    act as the uid's next owner; a walk at most 8 directories deep, following no link, never leaving the
+    filesystem); its POSIX message queues (found through a C(mqueue) mount in a private mount namespace, so
+    whether or not C(/dev/mqueue) is mounted); its System V IPC objects; its mail spool; and its persistent
+    keyring (C(KEYCTL_GET_PERSISTENT), see C(persistent-keyring(7))), which is invalidated. All of these a later
+    account given the same uid would otherwise inherit.
+  - >-
+    B(Trees) (O(paths), and every leftover directory) are removed without recursion and with one directory open
+    at a time, so a tree of any depth (thousands of nested directories, paths longer than C(PATH_MAX)) goes; no
+    link is followed (a link is removed as a link) and a mount point inside is an error, nothing under it
+    touched. An error names the path.
   - >-
     With O(program), only processes whose command line runs that program are stopped, and no leftover is
     removed, for an account that also runs other things.
-  - A user that does not exist is nothing to do.
+  - A user that does not exist is nothing to do beyond removing O(paths).
 author:
   - sysops.fleet maintainers (@sysops)
 extends_documentation_fragment:
@@ -60,6 +70,16 @@ options:
       - Ignored (nothing is removed) with O(program).
     type: bool
     default: true
+  paths:
+    description:
+      - Files and directory trees to remove once the processes are stopped, with or without O(program),
+        typically the directories the user could write (its state, log and run directories).
+      - Each must be an absolute path; one that does not exist is nothing to do. The directories above each are
+        trusted (they should be root's); the path itself may be a link, which is removed, not followed.
+    type: list
+    elements: path
+    default: []
+    version_added: "0.1.0"
   timeout:
     description: Seconds to freeze and kill every process before the task fails.
     type: float
@@ -111,11 +131,25 @@ at_jobs:
   elements: str
   sample: ["12"]
 removed:
-  description: Temporary files and directories, IPC objects (V(ipc -m 32768)) and mail spool removed.
+  description:
+    - Temporary files and directories (also those inside world-writable directories, such as
+      V(/tmp/.X11-unix/x)), POSIX message queues (V(mqueue /NAME)), System V IPC objects (V(ipc -m 32768)),
+      mail spool and O(paths) removed (or, in check mode, that would be).
   returned: always
   type: list
   elements: str
-  sample: ["/tmp/sysops-fleet-cache", "ipc -m 32768"]
+  sample: ["/tmp/sysops-fleet-cache", "/run/lock/x.lock", "mqueue /alerts", "ipc -m 32768"]
+keyring:
+  description:
+    - >-
+      What became of the user's persistent keyring, with O(leftovers) and without O(program), in words that
+      begin with V(invalidated) (and say how many keys it held), V(refused by the kernel) (and why),
+      V(not supported on) (a machine whose C(keyctl) system call this module does not know) or
+      V(not looked at in check mode) (asking for it would create it). Empty when not looked at.
+    - A kernel that refuses is reported here, not a failure.
+  returned: always
+  type: str
+  sample: "invalidated (1 key(s) in it)"
 """
 
 import pwd
@@ -138,17 +172,27 @@ def main():
             name=dict(type="str", required=True),
             program=dict(type="path"),
             leftovers=dict(type="bool", default=True),
+            paths=dict(type="list", elements="path", default=[]),
             timeout=dict(type="float", default=_account.DEFAULT_TIMEOUT),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    result = dict(changed=False, uid=None, killed=[], passes=0, crontab=False, at_jobs=[], removed=[])
+    result = dict(changed=False, uid=None, killed=[], passes=0, crontab=False, at_jobs=[], removed=[],
+                  keyring="")
     if not 0 < params["timeout"] <= 3600:
         module.fail_json(msg=f"timeout must be more than 0 and at most 3600 seconds, got {params['timeout']:g}",
                          **result)
+    for path in params["paths"]:
+        if not path.startswith("/") or path.rstrip("/") == "":
+            module.fail_json(msg=f"paths: {path!r} is not an absolute path below / (give the full path)", **result)
     entry = _entry(params["name"])
     if entry is None:
+        try:
+            result["removed"] = _account.remove_paths(params["paths"], module.check_mode)
+        except _account.AccountError as exc:
+            module.fail_json(msg=f"paths: {exc}", **result)
+        result["changed"] = bool(result["removed"])
         module.exit_json(**result)
     result["uid"] = entry.pw_uid
     program = params["program"]
@@ -169,6 +213,8 @@ def main():
         if params["leftovers"] and program is None:
             result.update(_account.remove_schedules(entry.pw_name, module.check_mode))
             result["removed"] = _account.remove_leftovers(entry.pw_uid, entry.pw_name, module.check_mode)
+            result["keyring"] = _account.invalidate_persistent_keyring(entry.pw_uid, module.check_mode)
+        result["removed"] += _account.remove_paths(params["paths"], module.check_mode)
     except _account.AccountError as exc:
         module.fail_json(msg=str(exc), **result)
     except OSError as exc:

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """_account: every process of a uid frozen and killed, a forking one included; its crontab and leftovers gone."""
 
+import json
 import os
 import pwd
 import subprocess
@@ -168,3 +169,85 @@ def test_the_crontab_at_jobs_temp_files_and_ipc_of_the_user_go(user, tmp_path):
     assert planted in removed and f"/dev/shm/sfacct-{os.getpid()}" in removed
     assert not os.path.lexists(planted) and os.path.exists("/etc/passwd"), "the link was removed, not followed"
     assert not _account.ipc_objects(user.pw_uid)
+
+
+# As the user: a file in /run/lock, a directory with a set-uid copy of id inside a root-owned sticky
+# world-writable directory of /tmp, a POSIX message queue, a key in the uid's persistent keyring.
+PLANT = r"""
+import ctypes, os, shutil, sys
+run_lock, sticky, queue = sys.argv[1:4]
+open(run_lock, "w").close()
+os.mkdir(sticky + "/x")
+shutil.copy("/usr/bin/id", sticky + "/x/id")
+os.chmod(sticky + "/x/id", 0o4755)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mq_open.restype = ctypes.c_int
+if libc.mq_open(queue.encode(), os.O_CREAT | os.O_RDWR, 0o600, None) < 0:
+    sys.exit("mq_open: " + os.strerror(ctypes.get_errno()))
+libc.syscall.restype = ctypes.c_long
+keyring = libc.syscall(250, 22, -1, -2)  # KEYCTL_GET_PERSISTENT, own uid, into the process keyring
+if keyring < 0:
+    sys.exit("get_persistent: " + os.strerror(ctypes.get_errno()))
+if libc.syscall(248, b"user", b"sfkey", b"secret", 6, keyring) < 0:  # add_key
+    sys.exit("add_key: " + os.strerror(ctypes.get_errno()))
+"""
+
+# As the uid's next owner: what of the old owner's is still there.
+FIND = r"""
+import ctypes, json, os, sys
+run_lock, sticky, queue = sys.argv[1:4]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+keyring = libc.syscall(250, 22, -1, -2)
+found = {
+    "run_lock": os.path.lexists(run_lock),
+    "sticky": os.path.lexists(sticky + "/x"),
+    "queue": libc.mq_open(queue.encode(), os.O_RDWR, 0, None) >= 0,
+    "key_bytes": libc.syscall(250, 11, keyring, None, 0) if keyring >= 0 else -1,
+}
+print(json.dumps(found))
+"""
+
+
+def run_as(entry, argv):
+    """Run *argv* as *entry* to its end (in a session of its own, from /): its output as text."""
+    def demote():
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+    return subprocess.run(argv, preexec_fn=demote, start_new_session=True, cwd="/", capture_output=True,  # noqa: S603 pylint: disable=subprocess-popen-preexec-fn
+                          text=True, timeout=60, check=False)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the test's keyctl/add_key syscall numbers are x86_64's")
+def test_nothing_the_user_left_passes_to_the_next_owner_of_its_uid(user):
+    tag = f"sfacct-{os.getpid()}"
+    run_lock, sticky, queue = f"/run/lock/{tag}", f"/tmp/.{tag}-unix", f"/{tag}"
+    os.mkdir(sticky)
+    os.chmod(sticky, 0o1777)
+    newcomer = None
+    try:
+        planted = run_as(user, ["/usr/bin/python3", "-c", PLANT, run_lock, sticky, queue])
+        assert planted.returncode == 0, planted.stderr
+        assert os.stat(f"{sticky}/x/id").st_mode & 0o4000 and os.path.exists(run_lock)
+        preview = _account.remove_leftovers(user.pw_uid, user.pw_name, check_mode=True)
+        assert {run_lock, f"{sticky}/x", f"mqueue {queue}"} <= set(preview), preview
+        assert os.path.exists(f"{sticky}/x/id"), "check mode removes nothing"
+        removed = _account.remove_leftovers(user.pw_uid, user.pw_name)
+        assert {run_lock, f"{sticky}/x", f"mqueue {queue}"} <= set(removed), removed
+        assert _account.invalidate_persistent_keyring(user.pw_uid).startswith("invalidated (1 key(s)")
+        assert os.path.isdir(sticky), "the root-owned directory itself stays"
+        subprocess.run(["userdel", user.pw_name], check=True, capture_output=True)
+        name = f"sfnext-{os.getpid()}"
+        subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell",
+                        "/usr/sbin/nologin", "--uid", str(user.pw_uid), "--user-group", name], check=True,
+                       capture_output=True)
+        newcomer = pwd.getpwnam(name)
+        assert newcomer.pw_uid == user.pw_uid
+        probe = run_as(newcomer, ["/usr/bin/python3", "-c", FIND, run_lock, sticky, queue])
+        assert json.loads(probe.stdout) == {"run_lock": False, "sticky": False, "queue": False, "key_bytes": 0}
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", sticky, run_lock], check=False)
+        subprocess.run(["python3", "-c", f"import ctypes; ctypes.CDLL(None).mq_unlink(b'{queue}')"], check=False)
+        if newcomer is not None:
+            throwaway_user.remove(newcomer)
