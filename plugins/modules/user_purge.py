@@ -27,7 +27,7 @@ description:
     act as the uid's next owner; a walk at most 8 directories deep, following no link, never leaving the
     filesystem); its POSIX message queues (found through a C(mqueue) mount in a private mount namespace, so
     whether or not C(/dev/mqueue) is mounted); its System V IPC objects; its mail spool; and its persistent
-    keyring (C(KEYCTL_GET_PERSISTENT), see C(persistent-keyring(7))), which is invalidated. All of these a later
+    keyring (C(KEYCTL_GET_PERSISTENT), see the persistent-keyring(7) manual page), which is invalidated. All of these a later
     account given the same uid would otherwise inherit.
   - >-
     B(Trees) (O(paths), and every leftover directory) are removed without recursion and with one directory open

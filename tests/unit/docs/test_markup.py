@@ -41,6 +41,8 @@ def ours():
         for name in os.listdir(os.path.join(ROOT, "plugins", folder)):
             stem, ext = os.path.splitext(name)
             if ext in (".py", ".yml") and not stem.startswith("_") and stem != "__init__":
+                if kind == "filter" and ext == ".py":
+                    continue  # a filter file may hold several filters: each is its sidecar NAME.yml
                 found.add((stem, kind))
     return found
 

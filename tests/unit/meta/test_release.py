@@ -82,8 +82,8 @@ def documentation():
     docs = {}
     wanted = {"role": [f"sysops.fleet.{r}" for r in os.listdir(os.path.join(ROOT, "roles"))]}
     for folder, kind in TYPES.items():
-        wanted[kind] = sorted(f"sysops.fleet.{os.path.splitext(n)[0]}" for n in os.listdir(os.path.join(ROOT, "plugins", folder))
-                              if n.endswith((".py", ".yml")) and not n.startswith("_"))
+        wanted[kind] = sorted({f"sysops.fleet.{os.path.splitext(n)[0]}" for n in os.listdir(os.path.join(ROOT, "plugins", folder))
+                               if n.endswith(".yml" if kind == "filter" else (".py", ".yml")) and not n.startswith("_")})
     for kind, names in wanted.items():
         out = subprocess.run([tool("ansible-doc"), "--json", "-t", kind] + names, capture_output=True, text=True,
                              env=env, cwd=ROOT, check=True, timeout=300).stdout
@@ -168,7 +168,7 @@ def test_the_built_collection_leaves_out_the_clones_own_inventory(tarball_names)
 def site_settings():
     """The variables playbooks/site.yml reads with a default: its settings."""
     with open(os.path.join(ROOT, "playbooks", "site.yml"), encoding="utf-8") as handle:
-        return sorted(set(re.findall(r"(?<![.\w])([a-z][a-z0-9_]*) \| default\(", handle.read())))
+        return sorted(set(re.findall(r"(?<!\| )(?<![.\w])([a-z][a-z0-9_]*) \| default\(", handle.read())))
 
 
 def test_the_example_inventory_documents_every_setting_of_site_yml():
