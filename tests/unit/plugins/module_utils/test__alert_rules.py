@@ -3,6 +3,8 @@
 """The alert rules: K bad rounds of the last N, clear after M good ones, host thresholds, disk hysteresis; and
 the [hosts] and [host NAME] settings that set them, with a table of hostile values and the message each gets."""
 
+import os
+import re
 import textwrap
 
 import pytest
@@ -184,3 +186,14 @@ def test_hostile_host_settings_are_refused_naming_the_key(tmp_path, body, messag
     with pytest.raises(_watcher.WatcherConfigError) as refused:
         load(tmp_path, body)
     assert message in str(refused.value), str(refused.value)
+
+
+def test_the_documented_hosts_example_loads_as_written(tmp_path):
+    """docs/watcher.md's [hosts] example, pasted into a settings file, is accepted (an outside tester found its
+    inline comments refused: a '#' after a value is part of the value)."""
+    docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "docs", "watcher.md")
+    with open(docs, encoding="utf-8") as handle:
+        text = handle.read()
+    block = re.search(r"```ini\n(# The sweep's options.*?)```", text, re.S).group(1)
+    settings_ = load(tmp_path, block)
+    assert settings_.sweep_seconds() > 0
