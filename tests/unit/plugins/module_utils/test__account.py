@@ -62,6 +62,7 @@ def generations(reaper, seconds):
     return count
 
 
+@pytest.mark.alone  # the forker must outpace any list of pids, which needs a core of its own
 def test_a_process_that_keeps_forking_to_new_pids_is_caught(user):
     reaper = throwaway_user.spawn_reaped(user, ["/usr/bin/python3", "-c", FORKER])
     throwaway_user.spawn_as(user, ["sleep", "1000"])

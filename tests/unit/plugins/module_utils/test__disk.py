@@ -364,6 +364,7 @@ def fake_df(tmp_path):
     return str(script)
 
 
+@pytest.mark.alone  # a fake df that hangs, against the probe timeout
 def test_df_probe_batches_local_mounts_and_retries_a_hung_batch_one_mount_per_call(fake_df, monkeypatch):
     calls = []
     real = _command.run_many

@@ -179,7 +179,8 @@ def test_ctrl_c_during_a_handed_off_command_ends_with_130_and_a_sentence_not_a_t
     try:
         time.sleep(0.5)
         root = subprocess.Popen([os.path.join(top, "fleet-watcher"), "--config", settings.path, "sweep", "127.0.0.1"],  # noqa: S603
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ROOT_ENV)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ROOT_ENV,
+                                preexec_fn=default_sigint)  # pylint: disable=subprocess-popen-preexec-fn
         time.sleep(3)
         root.send_signal(signal.SIGINT)
         out, err = root.communicate(timeout=30)
@@ -192,6 +193,11 @@ def test_ctrl_c_during_a_handed_off_command_ends_with_130_and_a_sentence_not_a_t
     left = [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}")
             and owner_of(int(p))[0] == user.pw_uid and top.encode() in _cmdline(p)]
     assert left == [], "a handed-off command outlived root's interruption"
+
+
+def default_sigint():
+    """A terminal's Ctrl-C reaches a program whose SIGINT is the default (a pytest-xdist worker ignores it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _cmdline(pid):
