@@ -253,11 +253,25 @@ def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> Non
                 settings.limits_by_host[key] = limits
     except (ValueError, _targets.TargetError) as exc:
         raise WatcherConfigError(str(exc)) from None
+    _loss_needs_count(settings)
     try:  # the watch list, refused now (not at the first round) if it can never be swept
         _targets.parse_all(settings.sweep.targets, "[hosts] watch", settings.sweep.max_hosts)
         _targets.parse_all(settings.sweep.exclude, "[hosts] exclude")
     except _targets.TargetError as exc:
         raise WatcherConfigError(str(exc)) from None
+
+
+def _loss_needs_count(settings: Settings) -> None:
+    """A loss threshold with count = 1 would never fire (one probe a round, retries not counted): refused."""
+    if settings.sweep.count > 1:
+        return
+    for where, limits in [("[hosts]", settings.host_limits)] + [(f"[{HOST_SECTION}{k}]", v)
+                                                              for k, v in settings.limits_by_host.items()]:
+        for key in ("loss_warn", "loss_crit"):
+            if getattr(limits, key, None) is not None:
+                raise WatcherConfigError(f"{where} {key} needs [hosts] count of 2 or more probes a round (count is "
+                                         f"{settings.sweep.count}: a host either answers or is down); set count, "
+                                         f"or remove {key}")
 
 
 def _host_section(section: configparser.SectionProxy, name: str, settings: Settings):

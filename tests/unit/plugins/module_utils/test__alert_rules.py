@@ -197,3 +197,14 @@ def test_the_documented_hosts_example_loads_as_written(tmp_path):
     block = re.search(r"```ini\n(# The sweep's options.*?)```", text, re.S).group(1)
     settings_ = load(tmp_path, block)
     assert settings_.sweep_seconds() > 0
+
+
+@pytest.mark.parametrize("body,where", [
+    ("[hosts]\nwatch = 127.0.0.1\ncount = 1\nloss_warn = 5\n", "[hosts] loss_warn"),
+    ("[hosts]\nwatch = 127.0.0.1\ncount = 1\n[host 127.0.0.1]\nloss_crit = 20\n", "[host 127.0.0.1] loss_crit"),
+])
+def test_a_loss_threshold_with_one_probe_a_round_is_refused(tmp_path, body, where):
+    """With count = 1 the loss of a round is never counted (an outside tester's 50 % loss went unseen): say so."""
+    with pytest.raises(_watcher.WatcherConfigError, match=re.escape(where) + " needs \\[hosts\\] count of 2 or more"):
+        load(tmp_path, body)
+    assert load(tmp_path, body.replace("count = 1", "count = 2")).sweep.count == 2
