@@ -12,7 +12,12 @@ from ansible_collections.sysops.fleet.plugins.module_utils import _mesh
 
 
 def mesh_addresses(hostvars, hosts):
-    """host -> the address the others probe, for each of *hosts* that has one (``_mesh.address_of``)."""
+    """host -> the address the others probe, for each of *hosts* that has one (``_mesh.address_of``).
+
+    Hosts that share an address (port-forwarded hosts behind one address) are left out: the
+    others cannot tell them apart by probing it, and one shared address must not cost the
+    whole fleet report.
+    """
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError(f"sysops.fleet.mesh_addresses: expected a list of hosts, got {type(hosts).__name__}")
     found = {}
@@ -20,7 +25,8 @@ def mesh_addresses(hostvars, hosts):
         address = _mesh.address_of(hostvars[host])
         if address:
             found[host] = address
-    return found
+    shared = {a for a in found.values() if list(found.values()).count(a) > 1}
+    return {host: address for host, address in found.items() if address not in shared}
 
 
 def mesh_peers(addresses, me, bound=64):

@@ -48,3 +48,11 @@ def test_a_sweepers_own_sweep_and_its_mesh_sweep_join_into_one_result_fleet_repo
     assert FILTERS["mesh_joined"](own, {}) == own
     with pytest.raises(AnsibleFilterError, match="expected two dicts"):
         FILTERS["mesh_joined"](own, [])
+
+
+def test_hosts_that_share_an_address_are_left_out_and_the_report_still_takes_the_rest():
+    """Port-forwarded hosts behind one address (an outside tester's web1/web2 on 127.0.0.1) cost no fleet report."""
+    hostvars = {"web1": {"ansible_host": "127.0.0.1", "ansible_port": 2201},
+                "web2": {"ansible_host": "127.0.0.1", "ansible_port": 2202},
+                "db1": {"ansible_host": "127.0.0.3"}}
+    assert plugin.mesh_addresses(hostvars, ["web1", "web2", "db1"]) == {"db1": "127.0.0.3"}
