@@ -265,8 +265,9 @@ def _loss_needs_count(settings: Settings) -> None:
     """A loss threshold with count = 1 would never fire (one probe a round, retries not counted): refused."""
     if settings.sweep.count > 1:
         return
-    for where, limits in [("[hosts]", settings.host_limits)] + [(f"[{HOST_SECTION}{k}]", v)
-                                                              for k, v in settings.limits_by_host.items()]:
+    sections = [("[hosts]", settings.host_limits)]
+    sections += [(f"[{HOST_SECTION}{k}]", v) for k, v in settings.limits_by_host.items()]
+    for where, limits in sections:
         for key in ("loss_warn", "loss_crit"):
             if getattr(limits, key, None) is not None:
                 raise WatcherConfigError(f"{where} {key} needs [hosts] count of 2 or more probes a round (count is "
