@@ -190,7 +190,7 @@ def test_a_user_who_freezes_its_own_processes_never_hangs_root(system_install):
             results = {}
             for word, proc in runs.items():
                 try:
-                    out, _err = proc.communicate(timeout=deadlines[word] + 30)
+                    out, _err = proc.communicate(timeout=deadlines[word] + 60)
                     results[word] = (proc.returncode, time.monotonic() - started, out)
                 except subprocess.TimeoutExpired:
                     proc.kill()
@@ -199,9 +199,12 @@ def test_a_user_who_freezes_its_own_processes_never_hangs_root(system_install):
         freezer.kill()
         freezer.wait()
         restored()
-    assert rotate[0] == 0 and rotate[1] < 15 + 15, f"logrotate (its postrotate reload) hung: {rotate}"
+    # Slack over each deadline: five root commands, logrotate and a freezer start at once, while CI's
+    # other lane keeps both cores busy (30.2 s was seen for the 15 s reload). The old code never ended.
+    slack = 45
+    assert rotate[0] == 0 and rotate[1] < 15 + slack, f"logrotate (its postrotate reload) hung: {rotate}"
     for word, (code, seconds, out) in results.items():
-        assert code is not None and seconds < deadlines[word] + 15, f"{word}: {code} after {seconds:.0f}s: {out}"
+        assert code is not None and seconds < deadlines[word] + slack, f"{word}: {code} after {seconds:.0f}s: {out}"
         assert code != 0 and "did not finish within" in out and "killed" in out, f"{word}: {out}"
 
 
