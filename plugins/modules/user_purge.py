@@ -12,7 +12,7 @@ module: user_purge
 short_description: Stop everything a user runs and remove what it left scheduled, so the account can be deleted
 version_added: "0.1.0"
 description:
-  - Run before M(ansible.builtin.user) with O(ansible.builtin.user#module:state=absent), so that nothing of the
+  - Run before M(ansible.builtin.user) with C(state=absent), so that nothing of the
     account survives it. The C(sysops.fleet.watcher) role uses it to uninstall the watcher by the daemon's uid,
     never by what that user wrote (a pidfile it could have replaced).
   - >-
