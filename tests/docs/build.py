@@ -92,11 +92,10 @@ def run(argv: List[str], cwd: str) -> None:
 def expected_pages() -> List[str]:
     """The page every module, plugin and role of the collection must get."""
     pages = []
-    for folder, kind in (("modules", "module"), ("filter", "filter"), ("inventory", "inventory"),
-                         ("lookup", "lookup")):
+    for folder, kind in (("modules", "module"), ("inventory", "inventory"), ("lookup", "lookup")):
         for path in glob.glob(os.path.join(ROOT, "plugins", folder, "[a-z]*.py")):
             pages.append(f"{os.path.splitext(os.path.basename(path))[0]}_{kind}.html")
-    for path in glob.glob(os.path.join(ROOT, "plugins", "filter", "[a-z]*.yml")):
+    for path in glob.glob(os.path.join(ROOT, "plugins", "filter", "[a-z]*.yml")):  # a file may hold several filters
         pages.append(f"{os.path.splitext(os.path.basename(path))[0]}_filter.html")
     pages += [f"{os.path.basename(role)}_role.html" for role in glob.glob(os.path.join(ROOT, "roles", "*"))]
     return sorted(set(pages))
