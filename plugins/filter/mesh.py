@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _mesh
@@ -25,8 +27,8 @@ def mesh_addresses(hostvars, hosts):
         address = _mesh.address_of(hostvars[host])
         if address:
             found[host] = address
-    shared = {a for a in found.values() if list(found.values()).count(a) > 1}
-    return {host: address for host, address in found.items() if address not in shared}
+    times = Counter(found.values())
+    return {host: address for host, address in found.items() if times[address] == 1}
 
 
 def mesh_peers(addresses, me, bound=64):

@@ -43,7 +43,6 @@ it runs that program; nothing else is removed.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import platform
 import pwd
@@ -53,13 +52,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import _command, _privilege, _text, _tree
+from . import _command, _fanout, _privilege, _text, _tree
 
 TEMP_DIRECTORIES = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 WALK_DEPTH = 8          # world-writable directories inside world-writable directories, this deep at most
 WALK_ENTRIES = 200000   # entries looked at under each temporary directory, at most
 MAIL_DIRECTORIES = ("/var/mail", "/var/spool/mail")
 DEFAULT_TIMEOUT = 30.0
+MQUEUE_TIMEOUT = 30.0   # seconds for the worker that lists the queues in its own mount namespace
 _IPC = (("shm", "-m", 7, 9), ("sem", "-s", 4, 6), ("msg", "-q", 7, 9))  # /proc/sysvipc file, ipcrm flag, uid, cuid
 
 
@@ -332,8 +332,9 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _mqueue_child(uid: int, check_mode: bool, out: int) -> None:  # pragma: no cover - runs in a forked child
-    """In a mount namespace of its own, mount the message-queue filesystem, remove *uid*'s queues, write their names."""
+def _mqueue_names(task: Tuple[int, bool]) -> List[str]:  # pragma: no cover - runs in a fan_out worker
+    """In a mount namespace of its own, mount the message-queue filesystem and remove *uid*'s queues: their names."""
+    uid, check_mode = task
     libc = _libc()
     if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
         raise OSError(ctypes.get_errno(), "unshare")
@@ -341,27 +342,18 @@ def _mqueue_child(uid: int, check_mode: bool, out: int) -> None:  # pragma: no c
         raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
     if libc.mount(b"mqueue", b"/tmp", b"mqueue", 0, None) != 0:  # over /tmp, seen by this namespace alone
         raise OSError(ctypes.get_errno(), "mount -t mqueue")
-    os.write(out, json.dumps(_owned_queues("/tmp", uid, check_mode)).encode("ascii"))
+    return _owned_queues("/tmp", uid, check_mode)
 
 
 def remove_message_queues(uid: int, check_mode: bool = False) -> List[str]:
-    """Remove the POSIX message queues *uid* owns (whether or not /dev/mqueue is mounted): ``mqueue /NAME`` each."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child only removes and reports
-        code = 0
-        try:
-            os.close(read_end)
-            _mqueue_child(uid, check_mode, write_end)
-        except BaseException:  # noqa: BLE001 - a child never returns into the caller's code
-            code = 1
-        os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as handle:
-        data = handle.read(1 << 20)
-    _pid, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        names = json.loads(data.decode("ascii") or "[]")
+    """Remove the POSIX message queues *uid* owns (whether or not /dev/mqueue is mounted): ``mqueue /NAME`` each.
+
+    The private mount is made in a worker of the core's fan-out, which ends with it (and within
+    MQUEUE_TIMEOUT seconds); where no mount may be made, the host's /dev/mqueue is read instead.
+    """
+    [outcome] = _fanout.fan_out(_mqueue_names, [(uid, check_mode)], workers=1, timeout=MQUEUE_TIMEOUT)
+    if outcome.ok:
+        names = outcome.value
     elif os.path.isdir("/dev/mqueue"):  # no mount allowed here (a container without CAP_SYS_ADMIN): the host's
         names = _owned_queues("/dev/mqueue", uid, check_mode)
     else:

@@ -231,16 +231,20 @@ def parse_all(entries: Sequence[str], option: str, max_hosts: Optional[int] = No
         runs = octet_list_runs(entry, option)
         parsed.extend([Span(4, a, b, entry) for a, b in runs] if runs is not None else [parse(entry, option)])
     if max_hosts is not None:
-        total = 0
         for target in parsed:
             if isinstance(target, Span) and target.size > max_hosts:
                 raise TargetError(f"{option}: {target.source!r} has {target.size} addresses, "
                                   f"more than max_hosts={max_hosts}; split it or raise max_hosts")
-            total += target.size if isinstance(target, Span) else 1
+        total = size_of(parsed)
         if total > max_hosts:
             raise TargetError(f"{option}: {total} addresses in all, more than max_hosts={max_hosts}; "
                               "split the sweep or raise max_hosts")
     return parsed
+
+
+def size_of(parsed: Sequence[Target]) -> int:
+    """The addresses of parsed targets, nothing resolved: a host name counts as one."""
+    return sum(t.size if isinstance(t, Span) else 1 for t in parsed)
 
 
 def resolve_name(name: str) -> List[IPAddress]:

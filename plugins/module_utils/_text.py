@@ -60,13 +60,6 @@ def _escape(char: str) -> str:
     return f"\\U{code:08x}"
 
 
-def _plain(text: str) -> bool:
-    """True if no character of *text* needs ``_unseen``'s escape (the usual case, checked cheaply)."""
-    if text[:1] == " " or text[-1:] == " ":
-        return False
-    return text.isascii() or unicodedata.is_normalized("NFC", text)
-
-
 def _unseen(char: str, index: int, last: int, composed: bool) -> bool:
     """A printable character a reader cannot tell is there: a space at either end, a mark of uncomposed text."""
     if char == " ":
@@ -81,8 +74,9 @@ def printable(value: Union[str, bytes], limit: int = 0) -> str:
     read from the kernel shows every byte it holds.
     """
     text = os.fsdecode(value) if isinstance(value, bytes) else str(value)
-    if not (text.isprintable() and "\\" not in text) or not _plain(text):
-        last, composed = len(text) - 1, text.isascii() or unicodedata.is_normalized("NFC", text)
+    composed = text.isascii() or unicodedata.is_normalized("NFC", text)
+    if not (text.isprintable() and "\\" not in text and composed and text[:1] != " " and text[-1:] != " "):
+        last = len(text) - 1
         text = "".join(_escape(c) if not c.isprintable() or c == "\\" or _unseen(c, i, last, composed) else c
                        for i, c in enumerate(text))
     if limit > 0 and len(text) > limit:

@@ -153,12 +153,12 @@ def _sweep_deadline(args, settings: _watcher.Settings) -> float:
     the user); a name counts as one address. At most the hour one sweep may send for.
     """
     try:
-        targets = _targets.parse_all(args.targets or (settings.hosts if settings else []), "targets", max_hosts=_targets.DEFAULT_MAX_HOSTS)
+        targets = _targets.parse_all(args.targets or (settings.hosts if settings else []), "targets",
+                                     max_hosts=_targets.DEFAULT_MAX_HOSTS)
     except (_targets.TargetError, ValueError):
         return 60.0  # refused by the child at once
-    addresses = sum(t.size if isinstance(t, _targets.Span) else 1 for t in targets)
     probing = max(args.count, 1) * max(args.spacing, 0.0) + (max(args.retries, 0) + 1) * max(args.timeout, 0.0)
-    return min(60.0 + addresses / _sweep.DEFAULT_RATE + probing, 3600.0 + probing)
+    return min(60.0 + _targets.size_of(targets) / _sweep.DEFAULT_RATE + probing, 3600.0 + probing)
 
 
 def _hand_off(args, settings: _watcher.Settings, entry: pwd.struct_passwd, argv: Sequence[str]) -> int:
