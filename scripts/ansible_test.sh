@@ -50,6 +50,9 @@
 #
 # Environment:
 #   SYSOPS_FLEET_VENV          venv holding ansible-test (default: .venv)
+#   SYSOPS_FLEET_TEST_TREE     where the copy goes (default: .build/ansible-test); two runs at
+#                              once (scripts/test.sh's lanes) each need their own: a run deletes
+#                              the copy it finds
 #   SYSOPS_FLEET_TEST_OVERLAY  a directory whose files are laid over the copy
 #                              after it is made (for trying throwaway targets
 #                              or modules without touching the checkout)
@@ -80,7 +83,7 @@ if [ -z "$NAMESPACE" ] || [ -z "$NAME" ]; then
     die "could not read namespace/name from galaxy.yml"
 fi
 
-BUILD_ROOT="$ROOT/.build/ansible-test"
+BUILD_ROOT="${SYSOPS_FLEET_TEST_TREE:-$ROOT/.build/ansible-test}"
 COLLECTION_DIR="$BUILD_ROOT/ansible_collections/$NAMESPACE/$NAME"
 
 list_sources() {

@@ -134,12 +134,17 @@ matrix_default_checks() {
     esac
 }
 
-# matrix_check CHECK VERSION VENV TIER TARBALL: one check with one ansible-core.
+# matrix_check CHECK VERSION VENV TIER TARBALL OLDEST: one check with one ansible-core.
 matrix_check() {
-    local check="$1" version="$2" venv="$3" tier="$4" tarball="$5" outside=()
+    local check="$1" version="$2" venv="$3" tier="$4" tarball="$5" oldest="$6" outside=() pythons=()
     [ "$tier" = compat ] && outside=(--unsupported-ok)
+    # Sanity between the oldest and the newest: every test of that version, the tests that run once
+    # per Python (compile, import) with the venv's Python only. The oldest and the newest (the
+    # sanity step) run them with every Python on the machine: what a Python accepts does not
+    # change with the ansible-core in between, and CI's 90 minutes hold only so many runs.
+    [ "$version" != "$oldest" ] && pythons=(--python "$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')")
     case "$check" in
-        sanity) SYSOPS_FLEET_VENV="$venv" bash "$ROOT/scripts/ansible_test.sh" sanity ;;
+        sanity) SYSOPS_FLEET_VENV="$venv" bash "$ROOT/scripts/ansible_test.sh" sanity "${pythons[@]}" ;;
         demo) "$ROOT/.venv/bin/python" "$ROOT/tests/matrix/demo.py" --bin "$venv/bin" --tarball "$tarball" \
                   --expect-version "$version" "${outside[@]}" ;;
         # With an older ansible-core, the unit tests that go through ansible-core: not those of the
@@ -185,7 +190,7 @@ step_matrix() {
             [ ${#checks[@]} -eq 0 ] || [[ " ${checks[*]} " == *" $check "* ]] || continue
             log "---- matrix: ansible-core $version ($tier): $check"
             started=$SECONDS
-            if matrix_check "$check" "$version" "$venv" "$tier" "$tmp"/sysops-fleet-*.tar.gz < /dev/null; then
+            if matrix_check "$check" "$version" "$venv" "$tier" "$tmp"/sysops-fleet-*.tar.gz "$oldest" < /dev/null; then
                 results+=("$version $check: passed ($((SECONDS - started))s)")
             else
                 results+=("$version $check: FAILED ($((SECONDS - started))s)"); rc=1
@@ -252,27 +257,62 @@ run_steps() {
     done
 }
 
-# The whole run (no step named) takes two lanes at once: the steps that wait on a root system
-# install and on containers (attack, molecule, fleet: mostly waiting, little CPU) beside the others
-# (mostly CPU: sanity, the matrix), so CI's time is the longer lane's, not the sum. The system
-# lane's output goes to .build/lane-system.log and is printed when both are done.
+# The whole run (no step named) takes four lanes at once, so CI's time is the longest lane's, not
+# the sum (2 cores; much of every lane waits on deadlines, servers, pings, sshd and containers):
+#   system      attack: a root system install of the watcher on this machine
+#   containers  molecule, fleet: podman containers (their own images, networks and names)
+#   ansible     integration, adhoc, and the matrix's demo, unit, integration and adhoc
+#               (ansible-test in a tree of its own, SYSOPS_FLEET_TEST_TREE: a run deletes the
+#               copy it finds)
+#   main        unit, lint, sanity, galaxy, docs, and the matrix's sanity
+# The other lanes' output goes to .build/lane-NAME.log, printed when all are done.
 # SYSOPS_FLEET_LANES=0, or naming steps, runs them one after the other in the order given.
-SYSTEM_LANE=" attack molecule fleet "
+lane_of() {
+    case "$1" in
+        attack) echo system ;;
+        molecule|fleet) echo containers ;;
+        integration|adhoc) echo ansible ;;
+        *) echo main ;;
+    esac
+}
 tally="$(mktemp)"
-lanes=()
-if [ "$#" -eq 0 ] && [ "${SYSOPS_FLEET_LANES:-1}" != 0 ]; then
-    system=() others=()
-    for i in "${!STEPS[@]}"; do
-        if [[ "$SYSTEM_LANE" == *" ${STEPS[$i]} "* ]]; then system+=("$i"); else others+=("$i"); fi
-    done
-    lane_log="$ROOT/.build/lane-system.log"
-    log "the system lane (${SYSTEM_LANE# }) runs beside the others; its output: $lane_log"
-    ( run_steps "${system[@]}" ) 3>>"$tally" >"$lane_log" 2>&1 &
+lanes=() lane_logs=()
+# start_lane NAME INDEX...: run_steps in the background, its output in .build/lane-NAME.log.
+start_lane() {
+    local name="$1" i; shift
+    [ $# -gt 0 ] || return 0
+    lane_logs+=("$ROOT/.build/lane-$name.log")
+    log "the $name lane ($(for i in "$@"; do printf '%s ' "${STEPS[$i]}"; done)) runs beside the others; its output: ${lane_logs[-1]}"
+    (
+        [ "$name" = ansible ] && export SYSOPS_FLEET_TEST_TREE="$ROOT/.build/ansible-test-lane"
+        run_steps "$@"
+    ) 3>>"$tally" >"${lane_logs[-1]}" 2>&1 &
     lanes+=("$!")
-    run_steps "${others[@]}" 3>>"$tally"
+}
+if [ "$#" -eq 0 ] && [ "${SYSOPS_FLEET_LANES:-1}" != 0 ]; then
+    system=() containers=() ansible=() main=()
+    for i in "${!STEPS[@]}"; do
+        if [ "${STEPS[$i]}" = matrix ]; then  # split: its sanity in main, the rest in ansible
+            ARGS[i]="--only=sanity"; main+=("$i")
+            ansible+=("${#STEPS[@]}"); STEPS+=(matrix); ARGS+=("--only=demo,unit,integration,adhoc")
+            continue
+        fi
+        case "$(lane_of "${STEPS[$i]}")" in
+            system) system+=("$i") ;;
+            containers) containers+=("$i") ;;
+            ansible) ansible+=("$i") ;;
+            *) main+=("$i") ;;
+        esac
+    done
+    start_lane system "${system[@]}"
+    start_lane containers "${containers[@]}"
+    start_lane ansible "${ansible[@]}"
+    run_steps "${main[@]}" 3>>"$tally"
     wait "${lanes[@]}"
-    log "==== the system lane's output ($lane_log)"
-    cat "$lane_log" >&2
+    for lane_log in "${lane_logs[@]}"; do
+        log "==== the output of $lane_log"
+        cat "$lane_log" >&2
+    done
 else
     run_steps "${!STEPS[@]}" 3>>"$tally"
 fi
