@@ -11,6 +11,12 @@ user="$1" sudo="$2" key="$3"
 case "$sudo" in nopasswd|none) ;; *) echo "SUDO must be nopasswd or none, not '$sudo'" >&2; exit 2 ;; esac
 [ -s /etc/ssh/ssh_host_ed25519_key ] || { echo "no host key in /etc/ssh/ssh_host_ed25519_key" >&2; exit 1; }
 
+# Rootful podman containers share the host's uids: system users made here (the daemon's, by the
+# role) get 800-899, apart from the host's (999 down), whose tests kill their own system users'
+# processes by uid at the same time (kill(-1) as a uid reaches every process of that uid).
+grep -q '^SYS_UID_MIN' /etc/login.defs \
+    || printf 'SYS_UID_MIN 800\nSYS_UID_MAX 899\nSYS_GID_MIN 800\nSYS_GID_MAX 899\n' >> /etc/login.defs
+
 # a locked password (useradd's default): the key is the only way in
 useradd --create-home --shell /bin/bash "$user"
 home="$(getent passwd "$user" | cut -d: -f6)"

@@ -12,7 +12,7 @@ the known_hosts written from the host keys the test made, ``become: true``
 (sudo) and pipelining. Packets go only to the containers' own addresses:
 the sweeper's sweep_targets are exactly them, watcher_watch_hosts is empty.
 
-    fleettest-1  sweeper; its data filesystem grew 8 MiB since a day-old sample
+    fleettest-1  sweeper; its data filesystem grows 8 MiB a day (two seeded days, then today's real 8 MiB)
     fleettest-2  grew 16 MiB
     fleettest-3  grew 24 MiB (fills fastest)
     fleettest-4  stopped before the play: down for the sweep, UNREACHABLE for Ansible

@@ -2,19 +2,51 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A system user made for one test and removed after it (root only): the daemon's user, for real."""
 
+import grp
 import os
 import pwd
+import random
 import subprocess
 import time
 import uuid
 
 
+# The uids of throwaway users: far above the system range (below 1000), where the containers of
+# CI's other lane (molecule, the fleet test) give the daemon's user its uid. Rootful containers share
+# this kernel's uids, so a kill(-1) as a throwaway uid that is also a container user's would kill
+# that container's daemon too.
+UID_RANGE = range(59000, 60000)
+
+
+def _free_id() -> int:
+    """A uid in UID_RANGE that is neither a user's nor a group's id yet (tried in random order)."""
+    ids = list(UID_RANGE)
+    random.shuffle(ids)
+    for uid in ids:
+        try:
+            pwd.getpwuid(uid)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(uid)
+            continue
+        except KeyError:
+            return uid
+    raise RuntimeError(f"no free uid in {UID_RANGE}")
+
+
 def make(prefix: str = "sftest") -> pwd.struct_passwd:
     """A new system user with no home and no login shell; its name is unique to this call."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                    "--shell", "/usr/sbin/nologin", name], check=True, capture_output=True)
-    return pwd.getpwnam(name)
+    for _ in range(5):  # another test may take the same free id at the same moment: try another
+        uid = _free_id()
+        done = subprocess.run(["useradd", "--system", "--uid", str(uid), "--user-group", "--no-create-home",
+                               "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+                              capture_output=True, check=False)
+        if done.returncode == 0:
+            return pwd.getpwnam(name)
+    raise RuntimeError(f"useradd {name}: {done.stderr.decode(errors='replace')}")
 
 
 def _uid_processes(uid: int) -> list:
