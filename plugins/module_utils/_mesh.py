@@ -25,7 +25,13 @@ order (a pair explained by an earlier finding gives no later one):
     Not down, it probed at least MIN_PEERS hosts that are not down and
     reached at most BLIND_SHARE of them, while strictly more than half of
     at least MIN_PEERS such hosts that probed it reach it (a tie is not
-    "most": no finding from it).
+    "most": no finding from it). With one such host probing it (two
+    probers), that one must reach it and it must have reached at most
+    BLIND_SHARE of at least MIN_PEERS hosts it probed that another prober
+    reaches (``alive_elsewhere``). Without those, its silence on the
+    prober that reaches it reads the same as that prober dropping what it
+    sends: its one_way pairs are one finding at nobody (``at`` None,
+    ``maybe_blind`` the host), neither host blamed.
 ``cut``
     The sweeping hosts that are neither down nor blind fall into groups:
     hosts joined by any pair that works in either direction are one group
@@ -149,20 +155,57 @@ def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
 
 
 def _blind(m: _Matrix, down: Set[str]) -> Dict[str, Dict[str, Any]]:
-    """Sweepers that reach (almost) none of the live hosts they probed while most of those that probe them reach them."""
+    """Sweepers that reach (almost) none of the live hosts they probed while most of those that probe them reach them.
+
+    With fewer than MIN_PEERS hosts probing it (two probers: one
+    witness), the one witness that reaches it cannot tell its silence
+    from the other prober dropping what it sends; the silence on hosts
+    that another prober reaches can (``_alive_elsewhere``).
+    """
     found = {}
     for host, row in m.seen.items():
         if host in down:
             continue
         probed = [loss for other, loss in row.items() if other not in down]
         witnesses = [loss for other, loss in m.column.get(host, {}).items() if other not in down]
-        if len(probed) < MIN_PEERS or len(witnesses) < MIN_PEERS:
-            continue
         reaches = sum(1 for loss in probed if loss < SILENT)
         reached_by = sum(1 for loss in witnesses if loss < SILENT)
-        if reaches <= BLIND_SHARE * len(probed) and 2 * reached_by > len(witnesses):
-            found[host] = {"kind": "blind", "hosts": [host], "reaches": reaches, "probed": len(probed),
-                           "reached_by": reached_by, "probed_by": len(witnesses)}
+        if len(probed) < MIN_PEERS or reaches > BLIND_SHARE * len(probed) or 2 * reached_by <= len(witnesses):
+            continue
+        finding = {"kind": "blind", "hosts": [host], "reaches": reaches, "probed": len(probed),
+                   "reached_by": reached_by, "probed_by": len(witnesses)}
+        if len(witnesses) < MIN_PEERS:
+            alive = _alive_elsewhere(m, host, down)
+            if len(alive) < MIN_PEERS or sum(1 for loss in alive if loss < SILENT) > BLIND_SHARE * len(alive):
+                continue
+            finding["alive_elsewhere"] = len(alive)
+        found[host] = finding
+    return found
+
+
+def _alive_elsewhere(m: _Matrix, host: str, down: Set[str]) -> List[float]:
+    """What *host* saw of the hosts it probed that another prober reaches: those answer, so silence is its own."""
+    return [loss for other, loss in m.seen[host].items() if other not in down
+            and any(by != host and seen_loss < SILENT for by, seen_loss in m.column.get(other, {}).items())]
+
+
+def _untold(m: _Matrix, down: Set[str], blind: Set[str]) -> Set[str]:
+    """Sweepers that look blind to their one witness, without the hosts another prober reaches to tell.
+
+    Its silence on the witness is either its own way out (blind) or the
+    witness dropping what it sends (one_way at the witness): the two
+    read the same, so its pairs are reported as one_way at nobody.
+    """
+    found = set()
+    for host, row in m.seen.items():
+        if host in down or host in blind:
+            continue
+        probed = [loss for other, loss in row.items() if other not in down]
+        witnesses = [loss for other, loss in m.column.get(host, {}).items() if other not in down]
+        if not probed or not 0 < len(witnesses) < MIN_PEERS or 2 * sum(1 for w in witnesses if w < SILENT) <= len(witnesses):
+            continue
+        if sum(1 for loss in probed if loss < SILENT) <= BLIND_SHARE * len(probed):
+            found.add(host)
     return found
 
 
@@ -296,12 +339,17 @@ def _grouped(pairs: Iterable[Pair]) -> List[Tuple[str, List[Pair]]]:
     return found
 
 
-def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy_pct: float
+def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy_pct: float, untold: Set[str]
                    ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """Inside each group: pairs failing both ways (cut), one way (one_way), and working but lossy."""
+    """Inside each group: pairs failing both ways (cut), one way (one_way), and working but lossy.
+
+    The one_way pairs from an *untold* host are one finding at nobody
+    (``at`` None, ``maybe_blind`` that host): blind or one_way, not told.
+    """
     side_of = {h: i for i, side in enumerate(sides) for h in side}
     both: Set[Pair] = set()
     one: List[Pair] = []
+    unsure: Dict[str, List[Pair]] = {}
     lossy: Dict[Pair, float] = {}
     for a, row in m.seen.items():
         if a in excluded or a not in side_of:
@@ -315,13 +363,15 @@ def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy
                 if back >= SILENT:
                     both.add((min(a, b), max(a, b)))
                 else:
-                    one.append((a, b))
+                    (unsure.setdefault(a, []) if a in untold else one).append((a, b))
             elif lossy_pct <= loss < SILENT:
                 lossy[(a, b)] = loss
     cuts = [{"kind": "cut", "hosts": sorted({at} | {h for p in taken for h in p}), "at": at,
              "sides": [[at], sorted({h for p in taken for h in p} - {at})]} for at, taken in _grouped(both)]
     one_way = [{"kind": "one_way", "hosts": sorted({h for p in taken for h in p}), "at": at,
                 "pairs": [{"from": a, "to": b} for a, b in taken]} for at, taken in _grouped(one)]
+    one_way += [{"kind": "one_way", "hosts": sorted({a} | {b for unused, b in taken}), "at": None, "maybe_blind": a,
+                 "pairs": [{"from": a, "to": b} for unused, b in sorted(taken)]} for a, taken in unsure.items()]
     lossy_found = []
     for at, taken in _grouped(lossy):
         losses = sorted(lossy[p] for p in taken)
@@ -337,11 +387,12 @@ def findings(hosts: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> 
     down = _down(m)
     blind = _blind(m, set(down))
     excluded = set(down) | set(blind)
+    untold = _untold(m, set(down), set(blind))
     sides = groups(m, excluded)
     found: List[Dict[str, Any]] = [down[h] for h in sorted(down)] + [blind[h] for h in sorted(blind)]
     if len(sides) > 1:
         found.append({"kind": "cut", "hosts": sorted(h for side in sides for h in side), "sides": sides})
-    pair_cuts, one_way, lossy = _pair_findings(m, excluded, sides, lossy_pct)
+    pair_cuts, one_way, lossy = _pair_findings(m, excluded, sides, lossy_pct, untold)
     found += sorted(pair_cuts, key=_order) + sorted(one_way, key=_order) + sorted(lossy, key=_order)
     placed = [h for side in sides for h in side]
     placed_set = set(placed)
@@ -350,7 +401,7 @@ def findings(hosts: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> 
 
 
 def _order(finding: Mapping[str, Any]) -> Tuple[Any, ...]:
-    return (finding.get("at", ""), finding["hosts"])
+    return (finding.get("at") or "", finding["hosts"])
 
 
 def rows(order: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> List[str]:

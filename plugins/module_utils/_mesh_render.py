@@ -47,12 +47,15 @@ def sentence(f: Mapping[str, Any]) -> str:
         return (f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, and it reaches none "
                 f"(or did not sweep)")
     if kind == "blind":
-        return (f"{_names(f['hosts'])}: reaches {f['reaches']} of the {f['probed']} hosts it probed, while "
+        alive = f" ({f['alive_elsewhere']} of them reached by another prober)" if "alive_elsewhere" in f else ""
+        return (f"{_names(f['hosts'])}: reaches {f['reaches']} of the {f['probed']} hosts it probed{alive}, while "
                 f"{f['reached_by']} of {f['probed_by']} reach it: its own way out is at fault")
     if kind == "cut":
         sides = " | ".join(_names(side) for side in f["sides"])
         return f"split in {len(f['sides'])}: {sides}: no host reaches one on another side, either way"
     pairs = f["pairs"]
+    if f.get("maybe_blind"):
+        return _untold(f)
     at = _fleet_inputs.shown(f["at"])
     froms = [p["from"] for p in pairs]
     tos = [p["to"] for p in pairs]
@@ -64,6 +67,16 @@ def sentence(f: Mapping[str, Any]) -> str:
         return f"at {at}: " + _pair_list(pairs) + " fail, the other way works"
     return (f"at {at}: {len(pairs)} {'pair loses' if len(pairs) == 1 else 'pairs lose'} {f['loss_pct']:g}% of "
             f"their probes (median): " + _pair_list(pairs, loss=True))
+
+
+def _untold(f: Mapping[str, Any]) -> str:
+    """A one_way that may be its prober's blindness: both causes named, neither host blamed."""
+    host = _fleet_inputs.shown(f["maybe_blind"])
+    tos = _names([p["to"] for p in f["pairs"]])
+    one = len(f["pairs"]) == 1
+    return (f"{host} cannot reach {tos}, which {'reaches' if one else 'reach'} it: either {host}'s own way out is "
+            f"at fault (blind) or {tos} {'drops' if one else 'drop'} what {host} sends; too few probers to tell "
+            f"(a third prober, or {_mesh.MIN_PEERS} hosts that another prober reaches, would)")
 
 
 def _pair_list(pairs: Sequence[Mapping[str, Any]], loss: bool = False) -> str:
