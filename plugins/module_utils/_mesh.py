@@ -16,11 +16,10 @@ order (a pair explained by an earlier finding gives no later one):
 ``down``
     Every host that probed it found it silent, at least one of those
     probers reaches some other host (so the silence is not the prober's
-    own blindness), and it reaches no host it probed, or did not sweep at
-    all. A host that is unreachable *and* not sweeping is ``down``; so is
-    one cut off alone (it reaches nobody and nobody reaches it). A host
-    nobody reaches that itself reaches others is up with its way in
-    blocked: that is ``one_way``.
+    own blindness), and it did not sweep (or probed no host). A host that
+    swept is up whatever it reached: cut off alone (it reaches nobody and
+    nobody reaches it) it is one side of a ``cut``; reaching others while
+    nobody reaches it, its way in is blocked: ``one_way``.
 ``blind``
     Not down, it probed at least MIN_PEERS hosts that are not down and
     reached at most BLIND_SHARE of them, while strictly more than half of
@@ -140,7 +139,7 @@ class _Matrix:
 
 
 def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
-    """Hosts nobody reaches, seen so by a prober that reaches others, and that reach nobody themselves."""
+    """Hosts nobody reaches, seen so by a prober that reaches others, that did not sweep (a sweep proves it up)."""
     found = {}
     for host in m.hosts:
         witnesses = m.column.get(host, {})
@@ -148,8 +147,8 @@ def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
             continue
         if not any(m.reaches.get(w, 0) for w in witnesses):
             continue  # every prober is silent on everyone: it may be them, not this host
-        if m.reaches.get(host, 0):
-            continue  # it reaches others: up, with its way in blocked (one_way)
+        if m.seen.get(host):
+            continue  # it ran its sweep: up, with its way in blocked (one_way) or cut off (cut)
         found[host] = {"kind": "down", "hosts": [host], "probed_by": len(witnesses)}
     return found
 

@@ -129,8 +129,8 @@ options:
         sweep is in O(sweeps) (keyed by the same name) is a vantage point; its sweep's results for the other
         hosts' addresses are its row of the matrix (count mode's C(stats) give each pair's loss)."
       - "The findings, in this order (a pair explained by an earlier finding gives no later one):
-        V(down) - every host that probed it found it silent, one of them reaches some other host, and it reaches
-        none itself or did not sweep (a host both unreachable and not sweeping is V(down));
+        V(down) - every host that probed it found it silent, one of them reaches some other host, and it did not
+        sweep or probed no host (a host that swept is up - cut off from everyone, it is one side of a V(cut));
         V(blind) - it reached at most 20 % of the live hosts it probed (at least 2), while strictly more than half
         of those that probed it (at least 2) reach it; with one other prober (two probers, C(fleet_mesh_group)),
         that prober reaches it and it reached at most 20 % of at least 2 hosts it probed that the other prober

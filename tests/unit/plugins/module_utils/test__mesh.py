@@ -83,10 +83,15 @@ def test_a_stopped_host_is_down_and_nothing_else():
     assert read(seen, names(5)) == [{"kind": "down", "hosts": ["h03"], "probed_by": 4}]
 
 
-def test_a_host_cut_off_alone_that_still_sweeps_is_down_not_blind_or_cut():
+def test_a_host_cut_off_alone_that_still_sweeps_is_up_one_side_of_a_cut_not_down():
+    """It ran its sweep, so it is up: reaching nobody and reached by nobody, it is cut off from the rest."""
     seen = healthy(names(5))
     make_cut(seen, ["h01"])
-    assert kinds(read(seen)) == [("down", None, ["h01"])]
+    assert read(seen) == [{"kind": "cut", "hosts": names(5), "sides": [["h00", "h02", "h03", "h04"], ["h01"]]}]
+    del seen["h01"]  # the same silence from a host that did not sweep: down
+    assert kinds(read(seen, names(5))) == [("down", None, ["h01"])]
+    seen["h01"] = {}  # a sweep that probed no host proves nothing either
+    assert kinds(read(seen, names(5))) == [("down", None, ["h01"])]
 
 
 def test_a_sweeper_whose_probes_never_come_back_is_blind():
@@ -393,3 +398,29 @@ def test_the_report_says_what_two_probers_can_and_cannot_tell():
     assert untold == ("p0 cannot reach p1, which reaches it: either p0's own way out is at fault (blind) or p1 drops "
                       "what p0 sends; too few probers to tell (a third prober, or 2 hosts that another prober "
                       "reaches, would)")
+
+
+# ---- the text matrix's row names ------------------------------------------------------------------
+
+def test_long_names_cut_alike_in_the_text_matrix_stay_told_apart():
+    """Names sharing their first 32 characters were cut to one label: two rows read as one host."""
+    hosts = ["web-frontend-eu-west-1a-production-01", "web-frontend-eu-west-1a-production-02",
+             "web-frontend-eu-west-1a-produc~1", "db1"]  # the third is 32 long: kept, and its ~1 not reused
+    addresses = {h: f"192.0.2.{i + 1}" for i, h in enumerate(hosts)}
+    sweeps = {h: {"alive": [addresses[o] for o in hosts if o != h], "dead": []} for h in hosts}
+    result = _mesh.mesh(sweeps, addresses)
+    lines = _mesh_render.text_lines(result["mesh"], result["findings"])
+    rows = [line.split()[0] for line in lines[lines.index("") + 2:-1]]
+    assert rows == ["db1", "web-frontend-eu-west-1a-produc~2", "web-frontend-eu-west-1a-produc~3",
+                    "web-frontend-eu-west-1a-produc~1"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=8, unique=True))
+def test_row_names_are_unique_and_at_most_32_characters(hosts):
+    labels = _mesh_render.row_labels(hosts)
+    shown = [_fleet_inputs.shown(h) for h in hosts]
+    assume(len(set(shown)) == len(shown))
+    assert len(set(labels)) == len(labels)
+    assert all(len(label) <= _mesh_render.NAME_WIDTH for label in labels)
+    assert all(label == text for label, text in zip(labels, shown) if len(text) <= _mesh_render.NAME_WIDTH)
