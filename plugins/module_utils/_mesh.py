@@ -16,16 +16,21 @@ order (a pair explained by an earlier finding gives no later one):
 ``down``
     Every host that probed it found it silent, at least one of those
     probers reaches some other host (so the silence is not the prober's
-    own blindness), and it reaches no host it probed, or did not sweep at
-    all. A host that is unreachable *and* not sweeping is ``down``; so is
-    one cut off alone (it reaches nobody and nobody reaches it). A host
-    nobody reaches that itself reaches others is up with its way in
-    blocked: that is ``one_way``.
+    own blindness), and it did not sweep (or probed no host). A host that
+    swept is up whatever it reached: cut off alone (it reaches nobody and
+    nobody reaches it) it is one side of a ``cut``; reaching others while
+    nobody reaches it, its way in is blocked: ``one_way``.
 ``blind``
     Not down, it probed at least MIN_PEERS hosts that are not down and
     reached at most BLIND_SHARE of them, while strictly more than half of
     at least MIN_PEERS such hosts that probed it reach it (a tie is not
-    "most": no finding from it).
+    "most": no finding from it). With one such host probing it (two
+    probers), that one must reach it and it must have reached at most
+    BLIND_SHARE of at least MIN_PEERS hosts it probed that another prober
+    reaches (``alive_elsewhere``). Without those, its silence on the
+    prober that reaches it reads the same as that prober dropping what it
+    sends: its one_way pairs are one finding at nobody (``at`` None,
+    ``maybe_blind`` the host), neither host blamed.
 ``cut``
     The sweeping hosts that are neither down nor blind fall into groups:
     hosts joined by any pair that works in either direction are one group
@@ -56,6 +61,8 @@ measured one way only) gives no finding from what was not measured.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import ipaddress
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -132,7 +139,7 @@ class _Matrix:
 
 
 def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
-    """Hosts nobody reaches, seen so by a prober that reaches others, and that reach nobody themselves."""
+    """Hosts nobody reaches, seen so by a prober that reaches others, that did not sweep (a sweep proves it up)."""
     found = {}
     for host in m.hosts:
         witnesses = m.column.get(host, {})
@@ -140,27 +147,64 @@ def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
             continue
         if not any(m.reaches.get(w, 0) for w in witnesses):
             continue  # every prober is silent on everyone: it may be them, not this host
-        if m.reaches.get(host, 0):
-            continue  # it reaches others: up, with its way in blocked (one_way)
+        if m.seen.get(host):
+            continue  # it ran its sweep: up, with its way in blocked (one_way) or cut off (cut)
         found[host] = {"kind": "down", "hosts": [host], "probed_by": len(witnesses)}
     return found
 
 
 def _blind(m: _Matrix, down: Set[str]) -> Dict[str, Dict[str, Any]]:
-    """Sweepers that reach (almost) none of the live hosts they probed while most of those that probe them reach them."""
+    """Sweepers that reach (almost) none of the live hosts they probed while most of those that probe them reach them.
+
+    With fewer than MIN_PEERS hosts probing it (two probers: one
+    witness), the one witness that reaches it cannot tell its silence
+    from the other prober dropping what it sends; the silence on hosts
+    that another prober reaches can (``_alive_elsewhere``).
+    """
     found = {}
     for host, row in m.seen.items():
         if host in down:
             continue
         probed = [loss for other, loss in row.items() if other not in down]
         witnesses = [loss for other, loss in m.column.get(host, {}).items() if other not in down]
-        if len(probed) < MIN_PEERS or len(witnesses) < MIN_PEERS:
-            continue
         reaches = sum(1 for loss in probed if loss < SILENT)
         reached_by = sum(1 for loss in witnesses if loss < SILENT)
-        if reaches <= BLIND_SHARE * len(probed) and 2 * reached_by > len(witnesses):
-            found[host] = {"kind": "blind", "hosts": [host], "reaches": reaches, "probed": len(probed),
-                           "reached_by": reached_by, "probed_by": len(witnesses)}
+        if len(probed) < MIN_PEERS or reaches > BLIND_SHARE * len(probed) or 2 * reached_by <= len(witnesses):
+            continue
+        finding = {"kind": "blind", "hosts": [host], "reaches": reaches, "probed": len(probed),
+                   "reached_by": reached_by, "probed_by": len(witnesses)}
+        if len(witnesses) < MIN_PEERS:
+            alive = _alive_elsewhere(m, host, down)
+            if len(alive) < MIN_PEERS or sum(1 for loss in alive if loss < SILENT) > BLIND_SHARE * len(alive):
+                continue
+            finding["alive_elsewhere"] = len(alive)
+        found[host] = finding
+    return found
+
+
+def _alive_elsewhere(m: _Matrix, host: str, down: Set[str]) -> List[float]:
+    """What *host* saw of the hosts it probed that another prober reaches: those answer, so silence is its own."""
+    return [loss for other, loss in m.seen[host].items() if other not in down
+            and any(by != host and seen_loss < SILENT for by, seen_loss in m.column.get(other, {}).items())]
+
+
+def _untold(m: _Matrix, down: Set[str], blind: Set[str]) -> Set[str]:
+    """Sweepers that look blind to their one witness, without the hosts another prober reaches to tell.
+
+    Its silence on the witness is either its own way out (blind) or the
+    witness dropping what it sends (one_way at the witness): the two
+    read the same, so its pairs are reported as one_way at nobody.
+    """
+    found = set()
+    for host, row in m.seen.items():
+        if host in down or host in blind:
+            continue
+        probed = [loss for other, loss in row.items() if other not in down]
+        witnesses = [loss for other, loss in m.column.get(host, {}).items() if other not in down]
+        if not probed or not 0 < len(witnesses) < MIN_PEERS or 2 * sum(1 for w in witnesses if w < SILENT) <= len(witnesses):
+            continue
+        if sum(1 for loss in probed if loss < SILENT) <= BLIND_SHARE * len(probed):
+            found.add(host)
     return found
 
 
@@ -190,11 +234,75 @@ class _Groups:
         return sorted(found.values(), key=lambda side: (-len(side), side[0]))
 
 
+class _Blocks:
+    """The groups of ``groups`` while those with no measured pair between them are joined, one join at a time.
+
+    A group with a measured pair to every other group keeps that for good
+    (a joined group has the pairs of both), so it is set aside once; a join
+    looks only at measured pairs. That keeps the joining near-linear in the
+    measured pairs where trying every pair of groups after each join was
+    cubic in the groups (800 hosts with most pairs unmeasured: a minute).
+    """
+
+    def __init__(self, sides: List[List[str]], seen: Seen):
+        self.members = {i: list(side) for i, side in enumerate(sides)}
+        self.first = {i: side[0] for i, side in enumerate(sides)}
+        self.near: Dict[int, Set[int]] = {i: set() for i in self.members}  # groups with a pair measured to it
+        block_of = {h: i for i, side in enumerate(sides) for h in side}
+        for a, i in block_of.items():
+            for b in seen[a]:
+                j = block_of.get(b, i)
+                if j != i:
+                    self.near[i].add(j)
+                    self.near[j].add(i)
+        self.order = sorted(self._key(i) for i in self.members)  # largest first, then by first host
+        self.open = list(self.order)  # heap of groups that may lack a measured pair to another
+
+    def _key(self, i: int) -> Tuple[int, str, int]:
+        return (-len(self.members[i]), self.first[i], i)
+
+    def _first_open(self) -> Optional[int]:
+        """The first group in order that lacks a measured pair to some other group; None when none does."""
+        while self.open:
+            key = self.open[0]
+            i = key[2]
+            if i in self.members and key == self._key(i) and len(self.near[i]) < len(self.members) - 1:
+                return i
+            heapq.heappop(self.open)  # joined since, or measured to every group (and stays so)
+        return None
+
+    def _join(self, i: int, j: int) -> None:
+        for k in (i, j):
+            del self.order[bisect.bisect_left(self.order, self._key(k))]
+        keep, gone = (i, j) if len(self.near[i]) >= len(self.near[j]) else (j, i)
+        for k in self.near[gone]:
+            self.near[k].discard(gone)
+            self.near[k].add(keep)
+        self.near[keep] |= self.near.pop(gone)
+        self.members[keep] += self.members.pop(gone)
+        self.first[keep] = min(self.first[keep], self.first.pop(gone))
+        bisect.insort(self.order, self._key(keep))
+        heapq.heappush(self.open, self._key(keep))
+
+    def joined(self) -> List[List[str]]:
+        """Join the first open group to the first group in order it has no measured pair to, until none is open."""
+        while True:
+            i = self._first_open()
+            if i is None:
+                return [sorted(self.members[key[2]]) for key in self.order]
+            near = self.near[i]
+            self._join(i, next(key[2] for key in self.order if key[2] != i and key[2] not in near))
+
+
 def groups(m: _Matrix, excluded: Set[str]) -> List[List[str]]:
     """The sweeping hosts (not *excluded*) in groups that reach each other inside, largest first.
 
     Two groups with no pair measured between them are joined: without a
-    measurement there is no evidence of a cut.
+    measurement there is no evidence of a cut. Which two first matters
+    when there are several (a joined group may have a pair measured to a
+    group neither part had): the first group in order (largest first, then
+    by first host) that lacks a measured pair to another, with the first
+    such group in order, until every two groups have one.
     """
     nodes = [h for h in m.hosts if h in m.seen and h not in excluded]
     union = _Groups(nodes)
@@ -203,23 +311,7 @@ def groups(m: _Matrix, excluded: Set[str]) -> List[List[str]]:
         for b, loss in m.seen[a].items():
             if loss < SILENT and b in node_set:
                 union.join(a, b)
-    root = {h: union.find(h) for h in nodes}
-    measured: Set[Tuple[str, str]] = set()  # pairs of groups with a (failing) pair measured between them
-    for a in nodes:
-        mine = root[a]
-        for b in m.seen[a]:
-            theirs = root.get(b, mine)
-            if theirs != mine:
-                measured.add((mine, theirs) if mine < theirs else (theirs, mine))
-    while True:
-        sides = union.members()
-        root = {h: union.find(h) for h in nodes}
-        failing = {frozenset((root[a], root[b])) for a, b in measured if root[a] != root[b]}
-        roots = [union.find(side[0]) for side in sides]
-        unknown = [(x, y) for i, x in enumerate(roots) for y in roots[i + 1:] if frozenset((x, y)) not in failing]
-        if not unknown:
-            return sides
-        union.join(*unknown[0])
+    return _Blocks(union.members(), m.seen).joined()
 
 
 def _grouped(pairs: Iterable[Pair]) -> List[Tuple[str, List[Pair]]]:
@@ -246,12 +338,17 @@ def _grouped(pairs: Iterable[Pair]) -> List[Tuple[str, List[Pair]]]:
     return found
 
 
-def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy_pct: float
+def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy_pct: float, untold: Set[str]
                    ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[Dict[str, Any]]]:
-    """Inside each group: pairs failing both ways (cut), one way (one_way), and working but lossy."""
+    """Inside each group: pairs failing both ways (cut), one way (one_way), and working but lossy.
+
+    The one_way pairs from an *untold* host are one finding at nobody
+    (``at`` None, ``maybe_blind`` that host): blind or one_way, not told.
+    """
     side_of = {h: i for i, side in enumerate(sides) for h in side}
     both: Set[Pair] = set()
     one: List[Pair] = []
+    unsure: Dict[str, List[Pair]] = {}
     lossy: Dict[Pair, float] = {}
     for a, row in m.seen.items():
         if a in excluded or a not in side_of:
@@ -265,13 +362,15 @@ def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy
                 if back >= SILENT:
                     both.add((min(a, b), max(a, b)))
                 else:
-                    one.append((a, b))
+                    (unsure.setdefault(a, []) if a in untold else one).append((a, b))
             elif lossy_pct <= loss < SILENT:
                 lossy[(a, b)] = loss
     cuts = [{"kind": "cut", "hosts": sorted({at} | {h for p in taken for h in p}), "at": at,
              "sides": [[at], sorted({h for p in taken for h in p} - {at})]} for at, taken in _grouped(both)]
     one_way = [{"kind": "one_way", "hosts": sorted({h for p in taken for h in p}), "at": at,
                 "pairs": [{"from": a, "to": b} for a, b in taken]} for at, taken in _grouped(one)]
+    one_way += [{"kind": "one_way", "hosts": sorted({a} | {b for unused, b in taken}), "at": None, "maybe_blind": a,
+                 "pairs": [{"from": a, "to": b} for unused, b in sorted(taken)]} for a, taken in unsure.items()]
     lossy_found = []
     for at, taken in _grouped(lossy):
         losses = sorted(lossy[p] for p in taken)
@@ -287,11 +386,12 @@ def findings(hosts: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> 
     down = _down(m)
     blind = _blind(m, set(down))
     excluded = set(down) | set(blind)
+    untold = _untold(m, set(down), set(blind))
     sides = groups(m, excluded)
     found: List[Dict[str, Any]] = [down[h] for h in sorted(down)] + [blind[h] for h in sorted(blind)]
     if len(sides) > 1:
         found.append({"kind": "cut", "hosts": sorted(h for side in sides for h in side), "sides": sides})
-    pair_cuts, one_way, lossy = _pair_findings(m, excluded, sides, lossy_pct)
+    pair_cuts, one_way, lossy = _pair_findings(m, excluded, sides, lossy_pct, untold)
     found += sorted(pair_cuts, key=_order) + sorted(one_way, key=_order) + sorted(lossy, key=_order)
     placed = [h for side in sides for h in side]
     placed_set = set(placed)
@@ -300,7 +400,7 @@ def findings(hosts: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> 
 
 
 def _order(finding: Mapping[str, Any]) -> Tuple[Any, ...]:
-    return (finding.get("at", ""), finding["hosts"])
+    return (finding.get("at") or "", finding["hosts"])
 
 
 def rows(order: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> List[str]:

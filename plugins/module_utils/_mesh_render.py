@@ -18,12 +18,14 @@ text, escaped in the HTML.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from . import _fleet_inputs, _html, _mesh
 
 MATRIX_SHOWN = 60  # hosts drawn in the matrix; above, only those named in findings
 NAMES_LISTED = 20  # names of one side or one finding's list written out; the rest counted
+NAME_WIDTH = 32  # characters of a host name in the text matrix; names cut alike end in ~1, ~2, ...
 LABELS = {"down": "DOWN", "blind": "BLIND", "cut": "CUT", "one_way": "ONE-WAY", "lossy": "LOSSY"}
 STATUS = {"down": "crit", "cut": "crit", "blind": "warn", "one_way": "warn", "lossy": "warn"}
 # cell character -> (background, ink, what it means)
@@ -44,15 +46,18 @@ def sentence(f: Mapping[str, Any]) -> str:
     """What a finding says, in one line: the hosts and the evidence."""
     kind = f["kind"]
     if kind == "down":
-        return (f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, and it reaches none "
-                f"(or did not sweep)")
+        return (f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, and it did not sweep "
+                f"(or probed no host)")
     if kind == "blind":
-        return (f"{_names(f['hosts'])}: reaches {f['reaches']} of the {f['probed']} hosts it probed, while "
+        alive = f" ({f['alive_elsewhere']} of them reached by another prober)" if "alive_elsewhere" in f else ""
+        return (f"{_names(f['hosts'])}: reaches {f['reaches']} of the {f['probed']} hosts it probed{alive}, while "
                 f"{f['reached_by']} of {f['probed_by']} reach it: its own way out is at fault")
     if kind == "cut":
         sides = " | ".join(_names(side) for side in f["sides"])
         return f"split in {len(f['sides'])}: {sides}: no host reaches one on another side, either way"
     pairs = f["pairs"]
+    if f.get("maybe_blind"):
+        return _untold(f)
     at = _fleet_inputs.shown(f["at"])
     froms = [p["from"] for p in pairs]
     tos = [p["to"] for p in pairs]
@@ -64,6 +69,16 @@ def sentence(f: Mapping[str, Any]) -> str:
         return f"at {at}: " + _pair_list(pairs) + " fail, the other way works"
     return (f"at {at}: {len(pairs)} {'pair loses' if len(pairs) == 1 else 'pairs lose'} {f['loss_pct']:g}% of "
             f"their probes (median): " + _pair_list(pairs, loss=True))
+
+
+def _untold(f: Mapping[str, Any]) -> str:
+    """A one_way that may be its prober's blindness: both causes named, neither host blamed."""
+    host = _fleet_inputs.shown(f["maybe_blind"])
+    tos = _names([p["to"] for p in f["pairs"]])
+    one = len(f["pairs"]) == 1
+    return (f"{host} cannot reach {tos}, which {'reaches' if one else 'reach'} it: either {host}'s own way out is "
+            f"at fault (blind) or {tos} {'drops' if one else 'drop'} what {host} sends; too few probers to tell "
+            f"(a third prober, or {_mesh.MIN_PEERS} hosts that another prober reaches, would)")
 
 
 def _pair_list(pairs: Sequence[Mapping[str, Any]], loss: bool = False) -> str:
@@ -128,7 +143,8 @@ def text_lines(mesh: Optional[Mapping[str, Any]], findings: Sequence[Mapping[str
     if not shown:
         return lines + [""]
     order = mesh["hosts"]
-    width = max(len(_fleet_inputs.shown(order[i])[:32]) for i in shown)
+    labels = row_labels([order[i] for i in shown])
+    width = max(len(label) for label in labels)
     starts = _side_starts(mesh, findings, shown)
     lines += ["", f"Mesh ({KEY}; | and --- between the sides of a cut):"]
     note = matrix_note(mesh, shown)
@@ -138,8 +154,36 @@ def text_lines(mesh: Optional[Mapping[str, Any]], findings: Sequence[Mapping[str
         if starts[row_at]:
             lines.append("  " + " " * (width + 1) + "-" * (len(shown) + sum(starts)))
         cells = "".join(("|" if starts[col_at] else "") + mesh["rows"][i][j] for col_at, j in enumerate(shown))
-        lines.append(f"  {_fleet_inputs.shown(order[i])[:32]:<{width}} {cells}")
+        lines.append(f"  {labels[row_at]:<{width}} {cells}")
     return lines + [""]
+
+
+def row_labels(hosts: Sequence[str]) -> List[str]:
+    """The text matrix's row names: each shown and cut to NAME_WIDTH, cut names that collide told apart.
+
+    Two long names that share their first NAME_WIDTH characters would read
+    as one host twice (web-frontend-eu-west-1a-000001-prod, ...-000002-prod).
+    A cut name that another also cuts to ends in the smallest ~N that no
+    other row has (as in PROGRA~1); a name short enough is never changed.
+    """
+    shown = [_fleet_inputs.shown(host) for host in hosts]
+    alike = Counter(text[:NAME_WIDTH] for text in shown)
+    taken = {text[:NAME_WIDTH] for text in shown if len(text) <= NAME_WIDTH or alike[text[:NAME_WIDTH]] == 1}
+    labels = []
+    for text in shown:
+        label = text[:NAME_WIDTH]
+        if len(text) > NAME_WIDTH and alike[label] > 1:
+            number = 1
+            while _numbered(text, number) in taken:
+                number += 1
+            label = _numbered(text, number)
+        taken.add(label)
+        labels.append(label)
+    return labels
+
+
+def _numbered(text: str, number: int) -> str:
+    return text[:NAME_WIDTH - len(f"~{number}")] + f"~{number}"
 
 
 def _finding_rows(findings: Sequence[Mapping[str, Any]]) -> List[_html.Row]:

@@ -129,16 +129,23 @@ options:
         sweep is in O(sweeps) (keyed by the same name) is a vantage point; its sweep's results for the other
         hosts' addresses are its row of the matrix (count mode's C(stats) give each pair's loss)."
       - "The findings, in this order (a pair explained by an earlier finding gives no later one):
-        V(down) - every host that probed it found it silent, one of them reaches some other host, and it reaches
-        none itself or did not sweep (a host both unreachable and not sweeping is V(down));
+        V(down) - every host that probed it found it silent, one of them reaches some other host, and it did not
+        sweep or probed no host (a host that swept is up - cut off from everyone, it is one side of a V(cut));
         V(blind) - it reached at most 20 % of the live hosts it probed (at least 2), while strictly more than half
-        of those that probed it (at least 2) reach it;
+        of those that probed it (at least 2) reach it; with one other prober (two probers, C(fleet_mesh_group)),
+        that prober reaches it and it reached at most 20 % of at least 2 hosts it probed that the other prober
+        reaches (C(alive_elsewhere));
         V(cut) - the hosts that are neither down nor blind split into groups that reach each other inside and
         nothing across, every side named in C(sides) (inside a group, a pair failing both ways is a cut between
         those hosts, with C(at));
         V(one_way) - A cannot reach B while B reaches A, the pairs gathered at the host they share (C(at),
         C(pairs));
         V(lossy) - a working pair that lost at least 20 % of its probes in count mode, gathered the same way."
+      - "Two probers can tell less. A prober that reaches none of the hosts it probed while the other prober
+        reaches it is either blind or dropped by the other prober; without 2 hosts (not probers) that the other
+        prober reaches, the two read the same, and its pairs are one V(one_way) with C(at) null and
+        C(maybe_blind) naming it: neither host is blamed. A host probed by a single prober is never V(down)
+        unless that prober reaches some other host. Three probers or more tell blind from one_way."
       - Partial data gives no finding from what was not measured - a host that did not sweep, an address nobody
         probed, a pair measured in one direction only; a tie (exactly half reach a host) is not "most".
       - Refused, with the host named and nothing written or mailed - a value that is no dict, a host name that is
@@ -254,9 +261,12 @@ findings:
     - Mesh mode only (else empty) - the faults the matrix shows, in the order V(down), V(blind), V(cut),
       V(one_way), V(lossy) (the rules are under O(addresses)).
     - Each has C(kind) and C(hosts) (every host involved, sorted). V(down) adds C(probed_by); V(blind) C(reaches),
-      C(probed), C(reached_by), C(probed_by); V(cut) C(sides) (a list of host lists); V(one_way) and V(lossy)
+      C(probed), C(reached_by), C(probed_by), and with one other prober C(alive_elsewhere) (the hosts it probed
+      that the other prober reaches); V(cut) C(sides) (a list of host lists); V(one_way) and V(lossy)
       C(at) (the host their pairs share) and C(pairs) (each C(from), C(to), and for V(lossy) C(loss_pct)), and
       V(lossy) the median C(loss_pct). A cut between a pair inside a group also has C(at).
+    - A V(one_way) whose cause two probers cannot tell has C(at) null and C(maybe_blind), the prober that is blind
+      unless the hosts it cannot reach drop what it sends (see O(addresses)).
   returned: success
   type: list
   elements: dict

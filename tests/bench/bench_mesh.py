@@ -4,6 +4,7 @@
 """Benchmark: mesh mode's cost. fleet_report over a 500 x 500 matrix, and site.yml's mesh step per host.
 
     .venv/bin/python tests/bench/bench_mesh.py [--hosts 500] [--repeat 3] [--site 4,8] [--site-repeat 3]
+                                               [--sparse 800,2000] [--peers 64]
 
 **The report.** A synthetic mesh of --hosts hosts: each host's ping_sweep
 result over the others' addresses as the module returns it in count mode
@@ -19,6 +20,14 @@ blind host, a host whose way in is blocked, a lossy host). As medians of
 * the ratio of the two, and ``_fleet.run`` in this process both ways.
 
 The goal (issue 22): the mesh report at 500 hosts in at most 2 s.
+
+**Much unmeasured** (--sparse; "" skips it): --sparse hosts in a ring-bounded
+mesh (each probes its --peers ring neighbours, site.yml's default 64, so
+most pairs are not measured), every probe silent (ICMP dropped fleet-wide:
+every host a group of its own, the worst case for the groups of a cut).
+The same three figures (mesh, reference, ratio) and ``_mesh.findings`` in
+this process. Before issue 22's fix the groups were cubic in the groups:
+800 hosts took 64.6 s of CPU.
 
 **site.yml** (root; --site "" skips it): whole ``ansible-playbook
 playbooks/site.yml`` commands inside a loopback-lab network namespace
@@ -92,6 +101,60 @@ def synthetic(count: int) -> Dict:
 
 RUNS = {"reference": "what site.yml passes, no addresses", "mesh": "what site.yml passes, with addresses",
         "full": "whole ping_sweep results, with addresses"}
+
+
+def sparse(count: int, bound: int) -> Dict:
+    """Host -> address, and each host's ping_sweep result over its *bound* ring peers, every one silent."""
+    hosts = [f"host{i:04d}" for i in range(count)]
+    addresses = {h: address(i) for i, h in enumerate(hosts)}
+    sweeps = {}
+    for a in hosts:
+        dead = [addresses[b] for b in _mesh.peers(hosts, a, bound)]
+        sweeps[a] = {"alive": [], "dead": dead, "stats": {}, "names": {}, "errors": {}, "unresolved": [],
+                     "alive_ranges": [], "dead_ranges": _targets.compact(dead),
+                     "summary": {"total": len(dead), "alive": 0, "dead": len(dead), "count": 10}}
+    return {"hosts": hosts, "addresses": addresses, "sweeps": sweeps}
+
+
+def sparse_round(inputs: Dict, work: str, env: Dict[str, str]) -> Dict[str, Dict[str, float]]:
+    """The module process with and without addresses on the same sweeps, and _mesh.findings in this process."""
+    passed = bench_fleet_report.compact(_mesh.joined({}, inputs["sweeps"]))
+    measured = {}
+    for name, extra in (("reference", {}), ("mesh", {"addresses": inputs["addresses"]})):
+        args = {"sweeps": passed, "hosts": inputs["hosts"], "report_dir": os.path.join(work, name), "send": "never",
+                **extra}
+        path = os.path.join(work, f"args-{name}.json")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+        measured[name] = bench_fleet_report.run_process(MODULE, path, env)
+    seen = _mesh.observe(inputs["sweeps"], inputs["addresses"])
+    started, cpu = time.perf_counter(), time.process_time()
+    read = _mesh.findings(sorted(inputs["addresses"]), seen)
+    measured["findings"] = {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu,
+                            "sides": float(max([len(f["sides"]) for f in read["findings"] if f["kind"] == "cut"] + [1]))}
+    return measured
+
+
+def bench_sparse(counts: List[int], bound: int, repeat: int) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS] + sys.path), PYTHONDONTWRITEBYTECODE="1")
+    print(f"\nfleet_report over a ring-bounded mesh ({bound} peers a host), every probe silent; medians of {repeat}")
+    print("| hosts | pairs measured (of all) | mesh: wall (CPU) | reference: wall (CPU) | ratio (CPU) "
+          "| _mesh.findings CPU | cut sides |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for count in counts:
+        inputs = sparse(count, bound)
+        work = tempfile.mkdtemp(prefix="bench-mesh-sparse-")
+        try:
+            rounds = [sparse_round(inputs, work, env) for unused in range(repeat)]
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        med = {key: {unit: statistics.median(r[key][unit] for r in rounds) for unit in rounds[0][key]}
+               for key in rounds[0]}
+        m, ref, f = med["mesh"], med["reference"], med["findings"]
+        pairs = sum(len(r["dead"]) for r in inputs["sweeps"].values())
+        print(f"| {count} | {pairs:,} ({pairs / (count * (count - 1)):.1%}) | {m['wall']:.2f} s ({m['cpu']:.2f} s) "
+              f"| {ref['wall']:.2f} s ({ref['cpu']:.2f} s) | {m['cpu'] / ref['cpu']:.2f} | {f['cpu']:.3f} s "
+              f"| {f['sides']:.0f} |", flush=True)
 
 
 def report_round(inputs: Dict, work: str, env: Dict[str, str]) -> Dict[str, Dict[str, float]]:
@@ -204,9 +267,14 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--site", default="4,8", help="host counts for site.yml (root); empty: skip")
     parser.add_argument("--site-repeat", type=int, default=3)
+    parser.add_argument("--sparse", default="800,2000", help="host counts of the much-unmeasured mesh; empty: skip")
+    parser.add_argument("--peers", type=int, default=64, help="ring peers a host probes in the much-unmeasured mesh")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     bench_report(args.hosts, args.repeat)
+    sparse_counts = [int(n) for n in args.sparse.split(",") if n]
+    if sparse_counts:
+        bench_sparse(sparse_counts, args.peers, args.repeat)
     counts = [int(n) for n in args.site.split(",") if n]
     if counts:
         if os.geteuid() != 0:

@@ -8,9 +8,10 @@ fleets. A property test draws healthy fleets (with partial data and loss
 below the threshold) and one fault of each kind on them.
 """
 
+import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _fleet_inputs, _mesh
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet_inputs, _mesh, _mesh_render
 
 S = _mesh.SILENT
 
@@ -82,10 +83,15 @@ def test_a_stopped_host_is_down_and_nothing_else():
     assert read(seen, names(5)) == [{"kind": "down", "hosts": ["h03"], "probed_by": 4}]
 
 
-def test_a_host_cut_off_alone_that_still_sweeps_is_down_not_blind_or_cut():
+def test_a_host_cut_off_alone_that_still_sweeps_is_up_one_side_of_a_cut_not_down():
+    """It ran its sweep, so it is up: reaching nobody and reached by nobody, it is cut off from the rest."""
     seen = healthy(names(5))
     make_cut(seen, ["h01"])
-    assert kinds(read(seen)) == [("down", None, ["h01"])]
+    assert read(seen) == [{"kind": "cut", "hosts": names(5), "sides": [["h00", "h02", "h03", "h04"], ["h01"]]}]
+    del seen["h01"]  # the same silence from a host that did not sweep: down
+    assert kinds(read(seen, names(5))) == [("down", None, ["h01"])]
+    seen["h01"] = {}  # a sweep that probed no host proves nothing either
+    assert kinds(read(seen, names(5))) == [("down", None, ["h01"])]
 
 
 def test_a_sweeper_whose_probes_never_come_back_is_blind():
@@ -163,12 +169,65 @@ def test_a_sweeper_reached_by_exactly_half_is_not_blind():
 
 
 def test_two_hosts_tell_nothing_more_than_their_pair():
-    """Two hosts: one silent pair is not a blind host (too few peers), it is a one_way at the unreached host."""
+    """Two hosts: h00's silence on h01 is h00 blind or h01 dropping what h00 sends: one_way at nobody."""
     seen = healthy(names(2))
     seen["h00"]["h01"] = S
-    assert kinds(read(seen)) == [("one_way", "h01", ["h00", "h01"])]
+    assert read(seen) == [{"kind": "one_way", "hosts": ["h00", "h01"], "at": None, "maybe_blind": "h00",
+                           "pairs": [{"from": "h00", "to": "h01"}]}]
     seen["h01"]["h00"] = S
     assert read(seen) == [{"kind": "cut", "hosts": ["h00", "h01"], "sides": [["h00"], ["h01"]]}]
+
+
+# ---- few probers (site.yml's fleet_mesh_group): the rows are the probers, the columns every host ----
+
+def probed_by(probers, targets):
+    """Each prober's healthy row over the other probers and every target (the targets do not probe)."""
+    return {p: {h: 0.0 for h in probers + targets if h != p} for p in probers}
+
+
+def drop(seen, target, source):
+    seen[source][target] = S
+
+
+PROBERS = [
+    # (what, probers, targets, fault, the findings: kind, at, hosts, and maybe_blind for a one_way at nobody)
+    ("2 probers, healthy", 2, 3, lambda s: None, []),
+    ("2 probers, p0 blind: silent on 3 targets p1 reaches", 2, 3, lambda s: make_blind(s, "p0"),
+     [("blind", None, ["p0"], None)]),
+    ("2 probers, p1 blind", 2, 3, lambda s: make_blind(s, "p1"), [("blind", None, ["p1"], None)]),
+    ("2 probers, p0 blind, 2 targets", 2, 2, lambda s: make_blind(s, "p0"), [("blind", None, ["p0"], None)]),
+    ("2 probers, p1 drops what p0 sends: p0 still reaches the targets", 2, 3, lambda s: drop(s, "p1", "p0"),
+     [("one_way", "p1", ["p0", "p1"], None)]),
+    ("2 probers, a target stopped", 2, 3, lambda s: make_down(s, "t1"), [("down", None, ["t1"], None)]),
+    ("2 probers, p0 blind, 1 target: not told from p1 dropping p0", 2, 1, lambda s: make_blind(s, "p0"),
+     [("one_way", None, ["p0", "p1"], "p0")]),
+    ("2 probers, p1 drops p0 and the one target drops p0: reads as the line above", 2, 1,
+     lambda s: (drop(s, "p1", "p0"), drop(s, "t0", "p0")), [("one_way", None, ["p0", "p1"], "p0")]),
+    ("2 probers, no target, p0 blind: not told from p1 dropping p0", 2, 0, lambda s: make_blind(s, "p0"),
+     [("one_way", None, ["p0", "p1"], "p0")]),
+    ("2 probers, p0 blind, 3 targets, 2 of them stopped: 1 reached elsewhere", 2, 3,
+     lambda s: (make_blind(s, "p0"), make_down(s, "t0"), make_down(s, "t1")),
+     [("down", None, ["t0"], None), ("down", None, ["t1"], None), ("one_way", None, ["p0", "p1"], "p0")]),
+    ("3 probers, healthy", 3, 2, lambda s: None, []),
+    ("3 probers, p0 blind", 3, 2, lambda s: make_blind(s, "p0"), [("blind", None, ["p0"], None)]),
+    ("3 probers, no target, p2 blind", 3, 0, lambda s: make_blind(s, "p2"), [("blind", None, ["p2"], None)]),
+    ("3 probers, p1 drops what p0 sends", 3, 2, lambda s: drop(s, "p1", "p0"),
+     [("one_way", "p1", ["p0", "p1"], None)]),
+    ("3 probers, a target stopped", 3, 2, lambda s: make_down(s, "t0"), [("down", None, ["t0"], None)]),
+]
+
+
+@pytest.mark.parametrize("what, probers, targets, fault, want", PROBERS, ids=[row[0] for row in PROBERS])
+def test_few_probers_name_the_fault_the_matrix_supports_and_no_healthy_host(what, probers, targets, fault, want):
+    probing = [f"p{i}" for i in range(probers)]
+    probed = [f"t{i}" for i in range(targets)]
+    seen = probed_by(probing, probed)
+    fault(seen)
+    found = read(seen, probing + probed)
+    assert [(f["kind"], f.get("at"), f["hosts"], f.get("maybe_blind")) for f in found] == want, what
+    for f in found:
+        if f["kind"] == "blind" and probers == 2:
+            assert f["probed_by"] == 1 and f["alive_elsewhere"] >= _mesh.MIN_PEERS
 
 
 def test_an_even_split_is_a_cut_with_sides_in_name_order():
@@ -306,3 +365,62 @@ def test_one_random_fault_on_a_random_healthy_fleet_is_labelled_exactly(fleet, k
     assert kinds(found) == want
     if kind == "cut":
         assert sorted(found[0]["sides"]) == sorted([sorted(side), sorted(set(hosts) - set(side))])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 8), st.sampled_from(["p0", "p1"]), st.booleans())
+def test_two_probers_never_blame_the_healthy_prober(targets, host, blind):
+    """A blind prober, or the other prober dropping what it sends: named right, or named as not told apart."""
+    other = "p1" if host == "p0" else "p0"
+    probed = [f"t{i}" for i in range(targets)]
+    seen = probed_by(["p0", "p1"], probed)
+    if blind:
+        make_blind(seen, host)
+    else:
+        drop(seen, other, host)
+    found = [(f["kind"], f.get("at"), f["hosts"], f.get("maybe_blind")) for f in read(seen, ["p0", "p1"] + probed)]
+    untold = [("one_way", None, sorted([host, other]), host)]
+    if blind:
+        assert found == ([("blind", None, [host], None)] if targets >= _mesh.MIN_PEERS else untold)
+    else:
+        assert found == ([("one_way", other, sorted([host, other]), None)] if targets else untold)
+
+
+def test_the_report_says_what_two_probers_can_and_cannot_tell():
+    seen = probed_by(["p0", "p1"], ["t0", "t1"])
+    make_blind(seen, "p0")
+    blind = _mesh_render.sentence(read(seen, ["p0", "p1", "t0", "t1"])[0])
+    assert blind == ("p0: reaches 0 of the 3 hosts it probed (2 of them reached by another prober), while 1 of 1 "
+                     "reach it: its own way out is at fault")
+    seen = probed_by(["p0", "p1"], [])
+    make_blind(seen, "p0")
+    untold = _mesh_render.sentence(read(seen, ["p0", "p1"])[0])
+    assert untold == ("p0 cannot reach p1, which reaches it: either p0's own way out is at fault (blind) or p1 drops "
+                      "what p0 sends; too few probers to tell (a third prober, or 2 hosts that another prober "
+                      "reaches, would)")
+
+
+# ---- the text matrix's row names ------------------------------------------------------------------
+
+def test_long_names_cut_alike_in_the_text_matrix_stay_told_apart():
+    """Names sharing their first 32 characters were cut to one label: two rows read as one host."""
+    hosts = ["web-frontend-eu-west-1a-production-01", "web-frontend-eu-west-1a-production-02",
+             "web-frontend-eu-west-1a-produc~1", "db1"]  # the third is 32 long: kept, and its ~1 not reused
+    addresses = {h: f"192.0.2.{i + 1}" for i, h in enumerate(hosts)}
+    sweeps = {h: {"alive": [addresses[o] for o in hosts if o != h], "dead": []} for h in hosts}
+    result = _mesh.mesh(sweeps, addresses)
+    lines = _mesh_render.text_lines(result["mesh"], result["findings"])
+    rows = [line.split()[0] for line in lines[lines.index("") + 2:-1]]
+    assert rows == ["db1", "web-frontend-eu-west-1a-produc~2", "web-frontend-eu-west-1a-produc~3",
+                    "web-frontend-eu-west-1a-produc~1"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=8, unique=True))
+def test_row_names_are_unique_and_at_most_32_characters(hosts):
+    labels = _mesh_render.row_labels(hosts)
+    shown = [_fleet_inputs.shown(h) for h in hosts]
+    assume(len(set(shown)) == len(shown))
+    assert len(set(labels)) == len(labels)
+    assert all(len(label) <= _mesh_render.NAME_WIDTH for label in labels)
+    assert all(label == text for label, text in zip(labels, shown) if len(text) <= _mesh_render.NAME_WIDTH)
