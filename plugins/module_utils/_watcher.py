@@ -144,6 +144,19 @@ def _number(section: configparser.SectionProxy, name: str, default: float, low: 
     return value
 
 
+def _whole(section: configparser.SectionProxy, name: str, default: int, low: int, high: int) -> int:
+    """A count (rounds, percent, a port): ``4.9`` is refused, not cut to 4 (the operator meant something else)."""
+    raw = section.get(name, "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[+-]?[0-9]+", raw):
+        raise WatcherConfigError(f"[{section.name}] {name} must be a whole number, got {raw!r}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise WatcherConfigError(f"[{section.name}] {name} must be between {low} and {high}, got {raw}")
+    return value
+
+
 def _boolean(section: configparser.SectionProxy, name: str, default: bool) -> bool:
     if not section.get(name, "").strip():
         return default
@@ -242,10 +255,10 @@ def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> Non
         settings.sweep = _sweep_options.from_text({k: v for k, v in hosts.items() if k != "targets"}, "[hosts]",
                                                   HOST_NAMES, HOST_DEFAULTS)
         settings.debounce = _alert_rules.Debounce(
-            down_after=int(_number(hosts, "down_after", _alert_rules.DEFAULT_DOWN_AFTER, 1, _alert_rules.MAX_WINDOW)),
-            window=int(_number(hosts, "window", _alert_rules.DEFAULT_WINDOW, 1, _alert_rules.MAX_WINDOW)),
-            clear_after=int(_number(hosts, "clear_after", _alert_rules.DEFAULT_CLEAR_AFTER, 1,
-                                    _alert_rules.MAX_WINDOW))).check()
+            down_after=_whole(hosts, "down_after", _alert_rules.DEFAULT_DOWN_AFTER, 1, _alert_rules.MAX_WINDOW),
+            window=_whole(hosts, "window", _alert_rules.DEFAULT_WINDOW, 1, _alert_rules.MAX_WINDOW),
+            clear_after=_whole(hosts, "clear_after", _alert_rules.DEFAULT_CLEAR_AFTER, 1,
+                               _alert_rules.MAX_WINDOW)).check()
         settings.host_limits = _alert_rules.limits_from(hosts, "[hosts]")
         for name in parser.sections():
             if name.startswith(HOST_SECTION):
@@ -311,7 +324,7 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
     options: Dict[str, Any] = {}
     for name in ("warn", "crit", "inode_warn", "inode_crit"):
         if disk.get(name, "").strip():
-            options[name] = int(_number(disk, name, 0, 1, 100))
+            options[name] = _whole(disk, name, 0, 1, 100)
     for name in ("free_warn", "free_crit"):
         options[name] = disk.get(name, "").strip() or None
     for name in ("include_mounts", "exclude_mounts", "exclude_fstypes"):
@@ -326,7 +339,7 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
         if value:
             options[option] = value
     if mail.get("smtp_port", "").strip():
-        options["smtp_port"] = int(_number(mail, "smtp_port", 25, 1, 65535))
+        options["smtp_port"] = _whole(mail, "smtp_port", 25, 1, 65535)
     options["smtp_timeout"] = _number(mail, "smtp_timeout", 30.0, 0.1, 3600)
     options["smtp_validate_certs"] = _boolean(mail, "smtp_validate_certs", True)
     options["smtp_allow_plaintext_auth"] = _boolean(mail, "smtp_allow_plaintext_auth", False)

@@ -178,6 +178,13 @@ HOSTILE = [
     ("[disk]\nclear_margin = 51", "[disk] clear_margin must be between 0 and 50, got 51"),
     ("[disk]\nclear_margin = -1", "[disk] clear_margin must be between 0 and 50, got -1"),
     ("[hostz]\nwatch = 1", "unknown section(s) hostz"),
+    # a count with a fraction is refused, not cut (an outside tester's 4.9 became 4)
+    ("[hosts]\ndown_after = 2.9", "[hosts] down_after must be a whole number, got '2.9'"),
+    ("[hosts]\nwindow = 4.9", "[hosts] window must be a whole number, got '4.9'"),
+    ("[hosts]\nclear_after = 1e1", "[hosts] clear_after must be a whole number, got '1e1'"),
+    ("[disk]\nwarn = 80.5", "[disk] warn must be a whole number, got '80.5'"),
+    ("[disk]\ninode_crit = nan", "[disk] inode_crit must be a whole number, got 'nan'"),
+    ("[mail]\nsmtp_port = 25.9", "[mail] smtp_port must be a whole number, got '25.9'"),
 ]
 
 
