@@ -498,8 +498,9 @@ class Watcher:
         loss = _alert_rules.pooled_loss(sent, received)
         reasons: List[str] = []
         if entry.get("alive"):
-            limits = self.settings.limits_for(key, address)
-            level, reasons = limits.level(loss if "sent" in entry else None, entry.get("rtt_ms"))
+            limits = self.settings.limits_for(key, address)  # this round's loss: the window's is debounced below
+            level, reasons = limits.level(_alert_rules.pooled_loss(sent[-1:], received[-1:]) if "sent" in entry
+                                          else None, entry.get("rtt_ms"))
         else:
             level = "down"
         seen = _alert_rules.remember(_alert_rules.seen_letters(old.get("seen"), keep), level, keep)
@@ -526,7 +527,8 @@ class Watcher:
         if status == "down":
             return f"no answer to ping in {window.count('d')} of the last {len(window)} rounds"
         if status in ("warn", "crit") and reasons:
-            return "; ".join(reasons)
+            bad = sum(1 for letter in window if letter in "wc"[("warn", "crit").index(status):])
+            return f"{status} or worse in {bad} of the last {len(window)} rounds; this round: " + "; ".join(reasons)
         return f"answers ping again ({rules.clear_after} good round(s) in a row)" if status == "up" \
             else f"{status} for {rules.clear_after} round(s) in a row"
 

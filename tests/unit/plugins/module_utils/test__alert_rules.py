@@ -38,7 +38,8 @@ def replay(letters, rules=RULES, alerted="up"):
     ("wwc", "uuw"),                      # warn or worse in 3 of 5: warn; crit needs its own 3
     ("ccc", "uuc"),
     ("cccww", "uuccw"),                  # clears to the worst of the two good-enough rounds
-    ("wwd", "uuw"),                      # down counts as warn or worse too
+    ("wwd", "uuu"),                      # a down round is the down rule's: never a loss or round-trip round
+    ("wdwdw", "uuuuw"),                  # so warn needs its own 3 of 5
 ])
 def test_the_alerted_level_follows_k_of_n_and_m(letters, alerted):
     assert replay(letters) == alerted
