@@ -50,6 +50,10 @@ DAILY_REPORT = "daily-report.txt"  # the latest daily report, in state_dir
 SEVERITY = {"ok": 0, "warn": 1, "crit": 2}
 HOST_SEVERITY = {level: rank for rank, level in enumerate(_alert_rules.HOST_LEVELS)}
 REPEAT_LOG = 3600.0  # a problem that lasts is logged again this often (status and metrics show it every round)
+# While a sweep runs the watchdog is petted until SWEEP_SLACK x its estimate + SWEEP_GRACE seconds: a sweep that
+# has not ended by then is hung, and systemd must see the silence and restart the daemon.
+SWEEP_SLACK = 2.0
+SWEEP_GRACE = 5.0
 # [hosts] names the sweep's targets "watch"; every other key of the sweep's spec keeps its name there.
 HOST_NAMES = {"targets": "watch"}
 # The watcher's own defaults where they differ from the sweep's (measured: docs/watcher.md, "Alerts that do not cry wolf").
@@ -101,12 +105,24 @@ class Settings:
     def host_method(self) -> str:
         return self.sweep.method
 
-    def sweep_seconds(self) -> float:
-        """The longest one round's sweep may take: every probe's spacing and timeout, retries included."""
-        options = self.sweep
-        if options.count > 1:
-            return (options.count - 1) * options.spacing + options.timeout
-        return (options.retries + 1) * options.timeout
+    @property
+    def estimated_method(self) -> str:
+        """The method a round's estimate counts with: ``auto`` as socket (the cheaper: only what is surely too
+        long is refused), else the one set."""
+        return "socket" if self.sweep.method == "auto" else self.sweep.method
+
+    def watched_addresses(self) -> int:
+        """The addresses of the watch list as written, nothing resolved (a name counts as one)."""
+        try:
+            return _targets.size_of(_targets.parse_all(self.sweep.targets, "[hosts] watch"))
+        except _targets.TargetError:
+            return len(self.sweep.targets)
+
+    def sweep_seconds(self, longest: bool = False) -> float:
+        """How long one round's sweep takes: the sweep's own estimate (``SweepOptions.estimate``). *longest*: with
+        method auto, the slower of the two it may pick (what the watchdog must allow, not what is refused)."""
+        methods = ("socket", "ping") if longest and self.sweep.method == "auto" else (self.estimated_method,)
+        return max(self.sweep.estimate(max(1, self.watched_addresses()), m).seconds for m in methods)
 
     def limits_for(self, key: str, address: str) -> _alert_rules.HostLimits:
         """The thresholds of one watched host: its [host NAME] section (by name, else address), else [hosts]'."""
@@ -197,16 +213,25 @@ def load_settings(path: str, trusted: bool = False) -> Settings:
 
     *trusted* (root): the file must be one that root alone can change.
     """
-    parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
     try:
         text = _trusted_text(path) if trusted else _files.read_text(path, 1 << 20)
-        parser.read_string(text, source=path)
     except FileNotFoundError:
         raise WatcherConfigError(f"settings file {path} does not exist (give --config PATH)") from None
     except PermissionError:
         raise WatcherConfigError(f"settings file {path} is not readable by this user "
                                  f"(it holds secrets: mode 0640, group of the watcher's user)") from None
-    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WatcherConfigError(f"cannot read settings file {path}: {exc}") from None
+    return settings_from_text(text, path)
+
+
+def settings_from_text(text: str, path: str) -> Settings:
+    """The settings a file holding *text* at *path* gives: what ``load_settings`` checks, for text not yet written
+    (the role checks the file it would write before it touches the host)."""
+    parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as exc:
         raise WatcherConfigError(f"cannot read settings file {path}: {exc}") from None
     sections = ("watcher", "disk", "hosts", "mail", "history", "metrics")
     for name in sections:
@@ -272,6 +297,31 @@ def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> Non
         _targets.parse_all(settings.sweep.exclude, "[hosts] exclude")
     except _targets.TargetError as exc:
         raise WatcherConfigError(str(exc)) from None
+    _round_fits(settings)
+
+
+def _round_fits(settings: Settings) -> None:
+    """Refuse a sweep that would take an hour, or a round that would not end before the next is due.
+
+    A round longer than the interval runs straight into the next one, and
+    under systemd it would outlast the watchdog every round. The estimate is
+    the sweep's own (``SweepOptions.estimate``: rate, count x spacing,
+    timeout and retries, concurrency x workers, method=ping's process per
+    address), for the watch list as written (a name counts as one address).
+    """
+    if not settings.hosts:
+        return
+    addresses, method = settings.watched_addresses(), settings.estimated_method
+    try:
+        settings.sweep.check_size(addresses, method)
+    except _sweep_options.SweepError as exc:
+        raise WatcherConfigError(f"[hosts] {exc}") from None
+    found = settings.sweep.estimate(addresses, method)
+    if found.seconds >= settings.interval:
+        raise WatcherConfigError(
+            f"[hosts] {found.bound}: not less than [watcher] interval = {settings.interval:g} s, so every round "
+            f"would run into the next (and outlast a systemd watchdog). {found.fix[0].upper() + found.fix[1:]}, "
+            f"or raise interval")
 
 
 def _loss_needs_count(settings: Settings) -> None:
@@ -430,6 +480,7 @@ class Watcher:
         self._notify_error = ""
         self._unsent: Optional[tuple] = None  # (message, sender, recipients) of an alert being delivered
         self._logged: Dict[str, float] = {}  # problem -> when it was last logged
+        self._notifier: Optional[_sd_notify.Notifier] = None  # systemd's, while run() runs
 
     # ---- checks -------------------------------------------------------------------------------
 
@@ -473,8 +524,11 @@ class Watcher:
             self.state["hosts"] = {}
             return []
         options = self.settings.sweep
-        result = self.sweeper(options.targets, keep_rtts=True,
-                              **{k: v for k, v in dataclasses.asdict(options).items() if k != "targets"})
+        extra = {k: v for k, v in dataclasses.asdict(options).items() if k != "targets"}
+        beat = self._sweep_heartbeat()
+        if beat is not None:
+            extra["heartbeat"] = beat
+        result = self.sweeper(options.targets, keep_rtts=True, **extra)
         changes = []
         known = self.state["hosts"]
         current = {}
@@ -485,6 +539,25 @@ class Watcher:
                 changes.append(change)
         self.state["hosts"] = current
         return changes
+
+    def _sweep_heartbeat(self) -> Optional[Callable[[], None]]:
+        """WATCHDOG=1 every half watchdog period while the sweep's workers probe, but only as long as the sweep
+        may take (``SWEEP_SLACK`` x its estimate + ``SWEEP_GRACE``): a round longer than ``WatchdogSec=`` lives,
+        a hung sweep falls silent and systemd restarts the daemon. None without a watchdog."""
+        notifier = self._notifier
+        every = notifier.watchdog_every if notifier is not None else None
+        if not every:
+            return None
+        started = time.monotonic()
+        until = started + SWEEP_SLACK * self.settings.sweep_seconds(longest=True) + SWEEP_GRACE
+        last = [started - every]  # the first call pets at once: the disk check came before
+
+        def beat() -> None:
+            now = time.monotonic()
+            if now - last[0] >= every and now <= until:
+                last[0] = now
+                self._notify(notifier, notifier.ping)
+        return beat
 
     def _host_round(self, key: str, address: str, entry: Mapping[str, Any], old: Mapping[str, Any],
                     now: float) -> Tuple[Dict[str, Any], Optional[Change]]:
@@ -696,10 +769,11 @@ class Watcher:
         """Check every ``interval`` seconds until the daemon is asked to stop; reload on SIGHUP.
 
         Under systemd (``Type=notify``) *notifier* says READY once the loop starts (pidfile held,
-        signals set, state loaded), WATCHDOG after every round and every half watchdog period
-        while it waits, and STOPPING on the way out.
+        signals set, state loaded), WATCHDOG after every round, every half watchdog period
+        while it waits and while the sweep runs (``_sweep_heartbeat``), and STOPPING on the way out.
         """
         notifier = notifier or _sd_notify.Notifier()
+        self._notifier = notifier
         LOG.info("started: pid %d, every %gs, %d watched host(s), settings %s", os.getpid(),
                  self.settings.interval, len(self.settings.hosts), self.settings.path)
         self._notify(notifier, notifier.ready, f"watching {len(self.settings.hosts)} host(s) and the disks")
