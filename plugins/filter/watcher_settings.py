@@ -19,7 +19,7 @@ def watcher_settings_problem(text, path="watcher.ini"):
         raise AnsibleFilterError(f"sysops.fleet.watcher_settings_problem: expected the text of a settings file, "
                                  f"got {type(text).__name__}")
     try:
-        _watcher.settings_from_text(text, str(path))
+        _watcher.settings_from_text(text, str(path), on_target=False)  # the target's own files are its to check
     except _watcher.WatcherConfigError as exc:
         return str(exc)
     return ""

@@ -225,9 +225,10 @@ def load_settings(path: str, trusted: bool = False) -> Settings:
     return settings_from_text(text, path)
 
 
-def settings_from_text(text: str, path: str) -> Settings:
+def settings_from_text(text: str, path: str, on_target: bool = True) -> Settings:
     """The settings a file holding *text* at *path* gives: what ``load_settings`` checks, for text not yet written
-    (the role checks the file it would write before it touches the host)."""
+    (the role checks the file it would write before it touches the host). Not *on_target* (the controller):
+    ``smtp_ca_file`` names a file of the target's, left for the daemon there to check."""
     parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
     try:
         parser.read_string(text, source=path)
@@ -263,7 +264,7 @@ def settings_from_text(text: str, path: str) -> Settings:
     )
     _host_settings(settings, parser)
     settings.disk_margin = _number(disk, "clear_margin", _alert_rules.DEFAULT_DISK_MARGIN, 0, 50)
-    settings.report = _report_config(disk, mail, settings.state_dir)
+    settings.report = _report_config(disk, mail, settings.state_dir, on_target)
     return settings
 
 
@@ -369,7 +370,8 @@ def _absolute(section: configparser.SectionProxy, name: str, default: str) -> st
     return value
 
 
-def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionProxy, state_dir: str) -> _report.Config:
+def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionProxy, state_dir: str,
+                   on_target: bool = True) -> _report.Config:
     """The disk_report Config from the [disk] and [mail] sections, validated by the module's own code."""
     options: Dict[str, Any] = {}
     for name in ("warn", "crit", "inode_warn", "inode_crit"):
@@ -386,7 +388,7 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
                         ("smtp_security", "smtp_security"), ("smtp_username", "smtp_username"),
                         ("smtp_password", "smtp_password"), ("smtp_ca_file", "smtp_ca_file")):
         value = mail.get(key, "").strip()
-        if value:
+        if value and (on_target or option != "smtp_ca_file"):
             options[option] = value
     if mail.get("smtp_port", "").strip():
         options["smtp_port"] = _whole(mail, "smtp_port", 25, 1, 65535)

@@ -23,6 +23,7 @@ HEAD = "[watcher]\ninterval = 60\npidfile = /run/w.pid\nlog_file = /var/log/w.lo
      "covers)"),
     ("[hosts]\nwatch = 127.0.0.1\ndown_after = 2.5\n", "[hosts] down_after must be a whole number, got '2.5'"),
     ("[host db1\n]\n", "cannot read settings file /etc/w.ini: Source contains parsing errors"),
+    ("[mail]\nsmtp_ca_file = /etc/ssl/only-on-the-target.pem\n", ""),     # the target's file: the daemon checks it
 ])
 def test_the_message_is_the_daemons_own(body, message):
     said = CHECK(HEAD + body, "/etc/w.ini")
