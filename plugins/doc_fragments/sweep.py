@@ -76,7 +76,7 @@ options:
     description:
       - Seconds between two probes to the same address in count mode (C(fping -p) in seconds, C(ping -i)).
         Probes to different addresses are not held back by it; O(rate) caps the whole sweep.
-      - Between 0.002 and 60. A sweep whose probes would take more than an hour to send is refused.
+      - Between 0.002 and 60. A sweep that would take more than an hour is refused (see O(concurrency)).
     type: float
     default: 1.0
     version_added: "0.1.0"
@@ -100,6 +100,10 @@ options:
       - Probes in flight per worker at once.
       - Defaults to 65536 for O(method=socket) (bounded in practice by O(rate) and O(max_hosts)) and
         to 256 C(ping) processes per worker for O(method=ping).
+      - A sweep that would take more than an hour is refused before anything is sent, with the estimate and
+        what bounds it - the probes at O(rate), the addresses in turns of O(concurrency) times the workers each
+        held for O(count) times O(spacing) (or every retry's O(timeout)), and for O(method=ping) one process
+        started per address.
     type: int
   rate:
     description:

@@ -12,8 +12,12 @@ round-trip time over a threshold) or down (no probe answered). Its
 ``window`` rounds were that bad or worse (monit's "for N cycles", SmokePing's
 "3 times in a row"), and back down only after ``clear_after`` rounds in a
 row below it: one lost probe, one slow round, is not an alert. Loss is
-judged over the probes of the whole window (a round of three probes can
-only say 0, 33, 67 or 100 %).
+judged per round (a round of four probes can only say 0, 25, 50, 75 or
+100 %), then debounced like down: a host's loss level changes only when
+``down_after`` of the last ``window`` rounds agree. A round in which the
+host answered nothing is a *down* round, owned by the down rule: it never
+counts towards warn or crit, so an outage shorter than ``down_after``
+rounds (with the partly lost rounds at its edges) mails nothing.
 
 A filesystem's status clears only ``margin`` percentage points below the
 threshold it crossed (netdata's alarm hysteresis): a disk that hovers
@@ -106,17 +110,28 @@ def severity(level: str) -> int:
     return HOST_LEVELS.index(level) if level in HOST_LEVELS else 0
 
 
+def backs(seen: int, level: int) -> bool:
+    """Whether a round seen at severity *seen* counts towards an alert at *level*.
+
+    A down round counts only towards down: it says nothing of the loss or
+    round trip of a path that answered (the down rule owns it), so two silent
+    rounds and the lossy ones at their edges never add up to a loss alert.
+    """
+    down = HOST_LEVELS.index("down")
+    return seen == down if level == down else level <= seen < down
+
+
 def next_level(alerted: str, seen: str, rules: Debounce) -> str:
     """The alerted level after the rounds *seen* (letters u/w/c/d, oldest first, this round last).
 
     Worse: the worst level that at least ``down_after`` of the last
-    ``window`` rounds reached. Better: after ``clear_after`` rounds in a row
-    below the alerted level, the worst of those rounds.
+    ``window`` rounds reached (``backs``). Better: after ``clear_after``
+    rounds in a row below the alerted level, the worst of those rounds.
     """
     current = severity(alerted)
     window = [severity(_LEVEL.get(letter, "up")) for letter in seen[-rules.window:]]
     for level in range(len(HOST_LEVELS) - 1, current, -1):
-        if sum(1 for s in window if s >= level) >= rules.down_after:
+        if sum(1 for s in window if backs(s, level)) >= rules.down_after:
             return HOST_LEVELS[level]
     recent = [severity(_LEVEL.get(letter, "up")) for letter in seen[-rules.clear_after:]]
     if len(recent) == rules.clear_after and all(s < current for s in recent):
@@ -139,7 +154,8 @@ def remember(seen: str, level: str, keep: int) -> str:
 
 
 def pooled_loss(sent: Sequence[int], received: Sequence[int]) -> Optional[float]:
-    """Loss in percent over several rounds' probes; None when none was sent."""
+    """Loss in percent over several rounds' probes (shown and exported; a round's own loss is what alerts);
+    None when none was sent."""
     total = sum(sent)
     return round(100.0 * (total - sum(received)) / total, 3) if total else None
 

@@ -80,13 +80,15 @@ class _Worker:
 
 
 def fan_out(func: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
-            timeout: Optional[float] = None) -> List[Outcome]:
+            timeout: Optional[float] = None, heartbeat: Optional[Callable[[], None]] = None) -> List[Outcome]:
     """Run ``func(task)`` for every task on at most *workers* processes.
 
     Returns one Outcome per task, in task order. Never raises for a task's
     failure; raises FanOutError if no worker can be started and
     Interrupted on SIGTERM (KeyboardInterrupt on Ctrl-C), after the
-    workers are gone.
+    workers are gone. *heartbeat* is called every time the wait for the
+    workers wakes (at least every quarter second): the caller's sign of
+    life while the work lasts (the watcher's systemd watchdog).
     """
     if not 1 <= workers <= MAX_WORKERS:
         raise FanOutError(f"workers must be between 1 and {MAX_WORKERS}, got {workers}")
@@ -108,6 +110,8 @@ def fan_out(func: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
             _expire(pool, sel, outcomes, timeout)
             while pending and len(pool) < workers:
                 _hire(func, tasks, pool, sel, pending)
+            if heartbeat is not None:
+                heartbeat()
     finally:
         for worker in list(pool.values()):
             _fire(worker, pool, sel, kill=True)

@@ -15,18 +15,13 @@ address (``_command.run_many``).
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 from . import _command, _fanout, _icmp, _sweep_stats, _targets
-from ._sweep_options import DEFAULT_RATE, METHODS, SweepError, SweepOptions  # noqa: F401 (the sweep's names)
+from ._sweep_options import DEFAULT_CONCURRENCY, DEFAULT_RATE, METHODS, SweepError, SweepOptions  # noqa: F401
 
-DEFAULT_CONCURRENCY = {"socket": 65536, "ping": 256}
-# Addresses one worker handles before another is worth forking: a socket
-# worker sends a /22 in a few milliseconds, a ping worker is bound by fork().
-MIN_SHARE = {"socket": 2048, "ping": 64}
 # ``ping -q`` prints only its summary: iputils "rtt min/avg/max/mdev = 0.041/0.041/0.041/0.000 ms",
 # BusyBox and inetutils "round-trip min/avg/max[/stddev] = ...". One probe: min is its time.
 _SUMMARY_RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/[a-z]+)? = ([0-9.]+)/")
@@ -56,10 +51,6 @@ class Probe(NamedTuple):
 
 
 Probed = Dict[str, Probe]
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
 
 
 def choose_method(method: str, versions: Sequence[int]) -> str:
@@ -194,7 +185,7 @@ def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 
           method: str = "auto", workers: Optional[int] = None, concurrency: Optional[int] = None,
           rate: float = DEFAULT_RATE, max_hosts: int = _targets.DEFAULT_MAX_HOSTS,
           resolver=_targets.resolve_name, details: bool = True, count: int = 1, spacing: float = 1.0,
-          keep_rtts: bool = False) -> Dict[str, Any]:
+          keep_rtts: bool = False, heartbeat: Optional[Callable[[], None]] = None) -> Dict[str, Any]:
     """``run`` with the options given one by one (the watcher, its sweep command, tests, benchmarks)."""
     options = SweepOptions(targets=list(targets) if not isinstance(targets, str) else [targets],
                            exclude=list(exclude or ()), timeout=float(timeout), retries=int(retries),
@@ -202,11 +193,11 @@ def sweep(targets: Sequence[str], exclude: Sequence[str] = (), timeout: float = 
                            workers=None if workers is None else int(workers),
                            concurrency=None if concurrency is None else int(concurrency), rate=float(rate),
                            max_hosts=int(max_hosts))
-    return run(options, resolver=resolver, details=details, keep_rtts=keep_rtts)
+    return run(options, resolver=resolver, details=details, keep_rtts=keep_rtts, heartbeat=heartbeat)
 
 
 def run(options: SweepOptions, resolver=_targets.resolve_name, details: bool = True,
-        keep_rtts: bool = False) -> Dict[str, Any]:
+        keep_rtts: bool = False, heartbeat: Optional[Callable[[], None]] = None) -> Dict[str, Any]:
     """Sweep what *options* say and return the module's result (alive, dead, summary, names, errors, ...).
 
     With *details* the result also has ``hosts``, an entry per address
@@ -216,7 +207,8 @@ def run(options: SweepOptions, resolver=_targets.resolve_name, details: bool = T
     hand to Ansible. With ``count`` > 1 it also has ``stats`` (per address:
     sent, received, loss_pct, rtt_ms) and ``loss_ranges``. With *keep_rtts*
     each entry of ``hosts`` also has ``rtts_ms``, every round trip measured
-    (the watcher's histogram).
+    (the watcher's histogram). *heartbeat* is ``_fanout.fan_out``'s: called
+    at least every quarter second while the workers probe.
 
     Raises SweepError (or its parent ValueError via TargetError) for bad
     input, _command.MissingBinaryError if ``ping`` is needed and absent,
@@ -225,19 +217,18 @@ def run(options: SweepOptions, resolver=_targets.resolve_name, details: bool = T
     """
     started = time.monotonic()
     options.check()
-    workers = default_workers() if options.workers is None else options.workers
     plan = _targets.plan(options.targets, options.exclude, options.max_hosts, resolver)
     addresses = plan.addresses
     if not addresses and not plan.unresolved:
         raise SweepError("nothing to sweep: every target is excluded")
     if not addresses:
         raise SweepError("no target resolved: " + "; ".join(f"{n}: {why}" for n, why in plan.unresolved.items()))
-    options.check_size(len(addresses))
     chosen = choose_method(options.method, sorted({6 if ":" in a else 4 for a in addresses}))
+    options.check_size(len(addresses), chosen)
     concurrency = DEFAULT_CONCURRENCY[chosen] if options.concurrency is None else options.concurrency
     if chosen == "ping":
         _command.which("ping")
-    hands = deal(addresses, min(workers, -(-len(addresses) // MIN_SHARE[chosen])))
+    hands = deal(addresses, options.hands(len(addresses), chosen))
     share = options.rate / len(hands) if options.rate else 0.0
     probe = _PROBES[chosen]
 
@@ -246,7 +237,7 @@ def run(options: SweepOptions, resolver=_targets.resolve_name, details: bool = T
 
     probed: Probed = {}
     failures = []
-    for outcome in _fanout.fan_out(work, hands, len(hands)):
+    for outcome in _fanout.fan_out(work, hands, len(hands), heartbeat=heartbeat):
         if outcome.ok:
             probed.update(outcome.value)
         else:

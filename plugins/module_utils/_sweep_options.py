@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, List, Mapping, Optional
@@ -35,9 +36,18 @@ MIN_SPACING = 0.002  # iputils ping refuses a shorter interval to anyone but roo
 MAX_SPACING = 60.0
 # Probes one sweep may send (count x addresses): a /16 with count 64. Each costs its send time in memory.
 MAX_PROBES = 1 << 22
-# A sweep that would take longer than this to send its probes is refused: at rate=0.01 a /24 takes
-# seven hours, which is a typo, not a plan.
+# A sweep that would take longer than this is refused: at rate=0.01 a /24 takes seven hours, which is
+# a typo, not a plan.
 MAX_SEND_SECONDS = 3600.0
+# Probes in flight per worker unless ``concurrency`` says otherwise: a socket worker's are bounded by rate
+# and max_hosts in practice, a ping worker's are processes.
+DEFAULT_CONCURRENCY = {"socket": 65536, "ping": 256}
+# Addresses one worker handles before another is worth forking: a socket
+# worker sends a /22 in a few milliseconds, a ping worker is bound by fork().
+MIN_SHARE = {"socket": 2048, "ping": 64}
+# A worker's own time per address besides waiting: method=ping forks and runs one ping process per address
+# (4-5 ms each measured on a 2-core test machine; half that is assumed, so only a sweep surely too long is refused).
+PER_ADDRESS_COST = {"socket": 0.0, "ping": 0.002}
 
 # The one argument spec (AnsibleModule's format). Documentation: plugins/doc_fragments/sweep.py.
 SPEC: Dict[str, Dict[str, Any]] = {
@@ -57,6 +67,19 @@ SPEC: Dict[str, Dict[str, Any]] = {
 
 class SweepError(ValueError):
     """The sweep was asked for something it cannot do; nothing was probed."""
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How long a sweep takes, what bounds it, and how to make it shorter (for a message that refuses it)."""
+
+    seconds: float
+    bound: str
+    fix: str
 
 
 def argument_spec() -> Dict[str, Dict[str, Any]]:
@@ -104,24 +127,70 @@ class SweepOptions:
             raise SweepError(f"max_hosts must be at least 1, got {self.max_hosts}")
         return self
 
-    def check_size(self, addresses: int) -> None:
-        """Refuse a sweep of *addresses* that would send too many probes or take too long to send them."""
+    def hands(self, addresses: int, method: str) -> int:
+        """The worker processes a sweep of *addresses* by *method* (socket or ping) runs on."""
+        workers = default_workers() if self.workers is None else self.workers
+        return max(1, min(workers, -(-addresses // MIN_SHARE[method]), addresses))
+
+    def in_flight(self, addresses: int, method: str) -> int:
+        """Probes (method=ping: ping processes) in flight at once over all the workers."""
+        per_worker = DEFAULT_CONCURRENCY[method] if self.concurrency is None else self.concurrency
+        return per_worker * self.hands(addresses, method)
+
+    def per_address(self) -> float:
+        """How long one address holds its place in flight: count x spacing, or every retry's timeout (silent)."""
+        if self.count > 1:
+            return (self.count - 1) * self.spacing + self.timeout
+        return (self.retries + 1) * self.timeout
+
+    def estimate(self, addresses: int, method: str = "socket") -> Estimate:
+        """How long sweeping *addresses* by *method* takes: the longest of its bounds, which names itself.
+
+        The one estimate of the sweep's duration: the module's, the
+        inventory's and the watcher's hour bound, and the watcher's round
+        against its interval. Each bound alone is a lower limit: probes at
+        ``rate``; addresses in waves of ``in_flight`` each holding its place
+        ``per_address``; method=ping's process per address on each worker.
+        """
+        one = "one probe" if self.count == 1 else f"{self.count} probes"
+        hands = self.hands(addresses, method)
+        bounds = [Estimate(addresses * self.count / self.rate if self.rate else 0.0,
+                           f"rate={self.rate:g} would take about {{took}} to send {one} to each of the {addresses} "
+                           "addresses (more with retries)", "raise rate (0 for no cap) or sweep fewer addresses"),
+                  self._waiting(addresses, method),
+                  Estimate(addresses * PER_ADDRESS_COST[method] / hands,
+                           f"method={method} starts a ping process for each of the {addresses} addresses, on {hands} "
+                           "worker(s): that would take about {took}",
+                           "use method=socket (or auto where ICMP sockets may be opened) or sweep fewer addresses")]
+        worst = max(bounds, key=lambda bound: bound.seconds)
+        return Estimate(worst.seconds, worst.bound.format(took=duration(worst.seconds)), worst.fix)
+
+    def _waiting(self, addresses: int, method: str) -> Estimate:
+        """The bound of the waits: addresses in turns of ``in_flight``, each held ``per_address``."""
+        in_flight = self.in_flight(addresses, method)
+        turns = -(-addresses // in_flight)
+        counted = self.count > 1
+        held = (f"count={self.count} at spacing={self.spacing:g}" if counted
+                else f"timeout={self.timeout:g} with retries={self.retries}")
+        lower = "lower count or spacing" if counted else "lower timeout or retries"
+        if turns == 1:
+            return Estimate(self.per_address(), held + " would take about {took} (the last timeout included)", lower)
+        hands = self.hands(addresses, method)
+        return Estimate(turns * self.per_address(),
+                        f"{addresses} addresses, {in_flight} at a time (concurrency={in_flight // hands} x {hands} "
+                        f"worker(s), method={method}), each held {self.per_address():g} s by {held}, would take "
+                        "about {took}", f"raise concurrency (or workers), {lower}, or sweep fewer addresses")
+
+    def check_size(self, addresses: int, method: str = "socket") -> None:
+        """Refuse a sweep of *addresses* by *method* that would send too many probes or take too long."""
         probes = addresses * self.count
         if probes > MAX_PROBES:
             raise SweepError(f"count={self.count} for {addresses} addresses is {probes} probes, more than the "
                              f"{MAX_PROBES} one sweep may send: lower count or sweep fewer addresses")
-        seconds = max(probes / self.rate if self.rate else 0.0, (self.count - 1) * self.spacing)
-        if seconds <= MAX_SEND_SECONDS:
-            return
-        if self.rate and probes / self.rate >= (self.count - 1) * self.spacing:
-            what = f"rate={self.rate:g} would take about {duration(seconds)} to send"
-            fix = "raise rate (0 for no cap) or sweep fewer addresses"
-        else:
-            what = f"count={self.count} at spacing={self.spacing:g} would take about {duration(seconds)} to send"
-            fix = "lower count or spacing"
-        one = "one probe" if self.count == 1 else f"{self.count} probes"
-        raise SweepError(f"{what} {one} to each of the {addresses} addresses (more with retries), longer than "
-                         f"the {duration(MAX_SEND_SECONDS)} a sweep may take: {fix}")
+        found = self.estimate(addresses, method)
+        if found.seconds > MAX_SEND_SECONDS:
+            raise SweepError(f"{found.bound}, longer than the {duration(MAX_SEND_SECONDS)} a sweep may take: "
+                             f"{found.fix}")
 
 
 def duration(seconds: float) -> str:

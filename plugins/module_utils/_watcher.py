@@ -50,6 +50,10 @@ DAILY_REPORT = "daily-report.txt"  # the latest daily report, in state_dir
 SEVERITY = {"ok": 0, "warn": 1, "crit": 2}
 HOST_SEVERITY = {level: rank for rank, level in enumerate(_alert_rules.HOST_LEVELS)}
 REPEAT_LOG = 3600.0  # a problem that lasts is logged again this often (status and metrics show it every round)
+# While a sweep runs the watchdog is petted until SWEEP_SLACK x its estimate + SWEEP_GRACE seconds: a sweep that
+# has not ended by then is hung, and systemd must see the silence and restart the daemon.
+SWEEP_SLACK = 2.0
+SWEEP_GRACE = 5.0
 # [hosts] names the sweep's targets "watch"; every other key of the sweep's spec keeps its name there.
 HOST_NAMES = {"targets": "watch"}
 # The watcher's own defaults where they differ from the sweep's (measured: docs/watcher.md, "Alerts that do not cry wolf").
@@ -101,12 +105,24 @@ class Settings:
     def host_method(self) -> str:
         return self.sweep.method
 
-    def sweep_seconds(self) -> float:
-        """The longest one round's sweep may take: every probe's spacing and timeout, retries included."""
-        options = self.sweep
-        if options.count > 1:
-            return (options.count - 1) * options.spacing + options.timeout
-        return (options.retries + 1) * options.timeout
+    @property
+    def estimated_method(self) -> str:
+        """The method a round's estimate counts with: ``auto`` as socket (the cheaper: only what is surely too
+        long is refused), else the one set."""
+        return "socket" if self.sweep.method == "auto" else self.sweep.method
+
+    def watched_addresses(self) -> int:
+        """The addresses of the watch list as written, nothing resolved (a name counts as one)."""
+        try:
+            return _targets.size_of(_targets.parse_all(self.sweep.targets, "[hosts] watch"))
+        except _targets.TargetError:
+            return len(self.sweep.targets)
+
+    def sweep_seconds(self, longest: bool = False) -> float:
+        """How long one round's sweep takes: the sweep's own estimate (``SweepOptions.estimate``). *longest*: with
+        method auto, the slower of the two it may pick (what the watchdog must allow, not what is refused)."""
+        methods = ("socket", "ping") if longest and self.sweep.method == "auto" else (self.estimated_method,)
+        return max(self.sweep.estimate(max(1, self.watched_addresses()), m).seconds for m in methods)
 
     def limits_for(self, key: str, address: str) -> _alert_rules.HostLimits:
         """The thresholds of one watched host: its [host NAME] section (by name, else address), else [hosts]'."""
@@ -141,6 +157,19 @@ def _number(section: configparser.SectionProxy, name: str, default: float, low: 
         raise WatcherConfigError(f"[{section.name}] {name} must be a number, got {raw!r}") from None
     if not low <= value <= high:
         raise WatcherConfigError(f"[{section.name}] {name} must be between {low:g} and {high:g}, got {raw}")
+    return value
+
+
+def _whole(section: configparser.SectionProxy, name: str, default: int, low: int, high: int) -> int:
+    """A count (rounds, percent, a port): ``4.9`` is refused, not cut to 4 (the operator meant something else)."""
+    raw = section.get(name, "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[+-]?[0-9]+", raw):
+        raise WatcherConfigError(f"[{section.name}] {name} must be a whole number, got {raw!r}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise WatcherConfigError(f"[{section.name}] {name} must be between {low} and {high}, got {raw}")
     return value
 
 
@@ -184,16 +213,26 @@ def load_settings(path: str, trusted: bool = False) -> Settings:
 
     *trusted* (root): the file must be one that root alone can change.
     """
-    parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
     try:
         text = _trusted_text(path) if trusted else _files.read_text(path, 1 << 20)
-        parser.read_string(text, source=path)
     except FileNotFoundError:
         raise WatcherConfigError(f"settings file {path} does not exist (give --config PATH)") from None
     except PermissionError:
         raise WatcherConfigError(f"settings file {path} is not readable by this user "
                                  f"(it holds secrets: mode 0640, group of the watcher's user)") from None
-    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WatcherConfigError(f"cannot read settings file {path}: {exc}") from None
+    return settings_from_text(text, path)
+
+
+def settings_from_text(text: str, path: str, on_target: bool = True) -> Settings:
+    """The settings a file holding *text* at *path* gives: what ``load_settings`` checks, for text not yet written
+    (the role checks the file it would write before it touches the host). Not *on_target* (the controller):
+    ``smtp_ca_file`` names a file of the target's, left for the daemon there to check."""
+    parser = configparser.ConfigParser(interpolation=None, default_section="__defaults__")
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as exc:
         raise WatcherConfigError(f"cannot read settings file {path}: {exc}") from None
     sections = ("watcher", "disk", "hosts", "mail", "history", "metrics")
     for name in sections:
@@ -225,7 +264,7 @@ def load_settings(path: str, trusted: bool = False) -> Settings:
     )
     _host_settings(settings, parser)
     settings.disk_margin = _number(disk, "clear_margin", _alert_rules.DEFAULT_DISK_MARGIN, 0, 50)
-    settings.report = _report_config(disk, mail, settings.state_dir)
+    settings.report = _report_config(disk, mail, settings.state_dir, on_target)
     return settings
 
 
@@ -242,10 +281,10 @@ def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> Non
         settings.sweep = _sweep_options.from_text({k: v for k, v in hosts.items() if k != "targets"}, "[hosts]",
                                                   HOST_NAMES, HOST_DEFAULTS)
         settings.debounce = _alert_rules.Debounce(
-            down_after=int(_number(hosts, "down_after", _alert_rules.DEFAULT_DOWN_AFTER, 1, _alert_rules.MAX_WINDOW)),
-            window=int(_number(hosts, "window", _alert_rules.DEFAULT_WINDOW, 1, _alert_rules.MAX_WINDOW)),
-            clear_after=int(_number(hosts, "clear_after", _alert_rules.DEFAULT_CLEAR_AFTER, 1,
-                                    _alert_rules.MAX_WINDOW))).check()
+            down_after=_whole(hosts, "down_after", _alert_rules.DEFAULT_DOWN_AFTER, 1, _alert_rules.MAX_WINDOW),
+            window=_whole(hosts, "window", _alert_rules.DEFAULT_WINDOW, 1, _alert_rules.MAX_WINDOW),
+            clear_after=_whole(hosts, "clear_after", _alert_rules.DEFAULT_CLEAR_AFTER, 1,
+                               _alert_rules.MAX_WINDOW)).check()
         settings.host_limits = _alert_rules.limits_from(hosts, "[hosts]")
         for name in parser.sections():
             if name.startswith(HOST_SECTION):
@@ -259,6 +298,31 @@ def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> Non
         _targets.parse_all(settings.sweep.exclude, "[hosts] exclude")
     except _targets.TargetError as exc:
         raise WatcherConfigError(str(exc)) from None
+    _round_fits(settings)
+
+
+def _round_fits(settings: Settings) -> None:
+    """Refuse a sweep that would take an hour, or a round that would not end before the next is due.
+
+    A round longer than the interval runs straight into the next one, and
+    under systemd it would outlast the watchdog every round. The estimate is
+    the sweep's own (``SweepOptions.estimate``: rate, count x spacing,
+    timeout and retries, concurrency x workers, method=ping's process per
+    address), for the watch list as written (a name counts as one address).
+    """
+    if not settings.hosts:
+        return
+    addresses, method = settings.watched_addresses(), settings.estimated_method
+    try:
+        settings.sweep.check_size(addresses, method)
+    except _sweep_options.SweepError as exc:
+        raise WatcherConfigError(f"[hosts] {exc}") from None
+    found = settings.sweep.estimate(addresses, method)
+    if found.seconds >= settings.interval:
+        raise WatcherConfigError(
+            f"[hosts] {found.bound}: not less than [watcher] interval = {settings.interval:g} s, so every round "
+            f"would run into the next (and outlast a systemd watchdog). {found.fix[0].upper() + found.fix[1:]}, "
+            f"or raise interval")
 
 
 def _loss_needs_count(settings: Settings) -> None:
@@ -306,12 +370,13 @@ def _absolute(section: configparser.SectionProxy, name: str, default: str) -> st
     return value
 
 
-def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionProxy, state_dir: str) -> _report.Config:
+def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionProxy, state_dir: str,
+                   on_target: bool = True) -> _report.Config:
     """The disk_report Config from the [disk] and [mail] sections, validated by the module's own code."""
     options: Dict[str, Any] = {}
     for name in ("warn", "crit", "inode_warn", "inode_crit"):
         if disk.get(name, "").strip():
-            options[name] = int(_number(disk, name, 0, 1, 100))
+            options[name] = _whole(disk, name, 0, 1, 100)
     for name in ("free_warn", "free_crit"):
         options[name] = disk.get(name, "").strip() or None
     for name in ("include_mounts", "exclude_mounts", "exclude_fstypes"):
@@ -323,10 +388,10 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
                         ("smtp_security", "smtp_security"), ("smtp_username", "smtp_username"),
                         ("smtp_password", "smtp_password"), ("smtp_ca_file", "smtp_ca_file")):
         value = mail.get(key, "").strip()
-        if value:
+        if value and (on_target or option != "smtp_ca_file"):
             options[option] = value
     if mail.get("smtp_port", "").strip():
-        options["smtp_port"] = int(_number(mail, "smtp_port", 25, 1, 65535))
+        options["smtp_port"] = _whole(mail, "smtp_port", 25, 1, 65535)
     options["smtp_timeout"] = _number(mail, "smtp_timeout", 30.0, 0.1, 3600)
     options["smtp_validate_certs"] = _boolean(mail, "smtp_validate_certs", True)
     options["smtp_allow_plaintext_auth"] = _boolean(mail, "smtp_allow_plaintext_auth", False)
@@ -417,6 +482,7 @@ class Watcher:
         self._notify_error = ""
         self._unsent: Optional[tuple] = None  # (message, sender, recipients) of an alert being delivered
         self._logged: Dict[str, float] = {}  # problem -> when it was last logged
+        self._notifier: Optional[_sd_notify.Notifier] = None  # systemd's, while run() runs
 
     # ---- checks -------------------------------------------------------------------------------
 
@@ -460,8 +526,11 @@ class Watcher:
             self.state["hosts"] = {}
             return []
         options = self.settings.sweep
-        result = self.sweeper(options.targets, keep_rtts=True,
-                              **{k: v for k, v in dataclasses.asdict(options).items() if k != "targets"})
+        extra = {k: v for k, v in dataclasses.asdict(options).items() if k != "targets"}
+        beat = self._sweep_heartbeat()
+        if beat is not None:
+            extra["heartbeat"] = beat
+        result = self.sweeper(options.targets, keep_rtts=True, **extra)
         changes = []
         known = self.state["hosts"]
         current = {}
@@ -472,6 +541,25 @@ class Watcher:
                 changes.append(change)
         self.state["hosts"] = current
         return changes
+
+    def _sweep_heartbeat(self) -> Optional[Callable[[], None]]:
+        """WATCHDOG=1 every half watchdog period while the sweep's workers probe, but only as long as the sweep
+        may take (``SWEEP_SLACK`` x its estimate + ``SWEEP_GRACE``): a round longer than ``WatchdogSec=`` lives,
+        a hung sweep falls silent and systemd restarts the daemon. None without a watchdog."""
+        notifier = self._notifier
+        every = notifier.watchdog_every if notifier is not None else None
+        if not every:
+            return None
+        started = time.monotonic()
+        until = started + SWEEP_SLACK * self.settings.sweep_seconds(longest=True) + SWEEP_GRACE
+        last = [started - every]  # the first call pets at once: the disk check came before
+
+        def beat() -> None:
+            now = time.monotonic()
+            if now - last[0] >= every and now <= until:
+                last[0] = now
+                self._notify(notifier, notifier.ping)
+        return beat
 
     def _host_round(self, key: str, address: str, entry: Mapping[str, Any], old: Mapping[str, Any],
                     now: float) -> Tuple[Dict[str, Any], Optional[Change]]:
@@ -485,8 +573,9 @@ class Watcher:
         loss = _alert_rules.pooled_loss(sent, received)
         reasons: List[str] = []
         if entry.get("alive"):
-            limits = self.settings.limits_for(key, address)
-            level, reasons = limits.level(loss if "sent" in entry else None, entry.get("rtt_ms"))
+            limits = self.settings.limits_for(key, address)  # this round's loss: the window's is debounced below
+            level, reasons = limits.level(_alert_rules.pooled_loss(sent[-1:], received[-1:]) if "sent" in entry
+                                          else None, entry.get("rtt_ms"))
         else:
             level = "down"
         seen = _alert_rules.remember(_alert_rules.seen_letters(old.get("seen"), keep), level, keep)
@@ -513,7 +602,8 @@ class Watcher:
         if status == "down":
             return f"no answer to ping in {window.count('d')} of the last {len(window)} rounds"
         if status in ("warn", "crit") and reasons:
-            return "; ".join(reasons)
+            bad = sum(1 for letter in window if letter in "wc"[("warn", "crit").index(status):])
+            return f"{status} or worse in {bad} of the last {len(window)} rounds; this round: " + "; ".join(reasons)
         return f"answers ping again ({rules.clear_after} good round(s) in a row)" if status == "up" \
             else f"{status} for {rules.clear_after} round(s) in a row"
 
@@ -681,10 +771,11 @@ class Watcher:
         """Check every ``interval`` seconds until the daemon is asked to stop; reload on SIGHUP.
 
         Under systemd (``Type=notify``) *notifier* says READY once the loop starts (pidfile held,
-        signals set, state loaded), WATCHDOG after every round and every half watchdog period
-        while it waits, and STOPPING on the way out.
+        signals set, state loaded), WATCHDOG after every round, every half watchdog period
+        while it waits and while the sweep runs (``_sweep_heartbeat``), and STOPPING on the way out.
         """
         notifier = notifier or _sd_notify.Notifier()
+        self._notifier = notifier
         LOG.info("started: pid %d, every %gs, %d watched host(s), settings %s", os.getpid(),
                  self.settings.interval, len(self.settings.hosts), self.settings.path)
         self._notify(notifier, notifier.ready, f"watching {len(self.settings.hosts)} host(s) and the disks")

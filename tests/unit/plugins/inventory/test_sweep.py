@@ -114,7 +114,7 @@ BAD_OPTIONS = [
     ({"targets": ["127.0.0.1"], "spacing": "nan"}, "spacing must be between 0.002 and 60 seconds"),
     ({"targets": ["127.0.0.0/16"], "count": 100}, "count=100 for 65534 addresses is 6553400 probes, more than the "
                                                   "4194304 one sweep may send"),
-    ({"targets": ["127.0.0.1"], "count": 100, "spacing": 60}, "count=100 at spacing=60 would take about 1.6 hours"),
+    ({"targets": ["127.0.0.1"], "count": 100, "spacing": 60}, "count=100 at spacing=60 would take about 1.7 hours"),
     ({"targets": ["127.0.0.1"], "method": "nmap"},
      ("Invalid value 'nmap' for config 'method'", f'Invalid value "nmap" for configuration option "{PLUGIN_SETTING}method "')),
     ({"targets": ["127.0.0.1"], "hostnames": "fqdn"},

@@ -38,7 +38,8 @@ def replay(letters, rules=RULES, alerted="up"):
     ("wwc", "uuw"),                      # warn or worse in 3 of 5: warn; crit needs its own 3
     ("ccc", "uuc"),
     ("cccww", "uuccw"),                  # clears to the worst of the two good-enough rounds
-    ("wwd", "uuw"),                      # down counts as warn or worse too
+    ("wwd", "uuu"),                      # a down round is the down rule's: never a loss or round-trip round
+    ("wdwdw", "uuuuw"),                  # so warn needs its own 3 of 5
 ])
 def test_the_alerted_level_follows_k_of_n_and_m(letters, alerted):
     assert replay(letters) == alerted
@@ -178,6 +179,13 @@ HOSTILE = [
     ("[disk]\nclear_margin = 51", "[disk] clear_margin must be between 0 and 50, got 51"),
     ("[disk]\nclear_margin = -1", "[disk] clear_margin must be between 0 and 50, got -1"),
     ("[hostz]\nwatch = 1", "unknown section(s) hostz"),
+    # a count with a fraction is refused, not cut (an outside tester's 4.9 became 4)
+    ("[hosts]\ndown_after = 2.9", "[hosts] down_after must be a whole number, got '2.9'"),
+    ("[hosts]\nwindow = 4.9", "[hosts] window must be a whole number, got '4.9'"),
+    ("[hosts]\nclear_after = 1e1", "[hosts] clear_after must be a whole number, got '1e1'"),
+    ("[disk]\nwarn = 80.5", "[disk] warn must be a whole number, got '80.5'"),
+    ("[disk]\ninode_crit = nan", "[disk] inode_crit must be a whole number, got 'nan'"),
+    ("[mail]\nsmtp_port = 25.9", "[mail] smtp_port must be a whole number, got '25.9'"),
 ]
 
 

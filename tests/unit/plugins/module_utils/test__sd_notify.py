@@ -160,3 +160,97 @@ def test_without_notify_socket_fleet_watcher_run_says_nothing_of_systemd(tmp_pat
     finally:
         proc.kill()
         proc.wait()
+
+
+# ---- the watchdog during a long round (an outside tester's finding on issue 20) ---------------------------------
+
+LONG_ROUND = ("interval = {interval}\n[disk]\ninclude_mounts = /nonexistent-sysops-fleet-test\n"
+              "[hosts]\nwatch = 127.0.0.1\nmethod = socket\ncount = {count}\nspacing = 0.5\ntimeout = 0.5\n")
+
+
+def children(pid):
+    """The processes whose parent is *pid* (the sweep's workers, while a sweep runs)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def pets_and_gaps(receiver):
+    """The times of READY and every WATCHDOG, and the gaps between them."""
+    pets = [t for t, f in receiver.messages if "WATCHDOG" in f or "READY" in f]
+    return pets, [b - a for a, b in zip(pets, pets[1:])]
+
+
+@pytest.mark.alone
+def test_a_round_longer_than_the_watchdog_is_petted_all_along(tmp_path, manager):
+    """A sweep of 10 probes 0.5 s apart (5 s) under a 1.5 s watchdog: WATCHDOG=1 keeps coming while it runs,
+    never a gap as long as WatchdogSec (before, none came until the round ended: systemd killed it every round)."""
+    receiver = manager()
+    path = write_settings(tmp_path, LONG_ROUND.format(interval=8, count=10))
+    env = dict(os.environ, NOTIFY_SOCKET=receiver.name, WATCHDOG_USEC="1500000")
+    env.pop("WATCHDOG_PID", None)
+    proc = run_in_foreground(path, env)
+    try:
+        assert receiver.receive(lambda m: any("READY" in f for _t, f in m)), proc.stderr.read1() if proc.poll() else ""
+        # the first round's sweep, then its status line, then a little of the wait
+        assert receiver.receive(lambda m: any(f.get("STATUS", "").startswith("last round at") for _t, f in m),
+                                timeout=20)
+        receiver.receive(lambda m: False, timeout=1.0)
+        pets, gaps = pets_and_gaps(receiver)
+        assert pets[-1] - pets[0] > 5.0, "the round took the sweep's 5 s"
+        assert max(gaps) < 1.5, f"a gap as long as WatchdogSec: {[round(g, 2) for g in gaps]}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.alone
+def test_a_hung_sweep_falls_silent_and_systemd_would_restart_it(tmp_path, manager):
+    """The sweep's worker stopped (SIGSTOP) mid-sweep: WATCHDOG=1 goes on only as long as the sweep may take
+    (twice its estimate of 2 s and 5 s more), then stops, so systemd's watchdog ends the daemon."""
+    receiver = manager()
+    path = write_settings(tmp_path, LONG_ROUND.format(interval=8, count=4))
+    env = dict(os.environ, NOTIFY_SOCKET=receiver.name, WATCHDOG_USEC="1500000")
+    env.pop("WATCHDOG_PID", None)
+    proc = run_in_foreground(path, env)
+    stopped = []
+    try:
+        assert receiver.receive(lambda m: any("READY" in f for _t, f in m)), proc.stderr.read1() if proc.poll() else ""
+        deadline = time.monotonic() + 10
+        while not stopped and time.monotonic() < deadline:
+            for worker in children(proc.pid):
+                os.kill(worker, signal.SIGSTOP)
+                stopped.append(worker)
+            time.sleep(0.01)
+        assert stopped, "no sweep worker seen"
+        hung = time.monotonic()
+        # systemd's part: end the daemon once WatchdogSec passes without WATCHDOG=1
+        killed = None
+        while time.monotonic() < hung + 30 and killed is None:
+            receiver.receive(lambda m: False, timeout=0.1)
+            last = max(t for t, f in receiver.messages if "WATCHDOG" in f or "READY" in f)
+            if time.monotonic() - last > 1.5:
+                killed = time.monotonic()
+                proc.send_signal(signal.SIGABRT)
+        pets = [t for t, f in receiver.messages if "WATCHDOG" in f and t > hung]
+        assert killed is not None, "the watchdog was petted for 30 s of a hung sweep"
+        assert pets and pets[-1] - hung > 5.0, "petted while the sweep may still run (its 2 s estimate, twice, +5 s)"
+        assert killed - hung < 2 * 2.0 + 5.0 + 1.5 + 1.0, f"killed {killed - hung:.1f} s after the sweep hung"
+        assert not any(f.get("STATUS", "").startswith("last round at") for _t, f in receiver.messages)
+    finally:
+        for worker in stopped:
+            for signum in (signal.SIGKILL, signal.SIGCONT):
+                try:
+                    os.kill(worker, signum)
+                except ProcessLookupError:
+                    pass
+        proc.kill()
+        proc.wait()

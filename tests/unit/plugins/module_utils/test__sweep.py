@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _command, _icmp, _sweep
+from ansible_collections.sysops.fleet.plugins.module_utils import _command, _icmp, _sweep, _sweep_options
 
 METHODS = ["ping"] + (["socket"] if _icmp.available((4,)) else [])
 
@@ -15,9 +15,9 @@ def test_small_sweeps_use_fewer_workers(monkeypatch):
     seen = []
     real = _sweep._fanout.fan_out
 
-    def spy(func, tasks, workers, timeout=None):
+    def spy(func, tasks, workers, timeout=None, heartbeat=None):
         seen.append(len(tasks))
-        return real(func, tasks, workers, timeout)
+        return real(func, tasks, workers, timeout, heartbeat)
     monkeypatch.setattr(_sweep._fanout, "fan_out", spy)
     _sweep.sweep(["127.0.0.1-3"], method="ping", workers=8)
     _sweep.sweep(["127.0.1.1-200"], method="ping", workers=8, rate=0)
@@ -154,7 +154,7 @@ def test_a_crashed_worker_marks_its_addresses_dead_with_the_reason(monkeypatch):
             os._exit(5)
         return {a: _sweep.Probe(1, [0.1]) for a in addresses}
     monkeypatch.setitem(_sweep._PROBES, "ping", crash)
-    monkeypatch.setitem(_sweep.MIN_SHARE, "ping", 1)
+    monkeypatch.setitem(_sweep_options.MIN_SHARE, "ping", 1)
     result = _sweep.sweep(["127.0.0.1-4"], method="ping", workers=2)
     assert result["alive"] == ["127.0.0.1", "127.0.0.3"]
     assert result["dead"] == ["127.0.0.2", "127.0.0.4"]

@@ -37,7 +37,7 @@ def free_port():
 
 
 def write_settings(tmp_path, body="", **sections):
-    defaults = {"interval": "1", "pidfile": f"{tmp_path}/run/watcher.pid", "log_file": f"{tmp_path}/log/watcher.log",
+    defaults = {"interval": "5", "pidfile": f"{tmp_path}/run/watcher.pid", "log_file": f"{tmp_path}/log/watcher.log",
                 "state_dir": f"{tmp_path}/lib"}
     lines = [f"{k} = {v}" for k, v in defaults.items() if f"{k} =" not in body]
     text = "[watcher]\n" + "\n".join(lines) + "\n" + textwrap.dedent(body)
@@ -114,7 +114,7 @@ def test_settings_are_read_and_validated_by_the_disk_report_code(tmp_path):
         smtp_security = starttls
         """)
     settings = _watcher.load_settings(path)
-    assert settings.interval == 1 and settings.user == "nobody" and settings.umask == 0o027
+    assert settings.interval == 5 and settings.user == "nobody" and settings.umask == 0o027
     assert settings.hosts == ["127.0.0.1", "127.0.0.2", "localhost"]
     assert settings.host_timeout == 0.5 and settings.host_method == "ping"
     report = settings.report

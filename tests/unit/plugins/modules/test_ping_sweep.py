@@ -142,6 +142,26 @@ def test_hostile_input_is_refused_and_sends_no_packet(tmp_path):
                 assert "alive" not in out and lab.echo_requests(ns) == before, (args, "packets were sent")
 
 
+SLOW = [  # the hour bound counts what is in flight, and how (one estimate: _sweep_options.SweepOptions.estimate)
+    ({"targets": ["127.0.0.0/16"], "method": "ping", "count": 61, "rate": 0, "workers": 2},
+     "65534 addresses, 512 at a time (concurrency=256 x 2 worker(s), method=ping), each held 61 s by count=61 at "
+     "spacing=1, would take about 2.2 hours, longer than the 1 hour a sweep may take"),  # an outside tester's
+    ({"targets": ["127.0.0.0/24"], "method": "socket", "concurrency": 1, "workers": 1, "timeout": 10, "rate": 0},
+     "254 addresses, 1 at a time (concurrency=1 x 1 worker(s), method=socket), each held 20 s by timeout=10 with "
+     "retries=1, would take about 1.4 hours, longer than the 1 hour a sweep may take: raise concurrency"),
+]
+
+
+@needs_lab
+@pytest.mark.parametrize("args,message", SLOW)
+def test_a_sweep_that_would_take_hours_is_refused_and_sends_no_packet(tmp_path, args, message):
+    with lab.lab() as ns:
+        before = lab.echo_requests(ns)
+        rc, out = run_module(tmp_path, netns=ns, **args)
+        assert rc == 1 and message in out["msg"], out
+        assert "alive" not in out and lab.echo_requests(ns) == before, "packets were sent"
+
+
 def fastest_rtts(tmp_path, ns, targets, method, sweeps=3):
     """Each address's smallest RTT over a few sweeps: a busy machine only ever adds to a round trip."""
     best = {}
