@@ -39,7 +39,7 @@ def _free_id() -> int:
 def make(prefix: str = "sftest") -> pwd.struct_passwd:
     """A new system user with no home and no login shell; its name is unique to this call."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    for _ in range(5):  # another test may take the same free id at the same moment: try another
+    for _attempt in range(5):  # another test may take the same free id at the same moment: try another
         uid = _free_id()
         done = subprocess.run(["useradd", "--system", "--uid", str(uid), "--user-group", "--no-create-home",
                                "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
