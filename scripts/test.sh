@@ -236,12 +236,17 @@ step_fleet() {
     hold_images_lock $$  # scripts/clean.sh of any clone keeps the images while this runs
     local rc=0
     "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/run.py" "$@" || rc=1
-    # The mesh: 20 faults drawn with a seed (SYSOPS_FLEET_MESH_SEED, default 22), each labelled exactly.
-    if [ $# -eq 0 ]; then
-        "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/mesh_faults.py" --seed "${SYSOPS_FLEET_MESH_SEED:-22}" \
-            --faults 20 || rc=1
-    fi
+    if [ $# -eq 0 ]; then step_mesh || rc=1; fi
     return $rc
+}
+
+# step_mesh: the mesh fault test, 20 faults drawn with a seed (SYSOPS_FLEET_MESH_SEED, default 22), each
+# labelled exactly. Part of the fleet step; the whole run gives it to the system lane after the attack
+# suite (its containers run no watcher, so no daemon's uid is shared with the host's tests).
+step_mesh() {
+    need_root "the mesh fault test" "rootful podman" || return 1
+    hold_images_lock $$
+    "$ROOT/.venv/bin/python" "$ROOT/tests/fleet/mesh_faults.py" --seed "${SYSOPS_FLEET_MESH_SEED:-22}" --faults 20
 }
 
 is_step() { local s; for s in "${ALL_STEPS[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
@@ -275,8 +280,10 @@ run_steps() {
 
 # The whole run (no step named) first runs the unit tests marked alone (step_alone), then four lanes
 # at once, so CI's time is the longest lane's, not the sum (2 cores; much of every lane waits on deadlines, servers, pings, sshd and containers):
-#   system      attack: a root system install of the watcher on this machine
-#   containers  molecule, fleet: podman containers (their own images, networks and names)
+#   system      attack (a root system install of the watcher on this machine), then the fleet
+#               step's mesh fault test (podman containers that run no watcher)
+#   containers  molecule, fleet (without its mesh): podman containers (their own images, networks,
+#               names, and system uids apart from the host's)
 #   ansible     integration, adhoc, and the matrix's demo, unit, integration and adhoc
 #               (ansible-test in a tree of its own, SYSOPS_FLEET_TEST_TREE: a run deletes the
 #               copy it finds)
@@ -311,6 +318,11 @@ if [ "$#" -eq 0 ] && [ "${SYSOPS_FLEET_LANES:-1}" != 0 ]; then
         if [ "${STEPS[$i]}" = matrix ]; then  # split: its sanity in main, the rest in ansible
             ARGS[i]="--only=sanity"; main+=("$i")
             ansible+=("${#STEPS[@]}"); STEPS+=(matrix); ARGS+=("--only=demo,unit,integration,adhoc")
+            continue
+        fi
+        if [ "${STEPS[$i]}" = fleet ]; then  # split: run.py in containers, the mesh after the attack suite
+            ARGS[i]="--strategy both"; containers+=("$i")
+            system+=("${#STEPS[@]}"); STEPS+=(mesh); ARGS+=("")
             continue
         fi
         case "$(lane_of "${STEPS[$i]}")" in
