@@ -164,11 +164,15 @@ class MeshFleet(Fleet):
         self.second_made = True
 
     def close(self) -> None:
+        """The router and the second network first: Fleet.close removes the temporary directory that holds
+        podman's configuration (CONTAINERS_CONF), and a podman run after it failed, leaving the network
+        (the next run then refused to start: "network meshtest-b exists already")."""
         self.podman("rm", "-f", "-t", "0", ROUTER, check=False)
-        super().close()
+        self.remove_hosts()
         if self.second_made:
             self.podman("network", "rm", "-f", NET_B[0], check=False)
             self.second_made = False
+        super().close()
 
     def build(self, per_side: int) -> Tuple[List[str], List[str]]:
         """The router, then *per_side* hosts on each network, each routing the other network through the router."""
