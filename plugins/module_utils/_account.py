@@ -59,6 +59,10 @@ WALK_DEPTH = 8          # world-writable directories inside world-writable direc
 WALK_ENTRIES = 200000   # entries looked at under each temporary directory, at most
 MAIL_DIRECTORIES = ("/var/mail", "/var/spool/mail")
 DEFAULT_TIMEOUT = 30.0
+# How long one killer may take before it counts as stopped by the uid and another is sent: a killer left
+# alone acts within milliseconds; a process of the uid that stops every process of its uid in a loop wins
+# some attempts, so many short attempts within the deadline (2 s each let a 30 s deadline pass).
+KILLER_WAIT = 0.2
 MQUEUE_TIMEOUT = 30.0   # seconds for the worker that lists the queues in its own mount namespace
 _IPC = (("shm", "-m", 7, 9), ("sem", "-s", 4, 6), ("msg", "-q", 7, 9))  # /proc/sysvipc file, ipcrm flag, uid, cuid
 
@@ -195,7 +199,7 @@ def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
     while True:
         done.passes += 1
         if program is None:
-            _kill_as(entry, min(2.0, max(0.1, deadline - time.monotonic())))
+            _kill_as(entry, min(KILLER_WAIT, max(0.1, deadline - time.monotonic())))
         else:
             for process in processes_of(uid, program):
                 seen.setdefault(process.pid, process)
