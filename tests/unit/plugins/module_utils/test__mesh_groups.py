@@ -13,7 +13,7 @@ work is counted instead of timed: comparisons of host names, which the old
 search spent per join on sorting every host again.
 """
 
-from typing import Dict, Iterable, List, Set, Tuple
+from typing import Dict, List, Set, Tuple
 
 from hypothesis import given, settings, strategies as st
 
@@ -22,37 +22,11 @@ from ansible_collections.sysops.fleet.plugins.module_utils import _mesh
 S = _mesh.SILENT
 
 
-# ---- the reference: _mesh.groups before issue 22's fix, unchanged ----------------------------------
-
-class ReferenceUnion:
-    """Union-find over host names, as _mesh._Groups was."""
-
-    def __init__(self, hosts: Iterable[str]):
-        self.parent = {h: h for h in hosts}
-
-    def find(self, host: str) -> str:
-        root = host
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[host] != root:
-            self.parent[host], host = root, self.parent[host]
-        return root
-
-    def join(self, a: str, b: str) -> None:
-        a, b = self.find(a), self.find(b)
-        if a != b:
-            self.parent[max(a, b)] = min(a, b)
-
-    def members(self) -> List[List[str]]:
-        found: Dict[str, List[str]] = {}
-        for host in sorted(self.parent):
-            found.setdefault(self.find(host), []).append(host)
-        return sorted(found.values(), key=lambda side: (-len(side), side[0]))
-
+# ---- the reference: _mesh.groups before issue 22's fix (its union-find, _mesh._Groups, is unchanged) ----
 
 def reference_groups(m, excluded: Set[str]) -> List[List[str]]:
     nodes = [h for h in m.hosts if h in m.seen and h not in excluded]
-    union = ReferenceUnion(nodes)
+    union = _mesh._Groups(nodes)  # the union-find is unchanged; the joining after it is what changed
     node_set = set(nodes)
     for a in nodes:
         for b, loss in m.seen[a].items():

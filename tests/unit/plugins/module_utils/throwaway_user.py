@@ -7,8 +7,9 @@ import os
 import pwd
 import random
 import subprocess
-import time
 import uuid
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _account
 
 
 # The uids of throwaway users: far above the system range (below 1000), where the containers of
@@ -49,56 +50,14 @@ def make(prefix: str = "sftest") -> pwd.struct_passwd:
     raise RuntimeError(f"useradd {name}: {done.stderr.decode(errors='replace')}")
 
 
-def _uid_processes(uid: int) -> list:
-    """Pids of the processes whose real, effective or saved uid is *uid* (zombies included)."""
-    found = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            with open(f"/proc/{pid}/status", "rb") as handle:
-                lines = handle.read().splitlines()
-        except OSError:
-            continue
-        uids = [line.split()[1:4] for line in lines if line.startswith(b"Uid:")]
-        zombie = any(line.startswith(b"State:") and b"Z" in line.split()[1:2] for line in lines)
-        if uids and str(uid).encode() in uids[0] and not zombie:
-            found.append(int(pid))
-    return found
-
-
-def kill_all(entry: pwd.struct_passwd, attempts: int = 50) -> None:
-    """SIGKILL every process of the user, a forker that outruns any pid list too.
-
-    A child becomes the uid and calls kill(-1, SIGKILL): the kernel signals all of that uid's
-    processes at once. One pass over /proc would miss a process that keeps forking to new pids
-    (a test that failed half-way would leave it running, a fork storm slowing every later test).
-    """
-    for attempt in range(attempts):
-        if attempt and not _uid_processes(entry.pw_uid):  # a pass can miss a forker: kill once first
-            return
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            try:
-                os.setgroups([])
-                os.setgid(entry.pw_gid)
-                os.setuid(entry.pw_uid)
-                os.kill(-1, 9)
-            finally:
-                os._exit(0)
-        # The uid may stop the killer before it acts (kill(-1, SIGSTOP) in a loop): root kills that
-        # attempt after a moment and tries again, never waiting on it unbounded.
-        deadline = time.monotonic() + 0.5
-        while os.waitpid(pid, os.WNOHANG) == (0, 0):
-            if time.monotonic() > deadline:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-                break
-            time.sleep(0.01)
-        time.sleep(0.05)
-
-
 def remove(entry: pwd.struct_passwd) -> None:
-    """Kill whatever still runs as the user, remove its crontab, then the user and its group."""
-    kill_all(entry)
+    """Kill whatever still runs as the user, remove its crontab, then the user and its group.
+
+    The kill is the core's (``_account.stop_processes``: kill(-1) as the uid, again until none is
+    left): one pass over /proc would miss a forker that a failed test left running, a fork storm
+    that slows every later test.
+    """
+    _account.stop_processes(entry, timeout=30)
     subprocess.run(["crontab", "-u", entry.pw_name, "-r"], capture_output=True, check=False)
     subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
     subprocess.run(["groupdel", entry.pw_name], capture_output=True, check=False)
