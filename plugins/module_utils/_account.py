@@ -34,6 +34,19 @@ by anything that user wrote (a pidfile), and in this order:
    set-uid copy of a shell left in /tmp/.X11-unix makes anyone that owner).
    Every tree goes through ``_tree`` (no recursion, one descriptor).
 
+**Containers are not the account's.** Rootful containers (docker, podman
+without a user namespace) share this kernel's uids: a container whose
+image runs as uid 999 (postgres) runs as the same uid as a system user
+made here with ``useradd --system``. ``kill(-1)`` reaches every PID
+namespace below ours, so it would kill them too. A process of the uid in
+another PID namespace but in our user namespace is a container's (only a
+privileged process can make such a namespace; the uid itself cannot): it
+is left alone and reported (``spared``). While one is there, no
+``kill(-1)`` is sent: each process of ours is pinned by a pidfd, checked
+again (uid, namespace) and killed, over and over until none is left or
+the deadline passes. A process the uid put in a user namespace of its own
+(``unshare -U``) is still the uid's, and is stopped.
+
 With a *program*, only processes whose command line runs that program are
 stopped (an account the watcher shares with others: their processes are
 not the watcher's to stop), each after a pidfd pinned it and /proc showed
@@ -99,6 +112,7 @@ class Stopped:
     killed: List[Dict[str, object]] = field(default_factory=list)  # pid and command of each
     passes: int = 0
     left: List[Dict[str, object]] = field(default_factory=list)    # still there at the deadline
+    spared: List[Dict[str, object]] = field(default_factory=list)  # the same uid in containers: left alone
 
 
 def read_process(pid: int) -> Optional[Process]:
@@ -155,8 +169,43 @@ def processes_of(uid: int, program: Optional[str] = None) -> List[Process]:
     return found
 
 
-def _signal(pid: int, signum: int, uid: int, program: Optional[str]) -> bool:
-    """Send *signum* to *pid* if, once pinned by a pidfd, it is still a process of *uid* (running *program*)."""
+def _namespace(pid: object, kind: str) -> Optional[str]:
+    """The *kind* namespace of *pid* (a number or "self") as its /proc link reads ("pid:[4026531836]"), or None."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{kind}")
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """This process's PID and user namespaces: what a container's process differs from in one, not the other."""
+
+    pid: Optional[str]
+    user: Optional[str]
+
+    @classmethod
+    def here(cls) -> "Namespaces":
+        return cls(_namespace("self", "pid"), _namespace("self", "user"))
+
+    def in_container(self, pid: int) -> bool:
+        """Whether *pid* runs in another PID namespace that a privileged process made (a container's).
+
+        Another PID namespace in our user namespace: only a process with CAP_SYS_ADMIN here can make
+        one, never the uid. One the uid made for itself hangs below a user namespace of its own, and is
+        the uid's. A link that cannot be read (no CAP_SYS_PTRACE, as inside a container) counts as ours.
+        """
+        theirs = _namespace(pid, "pid")
+        if self.pid is None or theirs is None or theirs == self.pid:
+            return False
+        return _namespace(pid, "user") == self.user
+
+
+def _signal(pid: int, signum: int, uid: int, program: Optional[str], here: Optional[Namespaces] = None) -> bool:
+    """Send *signum* to *pid* if, once pinned by a pidfd, it is still a process of *uid* (running *program*).
+
+    With *here*, a process that runs in a container is left alone (checked after the pin, too).
+    """
     pidfd = None
     if hasattr(os, "pidfd_open"):
         try:
@@ -168,6 +217,8 @@ def _signal(pid: int, signum: int, uid: int, program: Optional[str]) -> bool:
     try:
         process = read_process(pid)
         if process is None or process.uids[0] != uid or not runs(process, program):
+            return False
+        if here is not None and here.in_container(pid):
             return False
         if pidfd is not None:
             signal.pidfd_send_signal(pidfd, signum)
@@ -181,12 +232,25 @@ def _signal(pid: int, signum: int, uid: int, program: Optional[str]) -> bool:
             os.close(pidfd)
 
 
+def split_processes(uid: int, program: Optional[str] = None) -> Tuple[List[Process], List[Process]]:
+    """The live processes of *uid* (running *program*): those of this host, and those in containers."""
+    return _split(uid, program, Namespaces.here())
+
+
+def _split(uid: int, program: Optional[str], here: Namespaces) -> Tuple[List[Process], List[Process]]:
+    ours: List[Process] = []
+    theirs: List[Process] = []
+    for process in processes_of(uid, program):
+        (theirs if here.in_container(process.pid) else ours).append(process)
+    return ours, theirs
+
+
 def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
                    timeout: float = DEFAULT_TIMEOUT) -> Stopped:
     """Kill every process of *entry* (running *program*, if given) within *timeout* seconds; see the module docstring.
 
-    Raises AccountError for root or for this process's own uid, unless a
-    *program* says which of their processes to stop.
+    Processes of the same uid in containers are left alone (``spared``). Raises AccountError for root
+    or for this process's own uid, unless a *program* says which of their processes to stop.
     """
     uid = entry.pw_uid
     if program is None and uid == 0:
@@ -194,25 +258,31 @@ def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
     if program is None and uid in (os.getuid(), os.geteuid()):
         raise AccountError(f"refusing to stop every process of uid {uid}, which runs this very program")
     deadline = time.monotonic() + timeout
+    here = Namespaces.here()
     done = Stopped()
-    seen = {p.pid: p for p in processes_of(uid, program)}
+    seen: Dict[int, Process] = {}
+    ours, theirs = _split(uid, program, here)
     while True:
         done.passes += 1
-        if program is None:
+        for process in ours:
+            seen.setdefault(process.pid, process)
+        before = {p.pid for p in ours}
+        if program is None and not theirs:  # kill(-1) would reach a container's processes of the uid too
             _kill_as(entry, min(KILLER_WAIT, max(0.1, deadline - time.monotonic())))
         else:
-            for process in processes_of(uid, program):
-                seen.setdefault(process.pid, process)
-                _signal(process.pid, signal.SIGKILL, uid, program)
-        left = processes_of(uid, program)
-        for process in left:
+            for process in ours:
+                _signal(process.pid, signal.SIGKILL, uid, program, here)
+        ours, theirs = _split(uid, program, here)
+        for process in ours:
             seen.setdefault(process.pid, process)
-        if not left or time.monotonic() >= deadline:
+        if not ours or time.monotonic() >= deadline:
             break
-        time.sleep(0.02)
-    done.killed = [{"pid": p.pid, "command": p.command} for pid, p in sorted(seen.items())
-                   if pid not in {q.pid for q in left}]
-    done.left = describe(left)
+        if {p.pid for p in ours} <= before:  # only the same ones (dying, or stuck in the kernel): wait a little
+            time.sleep(0.02)
+    left = {p.pid for p in ours}
+    done.killed = [{"pid": p.pid, "command": p.command} for pid, p in sorted(seen.items()) if pid not in left]
+    done.left = describe(ours)
+    done.spared = describe(theirs)
     return done
 
 

@@ -114,6 +114,18 @@ killed:
   type: list
   elements: dict
   sample: [{"pid": 4242, "command": "/usr/bin/python3 -I /opt/sysops-fleet/bin/fleet-watcher start"}]
+spared:
+  description:
+    - Processes of the same uid that run in containers (another PID namespace made by a privileged process,
+      in this host's user namespace), left alone and still running. Rootful containers share this kernel's
+      uids, so a container whose image runs as the same uid number is not this user's.
+    - While one is there, each process of the host is killed on its own (pinned by a pidfd) instead of with one
+      C(kill(-1)) as the uid, which would reach the containers too.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"pid": 5151, "command": "postgres -D /var/lib/postgresql/data", "state": "S"}]
+  version_added: "0.1.0"
 passes:
   description: How many rounds of killing it took until no process of the user was left.
   returned: always
@@ -178,7 +190,7 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    result = dict(changed=False, uid=None, killed=[], passes=0, crontab=False, at_jobs=[], removed=[],
+    result = dict(changed=False, uid=None, killed=[], spared=[], passes=0, crontab=False, at_jobs=[], removed=[],
                   keyring="")
     if not 0 < params["timeout"] <= 3600:
         module.fail_json(msg=f"timeout must be more than 0 and at most 3600 seconds, got {params['timeout']:g}",
@@ -201,13 +213,18 @@ def main():
             if entry.pw_uid == 0 and program is None:
                 raise _account.AccountError("refusing to stop every process of root (give a program to stop "
                                             "only that one)")
-            result["killed"] = _account.describe(_account.processes_of(entry.pw_uid, program))
+            ours, theirs = _account.split_processes(entry.pw_uid, program)
+            result.update(killed=_account.describe(ours), spared=_account.describe(theirs))
         else:
             stopped = _account.stop_processes(entry, program, params["timeout"])
-            result.update(killed=stopped.killed, passes=stopped.passes)
+            result.update(killed=stopped.killed, passes=stopped.passes, spared=stopped.spared)
             if stopped.left:
+                why = ("stuck in the kernel?" if not stopped.spared else
+                       f"killed one by one, as {len(stopped.spared)} process(es) of the same uid run in containers "
+                       "(see spared): a process that keeps forking can outrun that; stop it, or the containers, "
+                       "and run again")
                 module.fail_json(msg=f"{len(stopped.left)} process(es) of {entry.pw_name} still run after "
-                                 f"{params['timeout']:g}s of SIGSTOP and SIGKILL (stuck in the kernel?): "
+                                 f"{params['timeout']:g}s of SIGKILL ({why}): "
                                  + "; ".join(f"pid {p['pid']} ({p['state']}) {p['command']}" for p in stopped.left),
                                  left=stopped.left, **result)
         if params["leftovers"] and program is None:

@@ -9,6 +9,7 @@ import os
 import pathlib
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -113,3 +114,30 @@ def test_through_ansible_a_deep_tree_goes_and_a_mount_point_inside_fails_naming_
 def test_a_bad_path_is_refused_by_name_and_nothing_is_done(system_user, tmp_path, path, message):
     rc, out, _raw = run_module(user_purge, tmp_path, name=system_user.pw_name, paths=[path])
     assert rc != 0 and message in out["msg"] and out["killed"] == [], out
+
+
+def test_through_ansible_a_containers_process_of_the_same_uid_is_spared_and_reported(system_user, tmp_path):
+    """Rootful containers share the kernel's uids: a PID namespace root made, running as the uid, is not the user's."""
+    container = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "setpriv",  # noqa: S603
+                                  f"--reuid={system_user.pw_uid}", f"--regid={system_user.pw_gid}", "--clear-groups",
+                                  "--", "sleep", "1021"])
+    host = subprocess.Popen(["setpriv", f"--reuid={system_user.pw_uid}", f"--regid={system_user.pw_gid}",  # noqa: S603
+                             "--clear-groups", "--", "sleep", "1022"], start_new_session=True)
+    try:
+        for _attempt in range(100):
+            if sum("sleep 102" in p.command for p in user_purge._account.processes_of(system_user.pw_uid)) == 2:
+                break
+            time.sleep(0.05)
+        rc, out = adhoc("sysops.fleet.user_purge", {"name": system_user.pw_name}, tmp_path, check=True)
+        assert rc == 0 and out["changed"], out
+        assert [p["command"] for p in out["killed"]] == ["sleep 1022"], out
+        assert [p["command"] for p in out["spared"]] == ["sleep 1021"], out
+        assert host.poll() is None, "check mode signals nothing"
+        rc, out = adhoc("sysops.fleet.user_purge", {"name": system_user.pw_name}, tmp_path)
+        assert rc == 0 and [p["command"] for p in out["killed"]] == ["sleep 1022"], out
+        assert [p["command"] for p in out["spared"]] == ["sleep 1021"], out
+        assert host.wait(timeout=5) == -9 and container.poll() is None, "the container's process runs on"
+    finally:
+        for proc in (container, host):
+            proc.kill()
+            proc.wait(timeout=10)

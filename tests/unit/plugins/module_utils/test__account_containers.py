@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""_account.stop_processes leaves a container's processes of the same uid alone, and still stops the uid's own.
+
+Rootful containers share the kernel's uids: a container whose image runs as uid 999 runs as the
+same uid as a system user made on the host. A "container" here is what one is to the kernel: a
+PID namespace that root made (``unshare --pid``), with a process in it that became the uid.
+"""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _account
+
+import throwaway_user  # noqa: E402  (tests/unit/plugins/conftest.py puts the helpers on sys.path)
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="other users' processes and namespaces need root")
+
+# Forks children that sleep, one after another, and never exits: many pids over time, one lineage.
+SPAWNER = "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(1000)\n    time.sleep(0.01)\n"
+
+
+@pytest.fixture
+def user():
+    entry = throwaway_user.make("sfns")
+    yield entry
+    throwaway_user.remove(entry)
+
+
+def in_container(entry, argv):
+    """Start *argv* as *entry* in a PID namespace root makes for it; killing the returned process ends both."""
+    return subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "setpriv", f"--reuid={entry.pw_uid}",  # noqa: S603
+                             f"--regid={entry.pw_gid}", "--clear-groups", "--"] + argv,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"not within {seconds}s: {condition.__doc__}")
+
+
+def contained(entry, marker):
+    """The uid's processes in another PID namespace whose command line holds *marker*."""
+    here = _account.Namespaces.here()
+    return [p for p in _account.processes_of(entry.pw_uid) if marker in p.command and here.in_container(p.pid)]
+
+
+def stop(container):
+    container.kill()
+    container.wait(timeout=10)
+
+
+def test_a_containers_process_of_the_same_uid_survives_and_is_reported(user):
+    container = in_container(user, ["sleep", "1017"])
+    try:
+        [inside] = wait_for(lambda: contained(user, "sleep 1017"))
+        host = throwaway_user.spawn_as(user, ["sleep", "1018"])
+        time.sleep(0.2)
+        stopped = _account.stop_processes(user, timeout=20)
+        assert not stopped.left, stopped
+        assert host.wait(timeout=5) == -9, "the uid's process on the host is killed"
+        assert [p["pid"] for p in stopped.killed] == [host.pid]
+        assert [p["pid"] for p in stopped.spared] == [inside.pid]
+        assert _account.read_process(inside.pid) is not None and container.poll() is None, "the container's runs on"
+        ours, theirs = _account.split_processes(user.pw_uid)
+        assert not ours and [p.pid for p in theirs] == [inside.pid]
+    finally:
+        stop(container)
+
+
+def test_with_a_container_there_a_spawning_process_of_the_uid_is_still_stopped(user):
+    container = in_container(user, ["sleep", "1019"])
+    try:
+        wait_for(lambda: contained(user, "sleep 1019"))
+        spawner = throwaway_user.spawn_as(user, ["/usr/bin/python3", "-c", SPAWNER])
+        wait_for(lambda: len(_account.split_processes(user.pw_uid)[0]) > 5)
+        stopped = _account.stop_processes(user, timeout=20)
+        assert not stopped.left, stopped
+        assert spawner.wait(timeout=5) == -9
+        assert len(stopped.killed) > 5 and len(stopped.spared) == 1
+        assert container.poll() is None
+    finally:
+        stop(container)
+
+
+def test_a_namespace_the_uid_made_for_itself_is_the_uids_and_is_stopped(user):
+    """``unshare --user --pid`` as the uid: its own PID namespace under its own user namespace, no container."""
+    own = throwaway_user.spawn_as(user, ["unshare", "--user", "--map-root-user", "--pid", "--fork", "sleep", "1020"])
+    try:
+        found = wait_for(lambda: [p for p in _account.processes_of(user.pw_uid) if p.command == "sleep 1020"]
+                         or own.poll() is not None)
+        if found is True:
+            pytest.skip("this kernel does not let an unprivileged user make a user namespace")
+        stopped = _account.stop_processes(user, timeout=20)
+        assert not stopped.left and not stopped.spared, stopped
+        assert own.wait(timeout=5) == -9
+        assert not _account.processes_of(user.pw_uid)
+    finally:
+        if own.poll() is None:
+            own.kill()
