@@ -46,8 +46,7 @@ def sentence(f: Mapping[str, Any]) -> str:
     """What a finding says, in one line: the hosts and the evidence."""
     kind = f["kind"]
     if kind == "down":
-        return (f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, and it did not sweep "
-                f"(or probed no host)")
+        return f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, and it did not sweep"
     if kind == "blind":
         alive = f" ({f['alive_elsewhere']} of them reached by another prober)" if "alive_elsewhere" in f else ""
         return (f"{_names(f['hosts'])}: reaches {f['reaches']} of the {f['probed']} hosts it probed{alive}, while "
@@ -65,7 +64,8 @@ def sentence(f: Mapping[str, Any]) -> str:
         if set(tos) == {f["at"]}:
             return f"at {at}: {_names(froms)} cannot reach {at}, which reaches them"
         if set(froms) == {f["at"]}:
-            return f"at {at}: {at} cannot reach {_names(tos)}, which reach it"
+            return (f"at {at}: {at} cannot reach {_names(tos)}, which {'reaches' if len(tos) == 1 else 'reach'} it"
+                    + _outlier(f))
         return f"at {at}: " + _pair_list(pairs) + " fail, the other way works"
     return (f"at {at}: {len(pairs)} {'pair loses' if len(pairs) == 1 else 'pairs lose'} {f['loss_pct']:g}% of "
             f"their probes (median): " + _pair_list(pairs, loss=True))
@@ -76,9 +76,22 @@ def _untold(f: Mapping[str, Any]) -> str:
     host = _fleet_inputs.shown(f["maybe_blind"])
     tos = _names([p["to"] for p in f["pairs"]])
     one = len(f["pairs"]) == 1
-    return (f"{host} cannot reach {tos}, which {'reaches' if one else 'reach'} it: either {host}'s own way out is "
-            f"at fault (blind) or {tos} {'drops' if one else 'drop'} what {host} sends; too few probers to tell "
-            f"(a third prober, or {_mesh.MIN_PEERS} hosts that another prober reaches, would)")
+    causes = (f"{host} cannot reach {tos}, which {'reaches' if one else 'reach'} it: either {host}'s own way out is "
+              f"at fault (blind) or {tos} {'drops' if one else 'drop'} what {host} sends; ")
+    if not f.get("alive_elsewhere"):
+        return causes + (f"too few probers to tell (a third prober, or {_mesh.MIN_PEERS} hosts that another prober "
+                         f"reaches, would)")
+    return causes + (f"cannot tell which: {host} reaches {f['reaches']} of the {f['alive_elsewhere']} other hosts it "
+                     f"probed that another prober reaches (more than half would clear it, at most "
+                     f"{_mesh.BLIND_SHARE:.0%} would blame it)")
+
+
+def _outlier(f: Mapping[str, Any]) -> str:
+    """The evidence that a one_way is its prober's own way out: it reaches (almost) none of the hosts others reach."""
+    if "alive_elsewhere" not in f:
+        return ""
+    return (f"; its own way out is at fault: it reaches {f['reaches']} of the {f['alive_elsewhere']} other hosts it "
+            f"probed that another prober reaches")
 
 
 def _pair_list(pairs: Sequence[Mapping[str, Any]], loss: bool = False) -> str:

@@ -90,8 +90,8 @@ def test_a_host_cut_off_alone_that_still_sweeps_is_up_one_side_of_a_cut_not_down
     assert read(seen) == [{"kind": "cut", "hosts": names(5), "sides": [["h00", "h02", "h03", "h04"], ["h01"]]}]
     del seen["h01"]  # the same silence from a host that did not sweep: down
     assert kinds(read(seen, names(5))) == [("down", None, ["h01"])]
-    seen["h01"] = {}  # a sweep that probed no host proves nothing either
-    assert kinds(read(seen, names(5))) == [("down", None, ["h01"])]
+    seen["h01"] = {}  # a sweep that probed no host still ran: up, cut off from the others
+    assert kinds(read(seen, names(5))) == [("cut", None, names(5))]
 
 
 def test_a_sweeper_whose_probes_never_come_back_is_blind():
@@ -173,7 +173,7 @@ def test_two_hosts_tell_nothing_more_than_their_pair():
     seen = healthy(names(2))
     seen["h00"]["h01"] = S
     assert read(seen) == [{"kind": "one_way", "hosts": ["h00", "h01"], "at": None, "maybe_blind": "h00",
-                           "pairs": [{"from": "h00", "to": "h01"}]}]
+                           "pairs": [{"from": "h00", "to": "h01"}], "reaches": 0, "alive_elsewhere": 0}]
     seen["h01"]["h00"] = S
     assert read(seen) == [{"kind": "cut", "hosts": ["h00", "h01"], "sides": [["h00"], ["h01"]]}]
 
