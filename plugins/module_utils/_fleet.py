@@ -28,8 +28,8 @@ import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import _files, _fleet_render, _mail_delivery, _mesh, _privilege, _report, _targets
-from ._fleet_inputs import (FleetError, address_key, check_disk_reports, check_sweeps, filesystems, mesh_addresses,
-                            names, reasons)
+from ._fleet_inputs import (FleetError, address_key, canonical, check_disk_reports, check_sweeps, filesystems,
+                            mesh_addresses, names, reasons)
 
 STATE_VERSION = 1
 LIST_LIMIT = 1024  # the returned report has its down list up to this many addresses (down_ranges always)
@@ -243,6 +243,7 @@ def load_state(path: str) -> Optional[Dict[str, Any]]:
         raise FleetError(f"state_file {path!r} is not a fleet report state (no 'alive' list); fix or remove it")
     if not all(isinstance(a, str) for a in state["alive"]):
         raise FleetError(f"state_file {path!r}: 'alive' holds something that is no address; fix or remove it")
+    state["alive"] = [canonical(a) or a for a in state["alive"]]  # one spelling, as the sweeps are read
     return state
 
 

@@ -76,6 +76,9 @@ options:
       - An address answering any sweeper is alive; it is down when every sweeper that swept it found it silent.
       - Each result's C(alive) and C(dead) lists are read where it has them, else its C(alive_ranges) and
         C(dead_ranges) (what a sweep larger than its O(sysops.fleet.ping_sweep#module:list_limit) returns).
+      - Every address is read in one spelling, here, in C(names) and C(stats), in O(addresses) and in the state file
+        alike - IPv6 as C(inet_ntop) writes it (V(2001:DB8:0::0001) is V(2001:db8::1)), an IPv4-mapped address
+        (V(::ffff:192.0.2.1)) as its IPv4 address, an IPv6 zone (V(%eth0)) dropped; the report lists that spelling.
     type: raw
     default: {}
   disk_reports:
