@@ -98,9 +98,8 @@ def observe(sweeps: Mapping[str, Mapping[str, Any]], addresses: Mapping[str, str
     """
     host_at = {address: host for host, address in addresses.items()}
     seen: Seen = {}
-    for sweeper, result in sweeps.items():
-        if sweeper not in addresses:
-            continue
+    for sweeper in swept(sweeps, addresses):
+        result = sweeps[sweeper]
         row: Dict[str, float] = {}
         loss = result.get("loss") or {}
         for address in result["dead"]:
@@ -148,9 +147,13 @@ class _Matrix:
         self.reaches = {prober: sum(1 for loss in row.values() if loss < SILENT) for prober, row in seen.items()}
 
 
-def swept(seen: Seen) -> Set[str]:
-    """The mesh hosts that ran their sweep: up, whatever they reached (never ``down``, never an address down)."""
-    return set(seen)
+def swept(sweeps: Mapping[str, Any], addresses: Mapping[str, str]) -> Set[str]:
+    """The mesh hosts whose sweep was passed (the rows of ``observe``): up, whatever they reached.
+
+    The mesh never calls them ``down``, and the fleet report never lists
+    their addresses as down: they ran their sweep.
+    """
+    return {sweeper for sweeper in sweeps if sweeper in addresses}
 
 
 def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:

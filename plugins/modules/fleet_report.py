@@ -21,8 +21,9 @@ description:
     (C(inode use 99% is at or above crit 90%), C(2.0G free is below free_crit 5.0G));
     the hosts worst first (unreachable, failed, crit, warn, without a disk report, ok), an unreachable or
     failed host with why on a line under it;
-    the addresses that are down (silent for every sweeper that swept them), new or vanished since the
-    previous run; the fullest filesystems across the fleet; those that will fill first, or why none is listed
+    the addresses that are down (silent for every sweeper that swept them; in mesh mode never the address of a
+    mesh host whose sweep is in O(sweeps) - it ran, so it is up, and the mesh findings say why nobody reaches it),
+    new or vanished since the previous run; the fullest filesystems across the fleet; those that will fill first, or why none is listed
     (none filling, or how many have no fill rate yet).
   - The HTML report counts the hosts of each status at the top; many hosts that are fine share one line. Each
     status is a word and a colour. It is made for mail clients, with inline styles only, nothing loaded and
