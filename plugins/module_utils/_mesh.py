@@ -221,22 +221,19 @@ def _views(m: _Matrix, excluded: Set[str]) -> Dict[str, Tuple[str, int, int]]:
     BLIND_SHARE of at least MIN_PEERS of them, its view is the outlier;
     else the matrix cannot tell. Each with (what, reached, of how many).
     """
-    reached_by: Dict[str, int] = {}
-    for row in m.seen.values():
-        for other, loss in row.items():
-            if loss < SILENT:
-                reached_by[other] = reached_by.get(other, 0) + 1
+    reached_by = {probed: sum(1 for loss in probers.values() if loss < SILENT) for probed, probers in m.column.items()}
     found = {}
     for host, row in m.seen.items():
         if host in excluded:
             continue
-        unreached = {other for other, loss in row.items() if loss >= SILENT and other not in excluded
-                     and m.seen.get(other, {}).get(host, SILENT) < SILENT}
+        back = m.column.get(host, {})
+        unreached = {other for other, loss in row.items()
+                     if loss >= SILENT and back.get(other, SILENT) < SILENT and other not in excluded}
         if not unreached:
             continue
-        elsewhere = [loss for other, loss in row.items() if other not in excluded and other not in unreached
-                     and reached_by.get(other, 0) > (1 if loss < SILENT else 0)]
-        reached = sum(1 for loss in elsewhere if loss < SILENT)
+        elsewhere = [loss < SILENT for other, loss in row.items() if other not in unreached and other not in excluded
+                     and reached_by.get(other, 0) > (loss < SILENT)]
+        reached = sum(elsewhere)
         if 2 * reached > len(elsewhere):
             continue
         outlier = len(elsewhere) >= MIN_PEERS and reached <= BLIND_SHARE * len(elsewhere)
