@@ -25,11 +25,11 @@ import dataclasses
 import datetime
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import _files, _fleet_render, _mail_delivery, _mesh, _privilege, _report, _targets
-from ._fleet_inputs import (FleetError, address_key, check_disk_reports, check_sweeps, filesystems, mesh_addresses,
-                            names, reasons)
+from ._fleet_inputs import (FleetError, address_key, canonical, check_disk_reports, check_sweeps, filesystems,
+                            mesh_addresses, names, reasons)
 
 STATE_VERSION = 1
 LIST_LIMIT = 1024  # the returned report has its down list up to this many addresses (down_ranges always)
@@ -59,6 +59,19 @@ def merge_sweeps(sweeps: Mapping[str, Mapping[str, Any]]) -> Dict[str, Any]:
         "swept_by": {**down, **alive},
         "names": found_names,
     }
+
+
+def up_by_sweep(merged: Dict[str, Any], up: Set[str]) -> Dict[str, Any]:
+    """*merged* (``merge_sweeps``) with the addresses *up* alive: mesh hosts that ran their sweep, whoever reached them.
+
+    The mesh reads a host that swept as up (nobody reaching it, it is cut
+    off or its way in is blocked: the findings say which), so the address
+    lists say so too, and the state keeps it alive: it is no address down.
+    """
+    if not up:
+        return merged
+    alive = set(merged["alive"]) | up
+    return dict(merged, alive=sorted(alive, key=address_key), down=[a for a in merged["down"] if a not in up])
 
 
 @dataclasses.dataclass
@@ -153,7 +166,7 @@ def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[s
     meshed = mesh_addresses(addresses)
     found = scan(checked_disks, top)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    swept = merge_sweeps(checked_sweeps)
+    swept = up_by_sweep(merge_sweeps(checked_sweeps), {meshed[h] for h in _mesh.swept(checked_sweeps, meshed)})
     previously_alive = set((previous or {}).get("alive", []))
     first_run = previous is None
     alive = set(swept["alive"])
@@ -243,6 +256,7 @@ def load_state(path: str) -> Optional[Dict[str, Any]]:
         raise FleetError(f"state_file {path!r} is not a fleet report state (no 'alive' list); fix or remove it")
     if not all(isinstance(a, str) for a in state["alive"]):
         raise FleetError(f"state_file {path!r}: 'alive' holds something that is no address; fix or remove it")
+    state["alive"] = [canonical(a) or a for a in state["alive"]]  # one spelling, as the sweeps are read
     return state
 
 

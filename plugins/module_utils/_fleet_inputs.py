@@ -21,7 +21,6 @@ is copied for free.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import socket
@@ -38,6 +37,7 @@ MAX_SWEPT = 1 << 20  # addresses one sweeper's alive_ranges or dead_ranges may s
 MESH_MAX_HOSTS = 2000  # hosts of one mesh: 4,000,000 pairs; a larger fleet meshes a group of its hosts
 FLOAT_MAX = sys.float_info.max  # a number the report computes with must fit a float (10**400 does not)
 _NUMERIC_TEXT_MAX = 40  # characters of a number given as text ("91", "1048576", "2.5"): more is no number we read
+_MAPPED = bytes(10) + b"\xff\xff"  # the first 12 bytes of an IPv4-mapped IPv6 address (::ffff:192.0.2.1)
 
 
 class FleetError(ValueError):
@@ -63,6 +63,32 @@ def address_key(address: str) -> Tuple[int, int, str]:
         except (OSError, ValueError, TypeError):
             continue
     return (9, 0, str(address))
+
+
+def canonical(address: Any) -> Optional[str]:
+    """*address* in its one spelling, or None when it is no IP address; every address the report reads goes through it.
+
+    Sweeps, ``addresses`` and the state file are compared as text, so
+    ``2001:DB8::1``, ``2001:db8:0:0::0001`` and ``2001:db8::1`` must be one
+    address: IPv6 is written as ``inet_ntop`` writes it (lower case, no
+    leading zeros, the longest run of zero groups as ``::``), as ping_sweep
+    does; an IPv4-mapped address (``::ffff:192.0.2.1``) is its IPv4 address;
+    an IPv6 zone (``%eth0``) is dropped, as ping_sweep's results have none.
+    IPv4 is the dotted quad (``inet_pton`` refuses leading zeros: octal or not?).
+    """
+    if not isinstance(address, str):
+        return None
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, address))
+    except (OSError, ValueError):
+        pass
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, address.split("%", 1)[0])
+    except (OSError, ValueError):
+        return None
+    if packed[:12] == _MAPPED:
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
 def kind(value: Any) -> str:
@@ -140,12 +166,16 @@ def reasons(value: Any) -> Dict[str, str]:
 
 
 def _addresses(value: Any, where: str) -> List[str]:
+    """A sweep's alive or dead list, each address in its one spelling (``canonical``)."""
     found = names(value, where, "addresses", "an address")
+    clean = []
     for index, item in enumerate(found):
-        if address_key(item)[0] == 9:
+        address = canonical(item)
+        if address is None:
             raise FleetError(f"{where}[{index}]: {shown(repr(item), 80)} is not an IP address (ping_sweep lists "
                              f"addresses in alive and dead)")
-    return found
+        clean.append(address)
+    return clean
 
 
 def _swept(result: Mapping[str, Any], key: str, where: str) -> List[str]:
@@ -154,9 +184,12 @@ def _swept(result: Mapping[str, Any], key: str, where: str) -> List[str]:
         return _addresses(result.get(key), f"{where}.{key}")
     ranges = names(result[f"{key}_ranges"], f"{where}.{key}_ranges", "ranges", "a range")
     try:
-        return _targets.expand(ranges, f"{where}.{key}_ranges", MAX_SWEPT)
+        found = _targets.expand(ranges, f"{where}.{key}_ranges", MAX_SWEPT)
     except _targets.TargetError as exc:
         raise FleetError(f"{exc} (ping_sweep writes {key}_ranges as 192.0.2.1-5,9)") from None
+    if any(":" in entry for entry in ranges):  # IPv4 comes out of expand in its one spelling already
+        found = [canonical(address) or address for address in found]
+    return found
 
 
 def _sweep_names(result: Mapping[str, Any], where: str) -> Dict[str, str]:
@@ -177,7 +210,7 @@ def _sweep_names(result: Mapping[str, Any], where: str) -> Dict[str, str]:
         if name is not None and not isinstance(name, str):
             raise FleetError(f"{field_name}: expected a string, got {kind(name)}")
         if name:
-            clean[str(address)] = name
+            clean[canonical(address) or str(address)] = name
     return clean
 
 
@@ -208,11 +241,11 @@ def _sweep_loss(result: Mapping[str, Any], where: str) -> Dict[str, float]:
         # pylint: disable-next=unidiomatic-typecheck
         value = entry.get("loss_pct") if type(entry) is dict else None  # what ping_sweep gives: checked fast
         if (type(value) is float or type(value) is int) and 0 <= value <= 100:  # pylint: disable=C0123
-            loss[address] = float(value)
+            loss[canonical(address) or address] = float(value)
         else:
             value = _slow_loss(entry, f"{where}.stats[{shown(repr(address), 80)}]")
             if value is not None:
-                loss[str(address)] = value
+                loss[canonical(address) or str(address)] = value
     return loss
 
 
@@ -232,9 +265,10 @@ def _slow_loss(entry: Any, where: str) -> Optional[float]:
 def mesh_addresses(value: Any) -> Dict[str, str]:
     """host -> the address the other hosts probe (the ``addresses`` option), each an IP address of its own.
 
-    The mesh finds a host in the sweeps by this address, as ping_sweep
-    writes it; so a name (which the sweeps do not list) or an address two
-    hosts share would misplace every cell of the matrix: both are refused.
+    The mesh finds a host in the sweeps by this address, both in their one
+    spelling (``canonical``); so a name (which the sweeps do not list) or an
+    address two hosts share would misplace every cell of the matrix: both
+    are refused.
     """
     value = decoded(value, "addresses")
     if value is None:
@@ -252,16 +286,15 @@ def mesh_addresses(value: Any) -> Dict[str, str]:
         where = f"addresses[{shown(repr(host), 80)}]"
         if not isinstance(address, str):
             raise FleetError(f"{where}: expected an IP address (the one the other hosts probe), got {kind(address)}")
-        try:
-            canonical = str(ipaddress.ip_address(address.strip()))
-        except ValueError:
+        spelled = canonical(address.strip())
+        if spelled is None:
             raise FleetError(f"{where}: {shown(repr(address), 80)} is not an IP address; give the address the other "
-                             f"hosts probe (fleet_mesh_address in playbooks/site.yml), as ping_sweep lists it") from None
-        if canonical in owner:
-            raise FleetError(f"addresses: {shown(repr(owner[canonical]), 80)} and {shown(repr(host), 80)} both have "
-                             f"{canonical}; each host needs an address of its own")
-        owner[canonical] = host
-        found[host] = canonical
+                             f"hosts probe (fleet_mesh_address in playbooks/site.yml), as ping_sweep lists it")
+        if spelled in owner:
+            raise FleetError(f"addresses: {shown(repr(owner[spelled]), 80)} and {shown(repr(host), 80)} both have "
+                             f"{spelled}; each host needs an address of its own")
+        owner[spelled] = host
+        found[host] = spelled
     return found
 
 

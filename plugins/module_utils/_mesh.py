@@ -16,21 +16,22 @@ order (a pair explained by an earlier finding gives no later one):
 ``down``
     Every host that probed it found it silent, at least one of those
     probers reaches some other host (so the silence is not the prober's
-    own blindness), and it did not sweep (or probed no host). A host that
-    swept is up whatever it reached: cut off alone (it reaches nobody and
-    nobody reaches it) it is one side of a ``cut``; reaching others while
-    nobody reaches it, its way in is blocked: ``one_way``.
+    own blindness), and it did not sweep. A host that swept is up whatever
+    it reached, even with a sweep that probed no mesh host: cut off alone
+    (nobody reaches it, and it reaches nobody or probed nobody) it is one
+    side of a ``cut``; reaching others while nobody reaches it, its way in
+    is blocked: ``one_way``. ``swept`` says which hosts swept, for the
+    fleet report's address lists to agree.
 ``blind``
     Not down, it probed at least MIN_PEERS hosts that are not down and
-    reached at most BLIND_SHARE of them, while strictly more than half of
-    at least MIN_PEERS such hosts that probed it reach it (a tie is not
-    "most": no finding from it). With one such host probing it (two
-    probers), that one must reach it and it must have reached at most
-    BLIND_SHARE of at least MIN_PEERS hosts it probed that another prober
-    reaches (``alive_elsewhere``). Without those, its silence on the
-    prober that reaches it reads the same as that prober dropping what it
-    sends: its one_way pairs are one finding at nobody (``at`` None,
-    ``maybe_blind`` the host), neither host blamed.
+    reached at most BLIND_SHARE of them, and at most BLIND_SHARE of the
+    hosts it probed that reach it (at least one: a host that reaches those
+    that reach it has a working way out, and its silence on the others is
+    a cut), while strictly more than half of at least MIN_PEERS such hosts
+    that probed it reach it (a tie is not "most": no finding from it).
+    With one such host probing it (two probers), that one must reach it
+    and it must have reached at most BLIND_SHARE of at least MIN_PEERS
+    hosts it probed that another prober reaches (``alive_elsewhere``).
 ``cut``
     The sweeping hosts that are neither down nor blind fall into groups:
     hosts joined by any pair that works in either direction are one group
@@ -42,11 +43,20 @@ order (a pair explained by an earlier finding gives no later one):
     both directions are a cut between them (one host and the hosts it
     cannot reach either way, grouped as below).
 ``one_way``
-    A cannot reach B while B reaches A. Pairs are grouped at the host they
-    share: the host in the most such pairs takes all of its pairs (a tie
-    goes to the host that is the unreached one in more of them, then to
-    the name), and so on. A firewall that drops what comes in from
-    everyone is one finding at that host.
+    A cannot reach B while B reaches A. That reads the same whether B
+    drops what A sends or A's own way out fails, so where the pair is
+    placed depends on A's view of the other hosts it probed that another
+    prober reaches (``alive_elsewhere``, not counting the hosts of its
+    one_way pairs). A reaches strictly more than half of them: its way out
+    works, and the pairs are grouped at the host they share: the host in
+    the most such pairs takes all of its pairs (a tie goes to the host that
+    is the unreached one in more of them, then to the name), and so on. A
+    firewall that drops what comes in from everyone is one finding at that
+    host. A reaches at most BLIND_SHARE of at least MIN_PEERS of them: its
+    view is the outlier, and its pairs are one finding at A. Between the
+    two, or with fewer such hosts, the matrix cannot tell: its pairs are
+    one finding at nobody (``at`` None, ``maybe_blind`` A), no host blamed.
+    Both carry ``reaches`` and ``alive_elsewhere``, the evidence.
 ``lossy``
     In count mode, a pair that works but lost at least LOSSY_PCT percent
     of its probes, grouped as ``one_way`` pairs are: a host whose link
@@ -88,9 +98,8 @@ def observe(sweeps: Mapping[str, Mapping[str, Any]], addresses: Mapping[str, str
     """
     host_at = {address: host for host, address in addresses.items()}
     seen: Seen = {}
-    for sweeper, result in sweeps.items():
-        if sweeper not in addresses:
-            continue
+    for sweeper in swept(sweeps, addresses):
+        result = sweeps[sweeper]
         row: Dict[str, float] = {}
         loss = result.get("loss") or {}
         for address in result["dead"]:
@@ -138,6 +147,15 @@ class _Matrix:
         self.reaches = {prober: sum(1 for loss in row.values() if loss < SILENT) for prober, row in seen.items()}
 
 
+def swept(sweeps: Mapping[str, Any], addresses: Mapping[str, str]) -> Set[str]:
+    """The mesh hosts whose sweep was passed (the rows of ``observe``): up, whatever they reached.
+
+    The mesh never calls them ``down``, and the fleet report never lists
+    their addresses as down: they ran their sweep.
+    """
+    return {sweeper for sweeper in sweeps if sweeper in addresses}
+
+
 def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
     """Hosts nobody reaches, seen so by a prober that reaches others, that did not sweep (a sweep proves it up)."""
     found = {}
@@ -147,8 +165,8 @@ def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
             continue
         if not any(m.reaches.get(w, 0) for w in witnesses):
             continue  # every prober is silent on everyone: it may be them, not this host
-        if m.seen.get(host):
-            continue  # it ran its sweep: up, with its way in blocked (one_way) or cut off (cut)
+        if host in m.seen:
+            continue  # it ran its sweep (even one that probed no host): up, its way in blocked or cut off
         found[host] = {"kind": "down", "hosts": [host], "probed_by": len(witnesses)}
     return found
 
@@ -156,10 +174,12 @@ def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
 def _blind(m: _Matrix, down: Set[str]) -> Dict[str, Dict[str, Any]]:
     """Sweepers that reach (almost) none of the live hosts they probed while most of those that probe them reach them.
 
-    With fewer than MIN_PEERS hosts probing it (two probers: one
-    witness), the one witness that reaches it cannot tell its silence
-    from the other prober dropping what it sends; the silence on hosts
-    that another prober reaches can (``_alive_elsewhere``).
+    It must also fail (almost) all of the hosts that reach it: one that
+    reaches those has a working way out, and its silence on the others is
+    theirs or a cut's. With fewer than MIN_PEERS hosts probing it (two
+    probers: one witness), the one witness that reaches it cannot tell its
+    silence from the other prober dropping what it sends; the silence on
+    hosts that another prober reaches can (``_alive_elsewhere``).
     """
     found = {}
     for host, row in m.seen.items():
@@ -170,6 +190,9 @@ def _blind(m: _Matrix, down: Set[str]) -> Dict[str, Dict[str, Any]]:
         reaches = sum(1 for loss in probed if loss < SILENT)
         reached_by = sum(1 for loss in witnesses if loss < SILENT)
         if len(probed) < MIN_PEERS or reaches > BLIND_SHARE * len(probed) or 2 * reached_by <= len(witnesses):
+            continue
+        back = [row[w] for w, loss in m.column.get(host, {}).items() if w not in down and loss < SILENT and w in row]
+        if not back or sum(1 for loss in back if loss < SILENT) > BLIND_SHARE * len(back):
             continue
         finding = {"kind": "blind", "hosts": [host], "reaches": reaches, "probed": len(probed),
                    "reached_by": reached_by, "probed_by": len(witnesses)}
@@ -188,23 +211,33 @@ def _alive_elsewhere(m: _Matrix, host: str, down: Set[str]) -> List[float]:
             and any(by != host and seen_loss < SILENT for by, seen_loss in m.column.get(other, {}).items())]
 
 
-def _untold(m: _Matrix, down: Set[str], blind: Set[str]) -> Set[str]:
-    """Sweepers that look blind to their one witness, without the hosts another prober reaches to tell.
+def _views(m: _Matrix, excluded: Set[str]) -> Dict[str, Tuple[str, int, int]]:
+    """Each sweeper with one_way pairs from it whose way out is not shown to work: ``outlier`` or ``untold``.
 
-    Its silence on the witness is either its own way out (blind) or the
-    witness dropping what it sends (one_way at the witness): the two
-    read the same, so its pairs are reported as one_way at nobody.
+    Its silence on a host that reaches it is its own way out or that host
+    dropping what it sends. The other hosts it probed that another prober
+    reaches (not those of its one_way pairs) decide: reaching more than half
+    of them, its way out works (it is left out here); reaching at most
+    BLIND_SHARE of at least MIN_PEERS of them, its view is the outlier;
+    else the matrix cannot tell. Each with (what, reached, of how many).
     """
-    found = set()
+    reached_by = {probed: sum(1 for loss in probers.values() if loss < SILENT) for probed, probers in m.column.items()}
+    found = {}
     for host, row in m.seen.items():
-        if host in down or host in blind:
+        if host in excluded:
             continue
-        probed = [loss for other, loss in row.items() if other not in down]
-        witnesses = [loss for other, loss in m.column.get(host, {}).items() if other not in down]
-        if not probed or not 0 < len(witnesses) < MIN_PEERS or 2 * sum(1 for w in witnesses if w < SILENT) <= len(witnesses):
+        back = m.column.get(host, {})
+        unreached = {other for other, loss in row.items()
+                     if loss >= SILENT and back.get(other, SILENT) < SILENT and other not in excluded}
+        if not unreached:
             continue
-        if sum(1 for loss in probed if loss < SILENT) <= BLIND_SHARE * len(probed):
-            found.add(host)
+        elsewhere = [loss < SILENT for other, loss in row.items() if other not in unreached and other not in excluded
+                     and reached_by.get(other, 0) > (loss < SILENT)]
+        reached = sum(elsewhere)
+        if 2 * reached > len(elsewhere):
+            continue
+        outlier = len(elsewhere) >= MIN_PEERS and reached <= BLIND_SHARE * len(elsewhere)
+        found[host] = ("outlier" if outlier else "untold", reached, len(elsewhere))
     return found
 
 
@@ -338,17 +371,19 @@ def _grouped(pairs: Iterable[Pair]) -> List[Tuple[str, List[Pair]]]:
     return found
 
 
-def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy_pct: float, untold: Set[str]
+def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy_pct: float,
+                   views: Mapping[str, Tuple[str, int, int]]
                    ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[Dict[str, Any]]]:
     """Inside each group: pairs failing both ways (cut), one way (one_way), and working but lossy.
 
-    The one_way pairs from an *untold* host are one finding at nobody
-    (``at`` None, ``maybe_blind`` that host): blind or one_way, not told.
+    The one_way pairs from a host whose way out is not shown to work
+    (``_views``) are one finding of their own: at that host when its view
+    is the outlier, else at nobody (``at`` None, ``maybe_blind`` that host).
     """
     side_of = {h: i for i, side in enumerate(sides) for h in side}
     both: Set[Pair] = set()
     one: List[Pair] = []
-    unsure: Dict[str, List[Pair]] = {}
+    own: Dict[str, List[Pair]] = {}
     lossy: Dict[Pair, float] = {}
     for a, row in m.seen.items():
         if a in excluded or a not in side_of:
@@ -362,15 +397,14 @@ def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy
                 if back >= SILENT:
                     both.add((min(a, b), max(a, b)))
                 else:
-                    (unsure.setdefault(a, []) if a in untold else one).append((a, b))
+                    (own.setdefault(a, []) if a in views else one).append((a, b))
             elif lossy_pct <= loss < SILENT:
                 lossy[(a, b)] = loss
     cuts = [{"kind": "cut", "hosts": sorted({at} | {h for p in taken for h in p}), "at": at,
              "sides": [[at], sorted({h for p in taken for h in p} - {at})]} for at, taken in _grouped(both)]
     one_way = [{"kind": "one_way", "hosts": sorted({h for p in taken for h in p}), "at": at,
                 "pairs": [{"from": a, "to": b} for a, b in taken]} for at, taken in _grouped(one)]
-    one_way += [{"kind": "one_way", "hosts": sorted({a} | {b for unused, b in taken}), "at": None, "maybe_blind": a,
-                 "pairs": [{"from": a, "to": b} for unused, b in sorted(taken)]} for a, taken in unsure.items()]
+    one_way += [_own_view(a, sorted(taken), views[a]) for a, taken in own.items()]
     lossy_found = []
     for at, taken in _grouped(lossy):
         losses = sorted(lossy[p] for p in taken)
@@ -380,18 +414,30 @@ def _pair_findings(m: _Matrix, excluded: Set[str], sides: List[List[str]], lossy
     return cuts, one_way, lossy_found
 
 
+def _own_view(host: str, taken: List[Pair], view: Tuple[str, int, int]) -> Dict[str, Any]:
+    """The one_way pairs of a host whose way out is not shown to work: at it (outlier), or at nobody (untold)."""
+    what, reached, elsewhere = view
+    finding: Dict[str, Any] = {"kind": "one_way", "hosts": sorted({host} | {b for unused, b in taken}),
+                               "at": host if what == "outlier" else None}
+    if what != "outlier":
+        finding["maybe_blind"] = host
+    finding.update({"pairs": [{"from": a, "to": b} for a, b in taken], "reaches": reached,
+                    "alive_elsewhere": elsewhere})
+    return finding
+
+
 def findings(hosts: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> Dict[str, Any]:
     """The findings and the host order that shows them (cut sides as blocks), by the rules of this module."""
     m = _Matrix(hosts, seen)
     down = _down(m)
     blind = _blind(m, set(down))
     excluded = set(down) | set(blind)
-    untold = _untold(m, set(down), set(blind))
+    views = _views(m, excluded)
     sides = groups(m, excluded)
     found: List[Dict[str, Any]] = [down[h] for h in sorted(down)] + [blind[h] for h in sorted(blind)]
     if len(sides) > 1:
         found.append({"kind": "cut", "hosts": sorted(h for side in sides for h in side), "sides": sides})
-    pair_cuts, one_way, lossy = _pair_findings(m, excluded, sides, lossy_pct, untold)
+    pair_cuts, one_way, lossy = _pair_findings(m, excluded, sides, lossy_pct, views)
     found += sorted(pair_cuts, key=_order) + sorted(one_way, key=_order) + sorted(lossy, key=_order)
     placed = [h for side in sides for h in side]
     placed_set = set(placed)

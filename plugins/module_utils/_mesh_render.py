@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from . import _fleet_inputs, _html, _mesh
+from . import _fleet_inputs, _html, _mesh, _text
 
 MATRIX_SHOWN = 60  # hosts drawn in the matrix; above, only those named in findings
 NAMES_LISTED = 20  # names of one side or one finding's list written out; the rest counted
-NAME_WIDTH = 32  # characters of a host name in the text matrix; names cut alike end in ~1, ~2, ...
+NAME_WIDTH = 32  # columns of a host name in the text matrix; names cut or escaped alike end in ~1, ~2, ...
 LABELS = {"down": "DOWN", "blind": "BLIND", "cut": "CUT", "one_way": "ONE-WAY", "lossy": "LOSSY"}
 STATUS = {"down": "crit", "cut": "crit", "blind": "warn", "one_way": "warn", "lossy": "warn"}
 # cell character -> (background, ink, what it means)
@@ -46,8 +46,7 @@ def sentence(f: Mapping[str, Any]) -> str:
     """What a finding says, in one line: the hosts and the evidence."""
     kind = f["kind"]
     if kind == "down":
-        return (f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, and it did not sweep "
-                f"(or probed no host)")
+        return f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, and it did not sweep"
     if kind == "blind":
         alive = f" ({f['alive_elsewhere']} of them reached by another prober)" if "alive_elsewhere" in f else ""
         return (f"{_names(f['hosts'])}: reaches {f['reaches']} of the {f['probed']} hosts it probed{alive}, while "
@@ -65,7 +64,8 @@ def sentence(f: Mapping[str, Any]) -> str:
         if set(tos) == {f["at"]}:
             return f"at {at}: {_names(froms)} cannot reach {at}, which reaches them"
         if set(froms) == {f["at"]}:
-            return f"at {at}: {at} cannot reach {_names(tos)}, which reach it"
+            return (f"at {at}: {at} cannot reach {_names(tos)}, which {'reaches' if len(tos) == 1 else 'reach'} it"
+                    + _outlier(f))
         return f"at {at}: " + _pair_list(pairs) + " fail, the other way works"
     return (f"at {at}: {len(pairs)} {'pair loses' if len(pairs) == 1 else 'pairs lose'} {f['loss_pct']:g}% of "
             f"their probes (median): " + _pair_list(pairs, loss=True))
@@ -76,9 +76,22 @@ def _untold(f: Mapping[str, Any]) -> str:
     host = _fleet_inputs.shown(f["maybe_blind"])
     tos = _names([p["to"] for p in f["pairs"]])
     one = len(f["pairs"]) == 1
-    return (f"{host} cannot reach {tos}, which {'reaches' if one else 'reach'} it: either {host}'s own way out is "
-            f"at fault (blind) or {tos} {'drops' if one else 'drop'} what {host} sends; too few probers to tell "
-            f"(a third prober, or {_mesh.MIN_PEERS} hosts that another prober reaches, would)")
+    causes = (f"{host} cannot reach {tos}, which {'reaches' if one else 'reach'} it: either {host}'s own way out is "
+              f"at fault (blind) or {tos} {'drops' if one else 'drop'} what {host} sends; ")
+    if not f.get("alive_elsewhere"):
+        return causes + (f"too few probers to tell (a third prober, or {_mesh.MIN_PEERS} hosts that another prober "
+                         f"reaches, would)")
+    return causes + (f"cannot tell which: {host} reaches {f['reaches']} of the {f['alive_elsewhere']} other hosts it "
+                     f"probed that another prober reaches (more than half would clear it, at most "
+                     f"{_mesh.BLIND_SHARE:.0%} would blame it)")
+
+
+def _outlier(f: Mapping[str, Any]) -> str:
+    """The evidence that a one_way is its prober's own way out: it reaches (almost) none of the hosts others reach."""
+    if "alive_elsewhere" not in f:
+        return ""
+    return (f"; its own way out is at fault: it reaches {f['reaches']} of the {f['alive_elsewhere']} other hosts it "
+            f"probed that another prober reaches")
 
 
 def _pair_list(pairs: Sequence[Mapping[str, Any]], loss: bool = False) -> str:
@@ -144,7 +157,7 @@ def text_lines(mesh: Optional[Mapping[str, Any]], findings: Sequence[Mapping[str
         return lines + [""]
     order = mesh["hosts"]
     labels = row_labels([order[i] for i in shown])
-    width = max(len(label) for label in labels)
+    width = max(_text.columns(label) for label in labels)
     starts = _side_starts(mesh, findings, shown)
     lines += ["", f"Mesh ({KEY}; | and --- between the sides of a cut):"]
     note = matrix_note(mesh, shown)
@@ -154,36 +167,53 @@ def text_lines(mesh: Optional[Mapping[str, Any]], findings: Sequence[Mapping[str
         if starts[row_at]:
             lines.append("  " + " " * (width + 1) + "-" * (len(shown) + sum(starts)))
         cells = "".join(("|" if starts[col_at] else "") + mesh["rows"][i][j] for col_at, j in enumerate(shown))
-        lines.append(f"  {labels[row_at]:<{width}} {cells}")
+        lines.append(f"  {_padded(labels[row_at], width)} {cells}")
     return lines + [""]
 
 
 def row_labels(hosts: Sequence[str]) -> List[str]:
-    """The text matrix's row names: each shown and cut to NAME_WIDTH, cut names that collide told apart.
+    """The text matrix's row names: each shown and cut to NAME_WIDTH columns, names that read alike told apart.
 
-    Two long names that share their first NAME_WIDTH characters would read
-    as one host twice (web-frontend-eu-west-1a-000001-prod, ...-000002-prod).
-    A cut name that another also cuts to ends in the smallest ~N that no
-    other row has (as in PROGRA~1); a name short enough is never changed.
+    Two long names that share their first NAME_WIDTH columns would read
+    as one host twice (web-frontend-eu-west-1a-000001-prod, ...-000002-prod),
+    and so would a name holding a line break beside one holding a backslash
+    and an n (both shown ``a\\nb``). A label that another row also has ends
+    in the smallest ~N that no other row has (as in PROGRA~1), unless it is
+    the host's very name (short and printable), which is never changed.
     """
     shown = [_fleet_inputs.shown(host) for host in hosts]
-    alike = Counter(text[:NAME_WIDTH] for text in shown)
-    taken = {text[:NAME_WIDTH] for text in shown if len(text) <= NAME_WIDTH or alike[text[:NAME_WIDTH]] == 1}
+    cut = [_cut(text, NAME_WIDTH) for text in shown]
+    alike = Counter(cut)
+    kept = [alike[label] == 1 or label == host for label, host in zip(cut, hosts)]
+    taken = {label for label, keep in zip(cut, kept) if keep}
     labels = []
-    for text in shown:
-        label = text[:NAME_WIDTH]
-        if len(text) > NAME_WIDTH and alike[label] > 1:
+    for text, label, keep in zip(shown, cut, kept):
+        if not keep:
             number = 1
             while _numbered(text, number) in taken:
                 number += 1
             label = _numbered(text, number)
-        taken.add(label)
+            taken.add(label)
         labels.append(label)
     return labels
 
 
 def _numbered(text: str, number: int) -> str:
-    return text[:NAME_WIDTH - len(f"~{number}")] + f"~{number}"
+    return _cut(text, NAME_WIDTH - len(f"~{number}")) + f"~{number}"
+
+
+def _cut(text: str, width: int) -> str:
+    """The longest start of *text* that takes at most *width* columns (``_text.columns``)."""
+    if _text.columns(text) <= width:
+        return text
+    end = min(len(text), width)
+    while _text.columns(text[:end]) > width:
+        end -= 1
+    return text[:end]
+
+
+def _padded(label: str, width: int) -> str:
+    return label + " " * (width - _text.columns(label))
 
 
 def _finding_rows(findings: Sequence[Mapping[str, Any]]) -> List[_html.Row]:

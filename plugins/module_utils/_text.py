@@ -84,6 +84,18 @@ def printable(value: Union[str, bytes], limit: int = 0) -> str:
     return text
 
 
+def columns(text: str) -> int:
+    """The terminal columns printable *text* takes: a wide or fullwidth character (CJK) two, a combining mark none.
+
+    ``len`` counts characters, so a column padded by it drifts by one per
+    CJK character (``東京-web1`` is 7 characters, 9 columns wide).
+    """
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) == "Me"
+               else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
 def words(value: str, limit: int = 0) -> str:
     """A message from outside (a server's answer, an error text) as one line: blanks and breaks become one space.
 

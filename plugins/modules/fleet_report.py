@@ -21,8 +21,9 @@ description:
     (C(inode use 99% is at or above crit 90%), C(2.0G free is below free_crit 5.0G));
     the hosts worst first (unreachable, failed, crit, warn, without a disk report, ok), an unreachable or
     failed host with why on a line under it;
-    the addresses that are down (silent for every sweeper that swept them), new or vanished since the
-    previous run; the fullest filesystems across the fleet; those that will fill first, or why none is listed
+    the addresses that are down (silent for every sweeper that swept them; in mesh mode never the address of a
+    mesh host whose sweep is in O(sweeps) - it ran, so it is up, and the mesh findings say why nobody reaches it),
+    new or vanished since the previous run; the fullest filesystems across the fleet; those that will fill first, or why none is listed
     (none filling, or how many have no fill rate yet).
   - The HTML report counts the hosts of each status at the top; many hosts that are fine share one line. Each
     status is a word and a colour. It is made for mail clients, with inline styles only, nothing loaded and
@@ -76,6 +77,9 @@ options:
       - An address answering any sweeper is alive; it is down when every sweeper that swept it found it silent.
       - Each result's C(alive) and C(dead) lists are read where it has them, else its C(alive_ranges) and
         C(dead_ranges) (what a sweep larger than its O(sysops.fleet.ping_sweep#module:list_limit) returns).
+      - Every address is read in one spelling, here, in C(names) and C(stats), in O(addresses) and in the state file
+        alike - IPv6 as C(inet_ntop) writes it (V(2001:DB8:0::0001) is V(2001:db8::1)), an IPv4-mapped address
+        (V(::ffff:192.0.2.1)) as its IPv4 address, an IPv6 zone (V(%eth0)) dropped; the report lists that spelling.
     type: raw
     default: {}
   disk_reports:
@@ -130,22 +134,26 @@ options:
         hosts' addresses are its row of the matrix (count mode's C(stats) give each pair's loss)."
       - "The findings, in this order (a pair explained by an earlier finding gives no later one):
         V(down) - every host that probed it found it silent, one of them reaches some other host, and it did not
-        sweep or probed no host (a host that swept is up - cut off from everyone, it is one side of a V(cut));
-        V(blind) - it reached at most 20 % of the live hosts it probed (at least 2), while strictly more than half
+        sweep (a host that swept is up, even when its sweep probed no mesh host - cut off from everyone, it is one
+        side of a V(cut));
+        V(blind) - it reached at most 20 % of the live hosts it probed (at least 2) and at most 20 % of those it
+        probed that reach it (at least 1), while strictly more than half
         of those that probed it (at least 2) reach it; with one other prober (two probers, C(fleet_mesh_group)),
         that prober reaches it and it reached at most 20 % of at least 2 hosts it probed that the other prober
         reaches (C(alive_elsewhere));
         V(cut) - the hosts that are neither down nor blind split into groups that reach each other inside and
         nothing across, every side named in C(sides) (inside a group, a pair failing both ways is a cut between
         those hosts, with C(at));
-        V(one_way) - A cannot reach B while B reaches A, the pairs gathered at the host they share (C(at),
-        C(pairs));
+        V(one_way) - A cannot reach B while B reaches A (C(pairs)); when A reaches more than half of the other hosts
+        it probed that another prober reaches, its way out works and the pairs are gathered at the host they share
+        (C(at)); when it reaches at most 20 % of at least 2 of them, its view is the outlier and its pairs are one
+        finding at A; else the matrix cannot tell (C(at) null, C(maybe_blind) A, no host blamed);
         V(lossy) - a working pair that lost at least 20 % of its probes in count mode, gathered the same way."
-      - "Two probers can tell less. A prober that reaches none of the hosts it probed while the other prober
-        reaches it is either blind or dropped by the other prober; without 2 hosts (not probers) that the other
-        prober reaches, the two read the same, and its pairs are one V(one_way) with C(at) null and
-        C(maybe_blind) naming it: neither host is blamed. A host probed by a single prober is never V(down)
-        unless that prober reaches some other host. Three probers or more tell blind from one_way."
+      - "Few probers can tell less. A prober that cannot reach a host that reaches it is either at fault itself or
+        dropped by that host; the other hosts it probed that another prober reaches tell which (see V(one_way)).
+        Without enough of them (two probers and fewer than 2 other hosts, or a prober that reaches between 20 % and
+        half of them) its pairs are one V(one_way) with C(at) null and C(maybe_blind) naming it: no host is
+        blamed. A host probed by a single prober is never V(down) unless that prober reaches some other host."
       - Partial data gives no finding from what was not measured - a host that did not sweep, an address nobody
         probed, a pair measured in one direction only; a tie (exactly half reach a host) is not "most".
       - Refused, with the host named and nothing written or mailed - a value that is no dict, a host name that is
@@ -265,8 +273,10 @@ findings:
       that the other prober reaches); V(cut) C(sides) (a list of host lists); V(one_way) and V(lossy)
       C(at) (the host their pairs share) and C(pairs) (each C(from), C(to), and for V(lossy) C(loss_pct)), and
       V(lossy) the median C(loss_pct). A cut between a pair inside a group also has C(at).
-    - A V(one_way) whose cause two probers cannot tell has C(at) null and C(maybe_blind), the prober that is blind
-      unless the hosts it cannot reach drop what it sends (see O(addresses)).
+    - A V(one_way) whose cause the matrix cannot tell has C(at) null and C(maybe_blind), the prober that is blind
+      unless the hosts it cannot reach drop what it sends (see O(addresses)). Such a finding, and one placed at its
+      prober because that prober's view is the outlier, also has C(reaches) and C(alive_elsewhere) - how many of
+      the other hosts it probed that another prober reaches it reached, of how many.
   returned: success
   type: list
   elements: dict

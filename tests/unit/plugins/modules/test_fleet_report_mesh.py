@@ -9,6 +9,7 @@ JSON), mailing to a real SMTP server on 127.0.0.1 where a test says so.
 import email
 import email.policy
 
+import ansible_runner
 import html_check
 import module_runner
 import pytest
@@ -97,13 +98,40 @@ def test_a_finding_is_an_alert_mailed_with_its_count_in_the_subject(tmp_path, sm
                          "smtp_port": server.port})
     assert [f["kind"] for f in result["findings"]] == ["one_way"]
     message = email.message_from_bytes(server.messages[0].data, policy=email.policy.default)
-    assert message["Subject"] == "[WARN] Fleet report: 1 address down, 1 mesh finding", "down for the sweeps, up for the mesh"
+    assert message["Subject"] == "[WARN] Fleet report: 1 mesh finding", "web3 swept: up, for the mesh and the lists"
     page = html_check.parse(message.get_body(("html",)).get_content())[0]
     headings = [" ".join(h.text.split()) for h in page.find_all("h2")]
     assert headings[0].startswith("Mesh findings (1)") and headings[1] == "Mesh: who reaches whom"
     row = html_check.rows(html_check.table_after(page, "Mesh findings"))[0]
     assert [td.text for td in row.kids("td")] == [
         "ONE-WAY", "at web3: app1, db1, db2, web1, web2 cannot reach web3, which reaches them"]
+
+
+def test_a_prober_that_swept_is_no_address_down_the_lists_agree_with_the_mesh(tmp_path):
+    """Before: B's 127.0.0.12 was under "Addresses down" (A found it silent, nobody else probed it) while the
+    mesh said B swept. A host that produced a sweep is up; H3, silent to both and without a sweep, stays down."""
+    addresses = {"A": "127.0.0.11", "B": "127.0.0.12", "H1": "127.0.0.21", "H2": "127.0.0.22", "H3": "127.0.0.23"}
+    sweeps = {"A": {"alive": ["127.0.0.21"], "dead": ["127.0.0.12", "127.0.0.22", "127.0.0.23"]},
+              "B": {"alive": ["127.0.0.11", "127.0.0.21", "127.0.0.22"], "dead": ["127.0.0.23"]}}
+    options = {"report_dir": str(tmp_path / "reports"), "send": "never", "hosts": sorted(addresses),
+               "addresses": addresses, "sweeps": sweeps}
+    rc, out = ansible_runner.adhoc("sysops.fleet.fleet_report", options, tmp_path)
+    assert rc == 0, out
+    assert [(f["kind"], f["hosts"], f.get("at")) for f in out["findings"]] == [
+        ("down", ["H3"], None), ("one_way", ["A", "B"], None)]
+    report = out["report"]
+    assert report["down"] == ["127.0.0.23"] and report["down_ranges"] == ["127.0.0.23"]
+    assert report["summary"]["addresses_down"] == 1 and report["summary"]["addresses_alive"] == 4
+    assert section(out["text"], "Addresses down") == ["  127.0.0.23"]
+    page = html_check.parse((tmp_path / "reports" / "fleet-report.html").read_text())[0]
+    assert [td.text for row in html_check.rows(html_check.table_after(page, "Addresses down (1)"))
+            for td in row.kids("td")][:1] == ["127.0.0.23"]
+    state = (tmp_path / "reports" / "fleet-state.json").read_text()
+    assert '"127.0.0.12"' in state and '"127.0.0.23"' not in state, "B stays alive for the next run"
+
+
+def section(text, title):
+    return text.split(f"\n{title}", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
 
 
 # ---- hostile addresses: a clear message naming the host, nothing written, nothing mailed ----------

@@ -72,11 +72,12 @@ def test_mesh_mode_names_a_down_host_and_a_host_whose_way_in_is_blocked(tmp_path
     assert "Traceback" not in output
     lines = text.splitlines()
     assert lines[3] == "Mesh findings (2), 5 hosts, 4 probing, 16 pairs measured:", text
-    assert lines[4] == "  DOWN     app-gone: silent to all 4 hosts that probed it, and it did not sweep (or probed no host)"
+    assert lines[4] == "  DOWN     app-gone: silent to all 4 hosts that probed it, and it did not sweep"
     assert lines[5] == "  ONE-WAY  at web4-deaf: web1, web2, web3 cannot reach web4-deaf, which reaches them"
     assert lines.index("Filesystems not ok (0), worst first:") > 5, "the findings lead the report"
     state = json.loads((tmp_path / "reports" / "fleet-state.json").read_text())
-    assert state["alive"] == ["127.77.0.1", "127.77.0.2", "127.77.0.4"]
+    assert state["alive"] == ["127.77.0.1", "127.77.0.2", "127.77.0.3", "127.77.0.4"], "web4-deaf swept: up"
+    assert text.split("\nAddresses down:\n", 1)[1].split("\n\n", 1)[0] == "  127.77.0.6"
     recap = output[output.find("PLAY RECAP"):]
     assert "web1" in recap and "failed=0" in recap.split("web1", 1)[1].splitlines()[0]
 
