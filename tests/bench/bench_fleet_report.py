@@ -5,6 +5,7 @@
 
     .venv/bin/python tests/bench/bench_fleet_report.py [--hosts 1000,5000,10000,20000] [--repeat 3]
                                                        [--dict-too 1000,5000,10000] [--keep DIR]
+                                                       [--playbook 10000] [--playbook-repeat 1]
 
 The inputs are tests/bench/fleet_scale.py's: per host 8 to 12 filesystems as
 disk_report returns them (reasons, forecasts), four sweepers a quarter of
@@ -24,6 +25,19 @@ failed with their reasons. For each size, as medians of --repeat rounds:
 * with --dict-too, the module given the inputs as dicts (the way a play
   passed them before site.yml used ``| to_json``): Ansible deep-copies a
   dict argument twice before the module starts.
+
+With --playbook N (10,000 by default), the whole ``ansible-playbook`` command
+at N hosts, as the user times it: playbooks/site.yml's fleet_report task
+exactly as site.yml has it (its templates and vars, read from the file), on
+an inventory of N hosts whose registered results (``fleet_disk``,
+``fleet_sweep``, ``fleet_failure``, ``fleet_reach``) are the same fleet's, given
+as host variables by an inventory script (no host is contacted: the task runs
+once, on localhost). Wall time and CPU of the command and all it started,
+against a reference in the same round: the same inventory and one ``debug``
+task (loading the 10,000 hosts). What lies between the two is what the fleet
+report adds to the user's command: templating the arguments on the
+controller, passing them, the module, its result. Run this file from a
+checkout of an older commit to compare (it reads that checkout's site.yml).
 
 Then the growth from 5,000 to 20,000 hosts (4x the hosts: n log n is
 4.65x, quadratic 16x) and the goals of issue 19: 10,000 hosts in at most
@@ -61,6 +75,7 @@ NULL_MODULE = """
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sysops.fleet.plugins.module_utils import _mail_delivery
 spec = dict(sweeps=dict(type="raw", default={}), disk_reports=dict(type="raw", default={}),
+            disk_columns=dict(type="raw", default={}),
             hosts=dict(type="list", elements="str", default=[]), unreachable=dict(type="list", elements="str", default=[]),
             failed=dict(type="list", elements="str", default=[]), failure_reasons=dict(type="dict", default={}),
             addresses=dict(type="raw", default={}), report_dir=dict(type="path", required=True), state_file=dict(type="path"), top=dict(type="int", default=10),
@@ -153,6 +168,105 @@ def measure(count: int, repeat: int, dict_too: bool, work: str, env: Dict[str, s
     return row
 
 
+SITE = os.path.join(ROOT, "playbooks", "site.yml")
+FLEET_TASK = "Merge everything into one fleet report on the controller"
+INVENTORY_SCRIPT = """#!{python}
+import sys
+if "--host" in sys.argv:
+    sys.stdout.write("{{}}")
+else:
+    with open({path!r}, encoding="utf-8") as handle:
+        sys.stdout.write(handle.read())
+"""
+
+
+def site_task() -> Dict:
+    """site.yml's fleet_report task, as the file has it."""
+    import yaml  # pylint: disable=import-outside-toplevel  (only here: the module part needs no YAML)
+    with open(SITE, encoding="utf-8") as handle:
+        plays = yaml.safe_load(handle)
+    for play in plays:
+        for task in play.get("tasks", []):
+            if task.get("name") == FLEET_TASK:
+                return task
+    raise RuntimeError(f"{SITE} has no task named {FLEET_TASK!r}")
+
+
+def disk_result(report: Dict) -> Dict:
+    """What disk_report registers for a host: its filesystems and the rest of its result."""
+    return {"changed": False, "filesystems": report["filesystems"], "text": "", "warnings": [],
+            "mail": {"sent": False, "recipients": [], "reason": "send=never"}}
+
+
+def playbook_files(count: int, work: str) -> Dict[str, str]:
+    """An inventory script for *count* hosts with the fleet's registered results, site.yml's task, a reference."""
+    inputs = fleet_scale.fleet(count)
+    hostvars: Dict[str, Dict] = {host: {} for host in inputs["hosts"]}
+    for host, report in inputs["disk_reports"].items():
+        hostvars[host]["fleet_disk"] = disk_result(report)
+    for host in inputs["failed"]:
+        hostvars[host]["fleet_failure"] = inputs["failure_reasons"][host]
+    for host in inputs["unreachable"]:
+        hostvars[host]["fleet_reach"] = {"unreachable": True, "msg": inputs["failure_reasons"][host]}
+    sweepers = list(inputs["sweeps"])
+    for sweeper, result in inputs["sweeps"].items():
+        hostvars[sweeper] = {"fleet_sweep": dict(result, changed=False)}
+    data = {"all": {"hosts": list(hostvars), "vars": {"fleet_watcher": False, "fleet_mail_send": "never",
+                                                        "fleet_report_dir": os.path.join(work, f"play-{count}")}},
+            "sweepers": {"hosts": sweepers}, "_meta": {"hostvars": hostvars}}
+    paths = {"data": os.path.join(work, f"inventory-{count}.json"), "inventory": os.path.join(work, f"inventory-{count}.py"),
+             "site": os.path.join(work, "fleet_task.yml"), "reference": os.path.join(work, "reference.yml")}
+    with open(paths["data"], "w", encoding="utf-8") as handle:
+        json.dump(data, handle, separators=(",", ":"))
+    with open(paths["inventory"], "w", encoding="utf-8") as handle:
+        handle.write(INVENTORY_SCRIPT.format(python=sys.executable, path=paths["data"]))
+    os.chmod(paths["inventory"], 0o755)
+    play = {"name": "One fleet report, on the controller", "hosts": "all", "gather_facts": False}
+    with open(paths["site"], "w", encoding="utf-8") as handle:
+        json.dump([dict(play, tasks=[site_task()])], handle)
+    with open(paths["reference"], "w", encoding="utf-8") as handle:
+        json.dump([dict(play, tasks=[{"name": "Nothing", "ansible.builtin.debug": {"msg": "loaded"},
+                                      "run_once": True, "delegate_to": "localhost"}])], handle)
+    return paths
+
+
+def run_playbook(playbook: str, inventory: str, env: Dict[str, str]) -> Dict[str, float]:
+    """One whole ansible-playbook command: wall seconds, and CPU of it and everything it started (wait4)."""
+    command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", inventory, playbook]
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        unused_pid, status, unused_usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    children = os.times()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{playbook} failed ({status}): {text[-3000:]}")
+    return {"wall": wall, "cpu_total": children.children_user + children.children_system}
+
+
+def measure_playbook(count: int, repeat: int, work: str, env: Dict[str, str]) -> Dict:
+    """The whole command at *count* hosts, site.yml's fleet task against the reference, medians of *repeat*."""
+    paths = playbook_files(count, work)
+    rounds: Dict[str, List] = {"site": [], "reference": []}
+    for unused in range(repeat):
+        for key in ("reference", "site"):
+            before = os.times()
+            took = run_playbook(paths[key], paths["inventory"], env)
+            took["cpu"] = took.pop("cpu_total") - (before.children_user + before.children_system)
+            rounds[key].append(took)
+    return {"hosts": count, "site": median(rounds["site"]), "reference": median(rounds["reference"])}
+
+
+def playbook_table(row: Dict) -> None:
+    site, ref = row["site"], row["reference"]
+    print(f"\nansible-playbook at {row['hosts']:,} hosts (site.yml's fleet_report task, the whole command): "
+          f"{site['wall']:.2f} s wall ({site['cpu']:.2f} s CPU); reference (same inventory, one debug task) "
+          f"{ref['wall']:.2f} s ({ref['cpu']:.2f} s CPU); the fleet report adds {site['wall'] - ref['wall']:.2f} s "
+          f"wall ({site['cpu'] - ref['cpu']:.2f} s CPU); x reference (wall) {site['wall'] / ref['wall']:.2f}")
+
+
 def table(rows: List[Dict]) -> None:
     print("\n| hosts | filesystems | args | module process: wall (CPU) | peak RSS | reference: wall (CPU), RSS "
           "| × reference (wall) | build in-process: wall (CPU) | dicts instead of JSON text: wall (CPU), RSS |")
@@ -188,6 +302,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dict-too", default="", help="host counts at which to time dict arguments too")
     parser.add_argument("--keep", help="keep the arguments and reports in this directory")
+    parser.add_argument("--playbook", default="10000", help="host counts at which to time the whole ansible-playbook "
+                                                            "command (empty: none)")
+    parser.add_argument("--playbook-repeat", type=int, default=1)
     args = parser.parse_args()
     counts = [int(n) for n in args.hosts.split(",") if n]
     dict_counts = {int(n) for n in args.dict_too.split(",") if n}
@@ -196,7 +313,9 @@ def main() -> int:
     with open(os.path.join(work, "null_module.py"), "w", encoding="utf-8") as handle:
         handle.write(NULL_MODULE)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([COLLECTIONS] + sys.path), PYTHONDONTWRITEBYTECODE="1")
-    rows = []
+    rows, plays = [], []
+    play_env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+                    ANSIBLE_HOST_KEY_CHECKING="False")
     try:
         for count in counts:
             print(f"--- {count:,} hosts (load average {os.getloadavg()[0]:.1f})", flush=True)
@@ -204,11 +323,17 @@ def main() -> int:
             r = rows[-1]
             print(f"    module {r['module']['wall']:.2f} s ({r['module']['cpu']:.2f} s CPU, {r['module']['rss']:.0f} MB), "
                   f"reference {r['reference']['wall']:.2f} s, build {r['build']['wall']:.2f} s", flush=True)
+        for count in [int(n) for n in args.playbook.split(",") if n]:
+            print(f"--- ansible-playbook at {count:,} hosts (load average {os.getloadavg()[0]:.1f})", flush=True)
+            plays.append(measure_playbook(count, args.playbook_repeat, work, play_env))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    table(rows)
-    growth(rows)
+    if rows:
+        table(rows)
+        growth(rows)
+    for row in plays:
+        playbook_table(row)
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     return 0
 
