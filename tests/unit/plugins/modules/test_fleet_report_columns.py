@@ -45,7 +45,7 @@ HOSTILE = [
     ('{"version": 1, "hosts": [', "disk_columns: JSON text that does not parse"),
     (table(version=2), "disk_columns.version: expected 1 (the form sysops.fleet.disk_columns makes), got int 2"),
     (table(version=True), "disk_columns.version: expected 1"),
-    (table(fstype=["ext4"] * 3), "disk_columns: unknown column 'fstype'; the columns are mount, device"),
+    (table(inodes_total=[1000] * 3), "disk_columns: unknown column 'inodes_total'; the columns are mount, device"),
     (table(hosts="web1"), "disk_columns.hosts: expected a list of host names, got a string ('web1')"),
     (table(hosts=["web1", ""]), "disk_columns.hosts[1]: expected a host name, got a string ('')"),
     (table(hosts=["web1", "web1"]), "disk_columns.hosts[1]: 'web1' is listed twice; each host once"),
