@@ -178,8 +178,8 @@ def _is_rate(values: List[Any]) -> bool:
 # (the same test as _fleet_inputs._quick's, a column at a time).
 _QUICK: Dict[str, Callable[[List[Any]], bool]] = {
     "mount": _is_mount, "device": _is_text, "fstype": _is_text, "status": _is_status, "error": _is_text,
-    "reasons": _is_reasons, "size_bytes": _is_bytes, "used_bytes": _is_bytes, "use_pct": _is_pct, "inode_pct": _is_pct, "avail_bytes": _is_bytes, "days_to_full": _is_days,
-    "rate_per_day": _is_rate,
+    "reasons": _is_reasons, "size_bytes": _is_bytes, "used_bytes": _is_bytes, "avail_bytes": _is_bytes,
+    "use_pct": _is_pct, "inode_pct": _is_pct, "days_to_full": _is_days, "rate_per_day": _is_rate,
 }
 
 

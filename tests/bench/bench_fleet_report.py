@@ -227,9 +227,9 @@ def playbook_files(count: int, work: str) -> Dict[str, str]:
     sweepers = list(inputs["sweeps"])
     for sweeper, result in inputs["sweeps"].items():
         hostvars[sweeper] = {"fleet_sweep": dict(result, changed=False)}
-    data = {"all": {"hosts": list(hostvars), "vars": {"fleet_watcher": False, "fleet_mail_send": "never",
-                                                        "fleet_report_dir": os.path.join(work, f"play-{count}")}},
-            "sweepers": {"hosts": sweepers}, "_meta": {"hostvars": hostvars}}
+    variables = {"fleet_watcher": False, "fleet_mail_send": "never", "fleet_report_dir": os.path.join(work, f"play-{count}")}
+    data = {"all": {"hosts": list(hostvars), "vars": variables}, "sweepers": {"hosts": sweepers},
+            "_meta": {"hostvars": hostvars}}
     paths = {"data": os.path.join(work, f"inventory-{count}.json"), "inventory": os.path.join(work, f"inventory-{count}.py"),
              "site": os.path.join(work, "fleet_task.yml"), "reference": os.path.join(work, "reference.yml")}
     with open(paths["data"], "w", encoding="utf-8") as handle:

@@ -2,15 +2,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """fleet_report's disk reports in columns: the same report as the disk reports give, and hostile columns refused."""
 
-import datetime
 import json
 
 import pytest
+from disk_columns_samples import NOW, disk_columns, fleet, fs
 from hypothesis import given, settings, strategies as st
 
-from disk_columns_samples import NOW, disk_columns, fleet, fs
-
 from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _fleet_columns, _fleet_render
+
 
 def rendered(inputs, **disks):
     built = _fleet.build(inputs["sweeps"], hosts=inputs["hosts"], unreachable=inputs["unreachable"],
@@ -27,8 +26,8 @@ def test_the_same_fleet_in_columns_gives_byte_identical_text_and_html_reports(od
     columns = disk_columns(inputs["disk_reports"])
     assert isinstance(columns, str) and len(columns) < len(as_text) / 3
     assert _fleet_columns.read(columns).quick is not odd
-    for given in (columns, json.loads(columns)):
-        other_text, other_page, other_report = rendered(inputs, disks={}, disk_columns=given)
+    for form in (columns, json.loads(columns)):
+        other_text, other_page, other_report = rendered(inputs, disks={}, disk_columns=form)
         assert other_text.encode() == text.encode() and other_page.encode() == page.encode()
         assert _fleet._returned(other_report) == _fleet._returned(report)
     assert not odd or "odd1" in text and "FAKE LINE" not in text.replace("odd2\\nFAKE LINE", "")
