@@ -65,6 +65,8 @@ import tempfile
 import time
 from typing import Dict, List
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")
@@ -198,7 +200,6 @@ else:
 
 def site_task() -> Dict:
     """site.yml's fleet_report task, as the file has it."""
-    import yaml  # pylint: disable=import-outside-toplevel  (only here: the module part needs no YAML)
     with open(SITE, encoding="utf-8") as handle:
         plays = yaml.safe_load(handle)
     for play in plays:
