@@ -101,10 +101,10 @@ options:
       - It holds only the fields the report reads, a third of the disk reports' size - at 10,000 hosts 10.6 MB of
         JSON instead of 34 MB, which Ansible and the module read, parse and check in much less time (see the
         description above).
-      - "Each value is checked as in O(disk_reports); a wrong one fails the task naming the column, the host and
-        which of its filesystems (C(disk_columns.use_pct[17] ('web2', its filesystem 3): expected a number from
-        0 to 100 or null, got a string ('lots'))); so does a column whose length is not the sum of C(counts),
-        an unknown column, a host listed twice, and giving both O(disk_reports) and O(disk_columns)."
+      - Each value is checked as in O(disk_reports); a wrong one fails the task naming the column and its index
+        (C(disk_columns.use_pct[17])), the host and which of its filesystems it is, and what is wrong with it; so
+        does a column whose length is not the sum of C(counts), an unknown column, a host listed twice, and giving
+        both O(disk_reports) and O(disk_columns).
     type: raw
     default: {}
     version_added: "0.1.0"
