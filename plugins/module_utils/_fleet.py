@@ -25,10 +25,10 @@ import dataclasses
 import datetime
 import json
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from . import _files, _fleet_render, _mail_delivery, _mesh, _privilege, _report, _targets
-from ._fleet_inputs import (FleetError, address_key, canonical, check_disk_reports, check_sweeps, filesystems,
+from . import _files, _fleet_columns, _fleet_render, _mail_delivery, _mesh, _privilege, _report, _targets
+from ._fleet_inputs import (FleetError, address_key, canonical, check_disk_reports, check_sweeps, decoded, filesystems,
                             mesh_addresses, names, reasons)
 
 STATE_VERSION = 1
@@ -116,15 +116,22 @@ class _Top:
         return [item[-1] for item in self.items]
 
 
-def scan(disks: Mapping[str, List[Any]], top: int) -> _Scan:
-    """Check every host's filesystems once, keeping only what the report shows (FleetError names a bad field)."""
+def scan(disks: Mapping[str, Any], top: int, rows_of: Callable[[str, Any], Iterable[Dict[str, Any]]] = filesystems
+         ) -> _Scan:
+    """Check every host's filesystems once, keeping only what the report shows (FleetError names a bad field).
+
+    *rows_of(host, disks[host])* gives a host's filesystems checked: from
+    its disk report's rows (``filesystems``) or from the columns
+    (``_fleet_columns.Table.rows``).
+    """
     found = _Scan()
     fullest, forecasts = _Top(top), _Top(top)
     seq = 0
     for host in sorted(disks):
         worst = None
-        for row in filesystems(host, disks[host]):
+        for row in rows_of(host, disks[host]):
             seq += 1
+            found.filesystems += 1
             row["host"] = host
             status = row["status"]
             if status is not None and (worst is None or _SEVERITY[status] < _SEVERITY[worst]):
@@ -137,7 +144,6 @@ def scan(disks: Mapping[str, List[Any]], top: int) -> _Scan:
                 found.filling += 1
                 forecasts.offer((row["days_to_full"], host, row["mount"], seq, row))
             found.no_fill_rate += row["rate_per_day"] is None
-        found.filesystems += len(disks[host])
         found.worst[host] = worst
     found.fullest, found.forecasts = fullest.rows(), forecasts.rows()
     found.alerts.sort(key=lambda f: (_SEVERITY[f["status"]], f["host"], f["mount"]))
@@ -147,7 +153,7 @@ def scan(disks: Mapping[str, List[Any]], top: int) -> _Scan:
 def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[str] = (),
           previous: Optional[Mapping[str, Any]] = None, top: int = 10, now: Optional[datetime.datetime] = None,
           failed: Sequence[str] = (), failure_reasons: Optional[Mapping[str, str]] = None,
-          addresses: Any = None) -> Dict[str, Any]:
+          addresses: Any = None, disk_columns: Any = None) -> Dict[str, Any]:
     """The merged fleet report, and the state to keep for the next run.
 
     *unreachable* hosts could not be reached at all; *failed* ones were
@@ -156,15 +162,18 @@ def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[s
     reached; a host with a reason that is not unreachable is failed.
     With *addresses* (host -> the address the others probe) the sweeps of
     those hosts are read as a mesh (``_mesh``): ``mesh`` and ``findings``.
+    *disk_columns* is the disk reports in columns (``_fleet_columns``), given
+    instead of *disks*.
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise FleetError(f"top must be a whole number of at least 1, got {top!r}")
-    checked_sweeps, checked_disks = check_sweeps(sweeps), check_disk_reports(disks)
+    checked_sweeps = check_sweeps(sweeps)
+    checked_disks, rows_of = _disks(disks, disk_columns)
     hosts, unreachable = names(hosts, "hosts"), names(unreachable, "unreachable")
     failed = names(failed, "failed")
     why = reasons(failure_reasons)
     meshed = mesh_addresses(addresses)
-    found = scan(checked_disks, top)
+    found = scan(checked_disks, top, rows_of)
     now = now or datetime.datetime.now(datetime.timezone.utc)
     swept = up_by_sweep(merge_sweeps(checked_sweeps), {meshed[h] for h in _mesh.swept(checked_sweeps, meshed)})
     previously_alive = set((previous or {}).get("alive", []))
@@ -199,6 +208,16 @@ def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[s
     report["status"] = overall_status(report["summary"])
     state = {"version": STATE_VERSION, "generated": report["generated"], "alive": swept["alive"]}
     return {"report": report, "state": state}
+
+
+def _disks(disks: Any, disk_columns: Any) -> Tuple[Mapping[str, Any], Callable[[str, Any], Iterable[Dict[str, Any]]]]:
+    """host -> its rows, and how to check them: from the disk reports, or from the columns (one of the two)."""
+    if disk_columns is None or disk_columns == {} or disk_columns == "":
+        return check_disk_reports(disks), filesystems
+    if disks and decoded(disks, "disk_reports"):
+        raise FleetError("disk_reports and disk_columns: give the disk reports one way, not both")
+    table = _fleet_columns.read(disk_columns)
+    return table.spans, table.rows
 
 
 def _summary(report: Mapping[str, Any], found: _Scan) -> Dict[str, int]:
@@ -278,7 +297,7 @@ def run(options: Mapping[str, Any], check_mode: bool = False) -> Dict[str, Any]:
     built = build(options.get("sweeps") or {}, options.get("disk_reports") or {}, options.get("hosts") or [],
                   options.get("unreachable") or [], previous, _top(options.get("top")),
                   failed=options.get("failed") or [], failure_reasons=options.get("failure_reasons"),
-                  addresses=options.get("addresses"))
+                  addresses=options.get("addresses"), disk_columns=options.get("disk_columns"))
     report = built["report"]
     undelivered = _mail_delivery.undelivered_section(config.spool_dir)
     text = _fleet_render.text(report) + (undelivered[0] and "\n" + undelivered[0])

@@ -173,7 +173,7 @@ def test_documentation_matches_the_argument_spec():
     shared = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
     assert "sysops.fleet.mail" in doc["extends_documentation_fragment"]
     assert set(shared) == set(_mail_delivery.MAIL_ARGUMENT_SPEC)
-    assert set(doc["options"]) == {"sweeps", "disk_reports", "hosts", "unreachable", "failed", "failure_reasons",
+    assert set(doc["options"]) == {"sweeps", "disk_reports", "disk_columns", "hosts", "unreachable", "failed", "failure_reasons",
                                    "addresses", "report_dir", "state_file",
                                    "top", "send", "subject"}
     yaml.safe_load(fleet_report.EXAMPLES)

@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""fleet_report's disk reports in columns: the same report as the disk reports give, and hostile columns refused."""
+
+import json
+
+import pytest
+from disk_columns_samples import NOW, disk_columns, fleet, fs
+from hypothesis import given, settings, strategies as st
+
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _fleet_columns, _fleet_render
+
+
+def rendered(inputs, **disks):
+    built = _fleet.build(inputs["sweeps"], hosts=inputs["hosts"], unreachable=inputs["unreachable"],
+                         failed=inputs["failed"], failure_reasons=inputs["failure_reasons"], now=NOW, **disks)
+    return _fleet_render.text(built["report"]), _fleet_render.html(built["report"]), built["report"]
+
+
+@pytest.mark.parametrize("odd", [False, True], ids=["quick", "odd-values-checked-one-by-one"])
+def test_the_same_fleet_in_columns_gives_byte_identical_text_and_html_reports(odd):
+    """Before: there was no disk_columns (build() took no such argument)."""
+    inputs = fleet(600, odd)
+    as_text = json.dumps(inputs["disk_reports"], separators=(",", ":"))
+    text, page, report = rendered(inputs, disks=as_text)
+    columns = disk_columns(inputs["disk_reports"])
+    assert isinstance(columns, str) and len(columns) < len(as_text) / 3
+    assert _fleet_columns.read(columns).quick is not odd
+    for form in (columns, json.loads(columns)):
+        other_text, other_page, other_report = rendered(inputs, disks={}, disk_columns=form)
+        assert other_text.encode() == text.encode() and other_page.encode() == page.encode()
+        assert _fleet._returned(other_report) == _fleet._returned(report)
+    assert not odd or "odd1" in text and "FAKE LINE" not in text.replace("odd2\\nFAKE LINE", "")
+    assert report["summary"]["alerts"] > 10 and report["summary"]["filling"] > 100
+
+
+def table(**changes):
+    """A good table of two hosts and three filesystems, with *changes*."""
+    value = json.loads(disk_columns({"web1": {"filesystems": [fs("/"), fs("/var")]}, "db1": {"filesystems": [fs("/")]}}))
+    value.update(changes)
+    return value
+
+
+def column(name, index, value):
+    good = table()
+    good[name][index] = value
+    return {name: good[name]}
+
+
+def test_both_forms_at_once_are_refused_and_an_empty_form_is_none():
+    with pytest.raises(_fleet.FleetError, match="disk_reports and disk_columns: give the disk reports one way"):
+        _fleet.build({}, {"web1": {"filesystems": []}}, [], disk_columns=table())
+    with pytest.raises(_fleet.FleetError, match="give the disk reports one way"):
+        _fleet.build({}, '{"web1": {"filesystems": []}}', [], disk_columns=json.dumps(table()))
+    assert _fleet.build({}, "{}", ["web1"], disk_columns=table())["report"]["summary"]["filesystems"] == 3
+    assert _fleet.build({}, {"web1": {"filesystems": []}}, ["web1"], disk_columns="")["report"]["hosts"][0]["reported"]
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                    max_leaves=12)
+
+
+def _only_fleet_errors(value):
+    try:
+        _fleet.build({}, {}, ["web1"], disk_columns=value, now=NOW)
+    except _fleet.FleetError as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON)
+def test_any_json_as_disk_columns_is_a_report_or_a_fleet_error_never_a_traceback(value):
+    _only_fleet_errors(value)
+    _only_fleet_errors(json.dumps(value, allow_nan=True) if isinstance(value, dict) else value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_any_json_in_a_well_shaped_table_is_a_report_or_a_fleet_error(data):
+    """A table of the right shape with arbitrary JSON cells (the quick check fails, the slow one names the cell)."""
+    value = table()
+    for name in data.draw(st.lists(st.sampled_from(_fleet_columns.COLUMNS + ("counts",)), max_size=3)):
+        value[name][data.draw(st.integers(0, len(value[name]) - 1))] = data.draw(JSON)
+    _only_fleet_errors(value)
+    built = None
+    try:
+        built = _fleet.build({}, {}, ["web1", "db1"], disk_columns=value, now=NOW)
+    except _fleet.FleetError:
+        return
+    assert _fleet_render.text(built["report"]) and _fleet_render.html(built["report"])
