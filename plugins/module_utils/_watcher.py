@@ -112,9 +112,9 @@ class Settings:
         return "socket" if self.sweep.method == "auto" else self.sweep.method
 
     def watched_addresses(self) -> int:
-        """The addresses of the watch list as written, nothing resolved (a name counts as one)."""
+        """The addresses of the watch list as written less ``exclude``, nothing resolved (a name counts as one)."""
         try:
-            return _targets.size_of(_targets.parse_all(self.sweep.targets, "[hosts] watch"))
+            return _targets.size_after(self.sweep.targets, self.sweep.exclude, "[hosts] watch")
         except _targets.TargetError:
             return len(self.sweep.targets)
 

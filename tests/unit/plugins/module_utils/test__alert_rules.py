@@ -132,7 +132,8 @@ def test_hosts_settings_and_per_host_sections(tmp_path):
     assert found.limits_for("127.0.0.3", "127.0.0.3") == _alert_rules.HostLimits(loss_warn=10, loss_crit=50, rtt_warn=100)
     assert found.limits_for("db1.example", "192.0.2.9") == _alert_rules.HostLimits()
     assert found.limits_for("127.0.0.4", "127.0.0.4") == _alert_rules.HostLimits(loss_warn=10)
-    assert found.sweep_seconds() == 9 * 0.5 + 1.0
+    # 7 addresses (a name counts as one) x 10 probes at rate 1000, 9 spacings and the timeout, starting the workers
+    assert found.sweep_seconds() == pytest.approx(7 * 10 / 1000 + 9 * 0.5 + 1.0 + 0.5)
 
 
 def test_the_watchers_defaults_are_the_measured_ones(tmp_path):
