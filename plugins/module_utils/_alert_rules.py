@@ -133,6 +133,11 @@ def resolvable(limits: HostLimits, count: int, window: int, where: str = "[hosts
         threshold = getattr(limits, key)
         if threshold is None:
             continue
+        most = MAX_WINDOW * 10000  # the most probes a window can hold (count is at most 10000)
+        if LOSS_RESOLVE * 100.0 / threshold > most:  # inf for a threshold of 1e-320: no ceil() of that
+            raise RuleError(f"{where} {key} = {threshold:g} % cannot be told apart from chance by any count and "
+                            f"window (it needs more than {most} probes in the window): raise {key} to at least "
+                            f"{LOSS_RESOLVE * 100.0 / most:g} %")
         need = int(math.ceil(round(LOSS_RESOLVE * 100.0 / threshold, 6)))
         if count * window >= need:
             continue

@@ -25,11 +25,16 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, List, Mapping, Optional
 
+from . import _text
+
 METHODS = ("auto", "socket", "ping")
 DEFAULT_RATE = 1000.0
 DEFAULT_MAX_HOSTS = 65536
 MAX_WORKERS = 256  # as _fanout.MAX_WORKERS (checked equal by a unit test; _fanout is not imported here)
 MAX_TIMEOUT = 60.0
+MIN_TIMEOUT = 0.001  # a millisecond: no reply comes sooner, and 1e-320 s is a typo (an outside tester's)
+MAX_CONCURRENCY = 65536  # probes in flight per worker: as DEFAULT_CONCURRENCY's socket, a /16 at once
+MAX_HOSTS = 1 << 22  # as MAX_PROBES: a sweep larger than that is refused at count 1 anyway
 MAX_RETRIES = 10
 MAX_COUNT = 10000
 MIN_SPACING = 0.002  # iputils ping refuses a shorter interval to anyone but root
@@ -111,6 +116,9 @@ class SweepOptions:
         """Refuse impossible numbers (SweepError names the option and the bound); self when all is well."""
         if not 0 < self.timeout <= MAX_TIMEOUT:  # False for nan too
             raise SweepError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {self.timeout}")
+        if self.timeout < MIN_TIMEOUT:
+            raise SweepError(f"timeout must be at least {MIN_TIMEOUT:g} seconds (no reply comes sooner), "
+                             f"got {self.timeout}")
         if not 0 <= self.retries <= MAX_RETRIES:
             raise SweepError(f"retries must be between 0 and {MAX_RETRIES}, got {self.retries}")
         if not 1 <= self.count <= MAX_COUNT:
@@ -125,10 +133,12 @@ class SweepOptions:
                              f"got {self.rate}")
         if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
             raise SweepError(f"workers must be between 1 and {MAX_WORKERS}, got {self.workers}")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise SweepError(f"concurrency must be at least 1, got {self.concurrency}")
-        if self.max_hosts < 1:
-            raise SweepError(f"max_hosts must be at least 1, got {self.max_hosts}")
+        for name, top in (("concurrency", MAX_CONCURRENCY), ("max_hosts", MAX_HOSTS)):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SweepError(f"{name} must be at least 1, got {value}")
+            if value is not None and value > top:
+                raise SweepError(f"{name} must be at most {top}, got {value}")
         return self
 
     def hands(self, addresses: int, method: str) -> int:
@@ -253,11 +263,28 @@ def _from_word(raw: str, name: str, label: str) -> Any:
         return [w for w in _LIST_SPLIT.split(raw.strip()) if w]
     if kind == "str":
         return raw.strip()
+    if kind == "int":
+        return whole_number(raw, label, SweepError)
     try:
-        return int(raw) if kind == "int" else float(raw)
+        return float(raw)
     except ValueError:
-        what = "a whole number" if kind == "int" else "a number"
-        raise SweepError(f"{label} must be {what}, got {raw.strip()!r}") from None
+        raise SweepError(f"{label} must be a number, got {shown(raw)}") from None
+
+
+def shown(raw: str) -> str:
+    """A value from a settings file as a message quotes it: one printable line, a long one cut."""
+    return repr(_text.printable(raw.strip(), 40))
+
+
+def whole_number(raw: str, label: str, error: type = ValueError, digits: int = 18) -> int:
+    """A whole number written in ASCII digits (``int()`` also takes ``+5``, ``1_0`` and Arabic-Indic digits, and
+    raises on 4,300 of them); more than *digits* digits is refused as out of range before it is converted."""
+    text = raw.strip()
+    if not re.fullmatch(r"[0-9]+", text):
+        raise error(f"{label} must be a whole number, got {shown(raw)} (the digits 0-9 only)")
+    if len(text.lstrip("0")) > digits:
+        raise error(f"{label} is out of range: {len(text)} digits, got {shown(raw)}")
+    return int(text)
 
 
 def from_text(section: Mapping[str, str], where: str = "", names: Optional[Mapping[str, str]] = None,

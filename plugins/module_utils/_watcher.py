@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import (_alert_rules, _disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _metrics,
-               _privilege, _report, _sd_notify, _sweep, _sweep_options, _targets)
+               _privilege, _report, _sd_notify, _sweep, _sweep_options, _targets, _text)
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -154,9 +154,10 @@ def _number(section: configparser.SectionProxy, name: str, default: float, low: 
     try:
         value = float(raw)
     except ValueError:
-        raise WatcherConfigError(f"[{section.name}] {name} must be a number, got {raw!r}") from None
+        raise WatcherConfigError(f"[{section.name}] {name} must be a number, got {_sweep_options.shown(raw)}") from None
     if not low <= value <= high:
-        raise WatcherConfigError(f"[{section.name}] {name} must be between {low:g} and {high:g}, got {raw}")
+        raise WatcherConfigError(f"[{section.name}] {name} must be between {low:g} and {high:g}, "
+                                 f"got {_text.printable(raw, 40)}")
     return value
 
 
@@ -165,11 +166,9 @@ def _whole(section: configparser.SectionProxy, name: str, default: int, low: int
     raw = section.get(name, "").strip()
     if not raw:
         return default
-    if not re.fullmatch(r"[+-]?[0-9]+", raw):
-        raise WatcherConfigError(f"[{section.name}] {name} must be a whole number, got {raw!r}")
-    value = int(raw)
+    value = _sweep_options.whole_number(raw, f"[{section.name}] {name}", WatcherConfigError)
     if not low <= value <= high:
-        raise WatcherConfigError(f"[{section.name}] {name} must be between {low} and {high}, got {raw}")
+        raise WatcherConfigError(f"[{section.name}] {name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -289,6 +288,9 @@ def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> Non
         for name in parser.sections():
             if name.startswith(HOST_SECTION):
                 key, limits = _host_section(parser[name], name, settings)
+                if key in settings.limits_by_host:
+                    raise WatcherConfigError(f"[{name}] is the host of another [host ...] section ({key}, "
+                                             "written another way): keep one section per host")
                 settings.limits_by_host[key] = limits
     except (ValueError, _targets.TargetError) as exc:
         raise WatcherConfigError(str(exc)) from None
