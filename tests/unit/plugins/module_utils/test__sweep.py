@@ -81,7 +81,7 @@ def test_bad_numbers_are_refused_before_anything_is_sent(kwargs, message):
 
 @pytest.mark.parametrize("targets,rate,message", [
     (["127.0.0.0/24"], 0.01, "rate=0.01 would take about 14.1 hours to send one probe and 1 retry to each of the 254 "
-                              "addresses"),
+     "addresses"),
     (["127.0.0.1"], 0.0002, "rate=0.0002 would take about 2.8 hours"),
     (["127.0.0.0/22"], 0.2, "would take about 2.8 hours to send one probe and 1 retry to each of the 1022 addresses"),
 ])

@@ -109,8 +109,8 @@ def test_a_path_losing_twice_loss_warn_is_warned_within_window_rounds_and_stays(
 
 @DETERMINISTIC
 @given(warn=THRESHOLDS, count=COUNTS, share=st.floats(0.5, 2.0), seed=st.integers(0, 2 ** 32))
-def test_a_path_between_half_and_twice_loss_warn_changes_level_at_most_a_few_times(tmp_path_factory, warn, count,
-                                                                                  share, seed):
+def test_a_path_between_half_and_twice_loss_warn_changes_level_at_most_a_few_times(
+        tmp_path_factory, warn, count, share, seed):
     p = min(0.5, warn / 100 * share)
     found = watcher(tmp_path_factory.mktemp("w"), count, f"window = {accepted(warn, count)}\n",
                     f"loss_warn = {warn}\nloss_crit = {min(100, 2 * warn + 10)}\n")
