@@ -59,7 +59,7 @@ def measure(watcher_module, count, window, warn, crit, p, rounds, seed):
         watcher = watcher_module.Watcher(settings, sweeper=sweeper)
         changes = 0
         for number in range(rounds):
-            queue.append(sum(rng.random() >= p for _ in range(count)))
+            queue.append(sum(rng.random() >= p for _probe in range(count)))
             changes += len(watcher.check_hosts(1000.0 + number))
         return changes
 
@@ -74,7 +74,7 @@ def main():
     print(f"collection: {os.path.realpath(os.path.join(args.collections, 'ansible_collections', 'sysops', 'fleet'))}")
     print(f"{args.rounds} rounds each; changes per 1,000 rounds [per day at interval 60 s]")
     print("| count | window | loss_warn | loss_crit | " + " | ".join(f"loss {p:.0%}" for p in LOSSES) + " |")
-    print("| ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in LOSSES) + " |")
+    print("| ---: | ---: | ---: | ---: | " + " | ".join("---:" for _loss in LOSSES) + " |")
     for count, window, warn, crit in SETTINGS:
         cells = []
         for index, p in enumerate(LOSSES):

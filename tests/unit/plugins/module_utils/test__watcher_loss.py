@@ -68,7 +68,7 @@ def replay(found, answered):
 def bernoulli(p, count, rounds, seed):
     """Probes answered in each of *rounds* rounds of *count* probes, each lost with probability *p*."""
     rng = random.Random(seed)
-    return [sum(rng.random() >= p for _ in range(count)) for _ in range(rounds)]
+    return [sum(rng.random() >= p for _probe in range(count)) for _round in range(rounds)]
 
 
 def changes(statuses):
