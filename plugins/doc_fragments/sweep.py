@@ -52,7 +52,7 @@ options:
       - Seconds to wait for the reply to each probe, counted from when that probe was sent. A reply that
         comes later counts as lost (as with C(ping -W)); with O(retries) it is never mistaken for the
         reply to the retry, because every probe carries its own number.
-      - Fractions are allowed; more than 0 and at most 60.
+      - Fractions are allowed; at least 0.001 and at most 60.
     type: float
     default: 1.0
   retries:
@@ -97,13 +97,14 @@ options:
     type: int
   concurrency:
     description:
-      - Probes in flight per worker at once.
+      - Probes in flight per worker at once, between 1 and 65536.
       - Defaults to 65536 for O(method=socket) (bounded in practice by O(rate) and O(max_hosts)) and
         to 256 C(ping) processes per worker for O(method=ping).
       - A sweep that would take more than an hour is refused before anything is sent, with the estimate and
-        what bounds it - the probes at O(rate), the addresses in turns of O(concurrency) times the workers each
-        held for O(count) times O(spacing) (or every retry's O(timeout)), and for O(method=ping) one process
-        started per address.
+        what bounds it most. The estimate is an upper bound for the worst case (every address silent, every
+        retry spent), the sum of the probes at O(rate) (retries included), the addresses in turns of
+        O(concurrency) times the workers each held for O(count) times O(spacing) (or every retry's
+        O(timeout)), and for O(method=ping) one process started per address and attempt.
     type: int
   rate:
     description:
@@ -112,12 +113,12 @@ options:
         a LAN, a firewall's state table or an IDS; raise it (or set V(0)) on networks you own.
       - Must be a finite number, V(0) or more (V(nan) and V(inf) are refused). A rate so low that sending
         every probe would take more than an hour is refused with the estimated duration
-        (for example V(rate=0.01) for a /24 would take about 7 hours).
+        (for example V(rate=0.01) for a /24 with one retry would take about 14 hours).
     type: float
     default: 1000
   max_hosts:
     description:
-      - Refuse a sweep with more addresses than this, before anything is expanded or sent.
+      - Refuse a sweep with more addresses than this, before anything is expanded or sent. At most 4194304.
     type: int
     default: 65536
 """

@@ -6,18 +6,27 @@
 
 PRIVATE to the sysops.fleet collection. Pure standard library.
 
-A watched host is seen each round as up, warn, crit (its loss or median
-round-trip time over a threshold) or down (no probe answered). Its
-*alerted* status moves up only when at least ``down_after`` of the last
-``window`` rounds were that bad or worse (monit's "for N cycles", SmokePing's
-"3 times in a row"), and back down only after ``clear_after`` rounds in a
-row below it: one lost probe, one slow round, is not an alert. Loss is
-judged per round (a round of four probes can only say 0, 25, 50, 75 or
-100 %), then debounced like down: a host's loss level changes only when
-``down_after`` of the last ``window`` rounds agree. A round in which the
-host answered nothing is a *down* round, owned by the down rule: it never
-counts towards warn or crit, so an outage shorter than ``down_after``
-rounds (with the partly lost rounds at its edges) mails nothing.
+A watched host is seen each round as up, warn, crit (its median round-trip
+time over a threshold) or down (no probe answered). Its *alerted* status
+moves up only when at least ``down_after`` of the last ``window`` rounds
+were that bad or worse (monit's "for N cycles", SmokePing's "3 times in a
+row"), and back down only after ``clear_after`` rounds in a row below it:
+one slow round is not an alert.
+
+Loss is judged over probes, not rounds (a round of four probes can only
+say 0, 25, 50, 75 or 100 %, so a threshold of 25 % would mean "one probe
+lost"). Each loss threshold keeps a count of evidence (Page's CUSUM): below
+it, every lost probe adds one and every probe sent takes away the
+threshold's share; ``LOSS_EVIDENCE`` probes lost beyond the threshold raise
+it. Raised, every probe sent adds half the threshold's share and every lost
+one takes one away; ``LOSS_EVIDENCE`` probes fewer than half the threshold
+would lose clear it (the hysteresis). A path losing at most half the
+threshold never raises it, one losing twice the threshold raises it within
+``window`` rounds and keeps it (``resolvable`` refuses a count and window
+too small for that), and one anywhere in between changes level at most a
+few times, not every few rounds. A round in which the host answered
+nothing is a *down* round, owned by the down rule: it never counts towards
+loss, so an outage shorter than ``down_after`` rounds mails nothing.
 
 A filesystem's status clears only ``margin`` percentage points below the
 threshold it crossed (netdata's alarm hysteresis): a disk that hovers
@@ -44,6 +53,13 @@ DEFAULT_DOWN_AFTER = 3
 DEFAULT_WINDOW = 5
 DEFAULT_CLEAR_AFTER = 2
 DEFAULT_DISK_MARGIN = 2.0  # percentage points: df rounds Use% up, so 1 point is rounding alone
+# Loss (measured: tests/bench/measure_loss_flaps.py): a threshold is raised by LOSS_EVIDENCE probes lost beyond it
+# and cleared by as many fewer than LOSS_CLEAR of it would lose. A path at half the threshold then raises it about
+# once in millions of probes; one at twice the threshold raises it after LOSS_EVIDENCE / threshold probes on
+# average and, 999 times in 1,000, before LOSS_RESOLVE / threshold (which the window must therefore hold).
+LOSS_EVIDENCE = 10.0
+LOSS_CLEAR = 0.5
+LOSS_RESOLVE = 30.0
 
 
 class RuleError(ValueError):
@@ -92,7 +108,8 @@ class HostLimits:
         return self
 
     def level(self, loss_pct: Optional[float], rtt_ms: Optional[float]) -> Tuple[str, List[str]]:
-        """up, warn or crit for an answering host, and why."""
+        """up, warn or crit for an answering host, and why (the watcher gives one round's RTT and no loss here:
+        loss is judged over many rounds' probes by ``judge_loss``)."""
         found: List[Tuple[int, str]] = []
         for value, warn, crit, what, unit in ((loss_pct, self.loss_warn, self.loss_crit, "loss", "%"),
                                               (rtt_ms, self.rtt_warn, self.rtt_crit, "median round trip", " ms")):
@@ -104,6 +121,78 @@ class HostLimits:
                 found.append((1, f"{what} {value:g}{unit} is at or above warn {warn:g}{unit}"))
         level = max((item[0] for item in found), default=0)
         return HOST_LEVELS[level], [item[1] for item in found]
+
+
+def resolvable(limits: HostLimits, count: int, window: int, where: str = "[hosts]") -> None:
+    """Refuse a loss threshold that count x window probes cannot tell from chance (RuleError says what to change).
+
+    A path losing twice the threshold must raise it within ``window``
+    rounds: that takes ``LOSS_RESOLVE`` / threshold probes in the window.
+    """
+    for key in ("loss_warn", "loss_crit"):
+        threshold = getattr(limits, key)
+        if threshold is None:
+            continue
+        most = MAX_WINDOW * 10000  # the most probes a window can hold (count is at most 10000)
+        if LOSS_RESOLVE * 100.0 / threshold > most:  # inf for a threshold of 1e-320: no ceil() of that
+            raise RuleError(f"{where} {key} = {threshold:g} % cannot be told apart from chance by any count and "
+                            f"window (it needs more than {most} probes in the window): raise {key} to at least "
+                            f"{LOSS_RESOLVE * 100.0 / most:g} %")
+        need = int(math.ceil(round(LOSS_RESOLVE * 100.0 / threshold, 6)))
+        if count * window >= need:
+            continue
+        rounds = int(math.ceil(need / count))
+        more = f"raise window to {rounds} or count to {int(math.ceil(need / window))}" if rounds <= MAX_WINDOW \
+            else f"raise count to {int(math.ceil(need / window))}" + (
+                f" (or to {int(math.ceil(need / MAX_WINDOW))} with window = {MAX_WINDOW})" if window < MAX_WINDOW else "")
+        raise RuleError(f"{where} {key} = {threshold:g} % cannot be told apart from chance with [hosts] count = {count} "
+                        f"and window = {window} ({count * window} probes): a path losing twice {threshold:g} % is "
+                        f"alerted within window rounds, and one losing half of it never, only with {need} probes or "
+                        f"more in the window. {more[0].upper() + more[1:]}, or raise {key}")
+
+
+def loss_memory(value: Any, threshold: float) -> Tuple[bool, float]:
+    """A state's record of one loss threshold (threshold, raised, evidence), kept only if it is one of ours for
+    this threshold (the state is a file, and files change; a changed threshold starts afresh)."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], (int, float)) \
+            and value[0] == threshold and isinstance(value[1], bool) and isinstance(value[2], (int, float)) \
+            and not isinstance(value[2], bool) and 0 <= value[2] < LOSS_EVIDENCE:
+        return value[1], float(value[2])
+    return False, 0.0
+
+
+def loss_step(raised: bool, evidence: float, threshold: float, sent: int, received: int) -> Tuple[bool, float]:
+    """One round of one loss threshold (percent): whether it is raised after it, and the evidence so far.
+
+    Not raised, the evidence is the probes lost beyond the threshold's
+    share since the loss was last at or under it; raised, the probes lost
+    fewer than ``LOSS_CLEAR`` of the share. ``LOSS_EVIDENCE`` of it turns
+    the threshold over, and the count starts again from nothing.
+    """
+    lost = sent - received
+    share = threshold / 100.0 * sent
+    evidence = max(0.0, evidence + (LOSS_CLEAR * share - lost if raised else lost - share))
+    if evidence >= LOSS_EVIDENCE:
+        return not raised, 0.0
+    return raised, evidence
+
+
+def judge_loss(memory: Any, limits: HostLimits, sent: int, received: int) -> Tuple[str, Dict[str, list]]:
+    """The host's loss level (up, warn or crit) after a round of *sent* probes, *received* answered, and the
+    memory to keep for the next round. A round with nothing answered (the down rule's) changes nothing."""
+    old = memory if isinstance(memory, dict) else {}
+    kept: Dict[str, list] = {}
+    level = "up"
+    for name, threshold in (("warn", limits.loss_warn), ("crit", limits.loss_crit)):
+        if threshold is None:
+            continue
+        raised, evidence = loss_memory(old.get(name), threshold)
+        if 0 < received <= sent:
+            raised, evidence = loss_step(raised, evidence, threshold, sent, received)
+        kept[name] = [threshold, raised, round(evidence, 6)]
+        if raised:
+            level = name
+    return level, kept
 
 
 def severity(level: str) -> int:
@@ -154,7 +243,7 @@ def remember(seen: str, level: str, keep: int) -> str:
 
 
 def pooled_loss(sent: Sequence[int], received: Sequence[int]) -> Optional[float]:
-    """Loss in percent over several rounds' probes (shown and exported; a round's own loss is what alerts);
+    """Loss in percent over several rounds' probes (shown and exported; ``judge_loss`` is what alerts);
     None when none was sent."""
     total = sum(sent)
     return round(100.0 * (total - sum(received)) / total, 3) if total else None

@@ -177,7 +177,7 @@ def deal(items: Sequence[Any], hands: int) -> List[List[Any]]:
 
 
 def check_duration(count: int, rate: float) -> None:
-    """Refuse a rate so low that sending one probe per address would take more than MAX_SEND_SECONDS."""
+    """Refuse a rate so low that sending every probe (retries included) would take more than MAX_SEND_SECONDS."""
     SweepOptions(rate=float(rate)).check_size(count)
 
 

@@ -25,11 +25,16 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, List, Mapping, Optional
 
+from . import _text
+
 METHODS = ("auto", "socket", "ping")
 DEFAULT_RATE = 1000.0
 DEFAULT_MAX_HOSTS = 65536
 MAX_WORKERS = 256  # as _fanout.MAX_WORKERS (checked equal by a unit test; _fanout is not imported here)
 MAX_TIMEOUT = 60.0
+MIN_TIMEOUT = 0.001  # a millisecond: no reply comes sooner, and 1e-320 s is a typo (an outside tester's)
+MAX_CONCURRENCY = 65536  # probes in flight per worker: as DEFAULT_CONCURRENCY's socket, a /16 at once
+MAX_HOSTS = 1 << 22  # as MAX_PROBES: a sweep larger than that is refused at count 1 anyway
 MAX_RETRIES = 10
 MAX_COUNT = 10000
 MIN_SPACING = 0.002  # iputils ping refuses a shorter interval to anyone but root
@@ -45,9 +50,13 @@ DEFAULT_CONCURRENCY = {"socket": 65536, "ping": 256}
 # Addresses one worker handles before another is worth forking: a socket
 # worker sends a /22 in a few milliseconds, a ping worker is bound by fork().
 MIN_SHARE = {"socket": 2048, "ping": 64}
-# A worker's own time per address besides waiting: method=ping forks and runs one ping process per address
-# (4-5 ms each measured on a 2-core test machine; half that is assumed, so only a sweep surely too long is refused).
-PER_ADDRESS_COST = {"socket": 0.0, "ping": 0.002}
+# A worker's own time per ping process besides waiting: method=ping forks and runs one per address and attempt
+# (4-5 ms each measured on a quiet 2-core machine, 15-60 ms at a load of 25; the estimate is an upper bound, so
+# 20 ms is counted).
+PER_ADDRESS_COST = {"socket": 0.0, "ping": 0.02}
+# Starting the workers and gathering their results, once per sweep: 0.1 s measured for one address on a quiet
+# machine, at most 0.2 s beyond the other parts at a load of 21 on 2 cores (test__sweep_duration.py's sweeps).
+START_COST = 0.5
 
 # The one argument spec (AnsibleModule's format). Documentation: plugins/doc_fragments/sweep.py.
 SPEC: Dict[str, Dict[str, Any]] = {
@@ -107,6 +116,9 @@ class SweepOptions:
         """Refuse impossible numbers (SweepError names the option and the bound); self when all is well."""
         if not 0 < self.timeout <= MAX_TIMEOUT:  # False for nan too
             raise SweepError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds, got {self.timeout}")
+        if self.timeout < MIN_TIMEOUT:
+            raise SweepError(f"timeout must be at least {MIN_TIMEOUT:g} seconds (no reply comes sooner), "
+                             f"got {self.timeout}")
         if not 0 <= self.retries <= MAX_RETRIES:
             raise SweepError(f"retries must be between 0 and {MAX_RETRIES}, got {self.retries}")
         if not 1 <= self.count <= MAX_COUNT:
@@ -121,10 +133,12 @@ class SweepOptions:
                              f"got {self.rate}")
         if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
             raise SweepError(f"workers must be between 1 and {MAX_WORKERS}, got {self.workers}")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise SweepError(f"concurrency must be at least 1, got {self.concurrency}")
-        if self.max_hosts < 1:
-            raise SweepError(f"max_hosts must be at least 1, got {self.max_hosts}")
+        for name, top in (("concurrency", MAX_CONCURRENCY), ("max_hosts", MAX_HOSTS)):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SweepError(f"{name} must be at least 1, got {value}")
+            if value is not None and value > top:
+                raise SweepError(f"{name} must be at most {top}, got {value}")
         return self
 
     def hands(self, addresses: int, method: str) -> int:
@@ -143,27 +157,48 @@ class SweepOptions:
             return (self.count - 1) * self.spacing + self.timeout
         return (self.retries + 1) * self.timeout
 
+    def probes(self) -> int:
+        """Probes one address gets at most: ``count``, or one and every retry (silent, every retry spent)."""
+        return self.count if self.count > 1 else self.retries + 1
+
     def estimate(self, addresses: int, method: str = "socket") -> Estimate:
-        """How long sweeping *addresses* by *method* takes: the longest of its bounds, which names itself.
+        """How long sweeping *addresses* by *method* takes at most: the sum of its parts, which names the largest.
 
         The one estimate of the sweep's duration: the module's, the
-        inventory's and the watcher's hour bound, and the watcher's round
-        against its interval. Each bound alone is a lower limit: probes at
-        ``rate``; addresses in waves of ``in_flight`` each holding its place
-        ``per_address``; method=ping's process per address on each worker.
+        inventory's and the watcher's hour bound, the watcher's round against
+        its interval and its watchdog during the sweep. An upper bound for the
+        worst case, every address silent and every retry spent: sending every
+        probe (retries included) at ``rate``; the waits, addresses in turns of
+        ``in_flight`` each held ``per_address`` (the sender is idle only while
+        some address waits); method=ping's process per address and attempt on
+        each worker; and ``START_COST``. Not the largest of them: a sweep
+        estimated at 6 s by the largest took 66 s (an outside tester's).
         """
-        one = "one probe" if self.count == 1 else f"{self.count} probes"
+        parts = [self._sending(addresses, method), self._waiting(addresses, method),
+                 self._starting(addresses, method)]
+        total = sum(part.seconds for part in parts) + START_COST
+        worst = max(parts, key=lambda part: part.seconds)
+        return Estimate(total, worst.bound.format(took=duration(total)), worst.fix)
+
+    def _sending(self, addresses: int, method: str) -> Estimate:
+        """The bound of the rate: each worker sends its share of the addresses' probes at its share of ``rate``."""
         hands = self.hands(addresses, method)
-        bounds = [Estimate(addresses * self.count / self.rate if self.rate else 0.0,
-                           f"rate={self.rate:g} would take about {{took}} to send {one} to each of the {addresses} "
-                           "addresses (more with retries)", "raise rate (0 for no cap) or sweep fewer addresses"),
-                  self._waiting(addresses, method),
-                  Estimate(addresses * PER_ADDRESS_COST[method] / hands,
-                           f"method={method} starts a ping process for each of the {addresses} addresses, on {hands} "
-                           "worker(s): that would take about {took}",
-                           "use method=socket (or auto where ICMP sockets may be opened) or sweep fewer addresses")]
-        worst = max(bounds, key=lambda bound: bound.seconds)
-        return Estimate(worst.seconds, worst.bound.format(took=duration(worst.seconds)), worst.fix)
+        probes = self.probes()
+        seconds = -(-addresses // hands) * hands * probes / self.rate if self.rate else 0.0
+        what = ("one probe" if probes == 1 else f"{probes} probes" if self.count > 1
+                else f"one probe and {probes - 1} {'retry' if probes == 2 else 'retries'}")
+        return Estimate(seconds, f"rate={self.rate:g} would take about {{took}} to send {what} to each of the "
+                                 f"{addresses} addresses", "raise rate (0 for no cap) or sweep fewer addresses")
+
+    def _starting(self, addresses: int, method: str) -> Estimate:
+        """The bound of method=ping's processes: one per address and attempt, started in turn on each worker."""
+        hands = self.hands(addresses, method)
+        processes = 1 if self.count > 1 else self.retries + 1
+        return Estimate(-(-addresses // hands) * processes * PER_ADDRESS_COST[method],
+                        f"method={method} starts a ping process for each of the {addresses} addresses"
+                        + (" and retry" if processes > 1 else "") + f", on {hands} worker(s): that would take about "
+                        "{took}", "use method=socket (or auto where ICMP sockets may be opened) or sweep fewer "
+                        "addresses")
 
     def _waiting(self, addresses: int, method: str) -> Estimate:
         """The bound of the waits: addresses in turns of ``in_flight``, each held ``per_address``."""
@@ -228,11 +263,28 @@ def _from_word(raw: str, name: str, label: str) -> Any:
         return [w for w in _LIST_SPLIT.split(raw.strip()) if w]
     if kind == "str":
         return raw.strip()
+    if kind == "int":
+        return whole_number(raw, label, SweepError)
     try:
-        return int(raw) if kind == "int" else float(raw)
+        return float(raw)
     except ValueError:
-        what = "a whole number" if kind == "int" else "a number"
-        raise SweepError(f"{label} must be {what}, got {raw.strip()!r}") from None
+        raise SweepError(f"{label} must be a number, got {shown(raw)}") from None
+
+
+def shown(raw: str) -> str:
+    """A value from a settings file as a message quotes it: one printable line, a long one cut."""
+    return repr(_text.printable(raw.strip(), 40))
+
+
+def whole_number(raw: str, label: str, error: type = ValueError, digits: int = 18) -> int:
+    """A whole number written in ASCII digits (``int()`` also takes ``+5``, ``1_0`` and Arabic-Indic digits, and
+    raises on 4,300 of them); more than *digits* digits is refused as out of range before it is converted."""
+    text = raw.strip()
+    if not re.fullmatch(r"[0-9]+", text):
+        raise error(f"{label} must be a whole number, got {shown(raw)} (the digits 0-9 only)")
+    if len(text.lstrip("0")) > digits:
+        raise error(f"{label} is out of range: {len(text)} digits, got {shown(raw)}")
+    return int(text)
 
 
 def from_text(section: Mapping[str, str], where: str = "", names: Optional[Mapping[str, str]] = None,

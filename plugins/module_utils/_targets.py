@@ -247,6 +247,16 @@ def size_of(parsed: Sequence[Target]) -> int:
     return sum(t.size if isinstance(t, Span) else 1 for t in parsed)
 
 
+def size_after(targets: Sequence[str], exclude: Sequence[str], option: str = "targets") -> int:
+    """The addresses of *targets* that *exclude* leaves, nothing resolved: a name counts as one and excludes
+    nothing (what a sweep's duration is estimated for before any name is looked up: a /16 minus a /17 is half)."""
+    wanted = parse_all(targets, option)
+    excluded = _Excluded([(t.version, t.first, t.last) for t in parse_all(exclude or [], "exclude")
+                          if isinstance(t, Span)])
+    return sum(sum(b - a + 1 for a, b in excluded.runs(t.version, t.first, t.last)) if isinstance(t, Span) else 1
+               for t in wanted)
+
+
 def resolve_name(name: str) -> List[IPAddress]:
     """Addresses of *name*, IPv4 first; an empty list if it does not resolve."""
     try:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import (_alert_rules, _disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _metrics,
-               _privilege, _report, _sd_notify, _sweep, _sweep_options, _targets)
+               _privilege, _report, _sd_notify, _sweep, _sweep_options, _targets, _text)
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -112,9 +112,9 @@ class Settings:
         return "socket" if self.sweep.method == "auto" else self.sweep.method
 
     def watched_addresses(self) -> int:
-        """The addresses of the watch list as written, nothing resolved (a name counts as one)."""
+        """The addresses of the watch list as written less ``exclude``, nothing resolved (a name counts as one)."""
         try:
-            return _targets.size_of(_targets.parse_all(self.sweep.targets, "[hosts] watch"))
+            return _targets.size_after(self.sweep.targets, self.sweep.exclude, "[hosts] watch")
         except _targets.TargetError:
             return len(self.sweep.targets)
 
@@ -154,9 +154,10 @@ def _number(section: configparser.SectionProxy, name: str, default: float, low: 
     try:
         value = float(raw)
     except ValueError:
-        raise WatcherConfigError(f"[{section.name}] {name} must be a number, got {raw!r}") from None
+        raise WatcherConfigError(f"[{section.name}] {name} must be a number, got {_sweep_options.shown(raw)}") from None
     if not low <= value <= high:
-        raise WatcherConfigError(f"[{section.name}] {name} must be between {low:g} and {high:g}, got {raw}")
+        raise WatcherConfigError(f"[{section.name}] {name} must be between {low:g} and {high:g}, "
+                                 f"got {_text.printable(raw, 40)}")
     return value
 
 
@@ -165,11 +166,9 @@ def _whole(section: configparser.SectionProxy, name: str, default: int, low: int
     raw = section.get(name, "").strip()
     if not raw:
         return default
-    if not re.fullmatch(r"[+-]?[0-9]+", raw):
-        raise WatcherConfigError(f"[{section.name}] {name} must be a whole number, got {raw!r}")
-    value = int(raw)
+    value = _sweep_options.whole_number(raw, f"[{section.name}] {name}", WatcherConfigError)
     if not low <= value <= high:
-        raise WatcherConfigError(f"[{section.name}] {name} must be between {low} and {high}, got {raw}")
+        raise WatcherConfigError(f"[{section.name}] {name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -289,6 +288,9 @@ def _host_settings(settings: Settings, parser: configparser.ConfigParser) -> Non
         for name in parser.sections():
             if name.startswith(HOST_SECTION):
                 key, limits = _host_section(parser[name], name, settings)
+                if key in settings.limits_by_host:
+                    raise WatcherConfigError(f"[{name}] is the host of another [host ...] section ({key}, "
+                                             "written another way): keep one section per host")
                 settings.limits_by_host[key] = limits
     except (ValueError, _targets.TargetError) as exc:
         raise WatcherConfigError(str(exc)) from None
@@ -326,17 +328,20 @@ def _round_fits(settings: Settings) -> None:
 
 
 def _loss_needs_count(settings: Settings) -> None:
-    """A loss threshold with count = 1 would never fire (one probe a round, retries not counted): refused."""
-    if settings.sweep.count > 1:
-        return
+    """A loss threshold needs count 2 or more (one probe a round: a host either answers or is down), and enough
+    probes in the window to tell it apart from chance (``_alert_rules.resolvable``): refused otherwise."""
     sections = [("[hosts]", settings.host_limits)]
     sections += [(f"[{HOST_SECTION}{k}]", v) for k, v in settings.limits_by_host.items()]
     for where, limits in sections:
         for key in ("loss_warn", "loss_crit"):
-            if getattr(limits, key, None) is not None:
+            if settings.sweep.count <= 1 and getattr(limits, key, None) is not None:
                 raise WatcherConfigError(f"{where} {key} needs [hosts] count of 2 or more probes a round (count is "
                                          f"{settings.sweep.count}: a host either answers or is down); set count, "
                                          f"or remove {key}")
+        try:
+            _alert_rules.resolvable(limits, settings.sweep.count, settings.debounce.window, where)
+        except _alert_rules.RuleError as exc:
+            raise WatcherConfigError(str(exc)) from None
 
 
 def _host_section(section: configparser.SectionProxy, name: str, settings: Settings):
@@ -571,19 +576,22 @@ class Watcher:
         received = _alert_rules.counts(old.get("received"), rules.window - 1, top) + [
             int(entry.get("received", 1 if entry.get("alive") else 0))]
         loss = _alert_rules.pooled_loss(sent, received)
+        limits = self.settings.limits_for(key, address)
         reasons: List[str] = []
-        if entry.get("alive"):
-            limits = self.settings.limits_for(key, address)  # this round's loss: the window's is debounced below
-            level, reasons = limits.level(_alert_rules.pooled_loss(sent[-1:], received[-1:]) if "sent" in entry
-                                          else None, entry.get("rtt_ms"))
+        if entry.get("alive"):  # this round's RTT, K of N below; loss over the rounds' probes (judge_loss)
+            level, reasons = limits.level(None, entry.get("rtt_ms"))
         else:
             level = "down"
+        loss_level, memory = _alert_rules.judge_loss(old.get("loss_memory"), limits, sent[-1], received[-1])
+        if loss_level != "up":
+            reasons = reasons + [self._loss_reason(limits, loss_level, loss, len(sent))]
         seen = _alert_rules.remember(_alert_rules.seen_letters(old.get("seen"), keep), level, keep)
         previous = old.get("status") if old.get("status") in HOST_SEVERITY else "up"
-        status, seen = _alert_rules.advance(previous, seen, rules)
+        counted, seen = _alert_rules.advance(previous, seen, rules)
+        status = max(counted, loss_level, key=_alert_rules.severity)  # down (the down rule's) is above both
         state: Dict[str, Any] = {"status": status, "since": old.get("since", now) if status == previous else now,
                                  "address": address, "rtt_ms": entry.get("rtt_ms"), "seen": seen, "level": level,
-                                 "sent": sent, "received": received, "loss_pct": loss}
+                                 "sent": sent, "received": received, "loss_pct": loss, "loss_memory": memory}
         if reasons:
             state["reasons"] = reasons
         if entry.get("error"):
@@ -591,9 +599,25 @@ class Watcher:
         _metrics.count_round(state, old, entry)
         if status == previous:
             return state, None
-        return state, Change("host", key, previous, status, self._host_detail(entry, status, reasons, seen))
+        was = _alert_rules.judge_loss(old.get("loss_memory"), limits, 0, 0)[0]
+        if status != "down" and _alert_rules.severity(status) < _alert_rules.severity(previous) \
+                and _alert_rules.severity(loss_level) < _alert_rules.severity(was) == _alert_rules.severity(previous):
+            threshold = limits.loss_warn if was == "warn" else limits.loss_crit
+            detail = (f"loss back under {_alert_rules.LOSS_CLEAR:g} x loss_{was} {threshold:g}% by "
+                      f"{_alert_rules.LOSS_EVIDENCE:g} probes or more ({loss:g}% of the last {len(sent)} rounds' probes)")
+        else:
+            detail = self._host_detail(entry, status, reasons, seen, status == loss_level != counted)
+        return state, Change("host", key, previous, status, detail)
 
-    def _host_detail(self, entry: Mapping[str, Any], status: str, reasons: Sequence[str], seen: str) -> str:
+    @staticmethod
+    def _loss_reason(limits: _alert_rules.HostLimits, level: str, loss: Optional[float], rounds: int) -> str:
+        """Why the loss is at *level*: its threshold, and what the last rounds lost."""
+        threshold = limits.loss_warn if level == "warn" else limits.loss_crit
+        shown = "no probe sent" if loss is None else f"{loss:g}% of the last {rounds} rounds' probes"
+        return f"at least {_alert_rules.LOSS_EVIDENCE:g} probes lost beyond loss_{level} {threshold:g}% ({shown})"
+
+    def _host_detail(self, entry: Mapping[str, Any], status: str, reasons: Sequence[str], seen: str,
+                     by_loss: bool = False) -> str:
         """Why a host's alerted status changed, in words for the alert mail."""
         rules = self.settings.debounce
         window = seen[-rules.window:]
@@ -601,6 +625,8 @@ class Watcher:
             return entry["error"]
         if status == "down":
             return f"no answer to ping in {window.count('d')} of the last {len(window)} rounds"
+        if by_loss:
+            return reasons[-1]
         if status in ("warn", "crit") and reasons:
             bad = sum(1 for letter in window if letter in "wc"[("warn", "crit").index(status):])
             return f"{status} or worse in {bad} of the last {len(window)} rounds; this round: " + "; ".join(reasons)

@@ -115,10 +115,10 @@ def test_hosts_settings_and_per_host_sections(tmp_path):
     found = load(tmp_path, """
         [hosts]
         watch = 127.0.0.0/29 db1.example
-        count = 5
+        count = 10
         spacing = 0.5
         down_after = 2
-        window = 4
+        window = 30
         clear_after = 3
         loss_warn = 10%
         [host 127.0.0.3]
@@ -127,12 +127,13 @@ def test_hosts_settings_and_per_host_sections(tmp_path):
         [host db1.example]
         loss_warn = off
         """)
-    assert found.sweep.count == 5 and found.sweep.spacing == 0.5 and found.hosts == ["127.0.0.0/29", "db1.example"]
-    assert found.debounce == _alert_rules.Debounce(down_after=2, window=4, clear_after=3)
+    assert found.sweep.count == 10 and found.sweep.spacing == 0.5 and found.hosts == ["127.0.0.0/29", "db1.example"]
+    assert found.debounce == _alert_rules.Debounce(down_after=2, window=30, clear_after=3)
     assert found.limits_for("127.0.0.3", "127.0.0.3") == _alert_rules.HostLimits(loss_warn=10, loss_crit=50, rtt_warn=100)
     assert found.limits_for("db1.example", "192.0.2.9") == _alert_rules.HostLimits()
     assert found.limits_for("127.0.0.4", "127.0.0.4") == _alert_rules.HostLimits(loss_warn=10)
-    assert found.sweep_seconds() == 4 * 0.5 + 1.0
+    # 7 addresses (a name counts as one) x 10 probes at rate 1000, 9 spacings and the timeout, starting the workers
+    assert found.sweep_seconds() == pytest.approx(7 * 10 / 1000 + 9 * 0.5 + 1.0 + 0.5)
 
 
 def test_the_watchers_defaults_are_the_measured_ones(tmp_path):
@@ -208,8 +209,8 @@ def test_the_documented_hosts_example_loads_as_written(tmp_path):
 
 
 @pytest.mark.parametrize("body,where", [
-    ("[hosts]\nwatch = 127.0.0.1\ncount = 1\nloss_warn = 5\n", "[hosts] loss_warn"),
-    ("[hosts]\nwatch = 127.0.0.1\ncount = 1\n[host 127.0.0.1]\nloss_crit = 20\n", "[host 127.0.0.1] loss_crit"),
+    ("[hosts]\nwatch = 127.0.0.1\ncount = 1\nwindow = 60\nloss_warn = 50\n", "[hosts] loss_warn"),
+    ("[hosts]\nwatch = 127.0.0.1\ncount = 1\nwindow = 60\n[host 127.0.0.1]\nloss_crit = 50\n", "[host 127.0.0.1] loss_crit"),
 ])
 def test_a_loss_threshold_with_one_probe_a_round_is_refused(tmp_path, body, where):
     """With count = 1 the loss of a round is never counted (an outside tester's 50 % loss went unseen): say so."""

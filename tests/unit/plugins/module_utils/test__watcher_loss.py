@@ -1,27 +1,37 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Loss levels debounced like down (an outside tester's finding on issue 20): a host's loss level changes only
-when K of the last N rounds agree, and a round in which the host answered nothing is the down rule's alone.
+"""Loss judged over probes with hysteresis (an outside tester's findings on issue 20): with count 4 a round's
+loss is 0/25/50/75/100 %, so judging each round and debouncing K of N flapped on a path with 10 % random loss
+(10 level changes in 110 rounds of the real daemon). The guarantees, for settings the watcher accepts:
 
-The real ``Watcher`` (settings loaded from a file, its state saved and read back every round) is fed the
-per-round sweep results a test chooses: exact loss sequences cannot be had from a real path, and
-hypothesis needs thousands of them. The sweep itself and a real lossy path are the lab tests'
-(test__watcher_alerts.py).
+* a path losing at most half of loss_warn never leaves up;
+* one losing twice loss_warn or more is warned within ``window`` rounds and is never up again;
+* one anywhere in between changes level at most ``MAX_CHANGES`` times in 1,000 rounds (measured: at most 1;
+  the code before: dozens).
+
+The real ``Watcher`` (settings loaded from a file, its host state carried from round to round) is fed the sweep
+results of simulated rounds, each probe lost with probability p (Bernoulli): the sweep is the boundary here,
+the judging code is all real. The sweep itself and a real lossy path are the lab tests'
+(test__watcher_alerts.py). Each property is probabilistic; the bounds (``_alert_rules.LOSS_EVIDENCE`` and
+``LOSS_RESOLVE``) make a failure a one-in-a-thousand event or rarer per example, and the examples are drawn
+deterministically (``derandomize``) so that the suite does not flake.
 """
 
+import math
+import random
 import textwrap
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _watcher
+from ansible_collections.sysops.fleet.plugins.module_utils import _alert_rules, _watcher
 
 HOST = "127.0.0.2"
-COUNT = 4
+MAX_CHANGES = 4
 
 
-def watcher(tmp_path, rules="", limits="loss_warn = 5\nloss_crit = 40\n"):
-    """A watcher of one host, 4 probes a round, with *rules* (down_after, window, clear_after) and *limits*."""
+def watcher(tmp_path, count=4, rules="window = 40\n", limits="loss_warn = 20\nloss_crit = 50\n"):
+    """A watcher of one host, *count* probes a round, with *rules* (down_after, window, clear_after) and *limits*."""
     (tmp_path / "lib").mkdir(exist_ok=True)
     path = tmp_path / "watcher.ini"
     path.write_text(textwrap.dedent(f"""
@@ -31,7 +41,7 @@ def watcher(tmp_path, rules="", limits="loss_warn = 5\nloss_crit = 40\n"):
         state_dir = {tmp_path}/lib
         [hosts]
         watch = {HOST}
-        count = {COUNT}
+        count = {count}
         """) + rules + limits)
     rounds = []
 
@@ -45,78 +55,127 @@ def watcher(tmp_path, rules="", limits="loss_warn = 5\nloss_crit = 40\n"):
 
 
 def replay(found, answered):
-    """Run one round per entry of *answered* (probes answered of 4); each round's change (old, new) or None."""
+    """Run one round per entry of *answered* (probes answered); the host's status after each round."""
     watcher_, queue = found
-    changes = []
+    seen = []
     for number, received in enumerate(answered):
         queue.append(received)
-        made = watcher_.check_hosts(1000.0 + number)
-        changes.append((made[0].old, made[0].new) if made else None)
-    return changes
+        watcher_.check_hosts(1000.0 + number)
+        seen.append(watcher_.state["hosts"][HOST]["status"])
+    return seen
 
 
-def statuses(found):
-    return found[0].state["hosts"][HOST]["status"]
+def bernoulli(p, count, rounds, seed):
+    """Probes answered in each of *rounds* rounds of *count* probes, each lost with probability *p*."""
+    rng = random.Random(seed)
+    return [sum(rng.random() >= p for _probe in range(count)) for _round in range(rounds)]
+
+
+def changes(statuses):
+    return sum(1 for before, after in zip(["up"] + statuses, statuses) if before != after)
+
+
+def accepted(warn, count):
+    """The smallest window (at least 5) the watcher accepts for loss_warn = *warn* with *count* probes a round."""
+    return max(5, math.ceil(_alert_rules.LOSS_RESOLVE * 100 / warn / count))
+
+
+THRESHOLDS = st.sampled_from([5, 10, 20, 25])
+COUNTS = st.sampled_from([10, 16, 20])  # 10 or more: a down round (every probe lost) stays rare at p <= 50 %
+DETERMINISTIC = settings(max_examples=25, deadline=None, derandomize=True,
+                         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@DETERMINISTIC
+@given(warn=THRESHOLDS, count=COUNTS, share=st.floats(0.0, 0.5), seed=st.integers(0, 2 ** 32))
+def test_a_path_losing_half_of_loss_warn_or_less_never_leaves_up(tmp_path_factory, warn, count, share, seed):
+    found = watcher(tmp_path_factory.mktemp("w"), count, f"window = {accepted(warn, count)}\n", f"loss_warn = {warn}\n")
+    statuses = replay(found, bernoulli(warn / 100 * share, count, 1000, seed))
+    assert set(statuses) == {"up"}, (warn, count, share, changes(statuses))
+
+
+@DETERMINISTIC
+@given(warn=THRESHOLDS, count=COUNTS, times=st.floats(2.0, 4.0), seed=st.integers(0, 2 ** 32))
+def test_a_path_losing_twice_loss_warn_is_warned_within_window_rounds_and_stays(tmp_path_factory, warn, count,
+                                                                                times, seed):
+    window = accepted(warn, count)
+    p = min(0.5, warn / 100 * times)
+    found = watcher(tmp_path_factory.mktemp("w"), count, f"window = {window}\n", f"loss_warn = {warn}\n")
+    statuses = replay(found, bernoulli(p, count, 400, seed))
+    assert "warn" in statuses[:window], (warn, count, p, window, statuses.index("warn") if "warn" in statuses else None)
+    first = statuses.index("warn")
+    assert "up" not in statuses[first:], (warn, count, p, changes(statuses))
+
+
+@DETERMINISTIC
+@given(warn=THRESHOLDS, count=COUNTS, share=st.floats(0.5, 2.0), seed=st.integers(0, 2 ** 32))
+def test_a_path_between_half_and_twice_loss_warn_changes_level_at_most_a_few_times(
+        tmp_path_factory, warn, count, share, seed):
+    p = min(0.5, warn / 100 * share)
+    found = watcher(tmp_path_factory.mktemp("w"), count, f"window = {accepted(warn, count)}\n",
+                    f"loss_warn = {warn}\nloss_crit = {min(100, 2 * warn + 10)}\n")
+    statuses = replay(found, bernoulli(p, count, 1000, seed))
+    assert changes(statuses) <= MAX_CHANGES, (warn, count, p, changes(statuses))
+
+
+def test_ten_percent_loss_at_count_4_is_not_a_flapping_alert(tmp_path):
+    """The tester's case, at the smallest window the watcher accepts for loss_warn = 20 with count 4 (38):
+    10 % random loss in 3,000 rounds never alerts (the code before: 4 mails per 1,000 rounds and more)."""
+    statuses = replay(watcher(tmp_path, 4, "window = 38\n", "loss_warn = 20\n"), bernoulli(0.10, 4, 3000, 7))
+    assert changes(statuses) == 0
 
 
 @pytest.mark.parametrize("answered,why", [
-    ([4, 4, 3, 4, 4, 4, 4, 4, 4, 4], "one lost probe in 20 (count 4, window 5, loss_warn 5): it was a warn and a recovery"),
-    ([4, 4, 0, 0, 4, 4, 4, 4, 4, 4], "a 2-round outage: the down rule holds it back (2 < 3); it was a crit through loss"),
-    ([4, 4, 2, 0, 0, 1, 4, 4, 4, 4], "the same outage starting and ending mid-round: the lossy edges are 2 rounds"),
-    ([4, 3, 4, 4, 3, 4, 4, 4, 3, 4], "a probe lost now and then, never twice in 3 of 5 rounds"),
+    ([4] * 3 + [3] + [4] * 10, "one lost probe"),
+    ([4] * 3 + [0, 0] + [4] * 10, "a 2-round outage: the down rule holds it back (2 < 3), and it is no loss"),
+    ([4] * 3 + [2, 0, 0, 1] + [4] * 10, "the same outage starting and ending mid-round"),
+    ([4, 3, 4, 4, 3, 4, 4, 4, 3, 4] * 3, "a probe lost now and then: 7.5 %"),
 ])
-def test_what_the_outside_tester_saw_mails_nothing(tmp_path, answered, why):
-    assert replay(watcher(tmp_path), answered) == [None] * len(answered), why
+def test_what_the_outside_testers_saw_mails_nothing(tmp_path, answered, why):
+    assert set(replay(watcher(tmp_path), answered)) == {"up"}, why
 
 
-@pytest.mark.parametrize("answered,alerts", [
-    ([4, 3, 3, 3, 4, 4, 4], [("up", "warn"), ("warn", "up")]),            # 25 % in 3 rounds in a row
-    ([4, 2, 4, 2, 2, 4, 4], [("up", "crit"), ("crit", "up")]),            # 50 % in 3 of 5
-    ([0, 0, 0, 4, 4], [("up", "down"), ("down", "up")]),                    # the down rule as before
-    ([0, 0, 0, 2, 2, 2, 2], [("up", "down"), ("down", "crit")]),          # back, but lossy: one mail, no up
-])
-def test_loss_that_lasts_k_rounds_is_alerted_and_cleared_once(tmp_path, answered, alerts):
-    assert [c for c in replay(watcher(tmp_path), answered) if c] == alerts
-
-
-def test_the_alert_says_in_how_many_rounds_and_what_this_round_lost(tmp_path):
-    found = watcher(tmp_path)
-    queue = found[1]
-    changes = []
-    for number, received in enumerate([4, 3, 3, 3]):
+def test_lasting_loss_is_alerted_once_and_cleared_once_with_what_was_lost(tmp_path):
+    found = watcher(tmp_path, 4, "window = 40\n", "loss_warn = 20\n")
+    watcher_, queue = found
+    made = []
+    for number, received in enumerate([2] * 10 + [4] * 30):  # 50 %: 1 probe a round beyond 20 %, then none lost
         queue.append(received)
-        changes += found[0].check_hosts(1000.0 + number)
-    assert [c.line() for c in changes] == [
-        f"host {HOST}: up -> warn (warn or worse in 3 of the last 4 rounds; this round: loss 25% is at or above "
-        f"warn 5%)"]
-    assert found[0].state["hosts"][HOST]["loss_pct"] == 18.75, "the window's loss is still shown"
+        made += watcher_.check_hosts(1000.0 + number)
+    assert [(c.old, c.new) for c in made] == [("up", "warn"), ("warn", "up")]
+    assert made[0].detail == "at least 10 probes lost beyond loss_warn 20% (50% of the last 9 rounds' probes)"
+    assert made[1].detail.startswith("loss back under 0.5 x loss_warn 20% by 10 probes or more (")
 
 
-def rule_sets():
-    return st.tuples(st.integers(1, 6), st.integers(0, 4), st.integers(1, 4)).map(
-        lambda t: (max(1, t[0] - t[1]), t[0], t[2]))  # down_after <= window
+def test_down_rounds_stay_the_down_rules(tmp_path):
+    """Silent rounds add no loss: a host that stops is down (not crit), and back with all probes is up."""
+    statuses = replay(watcher(tmp_path), [4] * 3 + [0] * 5 + [4] * 5)
+    assert statuses[5] == "down" and "crit" not in statuses and "warn" not in statuses and statuses[-1] == "up"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rules=rule_sets(), answered=st.lists(st.integers(0, COUNT), max_size=30),
-       warn=st.sampled_from([5, 25, 50]))
-def test_any_loss_sequence_alerts_only_as_k_of_n_allows(tmp_path_factory, rules, answered, warn):
-    """Per-round loss sequences of a host: every alert is backed by K of the last N rounds, problems are at
-    most one per K bad rounds, a host that lost in fewer than K rounds never alerts, and one that keeps losing
-    at least loss_warn is alerted within N rounds."""
-    down_after, window, clear_after = rules
-    text = f"down_after = {down_after}\nwindow = {window}\nclear_after = {clear_after}\n"
-    tail = [COUNT - 2] * max(window, clear_after)  # 50 %: over every warn sampled, and never a down round
-    found = watcher(tmp_path_factory.mktemp("w"), text, f"loss_warn = {warn}\n")
-    changes = replay(found, answered + tail)
-    lossy = [100.0 * (COUNT - r) / COUNT >= warn and r > 0 for r in answered + tail]
-    down = [r == 0 for r in answered + tail]
-    problems = [c for c in changes if c and c[0] == "up"]
-    assert len(problems) <= (sum(lossy) + sum(down)) // down_after
-    for index, change in enumerate(changes):
-        if change and change[1] in ("warn", "down") and change[0] in ("up", "warn"):
-            recent = (down if change[1] == "down" else lossy)[max(0, index - window + 1):index + 1]
-            assert sum(recent) >= down_after, (index, change, answered)
-    if sum(lossy[:len(answered)]) < down_after and sum(down[:len(answered)]) < down_after:
-        assert not any(changes[:len(answered)]), (answered, changes)
-    assert statuses(found) == "warn", (answered, changes)
+def test_a_changed_threshold_starts_its_evidence_afresh(tmp_path):
+    memory = {"warn": [20.0, True, 3.0]}
+    assert _alert_rules.judge_loss(memory, _alert_rules.HostLimits(loss_warn=20), 4, 4)[0] == "warn"
+    assert _alert_rules.judge_loss(memory, _alert_rules.HostLimits(loss_warn=25), 4, 4)[0] == "up"
+    for junk in ([20.0, "yes", 3.0], [20.0, True, float("nan")], [20.0, True, 1e9], "x", None):
+        assert _alert_rules.judge_loss({"warn": junk}, _alert_rules.HostLimits(loss_warn=20), 4, 4)[0] == "up"
+
+
+@pytest.mark.parametrize("body,message", [
+    ("count = 4\nloss_warn = 20\n",
+     "[hosts] loss_warn = 20 % cannot be told apart from chance with [hosts] count = 4 and window = 5 (20 probes): "
+     "a path losing twice 20 % is alerted within window rounds, and one losing half of it never, only with 150 "
+     "probes or more in the window. Raise window to 38 or count to 30, or raise loss_warn"),
+    ("count = 4\nwindow = 60\nloss_warn = 5\n",
+     "[hosts] loss_warn = 5 % cannot be told apart from chance with [hosts] count = 4 and window = 60 (240 probes): "
+     "a path losing twice 5 % is alerted within window rounds, and one losing half of it never, only with 600 "
+     "probes or more in the window. Raise count to 10, or raise loss_warn"),
+    ("count = 10\nwindow = 30\n[host 127.0.0.2]\nloss_crit = 5\n",
+     "[host 127.0.0.2] loss_crit = 5 % cannot be told apart from chance with [hosts] count = 10 and window = 30 "
+     "(300 probes)"),
+])
+def test_a_threshold_the_window_cannot_resolve_is_refused_saying_what_to_change(tmp_path, body, message):
+    with pytest.raises(_watcher.WatcherConfigError) as refused:
+        watcher(tmp_path, limits="", rules=body.replace("count = 4\n", "").replace("count = 10\n", ""),
+                count=int(body.split("count = ")[1].split("\n")[0]))
+    assert message in str(refused.value)

@@ -107,8 +107,8 @@ HOSTILE = [
     ({"targets": ["127.0.0.1"], "rate": "nan"}, "rate must be 0 (no cap) or a finite positive number"),
     ({"targets": ["127.0.0.1"], "rate": "inf"}, "rate must be 0 (no cap) or a finite positive number"),
     ({"targets": ["127.0.0.1"], "rate": -1}, "rate must be 0 (no cap) or a finite positive number of probes per second, got -1"),
-    ({"targets": ["127.0.0.0/24"], "rate": 0.001}, "rate=0.001 would take about 2.9 days to send one probe to each "
-                                                   "of the 254 addresses"),
+    ({"targets": ["127.0.0.0/24"], "rate": 0.001}, "rate=0.001 would take about 5.9 days to send one probe and 1 "
+                                                   "retry to each of the 254 addresses"),
     ({"targets": ["127.0.0.1"], "timeout": "nan"}, "timeout must be more than 0"),
     ({"targets": ["127.0.0.1"], "retries": 11}, "retries must be between 0 and 10"),
     ({"targets": ["127.0.0.1"], "workers": 0}, "workers must be between 1 and 256"),
@@ -145,7 +145,7 @@ def test_hostile_input_is_refused_and_sends_no_packet(tmp_path):
 SLOW = [  # the hour bound counts what is in flight, and how (one estimate: _sweep_options.SweepOptions.estimate)
     ({"targets": ["127.0.0.0/16"], "method": "ping", "count": 61, "rate": 0, "workers": 2},
      "65534 addresses, 512 at a time (concurrency=256 x 2 worker(s), method=ping), each held 61 s by count=61 at "
-     "spacing=1, would take about 2.2 hours, longer than the 1 hour a sweep may take"),  # an outside tester's
+     "spacing=1, would take about 2.4 hours, longer than the 1 hour a sweep may take"),  # an outside tester's
     ({"targets": ["127.0.0.0/24"], "method": "socket", "concurrency": 1, "workers": 1, "timeout": 10, "rate": 0},
      "254 addresses, 1 at a time (concurrency=1 x 1 worker(s), method=socket), each held 20 s by timeout=10 with "
      "retries=1, would take about 1.4 hours, longer than the 1 hour a sweep may take: raise concurrency"),
