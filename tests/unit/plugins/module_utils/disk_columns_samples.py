@@ -4,6 +4,7 @@
 
 import copy
 import datetime
+import json
 import os
 import sys
 
@@ -25,6 +26,20 @@ def fs(mount, **changes):
            "forecast": {"rate_per_day": 1.5e9, "days_to_full": 40.0, "full_at": 1.8e9, "span_s": 259200.0}}
     row.update(changes)
     return row
+
+
+def table(**changes):
+    """A good table of two hosts and three filesystems, with *changes*."""
+    value = json.loads(disk_columns({"web1": {"filesystems": [fs("/"), fs("/var")]}, "db1": {"filesystems": [fs("/")]}}))
+    value.update(changes)
+    return value
+
+
+def column(name, index, value):
+    """Column *name* of a good table with row *index* set to *value*."""
+    good = table()
+    good[name][index] = value
+    return {name: good[name]}
 
 
 # What the slow path reads as disk_report's rows do: numbers as text, whole days, reasons with line breaks and

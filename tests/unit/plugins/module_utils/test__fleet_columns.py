@@ -5,7 +5,7 @@
 import json
 
 import pytest
-from disk_columns_samples import NOW, disk_columns, fleet, fs
+from disk_columns_samples import NOW, disk_columns, fleet, table
 from hypothesis import given, settings, strategies as st
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _fleet, _fleet_columns, _fleet_render
@@ -32,19 +32,6 @@ def test_the_same_fleet_in_columns_gives_byte_identical_text_and_html_reports(od
         assert _fleet._returned(other_report) == _fleet._returned(report)
     assert not odd or "odd1" in text and "FAKE LINE" not in text.replace("odd2\\nFAKE LINE", "")
     assert report["summary"]["alerts"] > 10 and report["summary"]["filling"] > 100
-
-
-def table(**changes):
-    """A good table of two hosts and three filesystems, with *changes*."""
-    value = json.loads(disk_columns({"web1": {"filesystems": [fs("/"), fs("/var")]}, "db1": {"filesystems": [fs("/")]}}))
-    value.update(changes)
-    return value
-
-
-def column(name, index, value):
-    good = table()
-    good[name][index] = value
-    return {name: good[name]}
 
 
 def test_both_forms_at_once_are_refused_and_an_empty_form_is_none():

@@ -6,7 +6,7 @@ import json
 
 import module_runner
 import pytest
-from disk_columns_samples import disk_columns, fleet, fs
+from disk_columns_samples import column, disk_columns, fleet, table
 
 from ansible_collections.sysops.fleet.plugins.modules import fleet_report
 
@@ -25,19 +25,6 @@ def test_the_module_writes_the_same_report_from_either_form(tmp_path):
         files = [(report_dir / f).read_bytes() for f in ("fleet-report.txt", "fleet-report.html")]
         written.append([f.replace(out["report"]["generated"].encode(), b"GENERATED") for f in files])
     assert written[0] == written[1]
-
-
-def table(**changes):
-    """A good table of two hosts and three filesystems, with *changes*."""
-    value = json.loads(disk_columns({"web1": {"filesystems": [fs("/"), fs("/var")]}, "db1": {"filesystems": [fs("/")]}}))
-    value.update(changes)
-    return value
-
-
-def column(name, index, value):
-    good = table()
-    good[name][index] = value
-    return {name: good[name]}
 
 
 HOSTILE = [
