@@ -144,12 +144,15 @@ IMAGES_LOCK="${SYSOPS_FLEET_IMAGES_LOCK:-/run/lock/sysops-fleet-images.lock}"
 # hold_images_lock PID: hold the images lock (shared) until process PID exits; returns once it
 # is held. A background "flock -s" waits on PID (tail --pid), so no descriptor of the lock leaks
 # into the caller's children. Once per shell; a lock directory we may not write means no lock.
+# tail's output goes to /dev/null, not to the coproc's pipe: tail -f (coreutils 9) exits at once when
+# its output is a pipe nobody reads, and the shell closes its end when it execs (bash -c execs its
+# last command), which let the lock go while PID still ran.
 hold_images_lock() {
     local pid="$1" line fd
     [ -z "${SYSOPS_FLEET_IMAGES_HELD:-}" ] || return 0
     [ -w "$(dirname "$IMAGES_LOCK")" ] || { log "cannot write $(dirname "$IMAGES_LOCK"): images not locked"; return 0; }
     # shellcheck disable=SC2016  # $0 is the inner sh's first argument, the pid
-    coproc IMAGES_HOLDER { exec flock -s -o "$IMAGES_LOCK" sh -c 'echo held; exec tail --pid="$0" -f /dev/null' "$pid" \
+    coproc IMAGES_HOLDER { exec flock -s -o "$IMAGES_LOCK" sh -c 'echo held; exec tail --pid="$0" -f /dev/null >/dev/null' "$pid" \
         </dev/null 2>/dev/null; }
     fd="${IMAGES_HOLDER[0]}"
     if read -r line <&"$fd" && [ "$line" = held ]; then SYSOPS_FLEET_IMAGES_HELD=1; else log "could not take the images lock $IMAGES_LOCK"; fi

@@ -105,13 +105,15 @@ def test_no_image_is_removed_while_a_run_of_any_clone_holds_the_lock(tmp_path):
     assert "kept the images: a run of some clone is using them" in proc.stderr
 
 
-@pytest.mark.alone  # once, under CI's four lanes, the lock was free right after "held": cause not found yet
 def test_hold_images_lock_holds_it_while_the_process_lives(tmp_path):
+    """Also once the shell execs (its end of the holder's pipe closes): tail -f used to exit on that, freeing it."""
     lock = tmp_path / "images.lock"
     env = dict(os.environ, SYSOPS_FLEET_IMAGES_LOCK=str(lock))
-    user = subprocess.Popen(["bash", "-c", f"source {LIB}; hold_images_lock $$; echo held; sleep 3"], env=env,
+    user = subprocess.Popen(["bash", "-c", f"source {LIB}; hold_images_lock $$; echo held; exec sleep 3"], env=env,
                             stdout=subprocess.PIPE, text=True)
     assert user.stdout.readline().strip() == "held"
+    time.sleep(1)  # the exec is done; tail saw its closed pipe within milliseconds when it wrote there
+    assert user.poll() is None, "the process still runs"
     assert subprocess.run(["flock", "-n", "-x", str(lock), "true"], check=False).returncode != 0, "not held"
     user.wait()
     for attempt in range(40):  # tail --pid notices within a second or two
