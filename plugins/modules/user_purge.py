@@ -21,6 +21,11 @@ description:
     a millisecond, too short for any list of pids) cannot outrun it, since a fork racing with it fails. The task
     checks C(/proc) afterwards, tries again until O(timeout), and fails naming any process still there.
   - >-
+    B(Containers:) rootful containers share the kernel's uids. A process of the same uid in another PID namespace
+    made by a privileged process is a container's: it is left alone and returned in RV(spared); while one is
+    there, the user's processes are killed one by one through pidfds instead (a chain of forks can outrun that:
+    the task then fails, naming them).
+  - >-
     B(Leftovers) (O(leftovers=true)): the user's crontab and C(at) jobs (which would start it again); its entries
     in C(/tmp), C(/var/tmp), C(/dev/shm) and C(/run/lock), at the top and inside the world-writable directories
     below them that are not its own (such as C(/tmp/.X11-unix), where a set-uid file it left would let anyone
@@ -120,7 +125,7 @@ spared:
       in this host's user namespace), left alone and still running. Rootful containers share this kernel's
       uids, so a container whose image runs as the same uid number is not this user's.
     - While one is there, each process of the host is killed on its own (pinned by a pidfd) instead of with one
-      C(kill(-1)) as the uid, which would reach the containers too.
+      signal to all of them (C(kill) of pid -1) as the uid, which would reach the containers too.
   returned: always
   type: list
   elements: dict
