@@ -127,3 +127,18 @@ def fresh_install():
     play()
     code, _seconds, out = root_runs([BIN, "status"], 60)
     assert code == 0, out
+
+
+def prefix_cron_files(prefix):
+    """The cron files of installs that run the program under *prefix* (other installs may come and go meanwhile:
+    CI's other lanes install under prefixes of their own as root)."""
+    found = []
+    for name in os.listdir("/etc/cron.d"):
+        if name.startswith("sysops-fleet-"):
+            try:
+                with open(f"/etc/cron.d/{name}", encoding="utf-8") as handle:
+                    if f"{prefix}/opt/sysops-fleet/bin/fleet-watcher" in handle.read():
+                        found.append(name)
+            except FileNotFoundError:
+                continue
+    return found

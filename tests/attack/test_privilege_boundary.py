@@ -23,6 +23,8 @@ import time
 
 import pytest
 
+import root_install
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a root system install needs root")
 
 from root_install import BIN, HERE, LEFTOVERS, SMTP_PORT, STATE, USER, ansible, play  # noqa: E402
@@ -137,21 +139,6 @@ def test_root_adds_to_the_watchers_history_as_the_daemons_user(system_install):
         assert st.st_uid == daemon.pw_uid, f"{path} belongs to uid {st.st_uid}, not to {USER}"
 
 
-def prefix_cron_files(prefix):
-    """The cron files of installs that run the program under *prefix* (other installs may come and go meanwhile:
-    CI's other lanes install under prefixes of their own as root)."""
-    found = []
-    for name in os.listdir("/etc/cron.d"):
-        if name.startswith("sysops-fleet-"):
-            try:
-                with open(f"/etc/cron.d/{name}", encoding="utf-8") as handle:
-                    if f"{prefix}/opt/sysops-fleet/bin/fleet-watcher" in handle.read():
-                        found.append(name)
-            except FileNotFoundError:
-                continue
-    return found
-
-
 def test_every_install_has_its_own_cron_and_logrotate_files(system_install, tmp_path):
     prefix = "/srv/sysops-fleet-attack-prefix"
     with open("/etc/cron.d/sysops-fleet", encoding="utf-8") as handle:
@@ -162,7 +149,7 @@ def test_every_install_has_its_own_cron_and_logrotate_files(system_install, tmp_
             system_logrotate = handle.read()
     try:
         play("-e", f"watcher_root={prefix}", "-e", "watcher_user=nobody")
-        own = prefix_cron_files(prefix)
+        own = root_install.prefix_cron_files(prefix)
         assert len(own) == 1, own
         with open("/etc/cron.d/sysops-fleet", encoding="utf-8") as handle:
             assert handle.read() == system_cron, "the system install's cron file is untouched"
@@ -172,7 +159,7 @@ def test_every_install_has_its_own_cron_and_logrotate_files(system_install, tmp_
         assert not [n for n in os.listdir("/etc/logrotate.d") if n.startswith("sysops-fleet-")], "none under a prefix"
     finally:
         play("-e", f"watcher_root={prefix}", "-e", "watcher_user=nobody", "-e", "watcher_state=absent")
-    assert not prefix_cron_files(prefix) and not os.path.exists(f"/etc/cron.d/{own[0]}"), "its cron file went"
+    assert not root_install.prefix_cron_files(prefix) and not os.path.exists(f"/etc/cron.d/{own[0]}"), "its cron file went"
     assert not os.path.exists(prefix)
     assert os.path.exists("/etc/cron.d/sysops-fleet") and os.path.exists(BIN), "the system install is still there"
     if system_logrotate is not None:
