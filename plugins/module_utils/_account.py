@@ -34,18 +34,18 @@ by anything that user wrote (a pidfile), and in this order:
    set-uid copy of a shell left in /tmp/.X11-unix makes anyone that owner).
    Every tree goes through ``_tree`` (no recursion, one descriptor).
 
-**Containers are not the account's.** Rootful containers (docker, podman
-without a user namespace) share this kernel's uids: a container whose
-image runs as uid 999 (postgres) runs as the same uid as a system user
-made here with ``useradd --system``. ``kill(-1)`` reaches every PID
-namespace below ours, so it would kill them too. A process of the uid in
-another PID namespace but in our user namespace is a container's (only a
-privileged process can make such a namespace; the uid itself cannot): it
-is left alone and reported (``spared``). While one is there, no
-``kill(-1)`` is sent: each process of ours is pinned by a pidfd, checked
-again (uid, namespace) and killed, over and over until none is left or
-the deadline passes. A process the uid put in a user namespace of its own
-(``unshare -U``) is still the uid's, and is stopped.
+**Containers share the uid.** Rootful containers (docker, podman without
+a user namespace) share this kernel's uids: a container whose image runs
+as uid 999 (postgres) runs as the same uid as a system user made here
+with ``useradd --system``. ``kill(-1)`` reaches every PID namespace below
+ours, so it would kill them too; sparing them is no answer either, since
+the uid may signal and ptrace its container twins and hide in them. A
+process of the uid in another PID namespace but in our user namespace is a
+container's (only a privileged process can make such a namespace; the uid
+itself cannot): while one is there, nothing is signalled and
+ContainerError names them, unless the caller says to kill them too. A
+process the uid put in a user namespace of its own (``unshare -U``) is
+still the uid's, and is stopped.
 
 With a *program*, only processes whose command line runs that program are
 stopped (an account the watcher shares with others: their processes are
@@ -91,6 +91,14 @@ class AccountError(Exception):
     """The account's processes could not all be stopped in time; the message names them."""
 
 
+class ContainerError(AccountError):
+    """Processes of the uid run in containers: nothing was signalled; ``processes`` lists them."""
+
+    def __init__(self, message: str, processes: List[Dict[str, object]]):
+        super().__init__(message)
+        self.processes = processes
+
+
 @dataclass
 class Process:
     """One process as /proc shows it."""
@@ -99,6 +107,12 @@ class Process:
     uids: Tuple[int, ...]   # real, effective, saved, file system
     state: str              # R, S, D, T, t, Z, ...
     argv: List[str]
+    threads: int = 1        # a leader that exited shows Z while its other threads run on
+
+    @property
+    def gone(self) -> bool:
+        """A zombie with no thread left (a thread-group leader that called exit() alone is not gone)."""
+        return self.state == "Z" and self.threads <= 1
 
     @property
     def command(self) -> str:
@@ -112,7 +126,6 @@ class Stopped:
     killed: List[Dict[str, object]] = field(default_factory=list)  # pid and command of each
     passes: int = 0
     left: List[Dict[str, object]] = field(default_factory=list)    # still there at the deadline
-    spared: List[Dict[str, object]] = field(default_factory=list)  # the same uid in containers: left alone
 
 
 def read_process(pid: int) -> Optional[Process]:
@@ -126,14 +139,17 @@ def read_process(pid: int) -> Optional[Process]:
         return None
     uids: Tuple[int, ...] = ()
     state = "?"
+    threads = 1
     for line in status.splitlines():
         if line.startswith(b"Uid:"):
             uids = tuple(int(u) for u in line.split()[1:5])
         elif line.startswith(b"State:"):
             state = line.split()[1].decode("ascii", "replace")
+        elif line.startswith(b"Threads:"):
+            threads = int(line.split()[1])
     if not uids:
         return None
-    return Process(pid, uids, state, [os.fsdecode(a) for a in cmdline.split(b"\0") if a])
+    return Process(pid, uids, state, [os.fsdecode(a) for a in cmdline.split(b"\0") if a], threads)
 
 
 def _pids() -> List[int]:
@@ -153,7 +169,7 @@ def runs(process: Process, program: Optional[str]) -> bool:
 
 
 def processes_of(uid: int, program: Optional[str] = None) -> List[Process]:
-    """The live processes whose real uid is *uid* (and that run *program*, if given); zombies left out.
+    """The live processes whose real uid is *uid* (and that run *program*, if given); zombies with no thread left out.
 
     The real uid: a set-uid program the user started is the user's too, but
     a root daemon that borrows the uid for a moment (seteuid) is not.
@@ -164,7 +180,7 @@ def processes_of(uid: int, program: Optional[str] = None) -> List[Process]:
         if pid == me:
             continue
         process = read_process(pid)
-        if process and process.uids[0] == uid and process.state != "Z" and runs(process, program):
+        if process and process.uids[0] == uid and not process.gone and runs(process, program):
             found.append(process)
     return found
 
@@ -201,11 +217,8 @@ class Namespaces:
         return _namespace(pid, "user") == self.user
 
 
-def _signal(pid: int, signum: int, uid: int, program: Optional[str], here: Optional[Namespaces] = None) -> bool:
-    """Send *signum* to *pid* if, once pinned by a pidfd, it is still a process of *uid* (running *program*).
-
-    With *here*, a process that runs in a container is left alone (checked after the pin, too).
-    """
+def _signal(pid: int, signum: int, uid: int, program: Optional[str]) -> bool:
+    """Send *signum* to *pid* if, once pinned by a pidfd, it is still a process of *uid* (running *program*)."""
     pidfd = None
     if hasattr(os, "pidfd_open"):
         try:
@@ -217,8 +230,6 @@ def _signal(pid: int, signum: int, uid: int, program: Optional[str], here: Optio
     try:
         process = read_process(pid)
         if process is None or process.uids[0] != uid or not runs(process, program):
-            return False
-        if here is not None and here.in_container(pid):
             return False
         if pidfd is not None:
             signal.pidfd_send_signal(pidfd, signum)
@@ -246,11 +257,12 @@ def _split(uid: int, program: Optional[str], here: Namespaces) -> Tuple[List[Pro
 
 
 def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
-                   timeout: float = DEFAULT_TIMEOUT) -> Stopped:
+                   timeout: float = DEFAULT_TIMEOUT, containers: str = "fail") -> Stopped:
     """Kill every process of *entry* (running *program*, if given) within *timeout* seconds; see the module docstring.
 
-    Processes of the same uid in containers are left alone (``spared``). Raises AccountError for root
-    or for this process's own uid, unless a *program* says which of their processes to stop.
+    While processes of the uid run in containers, signals nothing and raises ContainerError, unless
+    *containers* is "kill" (then they are killed too). Raises AccountError for root or for this
+    process's own uid, unless a *program* says which of their processes to stop.
     """
     uid = entry.pw_uid
     if program is None and uid == 0:
@@ -258,32 +270,40 @@ def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
     if program is None and uid in (os.getuid(), os.geteuid()):
         raise AccountError(f"refusing to stop every process of uid {uid}, which runs this very program")
     deadline = time.monotonic() + timeout
-    here = Namespaces.here()
+    ours, theirs = split_processes(uid, program)
+    if theirs and containers != "kill":
+        raise ContainerError(containers_message(entry, theirs), describe(theirs))
     done = Stopped()
-    seen: Dict[int, Process] = {}
-    ours, theirs = _split(uid, program, here)
+    seen = {p.pid: p for p in ours + theirs}
     while True:
         done.passes += 1
-        for process in ours:
-            seen.setdefault(process.pid, process)
-        before = {p.pid for p in ours}
-        if program is None and not theirs:  # kill(-1) would reach a container's processes of the uid too
+        if program is None:
             _kill_as(entry, min(KILLER_WAIT, max(0.1, deadline - time.monotonic())))
         else:
-            for process in ours:
-                _signal(process.pid, signal.SIGKILL, uid, program, here)
-        ours, theirs = _split(uid, program, here)
-        for process in ours:
+            for process in processes_of(uid, program):
+                seen.setdefault(process.pid, process)
+                _signal(process.pid, signal.SIGKILL, uid, program)
+        left = processes_of(uid, program)
+        for process in left:
             seen.setdefault(process.pid, process)
-        if not ours or time.monotonic() >= deadline:
+        if not left or time.monotonic() >= deadline:
             break
-        if {p.pid for p in ours} <= before:  # only the same ones (dying, or stuck in the kernel): wait a little
-            time.sleep(0.02)
-    left = {p.pid for p in ours}
-    done.killed = [{"pid": p.pid, "command": p.command} for pid, p in sorted(seen.items()) if pid not in left]
-    done.left = describe(ours)
-    done.spared = describe(theirs)
+        time.sleep(0.02)
+    done.killed = [{"pid": p.pid, "command": p.command} for pid, p in sorted(seen.items())
+                   if pid not in {q.pid for q in left}]
+    done.left = describe(left)
     return done
+
+
+def containers_message(entry: pwd.struct_passwd, theirs: Sequence[Process]) -> str:
+    """Why nothing was stopped: the uid's processes in containers, named, and what to do."""
+    shown = "; ".join(f"pid {p.pid} {_text.printable(p.command)}" for p in theirs[:5])
+    more = f" and {len(theirs) - 5} more" if len(theirs) > 5 else ""
+    return (f"{len(theirs)} process(es) of uid {entry.pw_uid} ({entry.pw_name}) run in containers (another PID "
+            f"namespace made by root): {shown}{more}. Rootful containers share this host's uids, so stopping "
+            f"{entry.pw_name} would kill them too, and sparing them would leave {entry.pw_name} a place to hide "
+            "(it may signal and ptrace them). Nothing was stopped: stop those containers (or give their image "
+            "another uid), or set containers=kill to kill them as well")
 
 
 def _kill_as(entry: pwd.struct_passwd, wait: float) -> None:

@@ -21,10 +21,11 @@ description:
     a millisecond, too short for any list of pids) cannot outrun it, since a fork racing with it fails. The task
     checks C(/proc) afterwards, tries again until O(timeout), and fails naming any process still there.
   - >-
-    B(Containers:) rootful containers share the kernel's uids. A process of the same uid in another PID namespace
-    made by a privileged process is a container's: it is left alone and returned in RV(spared); while one is
-    there, the user's processes are killed one by one through pidfds instead (a chain of forks can outrun that:
-    the task then fails, naming them).
+    B(Containers:) rootful containers share the kernel's uids (an image that runs as uid 999 runs as the same uid as
+    the first system user C(useradd --system) makes). A process of the uid in another PID namespace made by a
+    privileged process is a container's. While one is there nothing is signalled and the task fails naming them
+    (killing the user would kill them too; sparing them would leave the user a place to hide, since it may signal
+    and ptrace them), unless O(containers=kill).
   - >-
     B(Leftovers) (O(leftovers=true)): the user's crontab and C(at) jobs (which would start it again); its entries
     in C(/tmp), C(/var/tmp), C(/dev/shm) and C(/run/lock), at the top and inside the world-writable directories
@@ -85,6 +86,15 @@ options:
     elements: path
     default: []
     version_added: "0.1.0"
+  containers:
+    description:
+      - What to do while processes of the user's uid run in containers (another PID namespace made by a privileged
+        process, in this host's user namespace), which rootful containers share with the host.
+      - V(fail) signals nothing and fails naming them; V(kill) kills them with the user's own.
+    type: str
+    choices: [fail, kill]
+    default: fail
+    version_added: "0.1.0"
   timeout:
     description: Seconds to freeze and kill every process before the task fails.
     type: float
@@ -119,14 +129,11 @@ killed:
   type: list
   elements: dict
   sample: [{"pid": 4242, "command": "/usr/bin/python3 -I /opt/sysops-fleet/bin/fleet-watcher start"}]
-spared:
+containers:
   description:
-    - Processes of the same uid that run in containers (another PID namespace made by a privileged process,
-      in this host's user namespace), left alone and still running. Rootful containers share this kernel's
-      uids, so a container whose image runs as the same uid number is not this user's.
-    - While one is there, each process of the host is killed on its own (pinned by a pidfd) instead of with one
-      signal to all of them (C(kill) of pid -1) as the uid, which would reach the containers too.
-  returned: always
+    - When the task failed because processes of the uid run in containers (and O(containers=fail)), those
+      processes; nothing was signalled.
+  returned: failure
   type: list
   elements: dict
   sample: [{"pid": 5151, "command": "postgres -D /var/lib/postgresql/data", "state": "S"}]
@@ -191,12 +198,12 @@ def main():
             leftovers=dict(type="bool", default=True),
             paths=dict(type="list", elements="path", default=[]),
             timeout=dict(type="float", default=_account.DEFAULT_TIMEOUT),
+            containers=dict(type="str", choices=["fail", "kill"], default="fail"),
         ),
         supports_check_mode=True,
     )
     params = module.params
-    result = dict(changed=False, uid=None, killed=[], spared=[], passes=0, crontab=False, at_jobs=[], removed=[],
-                  keyring="")
+    result = dict(changed=False, uid=None, killed=[], passes=0, crontab=False, at_jobs=[], removed=[], keyring="")
     if not 0 < params["timeout"] <= 3600:
         module.fail_json(msg=f"timeout must be more than 0 and at most 3600 seconds, got {params['timeout']:g}",
                          **result)
@@ -219,17 +226,15 @@ def main():
                 raise _account.AccountError("refusing to stop every process of root (give a program to stop "
                                             "only that one)")
             ours, theirs = _account.split_processes(entry.pw_uid, program)
-            result.update(killed=_account.describe(ours), spared=_account.describe(theirs))
+            if theirs and params["containers"] != "kill":
+                raise _account.ContainerError(_account.containers_message(entry, theirs), _account.describe(theirs))
+            result["killed"] = _account.describe(ours + theirs)
         else:
-            stopped = _account.stop_processes(entry, program, params["timeout"])
-            result.update(killed=stopped.killed, passes=stopped.passes, spared=stopped.spared)
+            stopped = _account.stop_processes(entry, program, params["timeout"], params["containers"])
+            result.update(killed=stopped.killed, passes=stopped.passes)
             if stopped.left:
-                why = ("stuck in the kernel?" if not stopped.spared else
-                       f"killed one by one, as {len(stopped.spared)} process(es) of the same uid run in containers "
-                       "(see spared): a process that keeps forking can outrun that; stop it, or the containers, "
-                       "and run again")
                 module.fail_json(msg=f"{len(stopped.left)} process(es) of {entry.pw_name} still run after "
-                                 f"{params['timeout']:g}s of SIGKILL ({why}): "
+                                 f"{params['timeout']:g}s of SIGKILL (stuck in the kernel?): "
                                  + "; ".join(f"pid {p['pid']} ({p['state']}) {p['command']}" for p in stopped.left),
                                  left=stopped.left, **result)
         if params["leftovers"] and program is None:
@@ -237,6 +242,8 @@ def main():
             result["removed"] = _account.remove_leftovers(entry.pw_uid, entry.pw_name, module.check_mode)
             result["keyring"] = _account.invalidate_persistent_keyring(entry.pw_uid, module.check_mode)
         result["removed"] += _account.remove_paths(params["paths"], module.check_mode)
+    except _account.ContainerError as exc:
+        module.fail_json(msg=str(exc), containers=exc.processes, **result)
     except _account.AccountError as exc:
         module.fail_json(msg=str(exc), **result)
     except OSError as exc:

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""_account.stop_processes leaves a container's processes of the same uid alone, and still stops the uid's own.
+"""_account.stop_processes and containers of the same uid: nothing signalled unless told; the uid's own namespaces stopped.
 
 Rootful containers share the kernel's uids: a container whose image runs as uid 999 runs as the
 same uid as a system user made on the host. A "container" here is what one is to the kernel: a
@@ -58,37 +58,67 @@ def stop(container):
     container.wait(timeout=10)
 
 
-def test_a_containers_process_of_the_same_uid_survives_and_is_reported(user):
+def test_while_a_container_runs_as_the_uid_nothing_is_signalled_and_the_error_names_it(user):
     container = in_container(user, ["sleep", "1017"])
     try:
         [inside] = wait_for(lambda: contained(user, "sleep 1017"))
         host = throwaway_user.spawn_as(user, ["sleep", "1018"])
         time.sleep(0.2)
-        stopped = _account.stop_processes(user, timeout=20)
-        assert not stopped.left, stopped
-        assert host.wait(timeout=5) == -9, "the uid's process on the host is killed"
-        assert [p["pid"] for p in stopped.killed] == [host.pid]
-        assert [p["pid"] for p in stopped.spared] == [inside.pid]
-        assert _account.read_process(inside.pid) is not None and container.poll() is None, "the container's runs on"
+        with pytest.raises(_account.ContainerError) as raised:
+            _account.stop_processes(user, timeout=20)
+        assert [p["pid"] for p in raised.value.processes] == [inside.pid]
+        message = str(raised.value)
+        assert f"pid {inside.pid} sleep 1017" in message and "Nothing was stopped" in message
+        assert "containers=kill" in message, "it says what to do"
+        time.sleep(0.2)
+        assert host.poll() is None and container.poll() is None, "nothing was signalled"
         ours, theirs = _account.split_processes(user.pw_uid)
-        assert not ours and [p.pid for p in theirs] == [inside.pid]
+        assert [p.pid for p in ours] == [host.pid] and [p.pid for p in theirs] == [inside.pid]
     finally:
         stop(container)
 
 
-def test_with_a_container_there_a_spawning_process_of_the_uid_is_still_stopped(user):
+def test_told_to_kill_containers_too_it_kills_the_uids_processes_everywhere(user):
     container = in_container(user, ["sleep", "1019"])
     try:
-        wait_for(lambda: contained(user, "sleep 1019"))
+        [inside] = wait_for(lambda: contained(user, "sleep 1019"))
         spawner = throwaway_user.spawn_as(user, ["/usr/bin/python3", "-c", SPAWNER])
         wait_for(lambda: len(_account.split_processes(user.pw_uid)[0]) > 5)
-        stopped = _account.stop_processes(user, timeout=20)
+        stopped = _account.stop_processes(user, timeout=20, containers="kill")
         assert not stopped.left, stopped
         assert spawner.wait(timeout=5) == -9
-        assert len(stopped.killed) > 5 and len(stopped.spared) == 1
-        assert container.poll() is None
+        assert inside.pid in [p["pid"] for p in stopped.killed] and len(stopped.killed) > 6
+        assert not _account.processes_of(user.pw_uid)
     finally:
         stop(container)
+
+
+# The main thread leaves with exit() (the thread's, not the process's): /proc shows the leader a zombie
+# (State: Z, no command line) while the other thread runs on.
+GHOST = """
+import ctypes, threading, time
+def work():
+    while True:
+        time.sleep(0.05)
+threading.Thread(target=work).start()
+time.sleep(0.2)
+ctypes.CDLL(None).syscall(60, 0)  # SYS_exit (x86_64): this thread only
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the ghost's exit syscall number is x86_64's")
+def test_a_process_whose_leader_thread_exited_is_seen_and_stopped(user):
+    ghost = throwaway_user.spawn_as(user, ["/usr/bin/python3", "-c", GHOST])
+
+    def leader_exited():
+        """the ghost's leader thread shows Z while its other thread runs"""
+        process = _account.read_process(ghost.pid)
+        return process is not None and process.state == "Z" and process.threads == 2
+    wait_for(leader_exited, 30)
+    assert [p.pid for p in _account.processes_of(user.pw_uid)] == [ghost.pid], "a live thread keeps it"
+    stopped = _account.stop_processes(user, timeout=20)
+    assert not stopped.left and [p["pid"] for p in stopped.killed] == [ghost.pid], stopped
+    assert ghost.wait(timeout=5) == -9
 
 
 def test_a_namespace_the_uid_made_for_itself_is_the_uids_and_is_stopped(user):
@@ -100,7 +130,7 @@ def test_a_namespace_the_uid_made_for_itself_is_the_uids_and_is_stopped(user):
         if found is True:
             pytest.skip("this kernel does not let an unprivileged user make a user namespace")
         stopped = _account.stop_processes(user, timeout=20)
-        assert not stopped.left and not stopped.spared, stopped
+        assert not stopped.left, stopped
         assert own.wait(timeout=5) == -9
         assert not _account.processes_of(user.pw_uid)
     finally:

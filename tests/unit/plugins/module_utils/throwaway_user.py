@@ -57,7 +57,7 @@ def remove(entry: pwd.struct_passwd) -> None:
     left): one pass over /proc would miss a forker that a failed test left running, a fork storm
     that slows every later test.
     """
-    _account.stop_processes(entry, timeout=30)
+    _account.stop_processes(entry, timeout=30, containers="kill")  # a test's "container" of the uid too
     subprocess.run(["crontab", "-u", entry.pw_name, "-r"], capture_output=True, check=False)
     subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
     subprocess.run(["groupdel", entry.pw_name], capture_output=True, check=False)

@@ -116,8 +116,8 @@ def test_a_bad_path_is_refused_by_name_and_nothing_is_done(system_user, tmp_path
     assert rc != 0 and message in out["msg"] and out["killed"] == [], out
 
 
-def test_through_ansible_a_containers_process_of_the_same_uid_is_spared_and_reported(system_user, tmp_path):
-    """Rootful containers share the kernel's uids: a PID namespace root made, running as the uid, is not the user's."""
+def test_through_ansible_a_container_of_the_same_uid_stops_it_unless_told_to_kill_it_too(system_user, tmp_path):
+    """Rootful containers share the kernel's uids: a PID namespace root made, running as the uid."""
     container = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "setpriv",  # noqa: S603
                                   f"--reuid={system_user.pw_uid}", f"--regid={system_user.pw_gid}", "--clear-groups",
                                   "--", "sleep", "1021"])
@@ -128,15 +128,17 @@ def test_through_ansible_a_containers_process_of_the_same_uid_is_spared_and_repo
             if sum("sleep 102" in p.command for p in user_purge._account.processes_of(system_user.pw_uid)) == 2:
                 break
             time.sleep(0.05)
-        rc, out = adhoc("sysops.fleet.user_purge", {"name": system_user.pw_name}, tmp_path, check=True)
-        assert rc == 0 and out["changed"], out
-        assert [p["command"] for p in out["killed"]] == ["sleep 1022"], out
-        assert [p["command"] for p in out["spared"]] == ["sleep 1021"], out
-        assert host.poll() is None, "check mode signals nothing"
-        rc, out = adhoc("sysops.fleet.user_purge", {"name": system_user.pw_name}, tmp_path)
-        assert rc == 0 and [p["command"] for p in out["killed"]] == ["sleep 1022"], out
-        assert [p["command"] for p in out["spared"]] == ["sleep 1021"], out
-        assert host.wait(timeout=5) == -9 and container.poll() is None, "the container's process runs on"
+        for check in (True, False):
+            rc, out = adhoc("sysops.fleet.user_purge", {"name": system_user.pw_name}, tmp_path, check=check)
+            assert rc != 0 and "run in containers" in out["msg"] and "containers=kill" in out["msg"], out
+            assert [p["command"] for p in out["containers"]] == ["sleep 1021"] and out["killed"] == [], out
+            assert host.poll() is None and container.poll() is None, "nothing was signalled"
+        rc, out = adhoc("sysops.fleet.user_purge", {"name": system_user.pw_name, "containers": "kill"}, tmp_path,
+                        check=True)
+        assert rc == 0 and sorted(p["command"] for p in out["killed"]) == ["sleep 1021", "sleep 1022"], out
+        rc, out = adhoc("sysops.fleet.user_purge", {"name": system_user.pw_name, "containers": "kill"}, tmp_path)
+        assert rc == 0 and sorted(p["command"] for p in out["killed"]) == ["sleep 1021", "sleep 1022"], out
+        assert host.wait(timeout=5) == -9 and container.wait(timeout=10) != 0
     finally:
         for proc in (container, host):
             proc.kill()
