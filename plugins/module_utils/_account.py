@@ -245,15 +245,22 @@ def _signal(pid: int, signum: int, uid: int, program: Optional[str]) -> bool:
 
 def split_processes(uid: int, program: Optional[str] = None) -> Tuple[List[Process], List[Process]]:
     """The live processes of *uid* (running *program*): those of this host, and those in containers."""
-    return _split(uid, program, Namespaces.here())
-
-
-def _split(uid: int, program: Optional[str], here: Namespaces) -> Tuple[List[Process], List[Process]]:
+    here = Namespaces.here()
     ours: List[Process] = []
     theirs: List[Process] = []
     for process in processes_of(uid, program):
         (theirs if here.in_container(process.pid) else ours).append(process)
     return ours, theirs
+
+
+def processes_to_stop(entry: pwd.struct_passwd, program: Optional[str] = None,
+                      containers: str = "fail") -> List[Process]:
+    """What stopping *entry* (running *program*) would kill; ContainerError while some run in containers,
+    unless *containers* is "kill" (then they are among them). The one check of check mode and of a real stop."""
+    ours, theirs = split_processes(entry.pw_uid, program)
+    if theirs and containers != "kill":
+        raise ContainerError(_containers_message(entry, theirs), describe(theirs))
+    return ours + theirs
 
 
 def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
@@ -270,11 +277,8 @@ def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
     if program is None and uid in (os.getuid(), os.geteuid()):
         raise AccountError(f"refusing to stop every process of uid {uid}, which runs this very program")
     deadline = time.monotonic() + timeout
-    ours, theirs = split_processes(uid, program)
-    if theirs and containers != "kill":
-        raise ContainerError(containers_message(entry, theirs), describe(theirs))
     done = Stopped()
-    seen = {p.pid: p for p in ours + theirs}
+    seen = {p.pid: p for p in processes_to_stop(entry, program, containers)}
     while True:
         done.passes += 1
         if program is None:
@@ -295,7 +299,7 @@ def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
     return done
 
 
-def containers_message(entry: pwd.struct_passwd, theirs: Sequence[Process]) -> str:
+def _containers_message(entry: pwd.struct_passwd, theirs: Sequence[Process]) -> str:
     """Why nothing was stopped: the uid's processes in containers, named, and what to do."""
     shown = "; ".join(f"pid {p.pid} {_text.printable(p.command)}" for p in theirs[:5])
     more = f" and {len(theirs) - 5} more" if len(theirs) > 5 else ""

@@ -225,10 +225,7 @@ def main():
             if entry.pw_uid == 0 and program is None:
                 raise _account.AccountError("refusing to stop every process of root (give a program to stop "
                                             "only that one)")
-            ours, theirs = _account.split_processes(entry.pw_uid, program)
-            if theirs and params["containers"] != "kill":
-                raise _account.ContainerError(_account.containers_message(entry, theirs), _account.describe(theirs))
-            result["killed"] = _account.describe(ours + theirs)
+            result["killed"] = _account.describe(_account.processes_to_stop(entry, program, params["containers"]))
         else:
             stopped = _account.stop_processes(entry, program, params["timeout"], params["containers"])
             result.update(killed=stopped.killed, passes=stopped.passes)

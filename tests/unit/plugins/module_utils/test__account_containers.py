@@ -15,6 +15,7 @@ import pytest
 
 from ansible_collections.sysops.fleet.plugins.module_utils import _account
 
+from polling import wait_for  # noqa: E402  (the helpers' directory is on sys.path)
 import throwaway_user  # noqa: E402  (tests/unit/plugins/conftest.py puts the helpers on sys.path)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="other users' processes and namespaces need root")
@@ -37,16 +38,6 @@ def in_container(entry, argv):
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def wait_for(condition, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"not within {seconds}s: {condition.__doc__}")
-
-
 def contained(entry, marker):
     """The uid's processes in another PID namespace whose command line holds *marker*."""
     here = _account.Namespaces.here()
@@ -61,7 +52,7 @@ def stop(container):
 def test_while_a_container_runs_as_the_uid_nothing_is_signalled_and_the_error_names_it(user):
     container = in_container(user, ["sleep", "1017"])
     try:
-        [inside] = wait_for(lambda: contained(user, "sleep 1017"))
+        [inside] = wait_for(lambda: contained(user, "sleep 1017"), 10, "the container's sleep 1017")
         host = throwaway_user.spawn_as(user, ["sleep", "1018"])
         time.sleep(0.2)
         with pytest.raises(_account.ContainerError) as raised:
@@ -81,9 +72,9 @@ def test_while_a_container_runs_as_the_uid_nothing_is_signalled_and_the_error_na
 def test_told_to_kill_containers_too_it_kills_the_uids_processes_everywhere(user):
     container = in_container(user, ["sleep", "1019"])
     try:
-        [inside] = wait_for(lambda: contained(user, "sleep 1019"))
+        [inside] = wait_for(lambda: contained(user, "sleep 1019"), 10, "the container's sleep 1019")
         spawner = throwaway_user.spawn_as(user, ["/usr/bin/python3", "-c", SPAWNER])
-        wait_for(lambda: len(_account.split_processes(user.pw_uid)[0]) > 5)
+        wait_for(lambda: len(_account.split_processes(user.pw_uid)[0]) > 5, 10, "six of the spawner's processes")
         stopped = _account.stop_processes(user, timeout=20, containers="kill")
         assert not stopped.left, stopped
         assert spawner.wait(timeout=5) == -9
@@ -114,7 +105,7 @@ def test_a_process_whose_leader_thread_exited_is_seen_and_stopped(user):
         """the ghost's leader thread shows Z while its other thread runs"""
         process = _account.read_process(ghost.pid)
         return process is not None and process.state == "Z" and process.threads == 2
-    wait_for(leader_exited, 30)
+    wait_for(leader_exited, 30, "the ghost's leader thread to exit")
     assert [p.pid for p in _account.processes_of(user.pw_uid)] == [ghost.pid], "a live thread keeps it"
     stopped = _account.stop_processes(user, timeout=20)
     assert not stopped.left and [p["pid"] for p in stopped.killed] == [ghost.pid], stopped
@@ -126,7 +117,7 @@ def test_a_namespace_the_uid_made_for_itself_is_the_uids_and_is_stopped(user):
     own = throwaway_user.spawn_as(user, ["unshare", "--user", "--map-root-user", "--pid", "--fork", "sleep", "1020"])
     try:
         found = wait_for(lambda: [p for p in _account.processes_of(user.pw_uid) if p.command == "sleep 1020"]
-                         or own.poll() is not None)
+                         or own.poll() is not None, 10, "the uid's own sleep 1020")
         if found is True:
             pytest.skip("this kernel does not let an unprivileged user make a user namespace")
         stopped = _account.stop_processes(user, timeout=20)

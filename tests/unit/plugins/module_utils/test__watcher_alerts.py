@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..", "..")))
 import lab  # noqa: E402  pylint: disable=wrong-import-position
+from polling import wait_for  # noqa: E402  pylint: disable=wrong-import-position
 from prometheus import parse, promtool  # noqa: E402  pylint: disable=wrong-import-position
 
 COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(_watcher.__file__), "..", "..", "..", "..", ".."))
@@ -138,16 +139,6 @@ def test_a_host_losing_20_percent_sends_no_alert_in_1000_rounds(tmp_path):
     assert found[("sysops_fleet_host_probes_received_total", labels)] == 4000 - dropped
     assert found[("sysops_fleet_host_probe_rtt_seconds_count", labels)] == 4000 - dropped
     assert len(control_sent) >= 2 and any("problem: 127.0.0.2 down" in s for s in control_sent), control_sent
-
-
-def wait_for(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rounds_until(state_file, started_after, host, status):
