@@ -62,12 +62,23 @@ pytest_workers() {
     [ "${SYSOPS_FLEET_UNIT_WORKERS:-4}" -gt 1 ] && echo "-n ${SYSOPS_FLEET_UNIT_WORKERS:-4} --dist loadfile"
 }
 
+# pytest_deadline PYTHON: "--timeout N --timeout-method signal" when pytest-timeout is there. A test
+# that hangs fails after SYSOPS_FLEET_TEST_TIMEOUT seconds (default 900; the slowest take about
+# 3 minutes beside CI's lanes) with its traceback, instead of holding its lane until CI's own
+# deadline kills the whole run with no word of which test it was.
+pytest_deadline() {
+    "$1" -c "import pytest_timeout" 2>/dev/null || return 0
+    echo "--timeout ${SYSOPS_FLEET_TEST_TIMEOUT:-900} --timeout-method signal"
+}
+
 # unit_tests PYTHON ARG...: pytest over ARG; with workers (pytest_workers), the tests marked "alone"
 # (timed to the millisecond, or reading numbers other tests change) run after the others, one at a
 # time (UNIT_ALONE=0: not at all). "No test collected" in one of the two runs is no failure.
 unit_tests() {
-    local python="$1" workers rc=0; shift
+    local python="$1" workers deadline rc=0; shift
     read -r -a workers <<<"$(pytest_workers "$python" "$@")"
+    read -r -a deadline <<<"$(pytest_deadline "$python")"
+    set -- "${deadline[@]}" "$@"
     local arg; for arg in "$@"; do [ "$arg" = -m ] && workers=(); done  # a marker of the caller's: one run
     if [ ${#workers[@]} -eq 0 ]; then "$python" -m pytest -q -p no:cacheprovider "$@"; return; fi
     "$python" -m pytest -q -p no:cacheprovider "${workers[@]}" -m "not alone" "$@" || rc=$?
@@ -90,7 +101,8 @@ unit_tests() {
 step_alone() {
     local nice=() rc
     [ "$(id -u)" -eq 0 ] && nice=(nice -n -10)
-    "${nice[@]}" python -m pytest -q -p no:cacheprovider -m alone tests/unit "$@"
+    local deadline; read -r -a deadline <<<"$(pytest_deadline python)"
+    "${nice[@]}" python -m pytest -q -p no:cacheprovider "${deadline[@]}" -m alone tests/unit "$@"
     rc=$?
     [ $rc -eq 5 ] && rc=0
     return $rc
@@ -110,7 +122,8 @@ step_integration() {
 
 step_attack() {
     need_root "the attack suite" "a root system install on this machine" || return 1
-    python -m pytest -q -p no:cacheprovider tests/attack "$@"
+    local deadline; read -r -a deadline <<<"$(pytest_deadline python)"
+    python -m pytest -q -p no:cacheprovider "${deadline[@]}" tests/attack "$@"
 }
 
 step_adhoc() {
@@ -268,6 +281,9 @@ run_steps() {
         step="${STEPS[$i]}"
         step_args=()
         eval "step_args=(${ARGS[$i]})"
+        if [ -e "$BUDGET_SPENT" ]; then
+            log "---- $step not run: the run's time budget is spent"; echo "$step:failed" >&3; continue
+        fi
         log "---- $step${step_args[*]:+ ${step_args[*]}}"
         started=$SECONDS
         if "step_$step" "${step_args[@]}"; then
@@ -277,6 +293,38 @@ run_steps() {
         fi
     done
 }
+
+# The whole run's time budget. CI stops a run after 90 minutes and keeps none of the lanes' logs
+# then: a hang anywhere hid which step and command it was. SYSOPS_FLEET_BUDGET seconds after the
+# start (default 5100; the whole run takes about 65 minutes on a quiet 2-core machine), the
+# watcher lists every command still running with its age, stops them (their steps fail), no
+# further step starts, and the lanes' logs are printed as after any run.
+BUDGET_SPENT="$ROOT/.build/budget-spent"
+rm -f "$BUDGET_SPENT"
+descendants() { local child; for child in $(pgrep -P "$1"); do echo "$child"; descendants "$child"; done; }
+watch_budget() {
+    local run="$1" budget="${SYSOPS_FLEET_BUDGET:-5100}" mine pid cmd stop=()
+    while [ "$SECONDS" -lt "$budget" ]; do sleep 5 >/dev/null 2>&1; done
+    : >"$BUDGET_SPENT"
+    mine=" $BASHPID $(descendants "$BASHPID" | tr '\n' ' ') "
+    log "the run has taken ${budget}s (SYSOPS_FLEET_BUDGET; CI stops it at 5400s): no further step starts," \
+        "and these commands still running are stopped (their steps fail):"
+    for pid in $(descendants "$run"); do
+        case "$mine" in *" $pid "*) continue ;; esac
+        cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || continue
+        [ "$cmd" = "$(tr '\0' ' ' <"/proc/$run/cmdline")" ] && continue  # the lanes' shells: they report
+        printf '  pid %s, running %ss: %.300s\n' "$pid" "$(ps -o etimes= -p "$pid" | tr -d ' ')" "$cmd" >&2
+        stop+=("$pid")
+    done
+    [ ${#stop[@]} -gt 0 ] || return 0
+    kill -TERM "${stop[@]}" 2>/dev/null
+    sleep 15
+    kill -KILL "${stop[@]}" 2>/dev/null
+    return 0
+}
+watch_budget $$ &
+budget_watcher=$!
+trap 'kill "$budget_watcher" 2>/dev/null' EXIT
 
 # The whole run (no step named) first runs the unit tests marked alone (step_alone), then four lanes
 # at once, so CI's time is the longest lane's, not the sum (2 cores; much of every lane waits on deadlines, servers, pings, sshd and containers):
