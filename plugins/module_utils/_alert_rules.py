@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _disk, _report, _sizes
+from . import _disk, _numbers, _report, _sizes
 
 HOST_LEVELS = ("up", "warn", "crit", "down")  # in order of severity
 _LETTER = {"up": "u", "warn": "w", "crit": "c", "down": "d"}
@@ -314,8 +314,9 @@ def limits_from(section: Mapping[str, str], where: str, base: Optional[HostLimit
         if raw.lower() in ("off", "none"):
             values[name] = None
             continue
+        text = raw[:-1] if name.startswith("loss") and raw.endswith("%") else raw
         try:
-            values[name] = float(raw.rstrip("%").strip()) if name.startswith("loss") else float(raw)
-        except ValueError:
-            raise RuleError(f"{where} {name} must be a number (or off), got {raw!r}") from None
+            values[name] = _numbers.decimal_number(text, f"{where} {name}", RuleError)
+        except RuleError as exc:
+            raise RuleError(str(exc).replace(" must be a number,", " must be a number or off,", 1)) from None
     return HostLimits(**values).check(where)

@@ -58,7 +58,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from . import _html, _mail, _mail_spool, _privilege, _text
+from . import _html, _mail, _mail_spool, _numbers, _privilege, _text
 
 SEND_MODES = ("auto", "always", "on_alert", "never")
 SECURITY = _mail.SECURITY
@@ -150,7 +150,7 @@ def _timeout(value: Any) -> float:
     if value is None:
         return 30.0
     try:
-        return float(value)
+        return _numbers.decimal_number(value, "smtp_timeout") if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
         raise _mail.MailConfigError(f"smtp_timeout must be a number of seconds, got {value!r}") from None
 
@@ -160,7 +160,7 @@ def check_lifetime(value: Any) -> float:
     if value is None:
         return DEFAULT_LIFETIME_DAYS
     try:
-        days = float(value)
+        days = _numbers.decimal_number(value, "spool_lifetime_days") if isinstance(value, str) else float(value)
     except (TypeError, ValueError):
         days = float("nan")
     if isinstance(value, bool) or not 0 < days <= MAX_LIFETIME_DAYS:  # NaN fails both comparisons

@@ -207,8 +207,9 @@ def run(options: SweepOptions, resolver=_targets.resolve_name, details: bool = T
     hand to Ansible. With ``count`` > 1 it also has ``stats`` (per address:
     sent, received, loss_pct, rtt_ms) and ``loss_ranges``. With *keep_rtts*
     each entry of ``hosts`` also has ``rtts_ms``, every round trip measured
-    (the watcher's histogram). *heartbeat* is ``_fanout.fan_out``'s: called
-    at least every quarter second while the workers probe.
+    (the watcher's histogram). *heartbeat* is called at least every quarter
+    second while names are looked up (``_lookup``) and while the workers
+    probe (``_fanout.fan_out``).
 
     Raises SweepError (or its parent ValueError via TargetError) for bad
     input, _command.MissingBinaryError if ``ping`` is needed and absent,
@@ -217,7 +218,7 @@ def run(options: SweepOptions, resolver=_targets.resolve_name, details: bool = T
     """
     started = time.monotonic()
     options.check()
-    plan = _targets.plan(options.targets, options.exclude, options.max_hosts, resolver)
+    plan = _targets.plan(options.targets, options.exclude, options.max_hosts, resolver, heartbeat)
     addresses = plan.addresses
     if not addresses and not plan.unresolved:
         raise SweepError("nothing to sweep: every target is excluded")

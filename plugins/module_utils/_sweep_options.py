@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, List, Mapping, Optional
 
-from . import _text
+from . import _numbers, _text
 
 METHODS = ("auto", "socket", "ping")
 DEFAULT_RATE = 1000.0
@@ -264,27 +264,8 @@ def _from_word(raw: str, name: str, label: str) -> Any:
     if kind == "str":
         return raw.strip()
     if kind == "int":
-        return whole_number(raw, label, SweepError)
-    try:
-        return float(raw)
-    except ValueError:
-        raise SweepError(f"{label} must be a number, got {shown(raw)}") from None
-
-
-def shown(raw: str) -> str:
-    """A value from a settings file as a message quotes it: one printable line, a long one cut."""
-    return repr(_text.printable(raw.strip(), 40))
-
-
-def whole_number(raw: str, label: str, error: type = ValueError, digits: int = 18) -> int:
-    """A whole number written in ASCII digits (``int()`` also takes ``+5``, ``1_0`` and Arabic-Indic digits, and
-    raises on 4,300 of them); more than *digits* digits is refused as out of range before it is converted."""
-    text = raw.strip()
-    if not re.fullmatch(r"[0-9]+", text):
-        raise error(f"{label} must be a whole number, got {shown(raw)} (the digits 0-9 only)")
-    if len(text.lstrip("0")) > digits:
-        raise error(f"{label} is out of range: {len(text)} digits, got {shown(raw)}")
-    return int(text)
+        return _numbers.whole_number(raw, label, SweepError)
+    return _numbers.decimal_number(raw, label, SweepError)
 
 
 def from_text(section: Mapping[str, str], where: str = "", names: Optional[Mapping[str, str]] = None,

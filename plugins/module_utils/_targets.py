@@ -25,6 +25,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+from . import _lookup
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 DEFAULT_MAX_HOSTS = 65536
@@ -316,22 +318,52 @@ def address_text(version: int, value: int) -> str:
     return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
 
 
+def names_in(targets: Sequence[str], exclude: Sequence[str] = ()) -> int:
+    """How many host names *targets* and *exclude* hold (each is looked up), for ``_lookup.bound``."""
+    parsed = parse_all(targets, "targets") + parse_all(exclude or [], "exclude")
+    return len({t.name for t in parsed if isinstance(t, Name)})
+
+
+def _look_up(targets: Sequence[Target], resolver: Callable[[str], List[IPAddress]],
+             heartbeat: Optional[Callable[[], None]]) -> Dict[str, Union[List[IPAddress], str]]:
+    """Each name's addresses, looked up a few at a time, each within ``_lookup.TIMEOUT``; why not, for a lookup that hung.
+
+    A resolver's exception is raised here, as if the lookups had been made one after the other.
+    """
+    names = [t.name for t in targets if isinstance(t, Name)]
+    answers = _lookup.call_all(resolver, names, timeout=_lookup.TIMEOUT, heartbeat=heartbeat)
+    found: Dict[str, Union[List[IPAddress], str]] = {}
+    for name in dict.fromkeys(names):
+        answer = answers[name]
+        if answer.error is not None:
+            raise answer.error
+        found[name] = (f"the name lookup did not answer within {_lookup.TIMEOUT:g}s (check the resolver, "
+                       "/etc/resolv.conf and /etc/nsswitch.conf)") if answer.timed_out else answer.value
+    return found
+
+
 def plan(targets: Sequence[str], exclude: Sequence[str] = (), max_hosts: int = DEFAULT_MAX_HOSTS,
-         resolver: Callable[[str], List[IPAddress]] = resolve_name) -> Plan:
-    """Validate, count, resolve and expand targets minus exclude into a Plan."""
+         resolver: Callable[[str], List[IPAddress]] = resolve_name,
+         heartbeat: Optional[Callable[[], None]] = None) -> Plan:
+    """Validate, count, resolve and expand targets minus exclude into a Plan.
+
+    Every name is looked up under a deadline (``_lookup``), *heartbeat* called meanwhile.
+    """
     if not targets:
         raise TargetError("targets: give at least one address, CIDR, range or host name")
     if max_hosts < 1:
         raise TargetError(f"max_hosts must be at least 1, got {max_hosts}")
     wanted = parse_all(targets, "targets", max_hosts)
     unwanted = parse_all(exclude or [], "exclude")
+    looked_up = _look_up(list(unwanted) + list(wanted), resolver, heartbeat)
     result = Plan()
     spans = [(t.version, t.first, t.last) for t in unwanted if isinstance(t, Span)]
     for target in unwanted:
         if isinstance(target, Name):
-            found = resolver(target.name)
-            if not found:
-                result.exclude_unresolved[target.name] = _NO_NAME + ", so it excludes nothing"
+            found = looked_up[target.name]
+            if isinstance(found, str) or not found:
+                result.exclude_unresolved[target.name] = (found or _NO_NAME) + ", so it excludes nothing"
+                continue
             spans.extend((a.version, int(a), int(a)) for a in found)
     excluded = _Excluded(spans)
     runs: List[Tuple[int, int, int]] = []
@@ -339,9 +371,9 @@ def plan(targets: Sequence[str], exclude: Sequence[str] = (), max_hosts: int = D
         if isinstance(target, Span):
             runs.extend((target.version, a, b) for a, b in excluded.runs(target.version, target.first, target.last))
             continue
-        found = resolver(target.name)
-        if not found:
-            result.unresolved[target.name] = _NO_NAME
+        found = looked_up[target.name]
+        if isinstance(found, str) or not found:
+            result.unresolved[target.name] = found or _NO_NAME
             continue
         value = int(found[0])
         if not excluded.has(found[0].version, value):

@@ -38,8 +38,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import (_alert_rules, _disk, _fanout, _files, _history, _mail, _mail_delivery, _mail_spool, _metrics,
-               _privilege, _report, _sd_notify, _sweep, _sweep_options, _targets, _text)
+from . import (_alert_rules, _disk, _fanout, _files, _history, _lookup, _mail, _mail_delivery, _mail_spool,
+               _metrics, _numbers, _privilege, _report, _sd_notify, _sweep, _sweep_options, _targets, _text)
 
 LOG = logging.getLogger("fleet-watcher")
 MIN_INTERVAL = 1.0
@@ -54,12 +54,22 @@ REPEAT_LOG = 3600.0  # a problem that lasts is logged again this often (status a
 # has not ended by then is hung, and systemd must see the silence and restart the daemon.
 SWEEP_SLACK = 2.0
 SWEEP_GRACE = 5.0
+DELIVERY_GRACE = 10.0  # seconds a delivery may take beyond its conversation and the spool's waits (files, fork)
 # [hosts] names the sweep's targets "watch"; every other key of the sweep's spec keeps its name there.
 HOST_NAMES = {"targets": "watch"}
 # The watcher's own defaults where they differ from the sweep's (measured: docs/watcher.md, "Alerts that do not cry wolf").
 HOST_DEFAULTS = {"count": 4}
 HOST_RULE_KEYS = ("down_after", "window", "clear_after", "loss_warn", "loss_crit", "rtt_warn", "rtt_crit")
 HOST_SECTION = "host "  # [host NAME]: thresholds for one watched host
+
+
+def delivery_seconds(smtp_timeout: float) -> float:
+    """How long one delivery may take: its conversation, the spool's lock, another user's spool worker, slack."""
+    return smtp_timeout + _mail_spool.LOCK_WAIT + _mail_delivery.OWNER_WAIT + DELIVERY_GRACE
+
+
+class DeliveryHung(RuntimeError):
+    """A delivery outlived ``delivery_seconds`` and was ended."""
 
 
 class WatcherConfigError(ValueError):
@@ -151,10 +161,7 @@ def _number(section: configparser.SectionProxy, name: str, default: float, low: 
     raw = section.get(name, "").strip()
     if not raw:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise WatcherConfigError(f"[{section.name}] {name} must be a number, got {_sweep_options.shown(raw)}") from None
+    value = _numbers.decimal_number(raw, f"[{section.name}] {name}", WatcherConfigError)
     if not low <= value <= high:
         raise WatcherConfigError(f"[{section.name}] {name} must be between {low:g} and {high:g}, "
                                  f"got {_text.printable(raw, 40)}")
@@ -166,7 +173,7 @@ def _whole(section: configparser.SectionProxy, name: str, default: int, low: int
     raw = section.get(name, "").strip()
     if not raw:
         return default
-    value = _sweep_options.whole_number(raw, f"[{section.name}] {name}", WatcherConfigError)
+    value = _numbers.whole_number(raw, f"[{section.name}] {name}", WatcherConfigError)
     if not low <= value <= high:
         raise WatcherConfigError(f"[{section.name}] {name} must be between {low} and {high}, got {value}")
     return value
@@ -548,16 +555,23 @@ class Watcher:
         return changes
 
     def _sweep_heartbeat(self) -> Optional[Callable[[], None]]:
-        """WATCHDOG=1 every half watchdog period while the sweep's workers probe, but only as long as the sweep
-        may take (``SWEEP_SLACK`` x its estimate + ``SWEEP_GRACE``): a round longer than ``WatchdogSec=`` lives,
-        a hung sweep falls silent and systemd restarts the daemon. None without a watchdog."""
+        """WATCHDOG=1 while names are looked up and the sweep's workers probe, but only as long as both may
+        take (the lookups' ``_lookup.bound``, then ``SWEEP_SLACK`` x the sweep's estimate + ``SWEEP_GRACE``): a
+        round longer than ``WatchdogSec=`` lives, a hung sweep falls silent and systemd restarts the daemon."""
+        sweep = self.settings.sweep
+        lookups = _lookup.bound(_targets.names_in(sweep.targets, sweep.exclude))
+        return self._heartbeat(lookups + SWEEP_SLACK * self.settings.sweep_seconds(longest=True) + SWEEP_GRACE)
+
+    def _heartbeat(self, seconds: float) -> Optional[Callable[[], None]]:
+        """A callable that sends WATCHDOG=1 once every half watchdog period, for *seconds* from now and no longer
+        (what may take that long is hung after it, and systemd must hear the silence). None without a watchdog."""
         notifier = self._notifier
         every = notifier.watchdog_every if notifier is not None else None
         if not every:
             return None
         started = time.monotonic()
-        until = started + SWEEP_SLACK * self.settings.sweep_seconds(longest=True) + SWEEP_GRACE
-        last = [started - every]  # the first call pets at once: the disk check came before
+        until = started + seconds
+        last = [started - every]  # the first call pets at once: what came before may have taken a while
 
         def beat() -> None:
             now = time.monotonic()
@@ -668,7 +682,7 @@ class Watcher:
         self.state["last_check"] = now
         self.state["pid"] = os.getpid()
         delivery = self._deliver(changes, now, problems)
-        checks["mail"] = not any(p.startswith("alert") for p in problems)
+        checks["mail"] = not any(p.startswith(("alert", "spooled mail")) for p in problems)
         self.state["spool_pending"] = delivery.pending if delivery else len(self._spooled())
         if self.settings.textfile_dir:
             checks["metrics"] = not self._metrics_error  # the file can only tell how its previous write went
@@ -706,6 +720,9 @@ class Watcher:
         except _fanout.Interrupted:
             raise
         except Exception as exc:  # noqa: BLE001 - one round's mail must not end the round, let alone the daemon
+            if not changes:  # the spool's messages stay where they are, for the next round
+                problems.append(f"spooled mail not sent: {type(exc).__name__}: {exc}")
+                return None
             problems.append(f"alert not sent: {type(exc).__name__}: {exc}" + self._spool_unsent())
             return None
         if delivery is not None and changes and not delivery.sent and not delivery.spooled and delivery.error:
@@ -764,7 +781,7 @@ class Watcher:
                                       text, html_body, domain=config.host, when=now)
         raw = message.as_bytes(policy=_mail.POLICY)
         self._unsent = (raw, config.mail_from.addr_spec, [a.addr_spec for a in config.mail_to])
-        delivery = _mail_delivery.deliver(raw, config.smtp, config.spool_dir, config.lifetime)
+        delivery = self._send(raw)
         self._unsent = None
         self._log_delivery(delivery, "alert")
         return delivery
@@ -774,9 +791,28 @@ class Watcher:
         config = self.settings.report.mail
         if not config.mail_to or not self._spooled():
             return None
-        delivery = _mail_delivery.deliver(None, config.smtp, config.spool_dir, config.lifetime)
+        delivery = self._send(None)
         self._log_delivery(delivery, "spool")
         return delivery
+
+    def _send(self, raw: Optional[bytes]) -> _mail_delivery.Delivery:
+        """``_mail_delivery.deliver`` in a worker process, WATCHDOG=1 meanwhile, ended at its bound.
+
+        One conversation lasts at most ``smtp_timeout``; the spool's lock may be waited for and, as
+        root beside another user's spool, that user's worker: ``delivery_seconds``. Past that the
+        delivery is hung: its worker is killed, the round says so (the alert is spooled by the
+        caller), and the watchdog hears nothing more from it (a tarpit holding every reply open up
+        to smtp_timeout no longer silences a daemon whose WatchdogSec is shorter).
+        """
+        config = self.settings.report.mail
+        seconds = delivery_seconds(config.smtp.timeout)
+        [outcome] = _fanout.fan_out(
+            lambda _task: _mail_delivery.deliver(raw, config.smtp, config.spool_dir, config.lifetime), [None], 1,
+            timeout=seconds, heartbeat=self._heartbeat(seconds))
+        if not outcome.ok:
+            raise DeliveryHung(f"the delivery did not end within {seconds:g}s (smtp_timeout "
+                               f"{config.smtp.timeout:g}s and the spool's waits): {outcome.error}")
+        return outcome.value
 
     def _log_delivery(self, delivery: _mail_delivery.Delivery, what: str) -> None:
         config = self.settings.report.mail

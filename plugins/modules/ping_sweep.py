@@ -67,6 +67,9 @@ notes:
   - Only sweep networks you are responsible for.
   - Results are per address; a host name that resolves to several addresses is probed at its first
     (IPv4 preferred).
+  - Host names are looked up on the target eight at a time, each within 15 seconds (a name lookup has no
+    timeout of its own); a name whose lookup takes longer is in RV(unresolved), with that reason in
+    RV(errors).
 seealso:
   - name: fping
     description: The reference tool the benchmark in C(tests/bench) compares against.
@@ -169,7 +172,8 @@ dead_ranges:
   sample: ["127.0.0.3,6"]
   version_added: "0.1.0"
 unresolved:
-  description: Host names from O(targets) that did not resolve; they were not probed.
+  description: Host names from O(targets) that did not resolve (or whose lookup took longer than 15 seconds); they
+    were not probed.
   returned: success
   type: list
   elements: str

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 
@@ -253,5 +254,81 @@ def test_a_hung_sweep_falls_silent_and_systemd_would_restart_it(tmp_path, manage
                     os.kill(worker, signum)
                 except ProcessLookupError:
                     pass
+        proc.kill()
+        proc.wait()
+
+
+# ---- the watchdog during name lookups and mail delivery (issue 20, the outside tester's third finding) ----------
+
+def assert_petted_through(receiver, proc, what, seconds, watchdog=1.5):
+    """The daemon says READY, then WATCHDOG=1 keeps coming for *seconds* of *what*: never a gap of WatchdogSec."""
+    assert receiver.receive(lambda m: any("READY" in f for _t, f in m)), proc.stderr.read1() if proc.poll() else ""
+    assert receiver.receive(lambda m: any(f.get("STATUS", "").startswith("last round at") for _t, f in m),
+                            timeout=seconds + 20), f"the first round did not end ({what})"
+    pets, gaps = pets_and_gaps(receiver)
+    assert pets[-1] - pets[0] >= seconds, f"the round did not take the {seconds} s of {what}"
+    assert max(gaps) < watchdog, f"{what}: a gap as long as WatchdogSec: {[round(g, 2) for g in gaps]}"
+
+
+# fleet-watcher run with one name lookup allowed 4 s (the daemon's own 15 s would only make the test slower)
+RUN_WITH_SHORT_LOOKUPS = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.sysops.fleet.plugins.module_utils import _lookup, _watcher_cli
+_lookup.TIMEOUT = 4.0
+_watcher_cli.entry_point(sys.argv[2:])
+"""
+
+
+@pytest.mark.alone
+@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace and a bind mount need root")
+def test_a_name_lookup_that_hangs_is_petted_through_and_given_up(tmp_path, manager):
+    """A watched name whose name server never answers (a tarpit on the loopback of a namespace the test made):
+    WATCHDOG=1 keeps coming through the lookup, which ends at its 4 s, the round with it. Before, the lookup
+    held the daemon minutes in silence (resolv.conf: 30 s x 5 attempts) and systemd's watchdog killed it."""
+    from test__lookup import with_a_tarpit_resolver  # pylint: disable=import-outside-toplevel
+    receiver = manager()
+    path = write_settings(tmp_path, "interval = 30\n[disk]\ninclude_mounts = /nonexistent-sysops-fleet-test\n"
+                                    "[hosts]\nwatch = watched.sysops-fleet.test\n")
+    env = dict(os.environ, NOTIFY_SOCKET=receiver.name, WATCHDOG_USEC="1500000")
+    env.pop("WATCHDOG_PID", None)
+    argv = with_a_tarpit_resolver(tmp_path, RUN_WITH_SHORT_LOOKUPS, COLLECTIONS, "--config", path, "run",
+                                  "--log-file", "-")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # noqa: S603
+    try:
+        assert_petted_through(receiver, proc, "a name lookup that hangs", 4.0)
+        proc.kill()  # unshare: the daemon, PID 1 of the namespace, and the tarpit end with it (--kill-child)
+        _out, err = proc.communicate(timeout=15)
+        assert "watched.sysops-fleet.test: the name lookup did not answer within 4s" in err, err
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.alone
+def test_a_mail_server_that_stalls_is_petted_through_until_smtp_timeout(tmp_path, manager, slow_smtpd):
+    """The alert's server reads the message and never answers it (smtp_timeout 6 s): WATCHDOG=1 keeps coming
+    while the delivery waits, the alert stays queued at the timeout. Before, nothing came for the whole wait."""
+    server = slow_smtpd("stall_after_data")
+    receiver = manager()
+    path = write_settings(tmp_path, "interval = 30\n[disk]\nwarn = 1\ncrit = 100\n" + textwrap.dedent(f"""
+        [mail]
+        to = ops@example.com
+        from = watcher@example.com
+        smtp_host = 127.0.0.1
+        smtp_port = {server.port}
+        smtp_timeout = 6
+        spool_dir = {tmp_path}/spool
+        """))
+    env = dict(os.environ, NOTIFY_SOCKET=receiver.name, WATCHDOG_USEC="1500000")
+    env.pop("WATCHDOG_PID", None)
+    proc = run_in_foreground(path, env)
+    try:
+        assert_petted_through(receiver, proc, "a stalled SMTP server", 6.0)
+        assert server.connections == 1
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=15)
+        assert "gave no final reply within smtp_timeout=6s" in err and "It stays queued" in err, err
+    finally:
         proc.kill()
         proc.wait()

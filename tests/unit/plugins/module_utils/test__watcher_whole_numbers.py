@@ -52,7 +52,8 @@ TABLE = [
     ("concurrency", "65537", "[hosts] concurrency must be at most 65536, got 65537"),
     ("concurrency", "10000000000000000000000", "[hosts] concurrency is out of range: 23 digits"),
     ("max_hosts", "4194305", "[hosts] max_hosts must be at most 4194304, got 4194305"),
-    ("timeout", "1e-320", "[hosts] timeout must be at least 0.001 seconds (no reply comes sooner), got 1e-320"),
+    ("timeout", "1e-320", "[hosts] timeout must be a number, got '1e-320' (the digits 0-9 and one decimal point only)"),
+    ("timeout", "0.00000000001", "[hosts] timeout must be at least 0.001 seconds (no reply comes sooner), got"),
     ("timeout", "0.0009", "[hosts] timeout must be at least 0.001 seconds (no reply comes sooner), got 0.0009"),
 ]
 
@@ -116,3 +117,64 @@ def test_any_text_is_accepted_exactly_when_it_is_ascii_digits_in_range(key, raw)
         return
     assert expected, (key, raw)
     assert value_of(found, key) == int(digits)
+
+
+# ---- numbers with a decimal point: seconds, percentages, milliseconds (float() took '٤', '1_0', '+5', '1e3', 'inf') --
+
+def read_number(key, raw):
+    """Settings with *raw* as the value of *key*, in its own section; the value read back."""
+    if key == "interval":
+        found = _watcher.settings_from_text(BASE.replace("interval = 86400", f"interval = {raw}"),
+                                            "/nonexistent-sysops-fleet/watcher.ini")
+        return found.interval
+    if key == "smtp_timeout":
+        found = read(f"\n[mail]\nsmtp_timeout = {raw}\n")
+        return found.report.mail.smtp.timeout
+    found = read(f"{key} = {raw}\n")
+    return found.host_limits.rtt_crit if key == "rtt_crit" else getattr(found.sweep, key)
+
+
+DECIMAL_TABLE = [
+    ("interval", "\u0664", "[watcher] interval must be a number, got '\u0664' (the digits 0-9 and one decimal point only)"),
+    ("timeout", "1_0", "[hosts] timeout must be a number, got '1_0'"),
+    ("rate", "+5", "[hosts] rate must be a number, got '+5'"),
+    ("smtp_timeout", "1e2", "[mail] smtp_timeout must be a number, got '1e2'"),
+    ("smtp_timeout", "inf", "[mail] smtp_timeout must be a number, got 'inf'"),
+    ("rate", "nan", "[hosts] rate must be a number, got 'nan'"),
+    ("rtt_crit", "\uff15", "[hosts] rtt_crit must be a number or off, got '\uff15'"),
+    ("interval", "9" * 5000, "[watcher] interval is out of range: 5000 characters, got '" + "9" * 39 + "\u2026'"),
+    ("timeout", "1.2.3", "[hosts] timeout must be a number, got '1.2.3'"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", DECIMAL_TABLE)
+def test_hostile_decimal_numbers_get_a_message_naming_the_key(key, value, message):
+    with pytest.raises(ValueError) as refused:
+        read_number(key, value)
+    assert str(refused.value).startswith(message), str(refused.value)
+    assert len(str(refused.value)) < 300
+
+
+@pytest.mark.parametrize("key,value,expected", [("interval", "2.5", 2.5), ("timeout", ".5", 0.5),
+                                                ("rate", "3.", 3.0), ("smtp_timeout", " 45 ", 45.0),
+                                                ("rtt_crit", "0250.5", 250.5)])
+def test_plain_decimals_are_read(key, value, expected):
+    assert read_number(key, value) == expected
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(["interval", "timeout", "rate", "smtp_timeout", "rtt_crit"]), raw=st.one_of(
+    st.text(max_size=30), st.from_regex(r"\A[+-]?[0-9_.eE]{1,25}\Z"),
+    st.floats(min_value=0, max_value=1e6, allow_nan=False).map(str)))
+@example(key="interval", raw="\u0664")
+@example(key="smtp_timeout", raw="Infinity")
+def test_any_text_as_a_decimal_setting_is_accepted_only_when_plain_ascii(key, raw):
+    if "\n" in raw or "\r" in raw or not raw.strip() or raw.strip().lower() in ("off", "none"):
+        return  # a line break starts another line; an empty value is the default; off is rtt_crit's word
+    try:
+        value = read_number(key, raw)
+    except ValueError as exc:  # WatcherConfigError (and the rules' and sweep's own, its kin)
+        assert key in str(exc), (key, raw, str(exc))
+        return
+    assert re.fullmatch(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", raw.strip()), (key, raw, value)
+    assert value == float(raw.strip())
