@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, List, Mapping, Optional
 
-from . import _numbers, _text
+from . import _numbers
 
 METHODS = ("auto", "socket", "ping")
 DEFAULT_RATE = 1000.0
