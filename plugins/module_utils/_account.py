@@ -91,6 +91,15 @@ class AccountError(Exception):
     """The account's processes could not all be stopped in time; the message names them."""
 
 
+class BorrowerError(AccountError):
+    """Processes of other users hold the uid as their saved uid (kill(-1) as the uid reaches them): nothing was
+    signalled; ``processes`` lists them."""
+
+    def __init__(self, message: str, processes: List[Dict[str, object]]):
+        super().__init__(message)
+        self.processes = processes
+
+
 class ContainerError(AccountError):
     """Processes of the uid run in containers: nothing was signalled; ``processes`` lists them."""
 
@@ -260,6 +269,9 @@ def processes_to_stop(entry: pwd.struct_passwd, program: Optional[str] = None,
     ours, theirs = split_processes(entry.pw_uid, program)
     if theirs and containers != "kill":
         raise ContainerError(_containers_message(entry, theirs), describe(theirs))
+    lent = borrowers(entry.pw_uid) if program is None else []
+    if lent:
+        raise BorrowerError(_borrowers_message(entry, lent), describe(lent))
     return ours + theirs
 
 
@@ -297,6 +309,29 @@ def stop_processes(entry: pwd.struct_passwd, program: Optional[str] = None,
                    if pid not in {q.pid for q in left}]
     done.left = describe(left)
     return done
+
+
+def borrowers(uid: int) -> List[Process]:
+    """Processes of other users whose saved uid is *uid*: kill(-1) as *uid* reaches them too (the kernel lets a
+    sender signal a process whose real or saved uid is its own). A root process that switched to the uid with
+    setreuid()/setresuid() and may switch back; the uid itself cannot make one (seteuid() alone keeps the saved
+    uid, as cron does)."""
+    found = []
+    for pid in _pids():
+        process = read_process(pid)
+        if process and process.uids[0] != uid and process.uids[2] == uid and not process.gone:
+            found.append(process)
+    return found
+
+
+def _borrowers_message(entry: pwd.struct_passwd, lent: Sequence[Process]) -> str:
+    """Why nothing was stopped: processes of other users that kill(-1) as the uid would reach, named."""
+    shown = "; ".join(f"pid {p.pid} (uid {p.uids[0]}) {_text.printable(p.command)}" for p in lent[:5])
+    more = f" and {len(lent) - 5} more" if len(lent) > 5 else ""
+    return (f"{len(lent)} process(es) of other users hold uid {entry.pw_uid} ({entry.pw_name}) as their saved uid "
+            f"(switched to it with setreuid or setresuid): {shown}{more}. Stopping {entry.pw_name} signals every "
+            "process the uid may signal, so they would be killed too. Nothing was stopped: stop them (or let them "
+            "switch back), then run this again")
 
 
 def _containers_message(entry: pwd.struct_passwd, theirs: Sequence[Process]) -> str:

@@ -27,6 +27,11 @@ description:
     (killing the user would kill them too; sparing them would leave the user a place to hide, since it may signal
     and ptrace them), unless O(containers=kill).
   - >-
+    B(Borrowers:) the kill as the uid also reaches a process of another user whose saved uid is the uid (root
+    that switched to it with C(setreuid) or C(setresuid)). While one is there nothing is signalled and the task
+    fails naming them (RV(borrowers)). A root daemon that only changes its effective uid for a moment, as
+    C(cron) does, keeps root as its saved uid and is never touched.
+  - >-
     B(Leftovers) (O(leftovers=true)): the user's crontab and C(at) jobs (which would start it again); its entries
     in C(/tmp), C(/var/tmp), C(/dev/shm) and C(/run/lock), at the top and inside the world-writable directories
     below them that are not its own (such as C(/tmp/.X11-unix), where a set-uid file it left would let anyone
@@ -129,6 +134,16 @@ killed:
   type: list
   elements: dict
   sample: [{"pid": 4242, "command": "/usr/bin/python3 -I /opt/sysops-fleet/bin/fleet-watcher start"}]
+borrowers:
+  description:
+    - When the task failed because processes of other users (root's) hold the uid as their saved uid (they
+      switched to it with C(setreuid) or C(setresuid)), which the kill as the uid would reach too; nothing was
+      signalled.
+  returned: failure
+  type: list
+  elements: dict
+  sample: [{"pid": 6161, "command": "/usr/sbin/some-daemon", "state": "S"}]
+  version_added: "0.1.0"
 containers:
   description:
     - When the task failed because processes of the uid run in containers (and O(containers=fail)), those
@@ -241,6 +256,8 @@ def main():
         result["removed"] += _account.remove_paths(params["paths"], module.check_mode)
     except _account.ContainerError as exc:
         module.fail_json(msg=str(exc), containers=exc.processes, **result)
+    except _account.BorrowerError as exc:
+        module.fail_json(msg=str(exc), borrowers=exc.processes, **result)
     except _account.AccountError as exc:
         module.fail_json(msg=str(exc), **result)
     except OSError as exc:

@@ -147,6 +147,31 @@ def test_a_root_process_that_borrows_the_uid_is_not_the_users(user):
         borrower.wait()
 
 
+def test_a_root_process_that_switched_to_the_uid_for_good_is_named_and_nothing_is_stopped(user):
+    """setreuid(-1, uid) as root leaves the real uid root's but makes the saved uid the user's: kill(-1) as the
+    user reaches it. Before, it was killed without a word (the listing went by the real uid)."""
+    code = (f"import os, time\nos.setregid(-1, {user.pw_gid})\nos.setreuid(-1, {user.pw_uid})\n"
+            "print(open('/proc/self/status').read().split('Uid:')[1].split()[:3], flush=True)\ntime.sleep(1000)\n")
+    borrower = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)  # noqa: S603
+    keep = throwaway_user.spawn_as(user, ["sleep", "1022"])
+    try:
+        assert borrower.stdout.readline().strip() == f"['0', '{user.pw_uid}', '{user.pw_uid}']"
+        with pytest.raises(_account.BorrowerError) as refused:
+            _account.stop_processes(user, timeout=5)
+        assert [p["pid"] for p in refused.value.processes] == [borrower.pid]
+        message = str(refused.value)
+        assert f"pid {borrower.pid} (uid 0)" in message and "Nothing was stopped" in message, message
+        with pytest.raises(_account.BorrowerError):
+            _account.processes_to_stop(user)  # check mode says the same
+        time.sleep(0.2)
+        assert borrower.poll() is None and keep.poll() is None, "nothing was signalled"
+        stopped = _account.stop_processes(user, program="/nonexistent/fleet-watcher", timeout=2)
+        assert not stopped.killed, "with a program, only processes running it are signalled one by one: no kill(-1)"
+    finally:
+        borrower.kill()
+        borrower.wait()
+
+
 def test_the_crontab_at_jobs_temp_files_and_ipc_of_the_user_go(user, tmp_path):
     crontab = tmp_path / "crontab"
     crontab.write_text("* * * * * /bin/true\n")

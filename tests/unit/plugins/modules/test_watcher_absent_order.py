@@ -28,6 +28,7 @@ from ansible_runner import run
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(HERE))))  # tests/, for lab
 import lab  # noqa: E402  pylint: disable=wrong-import-position
+from polling import wait_for  # noqa: E402  (tests/unit/plugins/conftest.py puts the helpers on sys.path)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a root install needs root (and the lab, ip and nft)")
 
@@ -176,4 +177,40 @@ def test_absent_removes_the_cron_keepalive_before_it_kills_so_nothing_of_the_use
                 keepalive.done.set()
                 keepalive.join(timeout=120)
             play(tmp_path, netns, prefix, "-e", "watcher_state=absent")
+            subprocess.run(["rm", "-rf", "--one-file-system", prefix], check=False)
+
+
+def test_absent_refuses_while_a_container_runs_as_the_users_uid_unless_told_to_kill(tmp_path):
+    """A rootful container whose image runs as the role's user's uid number: absent stops nothing and fails naming
+    it and the role variable; with watcher_absent_containers=kill it kills that process too and removes the user."""
+    prefix = tempfile.mkdtemp(prefix="sf-ctr-", dir="/srv" if os.path.isdir("/srv") else "/")
+    os.chmod(prefix, 0o755)
+    before = set(glob.glob("/etc/cron.d/sysops-fleet-*"))
+    container = None
+    with lab.lab(prefix="fleetctr") as netns:
+        try:
+            done = play(tmp_path, netns, prefix)
+            assert done.returncode == 0, done.stdout[-4000:]
+            [cron_file] = cron_files_of(prefix, before)
+            user = pwd.getpwnam(os.path.basename(cron_file))
+            container = subprocess.Popen(  # what a rootful container is to the kernel: a PID namespace root made
+                ["unshare", "--pid", "--fork", "--kill-child", "setpriv", f"--reuid={user.pw_uid}",
+                 f"--regid={user.pw_gid}", "--clear-groups", "--", "sleep", "1021"])
+            [inside] = wait_for(lambda: [p for p in _account.processes_of(user.pw_uid) if p.command == "sleep 1021"],
+                                10, "the container's sleep 1021")
+            refused = play(tmp_path, netns, prefix, "-e", "watcher_state=absent")
+            assert refused.returncode == 2, refused.stdout[-4000:]
+            assert f"pid {inside.pid} sleep 1021" in refused.stdout and "Nothing was stopped" in refused.stdout
+            assert "(with this role: watcher_absent_containers=kill)" in refused.stdout
+            assert container.poll() is None and pwd.getpwnam(user.pw_name), "nothing stopped, the user kept"
+            removed = play(tmp_path, netns, prefix, "-e", "watcher_state=absent", "-e", "watcher_absent_containers=kill")
+            assert removed.returncode == 0, removed.stdout[-4000:]
+            assert container.wait(timeout=30) is not None and not _account.processes_of(user.pw_uid)
+            with pytest.raises(KeyError):
+                pwd.getpwnam(user.pw_name)
+        finally:
+            if container is not None and container.poll() is None:
+                container.kill()
+                container.wait()
+            play(tmp_path, netns, prefix, "-e", "watcher_state=absent", "-e", "watcher_absent_containers=kill")
             subprocess.run(["rm", "-rf", "--one-file-system", prefix], check=False)
