@@ -198,14 +198,14 @@ else:
 """
 
 
-def site_task() -> Dict:
-    """site.yml's fleet_report task, as the file has it."""
+def site_tasks() -> List[Dict]:
+    """site.yml's fleet_report task and the tasks of its play before it (the host lists), as the file has them."""
     with open(SITE, encoding="utf-8") as handle:
         plays = yaml.safe_load(handle)
     for play in plays:
-        for task in play.get("tasks", []):
-            if task.get("name") == FLEET_TASK:
-                return task
+        names = [task.get("name") for task in play.get("tasks", [])]
+        if FLEET_TASK in names:
+            return play["tasks"][:names.index(FLEET_TASK) + 1]
     raise RuntimeError(f"{SITE} has no task named {FLEET_TASK!r}")
 
 
@@ -240,7 +240,7 @@ def playbook_files(count: int, work: str) -> Dict[str, str]:
     os.chmod(paths["inventory"], 0o755)
     play = {"name": "One fleet report, on the controller", "hosts": "all", "gather_facts": False}
     with open(paths["site"], "w", encoding="utf-8") as handle:
-        json.dump([dict(play, tasks=[site_task()])], handle)
+        json.dump([dict(play, tasks=site_tasks())], handle)
     with open(paths["reference"], "w", encoding="utf-8") as handle:
         json.dump([dict(play, tasks=[{"name": "Nothing", "ansible.builtin.debug": {"msg": "loaded"},
                                       "run_once": True, "delegate_to": "localhost"}])], handle)
