@@ -116,6 +116,15 @@ class Table:
                 raise FleetError(f"{OPTION}.{name}[{start + index}] ({shown(repr(host), 80)}, its filesystem "
                                  f"{index}): {bad.text}") from None
 
+    def row(self, at: int) -> Dict[str, Any]:
+        """Row *at* of columns that passed the quick check, whose reasons are strings (``plain``)."""
+        return _row(*[self.cells[name][at] for name in _ROW])
+
+    def plain(self) -> bool:
+        """Whether the quick check passed and every reason is a string: a row is then made only to be shown
+        (``_fleet.scan_columns``); else each row is made and checked, and the first bad one named."""
+        return self.quick and all(type(r) is str for rs in self.cells["reasons"] if rs for r in rs)  # noqa: E721
+
     def _checked(self, at: int) -> Dict[str, Any]:
         """One row, field by field as a disk report's filesystem is (``_Bad`` names the field)."""
         fs = {name: self.cells[name][at] for name in COLUMNS if name not in _FORECAST}

@@ -76,3 +76,31 @@ def test_any_json_in_a_well_shaped_table_is_a_report_or_a_fleet_error(data):
     except _fleet.FleetError:
         return
     assert _fleet_render.text(built["report"]) and _fleet_render.html(built["report"])
+
+
+ROW = st.fixed_dictionaries({
+    "mount": st.sampled_from(["/", "/var", "/home"]), "device": st.just("/dev/sda1"), "fstype": st.just("ext4"),
+    "size_bytes": st.just(100), "used_bytes": st.just(50), "avail_bytes": st.just(50),
+    "use_pct": st.one_of(st.none(), st.sampled_from([10, 50.0, 90, 90.0, 99])),
+    "inode_pct": st.one_of(st.none(), st.sampled_from([1, 95])),
+    "status": st.one_of(st.none(), st.sampled_from(["ok", "warn", "crit"])),
+    "reasons": st.one_of(st.none(), st.just([]), st.just(["use 90% is at or above warn 80%"])),
+    "error": st.none(), "days_to_full": st.one_of(st.none(), st.sampled_from([0.5, 2.0, 2.0, 30.0])),
+    "rate_per_day": st.one_of(st.none(), st.sampled_from([0.0, 1.5]))})
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["b", "a", "c", "d", "e"]), st.lists(ROW, max_size=5), max_size=5),
+       st.integers(1, 4))
+def test_the_column_scan_finds_what_the_row_scan_finds_ties_and_all(hosts, top):
+    """scan_columns (a row made only to be shown) against scan over every row, on tables full of ties."""
+    cells = {name: [] for name in _fleet_columns.COLUMNS}
+    for rows in hosts.values():
+        for row in rows:
+            for name in _fleet_columns.COLUMNS:
+                cells[name].append(row[name])
+    value = {"version": 1, "hosts": list(hosts), "counts": [len(rows) for rows in hosts.values()], **cells}
+    columns = _fleet_columns.read(json.dumps(value))
+    assert columns.plain()
+    fast, slow = _fleet.scan_columns(columns, top), _fleet.scan(columns.spans, top, columns.rows)
+    assert fast == slow
