@@ -838,9 +838,10 @@ class Watcher:
         """
         notifier = notifier or _sd_notify.Notifier()
         self._notifier = notifier
+        watched = self.settings.watched_addresses() if self.settings.hosts else 0
         LOG.info("started: pid %d, every %gs, %d watched host(s), settings %s", os.getpid(),
-                 self.settings.interval, _targets.size_of(_targets.parse_all(self.settings.hosts, "watch")), self.settings.path)
-        self._notify(notifier, notifier.ready, f"watching {len(self.settings.hosts)} host(s) and the disks")
+                 self.settings.interval, watched, self.settings.path)
+        self._notify(notifier, notifier.ready, f"watching {watched} host(s) and the disks")
         if notifier.enabled:
             LOG.info("told systemd it is ready%s", f" (watchdog {notifier.watchdog:g}s)" if notifier.watchdog else "")
         while not daemon.stop_requested:
