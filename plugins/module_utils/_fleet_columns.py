@@ -22,7 +22,7 @@ rules and messages as the disk reports (``_fleet_inputs.filesystem``).
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Sequence, Tuple
 
 from ._fleet_inputs import FLOAT_MAX, STATUSES, FleetError, _Bad, _fs_reasons, decoded, filesystem, kind, shown
 
@@ -77,10 +77,10 @@ _ROW = ("mount", "device", "fstype", "size_bytes", "used_bytes", "avail_bytes", 
         "reasons", "error", "days_to_full", "rate_per_day")
 
 
-# pylint: disable-next=too-many-arguments,too-many-positional-arguments
-def _row(mount: str, device: Any, fstype: Any, size: Any, used: Any, avail: Any, use: Any, inode: Any, status: Any,
-         reasons: Any, error: Any, days: Any, rate: Any) -> Dict[str, Any]:
-    """One row of columns that passed the quick check: the same row ``_fleet_inputs._quick`` makes."""
+def _row(values: Sequence[Any]) -> Dict[str, Any]:
+    """One row of columns that passed the quick check (its values in the order of ``_ROW``): the same row
+    ``_fleet_inputs._quick`` makes."""
+    mount, device, fstype, size, used, avail, use, inode, status, reasons, error, days, rate = values
     return {"mount": mount, "device": device, "fstype": fstype, "size_bytes": size, "used_bytes": used,
             "avail_bytes": avail, "use_pct": None if use is None else float(use),
             "inode_pct": None if inode is None else float(inode), "status": status,
@@ -110,7 +110,7 @@ class Table:
             rows = ((index, start + index) for index in range(count))
         for index, values in rows:
             try:
-                yield _row(*values) if self.quick else self._checked(values)
+                yield _row(values) if self.quick else self._checked(values)
             except _Bad as bad:  # from _row, only reasons that are no strings
                 name = bad.field.lstrip(".").split(".")[-1].split("[")[0]
                 raise FleetError(f"{OPTION}.{name}[{start + index}] ({shown(repr(host), 80)}, its filesystem "
@@ -118,7 +118,7 @@ class Table:
 
     def row(self, at: int) -> Dict[str, Any]:
         """Row *at* of columns that passed the quick check, whose reasons are strings (``plain``)."""
-        return _row(*[self.cells[name][at] for name in _ROW])
+        return _row([self.cells[name][at] for name in _ROW])
 
     def plain(self) -> bool:
         """Whether the quick check passed and every reason is a string: a row is then made only to be shown
