@@ -22,9 +22,11 @@ it. Raised, every probe sent adds half the threshold's share and every lost
 one takes one away; ``LOSS_EVIDENCE`` probes fewer than half the threshold
 would lose clear it (the hysteresis). A path losing at most half the
 threshold never raises it, one losing twice the threshold raises it within
-``window`` rounds and keeps it (``resolvable`` refuses a count and window
-too small for that), and one anywhere in between changes level at most a
-few times, not every few rounds. A round in which the host answered
+``LOSS_RESOLVE`` / threshold probes and keeps it (``resolvable`` refuses a
+count too small to hold them in ``MAX_WINDOW`` rounds), and one anywhere in
+between changes level at most a few times, not every few rounds. A host
+whose path loses probes is down only after enough silent rounds in a row
+that chance cannot explain them (``silence_needed``). A round in which the host answered
 nothing is a *down* round, owned by the down rule: it never counts towards
 loss, so an outage shorter than ``down_after`` rounds mails nothing.
 
@@ -123,32 +125,38 @@ class HostLimits:
         return HOST_LEVELS[level], [item[1] for item in found]
 
 
-def resolvable(limits: HostLimits, count: int, window: int, where: str = "[hosts]") -> None:
-    """Refuse a loss threshold that count x window probes cannot tell from chance (RuleError says what to change).
+def resolvable(limits: HostLimits, count: int, where: str = "[hosts]") -> None:
+    """Refuse a loss threshold that ``count`` probes a round cannot tell from chance within ``MAX_WINDOW`` rounds
+    (RuleError says what to change).
 
-    A path losing twice the threshold must raise it within ``window``
-    rounds: that takes ``LOSS_RESOLVE`` / threshold probes in the window.
+    A path losing twice the threshold raises it within ``LOSS_RESOLVE`` /
+    threshold probes, that is that many / count rounds, which must be at
+    most ``MAX_WINDOW``. The down rule's ``window`` has no part in it: a
+    window raised to hold the loss's probes turned "3 silent rounds of 5"
+    into "3 of 60", and a lossy host flapped between its loss alert and down.
     """
     for key in ("loss_warn", "loss_crit"):
         threshold = getattr(limits, key)
         if threshold is None:
             continue
-        most = MAX_WINDOW * 10000  # the most probes a window can hold (count is at most 10000)
+        most = MAX_WINDOW * 10000  # the most probes MAX_WINDOW rounds hold (count is at most 10000)
         if LOSS_RESOLVE * 100.0 / threshold > most:  # inf for a threshold of 1e-320: no ceil() of that
-            raise RuleError(f"{where} {key} = {threshold:g} % cannot be told apart from chance by any count and "
-                            f"window (it needs more than {most} probes in the window): raise {key} to at least "
+            raise RuleError(f"{where} {key} = {threshold:g} % cannot be told apart from chance by any count (it "
+                            f"needs more than {most} probes): raise {key} to at least "
                             f"{LOSS_RESOLVE * 100.0 / most:g} %")
         need = int(math.ceil(round(LOSS_RESOLVE * 100.0 / threshold, 6)))
-        if count * window >= need:
+        if count * MAX_WINDOW >= need:
             continue
-        rounds = int(math.ceil(need / count))
-        more = f"raise window to {rounds} or count to {int(math.ceil(need / window))}" if rounds <= MAX_WINDOW \
-            else f"raise count to {int(math.ceil(need / window))}" + (
-                f" (or to {int(math.ceil(need / MAX_WINDOW))} with window = {MAX_WINDOW})" if window < MAX_WINDOW else "")
-        raise RuleError(f"{where} {key} = {threshold:g} % cannot be told apart from chance with [hosts] count = {count} "
-                        f"and window = {window} ({count * window} probes): a path losing twice {threshold:g} % is "
-                        f"alerted within window rounds, and one losing half of it never, only with {need} probes or "
-                        f"more in the window. {more[0].upper() + more[1:]}, or raise {key}")
+        raise RuleError(f"{where} {key} = {threshold:g} % cannot be told apart from chance with [hosts] count = "
+                        f"{count}: a path losing twice {threshold:g} % is alerted after {need} probes at most, and "
+                        f"one losing half of it never; at {count} a round that is {int(math.ceil(need / count))} "
+                        f"rounds, more than {MAX_WINDOW}. Raise count to {int(math.ceil(need / MAX_WINDOW))}, or "
+                        f"raise {key}")
+
+
+def loss_rounds(threshold: float, count: int) -> int:
+    """The rounds within which a path losing twice *threshold* raises it, 999 times in 1,000."""
+    return int(math.ceil(math.ceil(round(LOSS_RESOLVE * 100.0 / threshold, 6)) / count))
 
 
 def loss_memory(value: Any, threshold: float) -> Tuple[bool, float]:
@@ -210,16 +218,46 @@ def backs(seen: int, level: int) -> bool:
     return seen == down if level == down else level <= seen < down
 
 
-def next_level(alerted: str, seen: str, rules: Debounce) -> str:
+SILENCE_CHANCE = 1e-5  # a lossy path's silence that is this unlikely to be chance is an outage
+
+
+def silence_needed(sent: Sequence[int], received: Sequence[int], count: int, down_after: int) -> int:
+    """Silent rounds in a row that make a host down, when its path loses probes: 0 for the K-of-N rule.
+
+    A path that lost some probes in the rounds it answered (loss L among them)
+    also loses all *count* probes of a round by chance, L^count of the time,
+    and several such rounds in a window: counted K of N, a host at 50 % loss
+    flapped between its loss alert and down. Down then takes as many silent
+    rounds in a row as make that chance below ``SILENCE_CHANCE`` (at least
+    ``down_after``; at 4 probes and 20 % loss that is ``down_after`` itself,
+    at 50 % five rounds, at 2 probes and 50 % loss nine).
+    """
+    answered = [(s, r) for s, r in zip(sent, received) if 0 < r <= s]
+    total = sum(s for s, _r in answered)
+    lost = sum(s - r for s, r in answered)
+    if not lost or not total or lost >= total:
+        return 0
+    rounds = math.ceil(math.log(SILENCE_CHANCE) / (max(1, count) * math.log(lost / total)))
+    return min(max(down_after, int(rounds)), MAX_WINDOW)
+
+
+def next_level(alerted: str, seen: str, rules: Debounce, in_a_row: int = 0) -> str:
     """The alerted level after the rounds *seen* (letters u/w/c/d, oldest first, this round last).
 
     Worse: the worst level that at least ``down_after`` of the last
     ``window`` rounds reached (``backs``). Better: after ``clear_after``
     rounds in a row below the alerted level, the worst of those rounds.
+    With *in_a_row* (``silence_needed``: the host's path loses probes), down
+    takes that many silent rounds in a row instead.
     """
     current = severity(alerted)
     window = [severity(_LEVEL.get(letter, "up")) for letter in seen[-rules.window:]]
+    down = HOST_LEVELS.index("down")
     for level in range(len(HOST_LEVELS) - 1, current, -1):
+        if level == down and in_a_row:
+            if len(seen) >= in_a_row and set(seen[-in_a_row:]) == {"d"}:
+                return "down"
+            continue
         if sum(1 for s in window if backs(s, level)) >= rules.down_after:
             return HOST_LEVELS[level]
     recent = [severity(_LEVEL.get(letter, "up")) for letter in seen[-rules.clear_after:]]
@@ -228,10 +266,10 @@ def next_level(alerted: str, seen: str, rules: Debounce) -> str:
     return alerted
 
 
-def advance(alerted: str, seen: str, rules: Debounce) -> Tuple[str, str]:
+def advance(alerted: str, seen: str, rules: Debounce, in_a_row: int = 0) -> Tuple[str, str]:
     """``next_level``, and the rounds to remember: after a clear only the good rounds that cleared it, so the
     bad rounds before a recovery never count towards the next alert."""
-    level = next_level(alerted, seen, rules)
+    level = next_level(alerted, seen, rules, in_a_row)
     if severity(level) < severity(alerted):
         seen = seen[-rules.clear_after:]
     return level, seen

@@ -346,7 +346,7 @@ def _loss_needs_count(settings: Settings) -> None:
                                          f"{settings.sweep.count}: a host either answers or is down); set count, "
                                          f"or remove {key}")
         try:
-            _alert_rules.resolvable(limits, settings.sweep.count, settings.debounce.window, where)
+            _alert_rules.resolvable(limits, settings.sweep.count, where)
         except _alert_rules.RuleError as exc:
             raise WatcherConfigError(str(exc)) from None
 
@@ -584,11 +584,12 @@ class Watcher:
                     now: float) -> Tuple[Dict[str, Any], Optional[Change]]:
         """One watched host's state after this round, and the Change to alert on, if any."""
         rules = self.settings.debounce
-        keep = max(rules.window, rules.clear_after)
         top = _sweep_options.MAX_COUNT
         sent = _alert_rules.counts(old.get("sent"), rules.window - 1, top) + [int(entry.get("sent", 1))]
         received = _alert_rules.counts(old.get("received"), rules.window - 1, top) + [
             int(entry.get("received", 1 if entry.get("alive") else 0))]
+        in_a_row = _alert_rules.silence_needed(sent, received, self.settings.sweep.count, rules.down_after)
+        keep = max(rules.window, rules.clear_after, in_a_row)
         loss = _alert_rules.pooled_loss(sent, received)
         limits = self.settings.limits_for(key, address)
         reasons: List[str] = []
@@ -601,7 +602,7 @@ class Watcher:
             reasons = reasons + [self._loss_reason(limits, loss_level, loss, len(sent))]
         seen = _alert_rules.remember(_alert_rules.seen_letters(old.get("seen"), keep), level, keep)
         previous = old.get("status") if old.get("status") in HOST_SEVERITY else "up"
-        counted, seen = _alert_rules.advance(previous, seen, rules)
+        counted, seen = _alert_rules.advance(previous, seen, rules, in_a_row)
         status = max(counted, loss_level, key=_alert_rules.severity)  # down (the down rule's) is above both
         state: Dict[str, Any] = {"status": status, "since": old.get("since", now) if status == previous else now,
                                  "address": address, "rtt_ms": entry.get("rtt_ms"), "seen": seen, "level": level,
