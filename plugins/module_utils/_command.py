@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 # Which Debian/Ubuntu package provides a program we may need, so that a
 # missing binary can be reported with the fix.
@@ -208,7 +208,8 @@ def _spawn(index: int, argv: List[str], env: Dict[str, str]) -> _Running:
 
 
 def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: float = 30.0,
-             rate: float = 0.0, env: Optional[Dict[str, str]] = None) -> Iterator[Tuple[int, Result]]:
+             rate: float = 0.0, env: Optional[Dict[str, str]] = None,
+             heartbeat: Optional[Callable[[], None]] = None) -> Iterator[Tuple[int, Result]]:
     """Run many commands with up to *concurrency* of them in flight at once.
 
     Children are started without waiting for each other and reaped as their
@@ -218,7 +219,8 @@ def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: flo
     ``stdout`` (one pipe per child keeps the fd count low). *rate* caps
     starts per second (0 = no cap). *timeout* runs from each command's own
     start, never from when it was queued. Children still running when the
-    caller stops iterating are killed.
+    caller stops iterating are killed. *heartbeat* is called at least every
+    quarter second while they run (the watcher's systemd watchdog).
     """
     if concurrency < 1:
         raise CommandError(f"concurrency must be at least 1, got {concurrency}")
@@ -242,6 +244,9 @@ def run_many(argvs: Iterable[Sequence[str]], concurrency: int = 64, timeout: flo
             wait = _next_wait(running.values(), timeout, now) if not closed else 0.01
             if queue and len(running) < concurrency:
                 wait = min(wait, max(0.0, next_start - now))
+            if heartbeat is not None:
+                heartbeat()
+                wait = min(wait, 0.25)
             for key, _events in sel.select(wait):
                 job = key.data
                 if _read_some(job):

@@ -67,6 +67,7 @@ NETWORK_FSTYPES = ("9p", "afs", "beegfs", "ceph", "cifs", "fuse", "fuse.*", "fus
 # Types an ordinary user can mount (FUSE, through fusermount): their source names whatever the user chose.
 USER_FSTYPES = ("fuse", "fuse.*", "fuseblk")
 DEFAULT_PROBE_TIMEOUT = 5.0
+DISK_PASSES = 4  # probe timeouts a reading takes at most: df in batches, then one mount a call, then statvfs twice
 MAX_PROBE_TIMEOUT = 600.0
 DEFAULT_MAX_WORKERS = 4  # forked statvfs workers; df children are cheap and all run at once
 
@@ -287,7 +288,7 @@ def default_workers(tasks: int) -> int:
 
 
 def probe_mounts(mounts: Sequence[Mount], timeout: float, workers: Optional[int] = None,
-                 prober: Prober = probe) -> List[Outcome]:
+                 prober: Prober = probe, heartbeat: Optional[Callable[[], None]] = None) -> List[Outcome]:
     """(probe, None) or (None, error) per mount, *prober* run in worker processes with a timeout.
 
     The alternative to ``df_probe_mounts``: used when a *prober* is given
@@ -302,19 +303,19 @@ def probe_mounts(mounts: Sequence[Mount], timeout: float, workers: Optional[int]
     def run(task: List[int]) -> List[Probe]:
         return [prober(mounts[i].mount) for i in task]
 
-    retry = _probe_round(batches(mounts), run, results, timeout, workers)
+    retry = _probe_round(batches(mounts), run, results, timeout, workers, heartbeat)
     if retry:
-        _probe_round([[i] for i in retry], run, results, timeout, workers)
+        _probe_round([[i] for i in retry], run, results, timeout, workers, heartbeat)
     return results
 
 
 def _probe_round(tasks: List[List[int]], run: Callable[[List[int]], List[Probe]],
                  results: List[Outcome], timeout: float,
-                 workers: Optional[int]) -> List[int]:
+                 workers: Optional[int], heartbeat: Optional[Callable[[], None]] = None) -> List[int]:
     """One fan-out over *tasks*, filling *results*; returns the mounts of failed multi-mount tasks."""
     count = default_workers(len(tasks)) if workers is None else min(workers, len(tasks))
     retry: List[int] = []
-    for task, outcome in zip(tasks, _fanout.fan_out(run, tasks, count, timeout=timeout)):
+    for task, outcome in zip(tasks, _fanout.fan_out(run, tasks, count, timeout=timeout, heartbeat=heartbeat)):
         if outcome.ok:
             for i, got in zip(task, outcome.value):
                 results[i] = (got, None)
@@ -389,7 +390,7 @@ def parse_df(output: str, argv: Sequence[str], rc: Optional[int]) -> Optional[Li
 
 
 def df_probe_mounts(mounts: Sequence[Mount], timeout: float, workers: Optional[int] = None,
-                    df: str = "df") -> List[Outcome]:
+                    df: str = "df", heartbeat: Optional[Callable[[], None]] = None) -> List[Outcome]:
     """(probe, None) or (None, error) per mount, read by df calls each killed after *timeout* seconds.
 
     Tasks as in batches(): local filesystems in one df call, each network
@@ -403,23 +404,24 @@ def df_probe_mounts(mounts: Sequence[Mount], timeout: float, workers: Optional[i
     df = _command.which(df)
     results: List[Outcome] = [(None, None)] * len(mounts)
     unclear: List[int] = []
-    retry = _df_round(batches(mounts), mounts, df, results, unclear, timeout, workers)
+    retry = _df_round(batches(mounts), mounts, df, results, unclear, timeout, workers, heartbeat)
     if retry:
-        _df_round([[i] for i in retry], mounts, df, results, unclear, timeout, workers)
+        _df_round([[i] for i in retry], mounts, df, results, unclear, timeout, workers, heartbeat)
     if unclear:
-        again = probe_mounts([mounts[i] for i in unclear], timeout, workers)
+        again = probe_mounts([mounts[i] for i in unclear], timeout, workers, heartbeat=heartbeat)
         for i, outcome in zip(unclear, again):
             results[i] = outcome
     return results
 
 
 def _df_round(tasks: List[List[int]], mounts: Sequence[Mount], df: str, results: List[Outcome],
-              unclear: List[int], timeout: float, workers: Optional[int]) -> List[int]:
+              unclear: List[int], timeout: float, workers: Optional[int],
+              heartbeat: Optional[Callable[[], None]] = None) -> List[int]:
     """One run_many over *tasks*, filling *results*; returns the mounts of failed multi-mount tasks."""
     argvs = [df_argv(df, [mounts[i].mount for i in task]) for task in tasks]
     count = min(len(tasks), _fanout.MAX_WORKERS if workers is None else workers)
     retry: List[int] = []
-    for index, result in _command.run_many(argvs, concurrency=count, timeout=timeout):
+    for index, result in _command.run_many(argvs, concurrency=count, timeout=timeout, heartbeat=heartbeat):
         task = tasks[index]
         probes = None if result.timed_out else parse_df(result.stdout, argvs[index], result.rc)
         if probes is not None:
@@ -466,7 +468,7 @@ class Reading(list):
 
 def read_filesystems(selection: Selection = Selection(), timeout: float = DEFAULT_PROBE_TIMEOUT,
                      workers: Optional[int] = None, mounts: Optional[Sequence[Mount]] = None,
-                     prober: Optional[Prober] = None) -> Reading:
+                     prober: Optional[Prober] = None, heartbeat: Optional[Callable[[], None]] = None) -> Reading:
     """Every selected filesystem with its usage, each device once, in mount order, as a Reading.
 
     The Reading's ``warnings`` name the mount-table lines that could not be
@@ -478,7 +480,8 @@ def read_filesystems(selection: Selection = Selection(), timeout: float = DEFAUL
     *workers* worker processes (default: at most 4). *mounts* replaces the
     mount table. Raises DiskError for bad input, MountTableError without a
     mount table, and _fanout.FanOutError if no worker process can be
-    started (OSError if no df process can be).
+    started (OSError if no df process can be). *heartbeat* is called at least every quarter second
+    while the probes run (``DISK_PASSES`` x *timeout* at most).
     """
     selection.check()
     timeout = check_timeout(timeout)
@@ -490,11 +493,11 @@ def read_filesystems(selection: Selection = Selection(), timeout: float = DEFAUL
     results = None
     if prober is None:
         try:
-            results = df_probe_mounts(chosen, timeout, workers)
+            results = df_probe_mounts(chosen, timeout, workers, heartbeat=heartbeat)
         except _command.MissingBinaryError:
             pass  # no df (a minimal image without coreutils): statvfs in workers gives the same numbers
     if results is None:
-        results = probe_mounts(chosen, timeout, workers, probe if prober is None else prober)
+        results = probe_mounts(chosen, timeout, workers, probe if prober is None else prober, heartbeat)
     return Reading(keep([(mount, got, error) for mount, (got, error) in zip(chosen, results)]), table.warnings())
 
 

@@ -499,9 +499,13 @@ class Watcher:
     # ---- checks -------------------------------------------------------------------------------
 
     def check_disks(self, now: float) -> List[Change]:
-        """Assess every filesystem; a change of status (ok/warn/crit) is a Change."""
+        """Assess every filesystem; a change of status (ok/warn/crit) is a Change. WATCHDOG=1 while the probes
+        run, for as long as they may take (``_disk.DISK_PASSES`` x probe_timeout and ``SWEEP_GRACE``): a mount
+        that hangs df no longer silences a daemon whose WatchdogSec is shorter than two probe timeouts."""
         config = self.settings.report
-        found = self.reader(config.selection, config.probe_timeout, config.workers)
+        beat = self._heartbeat(_disk.DISK_PASSES * config.probe_timeout + SWEEP_GRACE)
+        found = self.reader(config.selection, config.probe_timeout, config.workers,
+                            **({"heartbeat": beat} if beat is not None else {}))
         for warning in getattr(found, "warnings", ()):  # mount-table lines that are no mount: never dropped silently
             LOG.warning("%s", warning)
         known = self.state["disks"]

@@ -332,3 +332,29 @@ def test_a_mail_server_that_stalls_is_petted_through_until_smtp_timeout(tmp_path
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.alone
+def test_a_df_that_hangs_is_petted_through_each_probe_timeout(tmp_path, manager):
+    """df held by a hung mount (a df that never answers stands in for one: a hung NFS server cannot be had here)
+    is killed at probe_timeout (4 s; a batch of several mounts is tried again one mount a call). WATCHDOG=1
+    keeps coming through it; before, the disk check said nothing (an outside tester: 15.4 s of silence under a
+    10 s watchdog, every round, so systemd would abort the daemon before it could alert)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "df").write_text("#!/bin/sh\nexec sleep 1000\n")
+    (bin_dir / "df").chmod(0o755)
+    receiver = manager()
+    path = write_settings(tmp_path, "interval = 30\n[disk]\nprobe_timeout = 4\ninclude_mounts = /\n")
+    env = dict(os.environ, NOTIFY_SOCKET=receiver.name, WATCHDOG_USEC="1500000",
+               PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    env.pop("WATCHDOG_PID", None)
+    proc = run_in_foreground(path, env)
+    try:
+        assert_petted_through(receiver, proc, "a df that hangs", 4.0)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=15)
+        assert "timed out" in err, err
+    finally:
+        proc.kill()
+        proc.wait()
