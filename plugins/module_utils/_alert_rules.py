@@ -160,12 +160,14 @@ def loss_rounds(threshold: float, count: int) -> int:
 
 
 def loss_memory(value: Any, threshold: float) -> Tuple[bool, float]:
-    """A state's record of one loss threshold (threshold, raised, evidence), kept only if it is one of ours for
-    this threshold (the state is a file, and files change; a changed threshold starts afresh)."""
+    """A state's record of one loss threshold (threshold, raised, evidence), kept only if it is one of ours (the
+    state is a file, and files change). For a changed threshold (a reload) the alert stays as it was and the
+    evidence starts afresh: dropping a raised alert sent a recovery mail ("answers ping again") for a host that
+    still lost half its probes, and the next round alerted again (an outside tester's finding)."""
     if isinstance(value, list) and len(value) == 3 and isinstance(value[0], (int, float)) \
-            and value[0] == threshold and isinstance(value[1], bool) and isinstance(value[2], (int, float)) \
-            and not isinstance(value[2], bool) and 0 <= value[2] < LOSS_EVIDENCE:
-        return value[1], float(value[2])
+            and not isinstance(value[0], bool) and isinstance(value[1], bool) \
+            and isinstance(value[2], (int, float)) and not isinstance(value[2], bool) and 0 <= value[2] < LOSS_EVIDENCE:
+        return (value[1], float(value[2])) if value[0] == threshold else (value[1], 0.0)
     return False, 0.0
 
 

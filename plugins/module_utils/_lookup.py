@@ -45,11 +45,29 @@ def bound(calls: int, timeout: float = TIMEOUT, threads: int = THREADS) -> float
     return -(-calls // threads) * timeout if calls > 0 else 0.0
 
 
+# The calls given up on that still run, by (func, item): a daemon looks the same names up every round, and a
+# lookup that never returns (a broken NSS module) would otherwise leave one more thread behind each round.
+_HUNG: Dict[Tuple[Any, Any], threading.Thread] = {}
+
+
+def hung() -> int:
+    """How many calls given up on still run (their threads left behind)."""
+    for key in [k for k, thread in _HUNG.items() if not thread.is_alive()]:
+        del _HUNG[key]
+    return len(_HUNG)
+
+
 def call_all(func: Callable[[Any], Any], items: Sequence[Any], timeout: float = TIMEOUT, threads: int = THREADS,
              heartbeat: Optional[Callable[[], None]] = None) -> Dict[Any, Answer]:
-    """``func(item)`` for every distinct item, at most *threads* at once, each within *timeout* seconds."""
-    todo = list(dict.fromkeys(items))
-    answers: Dict[Any, Answer] = {}
+    """``func(item)`` for every distinct item, at most *threads* at once, each within *timeout* seconds.
+
+    An item whose earlier call was given up on and still runs is not called again: it is timed out at once
+    (its thread is the one left behind), so a call that never returns costs one thread, not one a round.
+    """
+    hung()
+    answers: Dict[Any, Answer] = {item: Answer(timed_out=True) for item in dict.fromkeys(items)
+                                  if (func, item) in _HUNG}
+    todo = [item for item in dict.fromkeys(items) if item not in answers]
     running: Dict[Any, Tuple[float, threading.Thread]] = {}  # item -> when its call started, and by which thread
     given_up: List[threading.Thread] = []
     hired: List[threading.Thread] = []
@@ -85,9 +103,10 @@ def call_all(func: Callable[[Any], Any], items: Sequence[Any], timeout: float = 
             now = time.monotonic()
             for item in [i for i, (since, _t) in running.items() if now - since >= timeout]:
                 given_up.append(running.pop(item)[1])
+                _HUNG[(func, item)] = given_up[-1]
                 answers[item] = Answer(timed_out=True)
                 hire()
-            if len(answers) == len(todo):
+            if all(item in answers for item in todo):
                 break
             waits = [since + timeout - now for since, _t in running.values()]
             lock.wait(max(0.01, min([_BEAT] + waits)))

@@ -249,10 +249,10 @@ def settings_from_text(text: str, path: str, on_target: bool = True) -> Settings
         raise WatcherConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
     main, disk, hosts, mail, hist, metrics = (parser[n] for n in sections)
     umask_text = main.get("umask", "022").strip() or "022"
-    try:
-        umask = int(umask_text, 8)
-    except ValueError:
-        raise WatcherConfigError(f"[watcher] umask must be octal such as 022, got {umask_text!r}") from None
+    if not re.fullmatch(r"[0-7]{1,4}", umask_text):  # int(text, 8) also took '+5', '1_0', '0o22' and other digits
+        raise WatcherConfigError(f"[watcher] umask must be octal such as 022 (the digits 0-7), got "
+                                 f"{_numbers.shown(umask_text)}")
+    umask = int(umask_text, 8)
     if not 0 <= umask <= 0o777:
         raise WatcherConfigError(f"[watcher] umask must be between 000 and 777, got {umask_text!r}")
     settings = Settings(
@@ -271,6 +271,12 @@ def settings_from_text(text: str, path: str, on_target: bool = True) -> Settings
     _host_settings(settings, parser)
     settings.disk_margin = _number(disk, "clear_margin", _alert_rules.DEFAULT_DISK_MARGIN, 0, 50)
     settings.report = _report_config(disk, mail, settings.state_dir, on_target)
+    limits = settings.report.limits
+    lowest = min(limits.warn, limits.inode_warn)
+    if settings.disk_margin >= lowest:  # a warn that could only clear below 0 % would never clear
+        raise WatcherConfigError(f"[disk] clear_margin ({settings.disk_margin:g}) must be below the lowest warn "
+                                 f"threshold ({lowest:g}): a status clears only clear_margin points under its "
+                                 "threshold, so it would never clear")
     return settings
 
 

@@ -153,10 +153,15 @@ def test_down_rounds_stay_the_down_rules(tmp_path):
     assert statuses[5] == "down" and "crit" not in statuses and "warn" not in statuses and statuses[-1] == "up"
 
 
-def test_a_changed_threshold_starts_its_evidence_afresh(tmp_path):
+def test_a_changed_threshold_keeps_the_alert_and_starts_its_evidence_afresh(tmp_path):
+    """A reload that changed loss_warn from 20 to 21 dropped the raised alert: a recovery mail for a host still
+    losing half its probes, and an alert again the next round (an outside tester's finding)."""
     memory = {"warn": [20.0, True, 3.0]}
     assert _alert_rules.judge_loss(memory, _alert_rules.HostLimits(loss_warn=20), 4, 4)[0] == "warn"
-    assert _alert_rules.judge_loss(memory, _alert_rules.HostLimits(loss_warn=25), 4, 4)[0] == "up"
+    level, kept = _alert_rules.judge_loss(memory, _alert_rules.HostLimits(loss_warn=25), 4, 2)
+    assert level == "warn" and kept["warn"][:2] == [25, True]
+    assert _alert_rules.judge_loss({"warn": [20.0, False, 9.0]}, _alert_rules.HostLimits(loss_warn=25), 4, 4)[0] \
+        == "up", "the evidence toward an alert starts afresh" 
     for junk in ([20.0, "yes", 3.0], [20.0, True, float("nan")], [20.0, True, 1e9], "x", None):
         assert _alert_rules.judge_loss({"warn": junk}, _alert_rules.HostLimits(loss_warn=20), 4, 4)[0] == "up"
 

@@ -178,3 +178,20 @@ def test_any_text_as_a_decimal_setting_is_accepted_only_when_plain_ascii(key, ra
         return
     assert re.fullmatch(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", raw.strip()), (key, raw, value)
     assert value == float(raw.strip())
+
+
+@pytest.mark.parametrize("value", ["+5", "1_0", "\u0665", "\uff15", "-0", "0o22", "\u0660\u0662\u0662", "8", "00777 1"])
+def test_umask_takes_octal_digits_only(value):
+    with pytest.raises(_watcher.WatcherConfigError, match=r"\[watcher\] umask must be octal such as 022"):
+        _watcher.settings_from_text(BASE.replace("[watcher]\n", f"[watcher]\numask = {value}\n"),
+                                    "/nonexistent-sysops-fleet/watcher.ini")
+    found = _watcher.settings_from_text(BASE.replace("[watcher]\n", "[watcher]\numask = 027\n"),
+                                        "/nonexistent-sysops-fleet/watcher.ini")
+    assert found.umask == 0o027
+
+
+def test_a_clear_margin_a_warn_could_never_clear_by_is_refused():
+    with pytest.raises(_watcher.WatcherConfigError, match=r"clear_margin \(45\) must be below the lowest warn "
+                                                          r"threshold \(30\)"):
+        read("\n[disk]\nwarn = 30\nclear_margin = 45\n")
+    assert read("\n[disk]\nwarn = 30\nclear_margin = 29\n").disk_margin == 29
