@@ -274,9 +274,11 @@ def settings_from_text(text: str, path: str, on_target: bool = True) -> Settings
     limits = settings.report.limits
     lowest = min(limits.warn, limits.inode_warn)
     if settings.disk_margin >= lowest:  # a warn that could only clear below 0 % would never clear
-        raise WatcherConfigError(f"[disk] clear_margin ({settings.disk_margin:g}) must be below the lowest warn "
-                                 f"threshold ({lowest:g}): a status clears only clear_margin points under its "
-                                 "threshold, so it would never clear")
+        if disk.get("clear_margin", "").strip():
+            raise WatcherConfigError(f"[disk] clear_margin ({settings.disk_margin:g}) must be below the lowest warn "
+                                     f"threshold ({lowest:g}): a status clears only clear_margin points under its "
+                                     "threshold, so it would never clear")
+        settings.disk_margin = lowest / 2  # the default margin, under a warn as low as 1 (alert on everything)
     return settings
 
 

@@ -195,3 +195,4 @@ def test_a_clear_margin_a_warn_could_never_clear_by_is_refused():
                                                           r"threshold \(30\)"):
         read("\n[disk]\nwarn = 30\nclear_margin = 45\n")
     assert read("\n[disk]\nwarn = 30\nclear_margin = 29\n").disk_margin == 29
+    assert read("\n[disk]\nwarn = 1\ncrit = 100\n").disk_margin == 0.5, "the default margin under a warn of 1"
