@@ -9,25 +9,41 @@ from __future__ import annotations
 from collections import Counter
 
 from ansible.errors import AnsibleFilterError
+from ansible.utils.display import Display
 
-from ansible_collections.sysops.fleet.plugins.module_utils import _mesh
+from ansible_collections.sysops.fleet.plugins.module_utils import _fleet_inputs, _mesh, _text
 
 
 def mesh_addresses(hostvars, hosts):
-    """host -> the address the others probe, for each of *hosts* that has one (``_mesh.address_of``).
+    """host -> the address the others probe, for each of *hosts* that has one (``_mesh.address_of``), in the one
+    spelling the fleet report reads (``_fleet_inputs.canonical``).
 
     Hosts that share an address (port-forwarded hosts behind one address) are left out: the
     others cannot tell them apart by probing it, and one shared address must not cost the
-    whole fleet report.
+    whole fleet report. So is a host whose address is no IP address (a name in
+    ``fleet_mesh_address``). Both with a warning. Compared as written, ``2001:DB8::5`` and
+    ``2001:db8::5`` (or ``192.0.2.5`` and ``::ffff:192.0.2.5``) were two addresses here and one
+    in the report, which then refused the whole of ``addresses``: no report at all.
     """
     if not isinstance(hosts, (list, tuple)):
         raise AnsibleFilterError(f"sysops.fleet.mesh_addresses: expected a list of hosts, got {type(hosts).__name__}")
     found = {}
     for host in hosts:
-        address = _mesh.address_of(hostvars[host])
-        if address:
-            found[host] = address
+        given = _mesh.address_of(hostvars[host])
+        if not given:
+            continue
+        address = _fleet_inputs.canonical(given)
+        if address is None:
+            Display().warning(f"sysops.fleet.mesh_addresses: {_text.printable(str(host))}: "
+                              f"'{_text.printable(given, 80)}' is no IP address (set fleet_mesh_address to the address "
+                              "the others probe): left out of the mesh")
+            continue
+        found[host] = address
     times = Counter(found.values())
+    for address in sorted(a for a, n in times.items() if n > 1):
+        shared = sorted(_text.printable(str(h)) for h, a in found.items() if a == address)
+        Display().warning(f"sysops.fleet.mesh_addresses: {', '.join(shared)} share the address {address}: "
+                          "left out of the mesh (the others cannot tell them apart by probing it)")
     return {host: address for host, address in found.items() if times[address] == 1}
 
 

@@ -56,3 +56,23 @@ def test_hosts_that_share_an_address_are_left_out_and_the_report_still_takes_the
                 "web2": {"ansible_host": "127.0.0.1", "ansible_port": 2202},
                 "db1": {"ansible_host": "127.0.0.3"}}
     assert plugin.mesh_addresses(hostvars, ["web1", "web2", "db1"]) == {"db1": "127.0.0.3"}
+
+
+@pytest.mark.parametrize("first,second", [
+    ("2001:DB8::5", "2001:db8::5"), ("192.0.2.5", "::ffff:192.0.2.5"), ("fe80::5%eth0", "fe80::5%eth1"),
+    ("2001:db8:0:0::0005", "2001:db8::5")])
+def test_two_spellings_of_one_address_are_one_shared_address_and_the_report_still_comes(first, second):
+    """An outside tester: compared as written, two spellings of one address passed this filter, and fleet_report,
+    which reads them as one, refused the whole of addresses: no report was written or mailed."""
+    hostvars = {"a": {"fleet_mesh_address": first}, "b": {"fleet_mesh_address": second},
+                "c": {"fleet_mesh_address": "2001:DB8::7"}}
+    addresses = plugin.mesh_addresses(hostvars, ["a", "b", "c"])
+    assert addresses == {"c": "2001:db8::7"}, "the two left out, the third in the report's own spelling"
+    assert _fleet_inputs.mesh_addresses(addresses) == {"c": "2001:db8::7"}, "fleet_report takes it"
+
+
+def test_a_name_as_fleet_mesh_address_leaves_that_host_out_not_the_report(capsys):
+    hostvars = {"a": {"fleet_mesh_address": "web1.example.com"}, "b": {"fleet_mesh_address": "192.0.2.2"}}
+    assert plugin.mesh_addresses(hostvars, ["a", "b"]) == {"b": "192.0.2.2"}
+    said = capsys.readouterr()
+    assert "a: 'web1.example.com' is no IP address" in said.out + said.err
