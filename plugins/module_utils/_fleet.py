@@ -155,8 +155,8 @@ def scan_columns(table: _fleet_columns.Table, top: int) -> _Scan:
     """``scan`` of columns that passed the checks (``Table.plain``), a column at a time: the same findings, a row
     made only for a filesystem the report shows (at 10,000 hosts, 100,000 rows were made to show a few hundred)."""
     cells = table.cells
-    status, use, days, rate, mount = (cells[name] for name in ("status", "use_pct", "days_to_full", "rate_per_day",
-                                                                "mount"))
+    names = ("status", "use_pct", "days_to_full", "rate_per_day", "mount")
+    status, use, days, rate, mount = (cells[name] for name in names)
     found = _Scan()
     order: List[int] = []  # the rows in scan's order (hosts sorted, each host's rows in turn)
     host_at: Dict[int, str] = {}

@@ -123,7 +123,7 @@ class Table:
     def plain(self) -> bool:
         """Whether the quick check passed and every reason is a string: a row is then made only to be shown
         (``_fleet.scan_columns``); else each row is made and checked, and the first bad one named."""
-        return self.quick and all(type(r) is str for rs in self.cells["reasons"] if rs for r in rs)  # noqa: E721
+        return self.quick and all(isinstance(r, str) for rs in self.cells["reasons"] if rs for r in rs)
 
     def _checked(self, at: int) -> Dict[str, Any]:
         """One row, field by field as a disk report's filesystem is (``_Bad`` names the field)."""
