@@ -460,3 +460,29 @@ def test_a_failing_round_shows_in_status_metrics_and_the_log_and_its_alert_is_no
     assert 'sysops_fleet_watcher_check_success{check="mail"} 1' in found, "spooled is not lost"
     again = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert not again, "a lasting problem is logged again only after an hour"
+
+
+def test_a_probe_that_fails_now_and_then_is_no_alert_until_it_fails_down_after_rounds_in_a_row(tmp_path):
+    """An outside tester: a mount whose probe timed out 1 round in 20 (a busy NFS server) made 98 alert changes in
+    1,000 rounds (ok -> crit -> ok). A failed probe is crit only after down_after (3) failed rounds in a row."""
+    failing = set(range(5, 1000, 20)) | {400, 401, 402, 403}  # now and then, and once four rounds in a row
+
+    class Flaky:
+        round = 0
+
+        def __call__(self, selection, timeout, workers):
+            Flaky.round += 1
+            if Flaky.round - 1 in failing:
+                return [_disk.Filesystem(device="/dev/test", fstype="nfs", mount="/srv",
+                                         error="df did not answer within 5s (timed out)")]
+            return [fs("/srv", 40)]
+    watcher = _watcher.Watcher(_watcher.load_settings(write_settings(tmp_path)), reader=Flaky(),
+                               sweeper=FakeSweep({}))
+    changes = []
+    for number in range(1000):
+        changes += [(number, c.old, c.new) for c in watcher.check_disks(1000.0 + number)]
+        if number == 5:
+            state = watcher.state["disks"]["/srv"]
+            assert state["status"] == "ok" and state["failed_rounds"] == 1
+            assert "probe failed 1 round(s) in a row (crit after 3)" in state["reasons"]
+    assert changes == [(402, "ok", "crit"), (404, "crit", "ok")], changes
