@@ -547,8 +547,9 @@ class Watcher:
     def _probe_failed(self, mount: str, previous: str, status: str, reasons: List[str]) -> Tuple[str, List[str], int]:
         """A filesystem whose probe failed (timed out, df failed) this round: crit only once it failed
         ``down_after`` rounds in a row, as a host is down; until then it keeps its status, the failure in its
-        reasons. A mount the watcher has not seen before is crit at once (``check`` run once says so). A probe that times out 1 round in 20 (a busy NFS server) made 98 alert changes in 1,000
-        rounds (an outside tester's finding)."""
+        reasons. A mount the watcher has not seen before is crit at once (``check`` run once says so). A probe
+        that times out 1 round in 20 (a busy NFS server) made 98 alert changes in 1,000 rounds (an outside
+        tester's finding)."""
         known = self.state["disks"].get(mount)
         before = known.get("failed_rounds", 0) if isinstance(known, dict) else 0
         rounds = (before if isinstance(before, int) and not isinstance(before, bool) and before >= 0 else 0) + 1

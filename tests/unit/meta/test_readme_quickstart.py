@@ -27,7 +27,8 @@ import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "matrix"))
-import demo  # noqa: E402  pylint: disable=wrong-import-position  (its KNOWN: ansible-core's own warnings)
+import demo  # noqa: E402  pylint: disable=wrong-import-position
+# (demo.KNOWN: ansible-core's own warnings, each with its upstream issue)
 
 BIN = os.path.dirname(sys.executable)
 CRONTAB_LINE = 'watcher_cron_file: ""'

@@ -161,7 +161,7 @@ def test_a_changed_threshold_keeps_the_alert_and_starts_its_evidence_afresh(tmp_
     level, kept = _alert_rules.judge_loss(memory, _alert_rules.HostLimits(loss_warn=25), 4, 2)
     assert level == "warn" and kept["warn"][:2] == [25, True]
     assert _alert_rules.judge_loss({"warn": [20.0, False, 9.0]}, _alert_rules.HostLimits(loss_warn=25), 4, 4)[0] \
-        == "up", "the evidence toward an alert starts afresh" 
+        == "up", "the evidence toward an alert starts afresh"
     for junk in ([20.0, "yes", 3.0], [20.0, True, float("nan")], [20.0, True, 1e9], "x", None):
         assert _alert_rules.judge_loss({"warn": junk}, _alert_rules.HostLimits(loss_warn=20), 4, 4)[0] == "up"
 
