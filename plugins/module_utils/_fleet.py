@@ -211,11 +211,13 @@ def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[s
     meshed = mesh_addresses(addresses)
     found = scan_columns(table, top) if table is not None and table.plain() else scan(checked_disks, top, rows_of)
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    swept = up_by_sweep(merge_sweeps(checked_sweeps), {meshed[h] for h in _mesh.swept(checked_sweeps, meshed)})
+    unreachable_set = set(unreachable)
+    reached = {h for h in hosts if h not in unreachable_set}  # Ansible reached them: up, whoever pings them
+    swept = up_by_sweep(merge_sweeps(checked_sweeps),
+                        {meshed[h] for h in _mesh.swept(checked_sweeps, meshed) | (reached & set(meshed))})
     previously_alive = set((previous or {}).get("alive", []))
     first_run = previous is None
     alive = set(swept["alive"])
-    unreachable_set = set(unreachable)
     failed_set = (set(failed) | set(why)) - unreachable_set
     host_rows = [{"host": host, "reachable": host not in unreachable_set, "failed": host in failed_set,
                   "reason": why.get(host) if host in failed_set or host in unreachable_set else None,
@@ -239,7 +241,7 @@ def build(sweeps: Any, disks: Any, hosts: Sequence[str], unreachable: Sequence[s
         "findings": [],
     }
     if meshed:
-        report.update(_mesh.mesh(checked_sweeps, meshed))
+        report.update(_mesh.mesh(checked_sweeps, meshed, reached=reached))
     report["summary"] = _summary(report, found)
     report["status"] = overall_status(report["summary"])
     state = {"version": STATE_VERSION, "generated": report["generated"], "alive": swept["alive"]}

@@ -137,9 +137,10 @@ def peers(hosts: Sequence[str], me: str, bound: int) -> List[str]:
 class _Matrix:
     """The observations with the counts the rules ask for, computed once (500 hosts: 250,000 pairs)."""
 
-    def __init__(self, hosts: Sequence[str], seen: Seen):
+    def __init__(self, hosts: Sequence[str], seen: Seen, reached: Iterable[str] = ()):
         self.hosts = list(hosts)
         self.seen = seen
+        self.reached = set(reached)  # hosts Ansible reached: up, whoever pings them
         self.column: Dict[str, Dict[str, float]] = {h: {} for h in self.hosts}
         for prober, row in seen.items():
             for probed, loss in row.items():
@@ -168,6 +169,8 @@ def _down(m: _Matrix) -> Dict[str, Dict[str, Any]]:
         if host in m.seen:
             continue  # it ran its sweep (even one that probed no host): up, its way in blocked or cut off
         found[host] = {"kind": "down", "hosts": [host], "probed_by": len(witnesses)}
+        if host in m.reached:  # Ansible reached it this run: up, and pings to it are dropped on their way in
+            found[host]["answers_ansible"] = True
     return found
 
 
@@ -426,9 +429,14 @@ def _own_view(host: str, taken: List[Pair], view: Tuple[str, int, int]) -> Dict[
     return finding
 
 
-def findings(hosts: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> Dict[str, Any]:
-    """The findings and the host order that shows them (cut sides as blocks), by the rules of this module."""
-    m = _Matrix(hosts, seen)
+def findings(hosts: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT, reached: Iterable[str] = ()
+             ) -> Dict[str, Any]:
+    """The findings and the host order that shows them (cut sides as blocks), by the rules of this module.
+
+    A host silent to every prober that Ansible reached (*reached*) is no host down: its ``down`` finding
+    says ``answers_ansible`` (pings to it are dropped), and the report keeps its address off "down".
+    """
+    m = _Matrix(hosts, seen, reached)
     down = _down(m)
     blind = _blind(m, set(down))
     excluded = set(down) | set(blind)
@@ -474,11 +482,12 @@ def rows(order: Sequence[str], seen: Seen, lossy_pct: float = LOSSY_PCT) -> List
 
 
 def mesh(sweeps: Mapping[str, Mapping[str, Any]], addresses: Mapping[str, str],
-         lossy_pct: float = LOSSY_PCT) -> Dict[str, Any]:
-    """The module's ``mesh`` (hosts in block order, addresses, rows, loss, summary) and ``findings``."""
+         lossy_pct: float = LOSSY_PCT, reached: Iterable[str] = ()) -> Dict[str, Any]:
+    """The module's ``mesh`` (hosts in block order, addresses, rows, loss, summary) and ``findings``; *reached*:
+    the hosts Ansible reached this run (``findings``)."""
     seen = observe(sweeps, addresses)
     hosts = sorted(addresses)
-    read = findings(hosts, seen, lossy_pct)
+    read = findings(hosts, seen, lossy_pct, reached)
     order = read["order"]
     loss = {a: {b: round(v, 3) for b, v in sorted(row.items()) if 0 < v < SILENT} for a, row in sorted(seen.items())}
     pairs = sum(len(row) for row in seen.values())

@@ -42,9 +42,21 @@ def _names(hosts: Sequence[str]) -> str:
     return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
+def label(f: Mapping[str, Any]) -> str:
+    """A finding's word in the report: a host silent to every prober that Ansible reached is no host down."""
+    return "NO PING" if f.get("answers_ansible") else LABELS[f["kind"]]
+
+
+def status(f: Mapping[str, Any]) -> str:
+    return "warn" if f.get("answers_ansible") else STATUS[f["kind"]]
+
+
 def sentence(f: Mapping[str, Any]) -> str:
     """What a finding says, in one line: the hosts and the evidence."""
     kind = f["kind"]
+    if kind == "down" and f.get("answers_ansible"):
+        return (f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, but Ansible reached it: "
+                "up, and pings to it are dropped (a firewall on it or on its way in)")
     if kind == "down":
         return f"{_names(f['hosts'])}: silent to all {f['probed_by']} hosts that probed it, and it did not sweep"
     if kind == "blind":
@@ -151,7 +163,7 @@ def text_lines(mesh: Optional[Mapping[str, Any]], findings: Sequence[Mapping[str
     if not mesh:
         return []
     lines = [heading(mesh, findings) + ":"]
-    lines += [f"  {LABELS[f['kind']]:<8} {sentence(f)}" for f in findings] or [f"  {none_found(mesh)}"]
+    lines += [f"  {label(f):<8} {sentence(f)}" for f in findings] or [f"  {none_found(mesh)}"]
     shown = shown_hosts(mesh, findings)
     if not shown:
         return lines + [""]
@@ -217,7 +229,7 @@ def _padded(label: str, width: int) -> str:
 
 
 def _finding_rows(findings: Sequence[Mapping[str, Any]]) -> List[_html.Row]:
-    return [_html.Row([_html.badge(STATUS[f["kind"]], LABELS[f["kind"]]), sentence(f)], status=STATUS[f["kind"]])
+    return [_html.Row([_html.badge(status(f), label(f)), sentence(f)], status=status(f))
             for f in findings]
 
 

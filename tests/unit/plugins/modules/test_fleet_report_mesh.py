@@ -44,7 +44,7 @@ def cut_between(side):
 def test_a_cut_and_a_down_host_are_named_first_in_the_text_and_returned(tmp_path):
     silent = cut_between({"db1", "db2"}) | {(a, "app1") for a in HOSTS}
     rc, out, unused = module_runner.run_module(fleet_report, tmp_path, report_dir=str(tmp_path / "r"), send="never",
-                                               hosts=HOSTS, addresses=ADDRESSES,
+                                               hosts=HOSTS, unreachable=["app1"], addresses=ADDRESSES,
                                                sweeps=mesh_sweeps(silent, not_sweeping={"app1"}))
     assert rc == 0, out
     assert [(f["kind"], f["hosts"]) for f in out["findings"]] == [
@@ -52,7 +52,7 @@ def test_a_cut_and_a_down_host_are_named_first_in_the_text_and_returned(tmp_path
     assert out["findings"][1]["sides"] == [["web1", "web2", "web3"], ["db1", "db2"]]
     assert out["mesh"]["hosts"] == ["web1", "web2", "web3", "db1", "db2", "app1"]
     assert out["mesh"]["rows"][0] == "-ooxxx" and out["mesh"]["rows"][5] == "?????-"
-    assert out["report"]["status"] == "warn" and out["report"]["summary"]["findings"] == 2
+    assert out["report"]["status"] == "crit" and out["report"]["summary"]["findings"] == 2  # app1 unreachable
     assert "mesh" not in out["report"] and "findings" not in out["report"], "returned once, at the top"
     lines = out["text"].splitlines()
     assert lines[3] == "Mesh findings (2), 6 hosts, 5 probing, 25 pairs measured:"
@@ -109,12 +109,13 @@ def test_a_finding_is_an_alert_mailed_with_its_count_in_the_subject(tmp_path, sm
 
 def test_a_prober_that_swept_is_no_address_down_the_lists_agree_with_the_mesh(tmp_path):
     """Before: B's 127.0.0.12 was under "Addresses down" (A found it silent, nobody else probed it) while the
-    mesh said B swept. A host that produced a sweep is up; H3, silent to both and without a sweep, stays down."""
+    mesh said B swept. A host that produced a sweep is up; H3, silent to both, without a sweep and unreachable for
+    Ansible, stays down."""
     addresses = {"A": "127.0.0.11", "B": "127.0.0.12", "H1": "127.0.0.21", "H2": "127.0.0.22", "H3": "127.0.0.23"}
     sweeps = {"A": {"alive": ["127.0.0.21"], "dead": ["127.0.0.12", "127.0.0.22", "127.0.0.23"]},
               "B": {"alive": ["127.0.0.11", "127.0.0.21", "127.0.0.22"], "dead": ["127.0.0.23"]}}
     options = {"report_dir": str(tmp_path / "reports"), "send": "never", "hosts": sorted(addresses),
-               "addresses": addresses, "sweeps": sweeps}
+               "unreachable": ["H3"], "addresses": addresses, "sweeps": sweeps}
     rc, out = ansible_runner.adhoc("sysops.fleet.fleet_report", options, tmp_path)
     assert rc == 0, out
     assert [(f["kind"], f["hosts"], f.get("at")) for f in out["findings"]] == [
@@ -191,3 +192,24 @@ def test_any_addresses_value_is_either_checked_clean_or_refused_with_a_fleet_err
     if isinstance(value, dict):
         assert set(found) == set(value)
     assert len(set(found.values())) == len(found), "each host an address of its own"
+
+
+def test_a_host_ansible_reached_is_never_down_however_silent_to_pings(tmp_path):
+    """An outside tester: a host outside the mesh group (it does not sweep) whose firewall drops pings read
+    "DOWN ... silent to all hosts that probed it" and sat under "Addresses down", while the host table a few lines
+    below said Ansible reached it. Up, its pings dropped: NO PING (warn), and its address is no address down."""
+    addresses = {"A": "127.0.0.11", "B": "127.0.0.12", "H3": "127.0.0.23"}
+    sweeps = {"A": {"alive": ["127.0.0.12"], "dead": ["127.0.0.23"]},
+              "B": {"alive": ["127.0.0.11"], "dead": ["127.0.0.23"]}}
+    options = {"report_dir": str(tmp_path / "reports"), "send": "never", "hosts": sorted(addresses),
+               "addresses": addresses, "sweeps": sweeps}
+    rc, out = ansible_runner.adhoc("sysops.fleet.fleet_report", options, tmp_path)
+    assert rc == 0, out
+    assert out["findings"] == [{"kind": "down", "hosts": ["H3"], "probed_by": 2, "answers_ansible": True}]
+    assert out["report"]["down"] == [] and out["report"]["summary"]["addresses_alive"] == 3
+    assert "NO PING  H3: silent to all 2 hosts that probed it, but Ansible reached it: up, and pings to it are " \
+        "dropped (a firewall on it or on its way in)" in out["text"]
+    assert "  DOWN " not in out["text"] and section(out["text"], "Addresses down") == ["  none"]
+    page = html_check.parse((tmp_path / "reports" / "fleet-report.html").read_text())[0]
+    row = html_check.rows(html_check.table_after(page, "Mesh findings"))[0]
+    assert [td.text for td in row.kids("td")][0] == "NO PING"
