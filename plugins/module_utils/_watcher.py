@@ -428,16 +428,30 @@ def _report_config(disk: configparser.SectionProxy, mail: configparser.SectionPr
 STATE_MAX_BYTES = 16 << 20
 
 
-def load_state(path: str) -> Dict[str, Any]:
-    """The state saved by the last round; empty if there is none (first start) or it is unreadable.
+STATE_BYTES_PER_HOST = 1024  # a watched host's entry is about 500 bytes (its rounds, counts, loss memory)
+STATE_LIMIT = 512 << 20
 
-    Read as ``_files.read_text`` does: a link or a FIFO in its place is not followed or blocked on.
-    Whatever does not have the shape a round writes (a disk or host entry that is no mapping with a
-    text status, a count that is no number) is left out, so that no reader trips on it.
+
+def state_limit(settings: "Settings") -> int:
+    """The most bytes the state file may hold for these settings: 16 MiB, or 1 KiB a watched host more (a /16
+    wrote 33 MB that the 16 MiB limit then refused to read: every alert forgotten at each restart)."""
+    return min(STATE_LIMIT, max(STATE_MAX_BYTES, settings.watched_addresses() * STATE_BYTES_PER_HOST + (1 << 20)))
+
+
+def load_state(path: str, limit: int = STATE_MAX_BYTES) -> Dict[str, Any]:
+    """The state saved by the last round; empty if there is none (first start) or it is unreadable (logged).
+
+    Read as ``_files.read_text`` does, at most *limit* bytes: a link or a FIFO in its place is not followed
+    or blocked on. Whatever does not have the shape a round writes (a disk or host entry that is no mapping
+    with a text status, a count that is no number) is left out, so that no reader trips on it.
     """
     try:
-        data = json.loads(_files.read_text(path, STATE_MAX_BYTES))
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(_files.read_text(path, limit))
+    except FileNotFoundError:
+        return {"disks": {}, "hosts": {}}
+    except (OSError, ValueError, RecursionError) as exc:
+        LOG.warning("cannot read the state %s (%s): starting afresh, every alert forgotten", path,
+                    _text.printable(str(exc), 200))
         return {"disks": {}, "hosts": {}}
     if not isinstance(data, dict):
         return {"disks": {}, "hosts": {}}
@@ -495,7 +509,7 @@ class Watcher:
         self.sweeper = sweeper
         self.reader = reader
         self.clock = clock
-        self.state = load_state(settings.state_file)
+        self.state = load_state(settings.state_file, state_limit(settings))
         self._rows: List[Dict[str, Any]] = []
         self._forecasts: List[_history.Forecast] = []
         self._metrics_error = ""
@@ -936,7 +950,7 @@ class Watcher:
         if moved:
             LOG.warning("reloaded, but %s only take(s) effect on restart", ", ".join(moved))
         if fresh.state_dir != self.settings.state_dir:
-            self.state = load_state(fresh.state_file)
+            self.state = load_state(fresh.state_file, state_limit(fresh))
         self.settings = fresh
         LOG.info("reloaded settings from %s (logs reopened)", fresh.path)
 

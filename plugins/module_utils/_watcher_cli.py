@@ -302,7 +302,7 @@ def status_of(settings: _watcher.Settings) -> Dict[str, Any]:
     pid = _pidfile.holder(settings.pidfile, program=_program())
     stale = pid is None and os.path.lexists(settings.pidfile)
     code = EXIT_RUNNING if pid is not None else (EXIT_DEAD_PIDFILE if stale else EXIT_NOT_RUNNING)
-    state = _watcher.load_state(settings.state_file)
+    state = _watcher.load_state(settings.state_file, _watcher.state_limit(settings))
     last = state.get("last_check")
     return {"running": pid is not None, "pid": pid or None, "pidfile": settings.pidfile, "stale_pidfile": stale,
             "code": code, "settings": settings.path, "log_file": settings.log_file,

@@ -486,3 +486,22 @@ def test_a_probe_that_fails_now_and_then_is_no_alert_until_it_fails_down_after_r
             assert state["status"] == "ok" and state["failed_rounds"] == 1
             assert "probe failed 1 round(s) in a row (crit after 3)" in state["reasons"]
     assert changes == [(402, "ok", "crit"), (404, "crit", "ok")], changes
+
+
+def test_a_large_watch_lists_state_is_read_back_and_an_unreadable_one_is_said(tmp_path, caplog):
+    """An outside tester: watching a /16 wrote a 33 MB state that the 16 MiB read limit then refused: every
+    alert forgotten at each restart, without a word. The limit follows the watch list; a state that still
+    cannot be read is logged."""
+    settings = _watcher.load_settings(write_settings(tmp_path, "interval = 86400\n[hosts]\nwatch = 127.0.0.0/16\n"))
+    hosts = {f"127.0.{i // 256}.{i % 256}": {"status": "down", "since": 1.0, "seen": "ddd" * 20, "pad": "x" * 200}
+             for i in range(1, 65535)}
+    with open(settings.state_file, "w", encoding="utf-8") as handle:
+        json.dump({"disks": {}, "hosts": hosts}, handle)
+    assert os.path.getsize(settings.state_file) > _watcher.STATE_MAX_BYTES
+    watcher = _watcher.Watcher(settings, reader=FakeDisks(root=1), sweeper=FakeSweep({}))
+    assert len(watcher.state["hosts"]) == 65534 and watcher.state["hosts"]["127.0.9.9"]["status"] == "down"
+    (tmp_path / "small").mkdir()
+    small = _watcher.load_settings(write_settings(tmp_path / "small", "[hosts]\nwatch = 127.0.0.1\n"))
+    with caplog.at_level("WARNING", logger="fleet-watcher"):
+        assert _watcher.load_state(settings.state_file, _watcher.state_limit(small)) == {"disks": {}, "hosts": {}}
+    assert "cannot read the state" in caplog.text and "every alert forgotten" in caplog.text
