@@ -93,6 +93,10 @@ def _untold(f: Mapping[str, Any]) -> str:
     if not f.get("alive_elsewhere"):
         return causes + (f"too few probers to tell (a third prober, or {_mesh.MIN_PEERS} hosts that another prober "
                          f"reaches, would)")
+    if f["alive_elsewhere"] < _mesh.MIN_PEERS:  # the share alone would blame it: the count is too small
+        return causes + (f"cannot tell which: {host} reaches {f['reaches']} of the {f['alive_elsewhere']} other "
+                         f"host(s) it probed that another prober reaches, and at least {_mesh.MIN_PEERS} such hosts "
+                         "are needed to blame it")
     return causes + (f"cannot tell which: {host} reaches {f['reaches']} of the {f['alive_elsewhere']} other hosts it "
                      f"probed that another prober reaches (more than half would clear it, at most "
                      f"{_mesh.BLIND_SHARE:.0%} would blame it)")

@@ -424,3 +424,14 @@ def test_row_names_are_unique_and_at_most_32_columns(hosts):
     assert all(_text.columns(label) <= _mesh_render.NAME_WIDTH for label in labels)
     assume(len(set(shown)) == len(shown))
     assert all(label == text for label, text in zip(labels, shown) if _text.columns(text) <= _mesh_render.NAME_WIDTH)
+
+
+def test_cannot_tell_names_the_count_it_lacks_not_a_share_it_meets():
+    """An outside tester: "h0 reaches 0 of the 1 other hosts ... (more than half would clear it, at most 20% would
+    blame it)" - 0 % is at most 20 %; what was missing is a second such host."""
+    finding = {"kind": "one_way", "hosts": ["h0", "h1"], "at": None, "maybe_blind": "h0",
+               "pairs": [{"from": "h0", "to": "h1"}], "reaches": 0, "alive_elsewhere": 1}
+    said = _mesh_render.sentence(finding)
+    assert said.endswith("cannot tell which: h0 reaches 0 of the 1 other host(s) it probed that another prober "
+                         f"reaches, and at least {_mesh.MIN_PEERS} such hosts are needed to blame it"), said
+    assert "would blame it" not in said
