@@ -157,7 +157,7 @@ options:
         V(down) - every host that probed it found it silent, one of them reaches some other host, and it did not
         sweep (a host that swept is up, even when its sweep probed no mesh host - cut off from everyone, it is one
         side of a V(cut)); a host Ansible reached (in O(hosts), not in O(unreachable)) is up too: its V(down)
-        finding has C(answers_ansible) true, reads C(NO PING) (warn: pings to it are dropped), and its address is
+        finding has C(answers_ansible) true and reads C(NO PING) (warn, as pings to it are dropped), and its address is
         no address down;
         V(blind) - it reached at most 20 % of the live hosts it probed (at least 2) and at most 20 % of those it
         probed that reach it (at least 1), while strictly more than half
@@ -292,7 +292,7 @@ findings:
     - Mesh mode only (else empty) - the faults the matrix shows, in the order V(down), V(blind), V(cut),
       V(one_way), V(lossy) (the rules are under O(addresses)).
     - Each has C(kind) and C(hosts) (every host involved, sorted). V(down) adds C(probed_by), and
-      C(answers_ansible) true for a host Ansible reached (up: its pings are dropped); V(blind) C(reaches),
+      C(answers_ansible) true for a host Ansible reached (up, its pings dropped); V(blind) C(reaches),
       C(probed), C(reached_by), C(probed_by), and with one other prober C(alive_elsewhere) (the hosts it probed
       that the other prober reaches); V(cut) C(sides) (a list of host lists); V(one_way) and V(lossy)
       C(at) (the host their pairs share) and C(pairs) (each C(from), C(to), and for V(lossy) C(loss_pct)), and
