@@ -53,7 +53,7 @@ def sweeps():
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     where = tmp_path_factory.mktemp("mesh")
-    result = _fleet.run({"report_dir": str(where), "send": "never", "hosts": HOSTS, "addresses": ADDRESSES,
+    result = _fleet.run({"report_dir": str(where), "send": "never", "hosts": HOSTS, "unreachable": [DOWN], "addresses": ADDRESSES,
                          "sweeps": sweeps()})
     with open(result["files"]["html"], encoding="utf-8") as handle:
         source = handle.read()
