@@ -103,7 +103,7 @@ class _Top:
     def offer(self, item: Tuple[Any, ...]) -> None:
         if self.cut is None or item < self.cut:
             self.items.append(item)
-            if len(self.items) > _KEEP_EVERY:
+            if len(self.items) > self.size + _KEEP_EVERY:  # not > _KEEP_EVERY: with a top above it, a sort per offer
                 self._trim()
 
     def _trim(self) -> None:

@@ -163,8 +163,9 @@ def _in_range(values: List[Any], types: set, low: float, high: float) -> bool:
     numbers = [v for v in values if v is not None]
     if not numbers:
         return True
-    total = sum(numbers) if float in types else 0
-    return low <= min(numbers) and max(numbers) <= high and total == total  # pylint: disable=comparison-with-itself
+    nan = float in types and any(v != v for v in numbers)  # pylint: disable=comparison-with-itself
+    # no sum() to find a NaN: an integer too large for a float beside a float raised OverflowError there
+    return not nan and low <= min(numbers) and max(numbers) <= high
 
 
 def _is_bytes(values: List[Any]) -> bool:
