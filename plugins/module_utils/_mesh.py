@@ -525,6 +525,18 @@ def address_of(host_vars: Mapping[str, Any]) -> Optional[str]:
     return None
 
 
+def _lost_some(value: Any) -> bool:
+    """Whether a loss_pct says some but not all probes were lost; text that is no number is kept for fleet_report
+    to name (a loss given as text, "50", raised TypeError here: an outside tester's finding)."""
+    if isinstance(value, bool) or value is None or value == "":
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return True
+    return 0 < number < SILENT
+
+
 def trimmed(result: Mapping[str, Any]) -> Dict[str, Any]:
     """What fleet_report reads of a mesh sweep: its ranges, names, and the loss of the pairs that lost some.
 
@@ -535,7 +547,7 @@ def trimmed(result: Mapping[str, Any]) -> Dict[str, Any]:
     """
     stats = result.get("stats") or {}
     lost = {address: {"loss_pct": entry["loss_pct"]} for address, entry in stats.items()
-            if isinstance(entry, Mapping) and entry.get("loss_pct") and entry["loss_pct"] < SILENT}
+            if isinstance(entry, Mapping) and _lost_some(entry.get("loss_pct"))}
     return {"alive_ranges": list(result.get("alive_ranges") or []),
             "dead_ranges": list(result.get("dead_ranges") or []),
             "names": dict(result.get("names") or {}), "stats": lost}

@@ -76,3 +76,16 @@ def test_a_name_as_fleet_mesh_address_leaves_that_host_out_not_the_report(capsys
     assert plugin.mesh_addresses(hostvars, ["a", "b"]) == {"b": "192.0.2.2"}
     said = capsys.readouterr()
     assert "a: 'web1.example.com' is no IP address" in said.out + said.err
+
+
+def test_a_loss_given_as_text_is_joined_not_a_type_error():
+    """An outside tester: mesh_joined raised TypeError on a loss_pct written as text ("50"), which fleet_report
+    itself reads; a silent pair (100) and no loss (0, "0") are not kept, text that is no number is, for
+    fleet_report to name."""
+    meshed = {"m1": {"alive_ranges": ["192.0.2.2"], "dead_ranges": [],
+                     "stats": {"192.0.2.2": {"loss_pct": "50"}, "192.0.2.3": {"loss_pct": 100.0},
+                               "192.0.2.4": {"loss_pct": "0"}, "192.0.2.5": {"loss_pct": "lots"}}}}
+    joined = FILTERS["mesh_joined"]({}, meshed)
+    assert joined["m1"]["stats"] == {"192.0.2.2": {"loss_pct": "50"}, "192.0.2.5": {"loss_pct": "lots"}}
+    with pytest.raises(_fleet_inputs.FleetError, match="loss_pct"):
+        _fleet_inputs.check_sweeps(joined)
