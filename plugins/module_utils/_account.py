@@ -63,7 +63,7 @@ import signal
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import _command, _fanout, _privilege, _text, _tree
 
@@ -183,13 +183,18 @@ def processes_of(uid: int, program: Optional[str] = None) -> List[Process]:
     The real uid: a set-uid program the user started is the user's too, but
     a root daemon that borrows the uid for a moment (seteuid) is not.
     """
+    return _live(lambda process: process.uids[0] == uid and runs(process, program))
+
+
+def _live(wanted: Callable[[Process], bool]) -> List[Process]:
+    """The live processes (zombies with no thread left out) *wanted* says yes to, this one never."""
     found = []
     me = os.getpid()
     for pid in _pids():
         if pid == me:
             continue
         process = read_process(pid)
-        if process and process.uids[0] == uid and not process.gone and runs(process, program):
+        if process and not process.gone and wanted(process):
             found.append(process)
     return found
 
@@ -316,12 +321,7 @@ def borrowers(uid: int) -> List[Process]:
     sender signal a process whose real or saved uid is its own). A root process that switched to the uid with
     setreuid()/setresuid() and may switch back; the uid itself cannot make one (seteuid() alone keeps the saved
     uid, as cron does)."""
-    found = []
-    for pid in _pids():
-        process = read_process(pid)
-        if process and process.uids[0] != uid and process.uids[2] == uid and not process.gone:
-            found.append(process)
-    return found
+    return _live(lambda process: process.uids[0] != uid and process.uids[2] == uid)
 
 
 def _borrowers_message(entry: pwd.struct_passwd, lent: Sequence[Process]) -> str:

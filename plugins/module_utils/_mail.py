@@ -42,7 +42,6 @@ import re
 import smtplib
 import socket
 import ssl
-import threading
 import time
 from dataclasses import dataclass, field
 from email import policy as email_policy
@@ -53,7 +52,7 @@ from email.parser import BytesHeaderParser
 from email.utils import formatdate, getaddresses, make_msgid, parseaddr
 from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple
 
-from . import _text
+from . import _lookup, _text
 
 SECURITY = ("none", "starttls", "ssl")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
@@ -330,30 +329,21 @@ class _DeadlineSSLSocket(_Deadline, ssl.SSLSocket):
 def _resolve(host: str, port: int, deadline: float) -> List[Tuple[Any, ...]]:
     """getaddrinfo, bounded by the deadline: a name lookup can hang, and has no timeout of its own.
 
-    An address literal needs no lookup; a name is looked up in a helper
-    thread that is left behind (daemonic) if the resolver outlives the
-    deadline.
+    An address literal needs no lookup; a name is looked up as the core
+    looks names up (``_lookup.call_all``: in a helper thread, left behind if
+    the resolver outlives the deadline).
     """
     try:
         return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except socket.gaierror:
         pass
-    box: List[Any] = []
-
-    def lookup() -> None:
-        try:
-            box.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except Exception as exc:  # noqa: BLE001 - handed to the caller
-            box.append(exc)
-
-    worker = threading.Thread(target=lookup, name="smtp-resolve", daemon=True)
-    worker.start()
-    worker.join(_left(deadline))
-    if not box:
+    answer = _lookup.call_all(lambda name: socket.getaddrinfo(name, port, type=socket.SOCK_STREAM), [host],
+                              timeout=_left(deadline), threads=1)[host]
+    if answer.timed_out:
         raise socket.timeout(f"looking up {host} took longer than smtp_timeout")
-    if isinstance(box[0], Exception):
-        raise box[0]
-    return box[0]
+    if answer.error is not None:
+        raise answer.error
+    return answer.value
 
 
 class Conversation(smtplib.SMTP):

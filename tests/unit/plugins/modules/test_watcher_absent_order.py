@@ -11,6 +11,7 @@ cron file away before it kills the user's processes, or the keepalive
 starts the daemon again and ``userdel`` fails.
 """
 
+import contextlib
 import glob
 import os
 import pwd
@@ -114,49 +115,50 @@ def cron_files_of(prefix, before):
     return found
 
 
-def test_a_deep_tree_the_user_made_in_its_state_directory_does_not_stop_absent(tmp_path):
-    """The tester's 2500 levels made ansible.builtin.file fail ("maximum recursion depth") and the user stayed."""
-    prefix = tempfile.mkdtemp(prefix="sf-deep-", dir="/srv" if os.path.isdir("/srv") else "/")
+@contextlib.contextmanager
+def installed(tmp_path, name):
+    """A root install under a prefix of its own, in a lab of its own: (netns, prefix, the cron files it made).
+    Removed afterwards, whatever the test left (absent, containers of its uid killed too, then the prefix)."""
+    prefix = tempfile.mkdtemp(prefix=f"sf-{name}-", dir="/srv" if os.path.isdir("/srv") else "/")
     os.chmod(prefix, 0o755)
-    victim = tmp_path / "root-only"
-    victim.write_text("root's")
     before = set(glob.glob("/etc/cron.d/sysops-fleet-*"))
-    with lab.lab(prefix="fleetdeep") as netns:
+    with lab.lab(prefix=f"fleet{name}") as netns:
         try:
             done = play(tmp_path, netns, prefix)
             assert done.returncode == 0, done.stdout[-4000:]
-            [cron_file] = cron_files_of(prefix, before)
-            user = pwd.getpwnam(os.path.basename(cron_file))
-            state = os.path.join(prefix, "var", "lib", "sysops-fleet")
-
-            def demote():
-                os.setgroups([])
-                os.setgid(user.pw_gid)
-                os.setuid(user.pw_uid)
-            planted = subprocess.run(["/usr/bin/python3", "-c", DEEP, state, "2500", str(victim)],  # noqa: S603 pylint: disable=subprocess-popen-preexec-fn
-                                     preexec_fn=demote, cwd="/", capture_output=True, text=True, check=False)
-            assert planted.returncode == 0, planted.stderr
-            removed = play(tmp_path, netns, prefix, "-e", "watcher_state=absent")
-            assert removed.returncode == 0, removed.stdout[-4000:]
-            assert "Traceback" not in removed.stdout
-            with pytest.raises(KeyError):
-                pwd.getpwnam(user.pw_name)
-            assert not os.path.exists(prefix) and victim.read_text() == "root's"
+            yield netns, prefix, cron_files_of(prefix, before)
         finally:
-            play(tmp_path, netns, prefix, "-e", "watcher_state=absent")
+            play(tmp_path, netns, prefix, "-e", "watcher_state=absent", "-e", "watcher_absent_containers=kill")
             subprocess.run(["rm", "-rf", "--one-file-system", prefix], check=False)
 
 
+def test_a_deep_tree_the_user_made_in_its_state_directory_does_not_stop_absent(tmp_path):
+    """The tester's 2500 levels made ansible.builtin.file fail ("maximum recursion depth") and the user stayed."""
+    victim = tmp_path / "root-only"
+    victim.write_text("root's")
+    with installed(tmp_path, "deep") as (netns, prefix, [cron_file]):
+        user = pwd.getpwnam(os.path.basename(cron_file))
+        state = os.path.join(prefix, "var", "lib", "sysops-fleet")
+
+        def demote():
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+        planted = subprocess.run(["/usr/bin/python3", "-c", DEEP, state, "2500", str(victim)],  # noqa: S603 pylint: disable=subprocess-popen-preexec-fn
+                                 preexec_fn=demote, cwd="/", capture_output=True, text=True, check=False)
+        assert planted.returncode == 0, planted.stderr
+        removed = play(tmp_path, netns, prefix, "-e", "watcher_state=absent")
+        assert removed.returncode == 0, removed.stdout[-4000:]
+        assert "Traceback" not in removed.stdout
+        with pytest.raises(KeyError):
+            pwd.getpwnam(user.pw_name)
+        assert not os.path.exists(prefix) and victim.read_text() == "root's"
+
+
 def test_absent_removes_the_cron_keepalive_before_it_kills_so_nothing_of_the_user_survives(tmp_path):
-    prefix = tempfile.mkdtemp(prefix="sf-order-", dir="/srv" if os.path.isdir("/srv") else "/")
-    os.chmod(prefix, 0o755)
-    before = set(glob.glob("/etc/cron.d/sysops-fleet-*"))
     keepalive = None
-    with lab.lab(prefix="fleetorder") as netns:
+    with installed(tmp_path, "order") as (netns, prefix, cron_files):
         try:
-            done = play(tmp_path, netns, prefix)
-            assert done.returncode == 0, done.stdout[-4000:]
-            cron_files = cron_files_of(prefix, before)
             assert len(cron_files) == 1, cron_files
             cron_file = cron_files.pop()
             user, command = keepalive_line(cron_file)
@@ -176,22 +178,14 @@ def test_absent_removes_the_cron_keepalive_before_it_kills_so_nothing_of_the_use
             if keepalive is not None:
                 keepalive.done.set()
                 keepalive.join(timeout=120)
-            play(tmp_path, netns, prefix, "-e", "watcher_state=absent")
-            subprocess.run(["rm", "-rf", "--one-file-system", prefix], check=False)
 
 
 def test_absent_refuses_while_a_container_runs_as_the_users_uid_unless_told_to_kill(tmp_path):
     """A rootful container whose image runs as the role's user's uid number: absent stops nothing and fails naming
     it and the role variable; with watcher_absent_containers=kill it kills that process too and removes the user."""
-    prefix = tempfile.mkdtemp(prefix="sf-ctr-", dir="/srv" if os.path.isdir("/srv") else "/")
-    os.chmod(prefix, 0o755)
-    before = set(glob.glob("/etc/cron.d/sysops-fleet-*"))
     container = None
-    with lab.lab(prefix="fleetctr") as netns:
+    with installed(tmp_path, "ctr") as (netns, prefix, [cron_file]):
         try:
-            done = play(tmp_path, netns, prefix)
-            assert done.returncode == 0, done.stdout[-4000:]
-            [cron_file] = cron_files_of(prefix, before)
             user = pwd.getpwnam(os.path.basename(cron_file))
             container = subprocess.Popen(  # what a rootful container is to the kernel: a PID namespace root made
                 ["unshare", "--pid", "--fork", "--kill-child", "setpriv", f"--reuid={user.pw_uid}",
@@ -212,5 +206,3 @@ def test_absent_refuses_while_a_container_runs_as_the_users_uid_unless_told_to_k
             if container is not None and container.poll() is None:
                 container.kill()
                 container.wait()
-            play(tmp_path, netns, prefix, "-e", "watcher_state=absent", "-e", "watcher_absent_containers=kill")
-            subprocess.run(["rm", "-rf", "--one-file-system", prefix], check=False)
